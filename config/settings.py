@@ -1,0 +1,208 @@
+"""Every Frameflow setting, declared once: name, type, default and help.
+
+Each field of `Settings` is overridable by the environment variable
+``FRAMEFLOW_<NAME>`` (upper case); a few also honour a conventional alias
+(``DATABASE_URL``, ``REDIS_URL``). Values are parsed and validated when the
+settings are loaded, and a bad one stops start-up with a message naming it.
+The README's configuration table is checked against this module by a test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "FRAMEFLOW_"
+MiB = 1024 * 1024
+GiB = 1024 * MiB
+
+
+class SettingsError(ValueError):
+    """A setting is missing, malformed or out of range."""
+
+
+def _setting(default: Any, help: str, *, alias: str | None = None, secret: bool = False) -> Any:
+    return field(
+        default=default,
+        repr=not secret,
+        metadata={"help": help, "alias": alias, "secret": secret},
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    # --- serving -------------------------------------------------------------
+    host: str = _setting("127.0.0.1", "Address to listen on (`--host`).")
+    port: int = _setting(8080, "TCP port to listen on (`--port`).")
+    data_dir: Path = _setting(
+        Path("./data"),
+        "Directory for the embedded database, local objects and the generated JWT secret "
+        "(`--data-dir`).",
+    )
+    public_url: str = _setting(
+        "",
+        "External base URL (e.g. `https://video.example.com`) used in signed links; "
+        "empty means taken from each request's Host.",
+    )
+    shutdown_grace_seconds: float = _setting(
+        30.0, "On SIGTERM, how long in-flight requests may run before they are cut off."
+    )
+    log_level: str = _setting("info", "Log level: debug, info, warning or error.")
+    log_format: str = _setting("json", "`json` (one JSON object per line) or `console`.")
+
+    # --- database ------------------------------------------------------------
+    database_url: str = _setting(
+        "",
+        "PostgreSQL URL (also read from `DATABASE_URL`); empty starts the embedded "
+        "PostgreSQL under the data dir.",
+        alias="DATABASE_URL",
+        secret=True,
+    )
+    database_pool_size: int = _setting(10, "Maximum connections in the database pool.")
+
+    # --- storage -------------------------------------------------------------
+    storage: str = _setting("local", "Object storage backend: `local` (data dir) or `s3`.")
+    s3_endpoint_url: str = _setting(
+        "", "S3 endpoint (MinIO, R2, ...); empty means AWS for the region."
+    )
+    s3_bucket: str = _setting("frameflow", "S3 bucket; created at start-up when missing.")
+    s3_region: str = _setting("us-east-1", "S3 region.")
+    s3_access_key_id: str = _setting("", "S3 access key id; empty uses the AWS default chain.")
+    s3_secret_access_key: str = _setting("", "S3 secret access key.", secret=True)
+    s3_part_size: int = _setting(
+        8 * MiB, "Part size of S3 multipart uploads in bytes (S3 minimum is 5 MiB)."
+    )
+
+    # --- redis ---------------------------------------------------------------
+    redis_url: str = _setting(
+        "",
+        "Redis URL (also read from `REDIS_URL`) for cross-instance fan-out and shared rate "
+        "limits; empty keeps both in-process.",
+        alias="REDIS_URL",
+        secret=True,
+    )
+
+    # --- auth ----------------------------------------------------------------
+    jwt_secret: str = _setting(
+        "",
+        "Secret that signs tokens and URLs; empty generates one and keeps it in "
+        "`<data dir>/jwt_secret`.",
+        secret=True,
+    )
+    access_token_ttl_seconds: int = _setting(900, "Lifetime of an access token.")
+    refresh_token_ttl_seconds: int = _setting(30 * 24 * 3600, "Lifetime of a refresh token.")
+    bcrypt_rounds: int = _setting(12, "bcrypt cost factor for new password hashes (4-16).")
+
+    # --- uploads and playback -------------------------------------------------
+    max_upload_bytes: int = _setting(10 * GiB, "Largest accepted upload, in bytes.")
+    default_quota_bytes: int = _setting(20 * GiB, "Storage quota of a new account, in bytes.")
+    signed_url_ttl_seconds: int = _setting(
+        3600, "Lifetime of signed content URLs handed to `<video>` elements."
+    )
+    upload_chunk_bytes: int = _setting(
+        256 * 1024, "Read size when streaming request bodies (memory per upload ~ this)."
+    )
+
+    # --- ffmpeg --------------------------------------------------------------
+    ffmpeg_path: str = _setting(
+        "",
+        "ffmpeg binary; empty uses `ffmpeg` on PATH, else the one bundled by imageio-ffmpeg.",
+    )
+    probe_timeout_seconds: float = _setting(60.0, "Wall-clock limit of one probe of an upload.")
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Defaults, then the environment, then explicit overrides (CLI flags, tests)."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = environ.get(env_name(f.name))
+            alias = f.metadata.get("alias")
+            if raw is None and alias:
+                raw = environ.get(alias)
+            if raw is not None:
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def describe(self) -> dict[str, Any]:
+        """Settings for a start-up log line, secrets masked."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.metadata.get("secret") and value:
+                value = "***"
+            out[f.name] = str(value) if isinstance(value, Path) else value
+        return out
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def _parse(name: str, type_name: Any, raw: str) -> Any:
+    kind = type_name if isinstance(type_name, str) else type_name.__name__
+    raw = raw.strip()
+    try:
+        if kind == "int":
+            return int(raw.replace("_", ""))
+        if kind == "float":
+            return float(raw)
+        if kind == "bool":
+            lowered = raw.lower()
+            if lowered in {"1", "true", "yes", "on"}:
+                return True
+            if lowered in {"0", "false", "no", "off", ""}:
+                return False
+            raise ValueError(raw)
+        if kind == "Path":
+            return Path(raw)
+        return raw
+    except ValueError:
+        raise SettingsError(f"{env_name(name)}={raw!r} is not a valid {kind}") from None
+
+
+def _validate(s: Settings) -> None:
+    def need(ok: bool, name: str, why: str) -> None:
+        if not ok:
+            raise SettingsError(f"{env_name(name)}: {why} (got {getattr(s, name)!r})")
+
+    need(0 <= s.port <= 65535, "port", "must be a TCP port")
+    need(s.storage in {"local", "s3"}, "storage", "must be 'local' or 's3'")
+    need(s.log_level in {"debug", "info", "warning", "error"}, "log_level", "unknown level")
+    need(s.log_format in {"json", "console"}, "log_format", "must be 'json' or 'console'")
+    need(s.database_pool_size >= 2, "database_pool_size", "must be at least 2")
+    need(s.s3_part_size >= 5 * MiB, "s3_part_size", "S3 parts must be at least 5 MiB")
+    need(s.max_upload_bytes > 0, "max_upload_bytes", "must be positive")
+    need(s.default_quota_bytes >= 0, "default_quota_bytes", "must not be negative")
+    need(4 <= s.bcrypt_rounds <= 16, "bcrypt_rounds", "must be between 4 and 16")
+    need(s.access_token_ttl_seconds > 0, "access_token_ttl_seconds", "must be positive")
+    need(s.refresh_token_ttl_seconds > 0, "refresh_token_ttl_seconds", "must be positive")
+    need(s.signed_url_ttl_seconds > 0, "signed_url_ttl_seconds", "must be positive")
+    need(s.upload_chunk_bytes >= 4096, "upload_chunk_bytes", "must be at least 4096")
+    need(s.shutdown_grace_seconds >= 0, "shutdown_grace_seconds", "must not be negative")
+    need(s.probe_timeout_seconds > 0, "probe_timeout_seconds", "must be positive")
+    need(
+        not s.jwt_secret or len(s.jwt_secret) >= 32,
+        "jwt_secret",
+        "must be at least 32 characters",
+    )
+    need(
+        s.storage != "s3" or bool(s.s3_bucket),
+        "s3_bucket",
+        "is required when FRAMEFLOW_STORAGE=s3",
+    )
+    need(
+        s.public_url == "" or s.public_url.startswith(("http://", "https://")),
+        "public_url",
+        "must start with http:// or https://",
+    )
