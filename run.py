@@ -1,0 +1,108 @@
+"""Frameflow command line: serve (default), migrate, create-admin.
+
+python run.py                      # serve on 127.0.0.1:8080, data in ./data
+python run.py --port 9000 --data-dir /srv/frameflow
+python run.py migrate              # apply sql/ migrations and exit
+python run.py create-admin EMAIL   # password from the prompt or stdin
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import sys
+from pathlib import Path
+from typing import Any
+
+from config.settings import Settings, SettingsError
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="run.py", description="Frameflow video server")
+    parser.add_argument("--host", help="address to listen on (FRAMEFLOW_HOST)")
+    parser.add_argument("--port", type=int, help="port to listen on (FRAMEFLOW_PORT)")
+    parser.add_argument("--data-dir", type=Path, help="data directory (FRAMEFLOW_DATA_DIR)")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="run the server (the default)")
+    sub.add_parser("migrate", help="apply database migrations and exit")
+    admin = sub.add_parser("create-admin", help="create an admin account, or promote one")
+    admin.add_argument("email")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+    return Settings.from_env(**overrides)
+
+
+def _serve(settings: Settings) -> None:
+    from aiohttp import web
+
+    from server.app import create_app
+    from server.logs import get_logger
+
+    get_logger().info("starting", settings=settings.describe())
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        # SIGTERM/SIGINT: stop accepting, let in-flight requests finish for
+        # this long, then cancel them (uploads abort) and close cleanly.
+        shutdown_timeout=settings.shutdown_grace_seconds,
+        access_log=None,  # our middleware logs each request with its request id
+        print=lambda msg: get_logger().info("listening", message=msg),
+    )
+
+
+async def _migrate(settings: Settings) -> None:
+    from server.db.pool import open_database
+
+    async with open_database(settings):
+        pass  # open_database migrates
+
+
+def _read_password() -> str:
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().rstrip("\n")
+    first = getpass.getpass("Password: ")
+    if first != getpass.getpass("Again: "):
+        raise SystemExit("Passwords differ")
+    return first
+
+
+async def _create_admin(settings: Settings, email: str, password: str) -> None:
+    from server.auth.service import create_admin
+
+    from server.db.pool import open_database
+
+    async with open_database(settings) as pool:
+        user = await create_admin(pool, settings, email, password)
+    print(f"admin {user.email} ({user.id})")
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    try:
+        settings = _settings(args)
+    except SettingsError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+
+    from server.errors import HTTPError
+    from server.logs import configure_logging
+
+    configure_logging(settings.log_level, settings.log_format)
+    command = args.command or "serve"
+    if command == "serve":
+        _serve(settings)
+    elif command == "migrate":
+        asyncio.run(_migrate(settings))
+    elif command == "create-admin":
+        try:
+            asyncio.run(_create_admin(settings, args.email, _read_password()))
+        except HTTPError as exc:
+            raise SystemExit(f"error: {exc.message}") from None
+
+
+if __name__ == "__main__":
+    main()

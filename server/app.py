@@ -1,0 +1,94 @@
+"""`create_app(settings)`: the one factory that `run.py` and the tests use.
+
+Everything with a lifetime (database pool, storage client, token keys,
+in-flight upload tracking) is a `cleanup_ctx` generator: opened in order at
+start-up, closed in reverse at shutdown, and only if it was opened.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from config.settings import Settings
+from server import keys
+from server.auth.middleware import auth_middleware
+from server.auth.secret import load_or_create_secret
+from server.auth.tokens import TokenService
+from server.db.pool import open_database
+from server.delivery.signing import UrlSigner
+from server.logs import get_logger
+from server.media.binary import resolve_ffmpeg
+from server.metrics import Metrics
+from server.middlewares import add_request_id_header, request_envelope
+from server.storage import open_storage
+from server.uploads.service import UploadTracker
+
+log = get_logger("frameflow.app")
+
+# JSON bodies are small; uploads stream and never go through client_max_size.
+CLIENT_MAX_SIZE = 1024 * 1024
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(
+        middlewares=[request_envelope, auth_middleware],
+        client_max_size=CLIENT_MAX_SIZE,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.METRICS] = Metrics()
+    app.on_response_prepare.append(add_request_id_header)
+    app.cleanup_ctx.extend([_secrets_ctx, _database_ctx, _storage_ctx, _ffmpeg_ctx, _uploads_ctx])
+    _add_routes(app)
+    return app
+
+
+def _add_routes(app: web.Application) -> None:
+    # Imported here so that each domain module stays importable on its own.
+    from server.auth.routes import add_routes as auth_routes
+    from server.ops.routes import add_routes as ops_routes
+    from server.static_files import add_routes as static_routes
+    from server.uploads.routes import add_routes as upload_routes
+    from server.videos.routes import add_routes as video_routes
+
+    for add in (ops_routes, auth_routes, upload_routes, video_routes, static_routes):
+        add(app)
+
+
+async def _secrets_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    secret = load_or_create_secret(settings)
+    app[keys.TOKENS] = TokenService(secret, settings)
+    app[keys.SIGNER] = UrlSigner(secret.encode())
+    yield
+
+
+async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_database(app[keys.SETTINGS]) as pool:
+        app[keys.POOL] = pool
+        yield
+
+
+async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    storage = await open_storage(app[keys.SETTINGS])
+    app[keys.STORAGE] = storage
+    try:
+        yield
+    finally:
+        await storage.close()
+
+
+async def _ffmpeg_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.FFMPEG] = resolve_ffmpeg(app[keys.SETTINGS].ffmpeg_path)
+    log.info("ffmpeg_found", path=app[keys.FFMPEG])
+    yield
+
+
+async def _uploads_ctx(app: web.Application) -> AsyncIterator[None]:
+    tracker = UploadTracker()
+    app[keys.UPLOADS] = tracker
+    yield
+    # Shutdown: uploads still streaming after the grace period are aborted so
+    # that no temp file or multipart upload outlives the process.
+    await tracker.abort_all()

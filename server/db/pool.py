@@ -1,0 +1,72 @@
+"""The asyncpg pool: the configured PostgreSQL, or an embedded one.
+
+With no database URL configured, PostgreSQL is started from the `pgserver`
+wheel under ``<data dir>/postgres`` — nothing to install.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from config.settings import Settings
+from server.db.migrate import migrate
+from server.logs import get_logger
+
+log = get_logger("frameflow.db")
+
+
+def start_embedded_postgres(data_dir: Path) -> str:
+    """Start (or reuse) the embedded server; returns its socket URI."""
+    import pgserver  # imported lazily: production never needs it
+
+    pgdata = (data_dir / "postgres").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here.
+        warnings.simplefilter("ignore")
+        # cleanup_mode=None: leave it running for the next start (and for other
+        # processes sharing the data dir, e.g. `run.py migrate`).
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
+        return str(server.get_uri())
+
+
+async def resolve_database_url(settings: Settings) -> str:
+    if settings.database_url:
+        return settings.database_url
+    uri = await asyncio.to_thread(start_embedded_postgres, settings.data_dir)
+    log.info("embedded_postgres_started", pgdata=str(settings.data_dir / "postgres"))
+    return uri
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    # jsonb columns come and go as Python objects.
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, max_size: int = 10, **kw: Any) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=60, **kw
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def open_database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated pool, closed on exit."""
+    dsn = await resolve_database_url(settings)
+    pool = await create_pool(dsn, max_size=settings.database_pool_size)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn)
+        yield pool
+    finally:
+        await pool.close()

@@ -1,0 +1,81 @@
+"""Serve one stored object over HTTP with ranges and conditional requests.
+
+Used for sources and (later) job outputs alike. Only the requested range is
+read from storage — on S3 the Range goes through to GetObject — so a seek in
+a multi-gigabyte video costs what the player asks for.
+"""
+
+from __future__ import annotations
+
+from contextlib import aclosing
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+
+from server.delivery.conditional import (
+    http_date,
+    if_modified_since_not_modified,
+    if_none_match_matches,
+    if_range_allows,
+    make_etag,
+)
+from server.delivery.disposition import content_disposition
+from server.delivery.ranges import parse_range_header
+from server.storage.base import Storage
+
+# Sources never change under a given id; a short private cache lets a player
+# re-read without revalidating every segment of a seek.
+CACHE_CONTROL = "private, max-age=300"
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    size: int
+    etag_token: str  # e.g. the content's SHA-256
+    last_modified: datetime
+    content_type: str
+    filename: str
+
+
+async def serve_stored_file(
+    request: web.Request, storage: Storage, obj: StoredFile, *, download: bool = False
+) -> web.StreamResponse:
+    etag = make_etag(obj.etag_token)
+    headers = {
+        "Accept-Ranges": "bytes",
+        "ETag": etag,
+        "Last-Modified": http_date(obj.last_modified),
+        "Cache-Control": CACHE_CONTROL,
+        "Content-Disposition": content_disposition(obj.filename, inline=not download),
+        "X-Content-Type-Options": "nosniff",
+    }
+    if if_none_match_matches(request.headers.get("If-None-Match"), etag) or (
+        "If-None-Match" not in request.headers
+        and if_modified_since_not_modified(
+            request.headers.get("If-Modified-Since"), obj.last_modified
+        )
+    ):
+        return web.Response(status=304, headers=headers)
+
+    byte_range = None
+    if if_range_allows(request.headers.get("If-Range"), etag, obj.last_modified):
+        # Raises RangeNotSatisfiable (416, `Content-Range: bytes */size`).
+        byte_range = parse_range_header(request.headers.get("Range"), obj.size)
+
+    resp = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
+    resp.content_type = obj.content_type
+    if byte_range:
+        resp.headers["Content-Range"] = byte_range.content_range(obj.size)
+        start, end, length = byte_range.start, byte_range.end, byte_range.length
+    else:
+        start, end, length = 0, obj.size - 1, obj.size
+    resp.content_length = length
+    await resp.prepare(request)
+    if request.method != "HEAD" and length > 0:
+        async with aclosing(storage.read(obj.key, start, end)) as chunks:
+            async for chunk in chunks:
+                await resp.write(chunk)
+    await resp.write_eof()
+    return resp

@@ -1,0 +1,134 @@
+"""Errors that carry their HTTP status, code and data.
+
+Handlers and services raise these; one middleware (`server.middlewares`)
+renders every one of them, and every unexpected exception, as
+``{"error": {"code": ..., "message": ...}}``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class HTTPError(Exception):
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    default_message: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **details: Any,
+    ) -> None:
+        self.message = message or self.default_message
+        self.error_code = code or self.code
+        self.headers = dict(headers or {})
+        self.details = details
+        super().__init__(self.message)
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.error_code, "message": self.message}
+        error.update(self.details)
+        return {"error": error}
+
+
+class BadRequest(HTTPError):
+    status = 400
+    code = "bad_request"
+    default_message = "The request is malformed"
+
+
+class Unauthorized(HTTPError):
+    status = 401
+    code = "unauthorized"
+    default_message = "Authentication required"
+
+    def __init__(self, message: str | None = None, **kw: Any) -> None:
+        kw.setdefault("headers", {"WWW-Authenticate": 'Bearer realm="frameflow"'})
+        super().__init__(message, **kw)
+
+
+class Forbidden(HTTPError):
+    status = 403
+    code = "forbidden"
+    default_message = "Not allowed"
+
+
+class NotFound(HTTPError):
+    status = 404
+    code = "not_found"
+    default_message = "Not found"
+
+
+class MethodNotAllowed(HTTPError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "Method not allowed"
+
+
+class Conflict(HTTPError):
+    status = 409
+    code = "conflict"
+    default_message = "Conflict"
+
+
+class LengthRequired(HTTPError):
+    status = 411
+    code = "length_required"
+    default_message = "A request body is required"
+
+
+class PayloadTooLarge(HTTPError):
+    status = 413
+    code = "payload_too_large"
+    default_message = "The request body is too large"
+
+
+class UnsupportedMediaType(HTTPError):
+    status = 415
+    code = "unsupported_media_type"
+    default_message = "Unsupported media type"
+
+
+class RangeNotSatisfiable(HTTPError):
+    status = 416
+    code = "range_not_satisfiable"
+    default_message = "The requested range is not satisfiable"
+
+    def __init__(self, size: int) -> None:
+        super().__init__(headers={"Content-Range": f"bytes */{size}"})
+        self.size = size
+
+
+class Unprocessable(HTTPError):
+    status = 422
+    code = "unprocessable"
+    default_message = "The content cannot be processed"
+
+
+class TooManyRequests(HTTPError):
+    status = 429
+    code = "rate_limited"
+    default_message = "Too many requests"
+
+    def __init__(self, retry_after: int, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+        self.retry_after = retry_after
+
+
+class ServiceUnavailable(HTTPError):
+    status = 503
+    code = "unavailable"
+    default_message = "Service unavailable"
+
+
+class ClientClosedRequest(HTTPError):
+    """The client went away mid-request; nothing is sent back, but logs say so."""
+
+    status = 499
+    code = "client_closed_request"
+    default_message = "The client closed the connection"

@@ -1,0 +1,68 @@
+"""Prometheus metrics, one registry per application instance.
+
+A registry per app (not the process-global default) keeps two apps in one
+test process from colliding and makes `/metrics` show only Frameflow's own
+series.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from server import keys
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "frameflow_http_requests",
+            "HTTP requests by route template, method and status.",
+            ["route", "method", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "frameflow_http_request_duration_seconds",
+            "Time to answer an HTTP request (until the handler returns), by route.",
+            ["route", "method"],
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+            registry=self.registry,
+        )
+        self.bytes_uploaded = Counter(
+            "frameflow_upload_bytes",
+            "Bytes received in uploads that were stored.",
+            registry=self.registry,
+        )
+        self.uploads_in_flight = Gauge(
+            "frameflow_uploads_in_flight",
+            "Uploads being streamed into storage right now.",
+            registry=self.registry,
+        )
+        self.uploads = Counter(
+            "frameflow_uploads",
+            "Finished uploads by outcome (stored, rejected, aborted).",
+            ["outcome"],
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = request.app[keys.METRICS].render()
+    # CONTENT_TYPE_LATEST includes a charset parameter aiohttp wants separately.
+    content_type, _, params = CONTENT_TYPE_LATEST.partition(";")
+    charset = params.split("=", 1)[1].strip() if "=" in params else None
+    resp = web.Response(body=body, content_type=content_type.strip())
+    if charset:
+        resp.charset = charset
+    return resp

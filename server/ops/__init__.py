@@ -1,0 +1,1 @@
+"""Operational endpoints: health checks and Prometheus metrics."""

@@ -1,0 +1,62 @@
+"""`/health/live`, `/health/ready` and `/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from server import keys
+from server.logs import get_logger
+from server.metrics import metrics_handler
+
+log = get_logger("frameflow.health")
+
+CHECK_TIMEOUT = 3.0
+
+
+async def live(request: web.Request) -> web.Response:
+    """The process answers; nothing else is checked (for restarts, not routing)."""
+    return web.json_response({"status": "ok"})
+
+
+async def _check_database(app: web.Application) -> None:
+    async with app[keys.POOL].acquire(timeout=CHECK_TIMEOUT) as conn:
+        await conn.fetchval("SELECT 1")
+
+
+async def _check_storage(app: web.Application) -> None:
+    await app[keys.STORAGE].check()
+
+
+async def ready(request: web.Request) -> web.Response:
+    """Whether this instance can serve traffic: database and storage reachable."""
+    checks = {"database": _check_database, "storage": _check_storage}
+    results: dict[str, str] = {}
+    for name, check in checks.items():
+        try:
+            await asyncio.wait_for(check(request.app), CHECK_TIMEOUT)
+            results[name] = "ok"
+        except Exception as exc:
+            results[name] = "unavailable"
+            log.warning("readiness_check_failed", check=name, error=str(exc) or type(exc).__name__)
+    failing = [name for name, state in results.items() if state != "ok"]
+    if failing:
+        return web.json_response(
+            {
+                "error": {
+                    "code": "not_ready",
+                    "message": "Unavailable: " + ", ".join(failing),
+                    "failing": failing,
+                },
+                "checks": results,
+            },
+            status=503,
+        )
+    return web.json_response({"status": "ok", "checks": results})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/health/live", live)
+    app.router.add_get("/health/ready", ready)
+    app.router.add_get("/metrics", metrics_handler)

@@ -1,0 +1,1 @@
+"""Streaming uploads: request body → sniff → hash/count → storage → probe → row."""

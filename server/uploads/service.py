@@ -1,0 +1,229 @@
+"""Receive one upload as a stream of chunks and turn it into a `videos` row.
+
+Order matters for "nothing is lost, nothing is left behind":
+1. sniff the first bytes (415 before anything is stored),
+2. stream into a storage writer while counting and hashing (413 mid-stream
+   aborts the writer: no temp file, no multipart upload),
+3. commit the object, probe it (422 deletes it),
+4. reserve quota and insert the row in one transaction (any failure deletes
+   the object). The row is visible only once the object is complete.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+
+from server import keys
+from server.db import videos as videos_db
+from server.errors import (
+    BadRequest,
+    ClientClosedRequest,
+    PayloadTooLarge,
+    Unprocessable,
+    UnsupportedMediaType,
+)
+from server.logs import get_logger
+from server.media.probe import ProbeError, probe
+from server.media.process import FfmpegTimeout
+from server.media.sniff import SNIFF_BYTES, SniffResult, sniff
+
+if TYPE_CHECKING:
+    from server.storage.base import ObjectWriter
+
+log = get_logger("frameflow.uploads")
+
+
+class UploadTracker:
+    """The writers of uploads in flight, so shutdown can abort any left over."""
+
+    def __init__(self) -> None:
+        self._writers: set[ObjectWriter] = set()
+
+    def add(self, writer: ObjectWriter) -> None:
+        self._writers.add(writer)
+
+    def discard(self, writer: ObjectWriter) -> None:
+        self._writers.discard(writer)
+
+    def __len__(self) -> int:
+        return len(self._writers)
+
+    async def abort_all(self) -> None:
+        writers, self._writers = list(self._writers), set()
+        for writer in writers:
+            await writer.abort()
+        if writers:
+            log.warning("uploads_aborted_at_shutdown", count=len(writers))
+
+
+def source_key(user_id: uuid.UUID, video_id: uuid.UUID) -> str:
+    return f"videos/{user_id}/{video_id}/source"
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_bytes: int  # the server-wide size limit
+    headroom: int  # what the user's quota still allows
+
+    def check_declared(self, size: int | None) -> None:
+        if size is not None:
+            self.check(size)
+
+    def check(self, size: int) -> None:
+        if size > self.max_bytes:
+            raise PayloadTooLarge(
+                f"Uploads are limited to {self.max_bytes} bytes", limit=self.max_bytes
+            )
+        if size > self.headroom:
+            raise PayloadTooLarge(
+                f"This upload would exceed your storage quota ({self.headroom} bytes left)",
+                code="quota_exceeded",
+                remaining=self.headroom,
+            )
+
+
+async def upload_limits(app: web.Application, user_id: uuid.UUID) -> UploadLimits:
+    async with app[keys.POOL].acquire() as conn:
+        headroom = await videos_db.quota_headroom(conn, user_id)
+    return UploadLimits(app[keys.SETTINGS].max_upload_bytes, headroom)
+
+
+async def _read_head(chunks: AsyncIterator[bytes]) -> bytes:
+    """At least SNIFF_BYTES from the stream (fewer only at its end)."""
+    head = bytearray()
+    async for chunk in chunks:
+        head += chunk
+        if len(head) >= SNIFF_BYTES:
+            break
+    return bytes(head)
+
+
+async def receive_upload(
+    app: web.Application,
+    *,
+    user_id: uuid.UUID,
+    filename: str,
+    chunks: AsyncIterator[bytes],
+    declared_size: int | None,
+) -> videos_db.Video:
+    limits = await upload_limits(app, user_id)
+    limits.check_declared(declared_size)
+    try:
+        head = await _read_head(chunks)
+        sniffed = sniff(head)
+        if sniffed is None:
+            raise UnsupportedMediaType(
+                "Not a supported video or image (mp4/mov, webm/mkv, avi, mpeg-ts, jpeg, png, webp)"
+            )
+        video_id = uuid.uuid4()
+        key = source_key(user_id, video_id)
+        size, sha256 = await _stream_to_storage(app, key, sniffed, head, chunks, limits)
+    except (ConnectionResetError, HttpProcessingError) as exc:
+        # The client went away or sent a broken body; the writer has been aborted.
+        app[keys.METRICS].uploads.labels("aborted").inc()
+        log.info("upload_aborted", reason=str(exc) or type(exc).__name__)
+        raise ClientClosedRequest() from None
+    except Exception:
+        app[keys.METRICS].uploads.labels("rejected").inc()
+        raise
+    if declared_size is not None and size != declared_size:
+        await _discard(app, key)
+        raise BadRequest("The body ended before Content-Length bytes", code="incomplete_body")
+    try:
+        video = await _probe_and_record(
+            app, video_id, user_id, key, filename, sniffed, size, sha256
+        )
+    except BaseException:
+        await _discard(app, key)
+        app[keys.METRICS].uploads.labels("rejected").inc()
+        raise
+    app[keys.METRICS].uploads.labels("stored").inc()
+    app[keys.METRICS].bytes_uploaded.inc(size)
+    log.info("upload_stored", video_id=str(video.id), size=size, content_type=video.content_type)
+    return video
+
+
+async def _stream_to_storage(
+    app: web.Application,
+    key: str,
+    sniffed: SniffResult,
+    head: bytes,
+    chunks: AsyncIterator[bytes],
+    limits: UploadLimits,
+) -> tuple[int, str]:
+    storage, tracker, metrics = app[keys.STORAGE], app[keys.UPLOADS], app[keys.METRICS]
+    digest = hashlib.sha256()
+    size = 0
+    metrics.uploads_in_flight.inc()
+    try:
+        async with storage.writer(key, sniffed.content_type) as writer:
+            tracker.add(writer)
+            try:
+                pending: bytes | None = head
+                while pending is not None:
+                    size += len(pending)
+                    limits.check(size)
+                    digest.update(pending)
+                    await writer.write(pending)
+                    pending = await anext(chunks, None)
+                await writer.commit()
+            finally:
+                tracker.discard(writer)
+    finally:
+        metrics.uploads_in_flight.dec()
+    return size, digest.hexdigest()
+
+
+async def _probe_and_record(
+    app: web.Application,
+    video_id: uuid.UUID,
+    user_id: uuid.UUID,
+    key: str,
+    filename: str,
+    sniffed: SniffResult,
+    size: int,
+    sha256: str,
+) -> videos_db.Video:
+    settings = app[keys.SETTINGS]
+    try:
+        async with app[keys.STORAGE].local_path(key) as path:
+            info = await probe(
+                app[keys.FFMPEG], path, sniffed.demuxer, timeout=settings.probe_timeout_seconds
+            )
+    except ProbeError as exc:
+        raise Unprocessable(f"The file cannot be decoded: {exc}", code="undecodable") from None
+    except FfmpegTimeout:
+        raise Unprocessable("Probing the file took too long", code="probe_timeout") from None
+    async with app[keys.POOL].acquire() as conn, conn.transaction():
+        if not await videos_db.reserve_quota(conn, user_id, size):
+            raise PayloadTooLarge(
+                "This upload would exceed your storage quota", code="quota_exceeded"
+            )
+        return await videos_db.insert_video(
+            conn,
+            id=video_id,
+            user_id=user_id,
+            filename=filename,
+            storage_key=key,
+            size=size,
+            sha256=sha256,
+            content_type=sniffed.content_type,
+            kind=sniffed.kind,
+            metadata=info.to_json(),
+        )
+
+
+async def _discard(app: web.Application, key: str) -> None:
+    # Shielded: runs on the way out of a cancelled request too.
+    try:
+        await asyncio.shield(app[keys.STORAGE].delete(key))
+    except Exception:
+        log.exception("orphan_object_delete_failed", key=key)

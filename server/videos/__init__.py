@@ -1,0 +1,1 @@
+"""Listing, reading, deleting and playing back a user's videos."""

@@ -1,0 +1,131 @@
+"""`/api/v1/videos`: list, show, delete, and play back with ranges."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from server import keys
+from server.auth.middleware import current_user
+from server.db import videos as videos_db
+from server.delivery.serve import StoredFile, serve_stored_file
+from server.errors import BadRequest, NotFound
+from server.http import path_uuid, query_int
+from server.logs import get_logger
+from server.uploads.service import source_key
+from server.videos.views import content_path, video_json
+
+log = get_logger("frameflow.videos")
+
+
+def encode_cursor(video: videos_db.Video) -> str:
+    raw = json.dumps([video.created_at.isoformat(), str(video.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, video_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), uuid.UUID(video_id)
+    except (binascii.Error, ValueError, TypeError):
+        raise BadRequest("Invalid cursor", code="invalid_query", field="cursor") from None
+
+
+async def list_videos(request: web.Request) -> web.Response:
+    user = current_user(request)
+    limit = query_int(request, "limit", 20, lo=1, hi=100)
+    cursor = request.query.get("cursor")
+    before = decode_cursor(cursor) if cursor else None
+    async with request.app[keys.POOL].acquire() as conn:
+        # One extra row tells whether there is a next page.
+        rows = await videos_db.list_videos(conn, user.id, limit=limit + 1, before=before)
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
+    return web.json_response({"items": [video_json(v) for v in page], "next_cursor": next_cursor})
+
+
+async def _owned_video(request: web.Request) -> videos_db.Video:
+    user = current_user(request)
+    video_id = path_uuid(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        video = await videos_db.get_video(conn, video_id, user.id)
+    if video is None:
+        raise NotFound("No such video", code="video_not_found")
+    return video
+
+
+async def get_video(request: web.Request) -> web.Response:
+    return web.json_response(video_json(await _owned_video(request)))
+
+
+async def delete_video(request: web.Request) -> web.Response:
+    user = current_user(request)
+    video_id = path_uuid(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        video = await videos_db.delete_video(conn, video_id, user.id)
+    if video is None:
+        raise NotFound("No such video", code="video_not_found")
+    # Row first, then bytes: a failure here leaves unreferenced objects (swept
+    # later), never a row that points at nothing.
+    prefix = source_key(user.id, video.id).rsplit("/", 1)[0] + "/"
+    try:
+        await request.app[keys.STORAGE].delete_prefix(prefix)
+    except Exception:
+        log.exception("video_objects_delete_failed", video_id=str(video.id))
+    log.info("video_deleted", video_id=str(video.id), size=video.size)
+    return web.Response(status=204)
+
+
+async def video_content(request: web.Request) -> web.StreamResponse:
+    """Bearer auth, or a signed URL (for `<video src>`, which sends no headers)."""
+    video_id = path_uuid(request)
+    if "signature" in request.query:
+        if not request.app[keys.SIGNER].verify_query(request.path, request.query):
+            raise NotFound("No such video, or the link has expired", code="invalid_signature")
+        async with request.app[keys.POOL].acquire() as conn:
+            video = await videos_db.get_video(conn, video_id, None)
+        if video is None:
+            raise NotFound("No such video", code="video_not_found")
+    else:
+        video = await _owned_video(request)
+    stored = StoredFile(
+        key=video.storage_key,
+        size=video.size,
+        etag_token=video.sha256,
+        last_modified=video.created_at,
+        content_type=video.content_type,
+        filename=video.filename,
+    )
+    download = request.query.get("download") in {"1", "true"}
+    return await serve_stored_file(request, request.app[keys.STORAGE], stored, download=download)
+
+
+def external_url(request: web.Request, path: str) -> str:
+    base = request.app[keys.SETTINGS].public_url.rstrip("/") or str(request.url.origin())
+    return base + path
+
+
+async def video_content_url(request: web.Request) -> web.Response:
+    video = await _owned_video(request)
+    path = content_path(video.id)
+    ttl = request.app[keys.SETTINGS].signed_url_ttl_seconds
+    query, expires_at = request.app[keys.SIGNER].signed_query(path, ttl)
+    url = external_url(request, path) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
+    return web.json_response(
+        {"url": url, "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()},
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/videos", list_videos)
+    app.router.add_get("/api/v1/videos/{id}", get_video)
+    app.router.add_delete("/api/v1/videos/{id}", delete_video)
+    app.router.add_get("/api/v1/videos/{id}/content", video_content)  # HEAD too
+    app.router.add_get("/api/v1/videos/{id}/content-url", video_content_url)

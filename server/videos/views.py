@@ -1,0 +1,26 @@
+"""JSON shapes of videos as the API returns them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from server.db.videos import Video
+
+
+def content_path(video_id: object) -> str:
+    return f"/api/v1/videos/{video_id}/content"
+
+
+def video_json(video: Video) -> dict[str, Any]:
+    return {
+        "id": str(video.id),
+        "filename": video.filename,
+        "size": video.size,
+        "sha256": video.sha256,
+        "content_type": video.content_type,
+        "kind": video.kind,
+        "status": video.status,
+        "created_at": video.created_at.isoformat(),
+        "metadata": video.metadata,
+        "content_path": content_path(video.id),
+    }

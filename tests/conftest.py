@@ -1,0 +1,136 @@
+"""Shared fixtures: a real PostgreSQL database per test run, the app, a client.
+
+PostgreSQL is the server named by TEST_DATABASE_URL (CI has one on
+127.0.0.1:5432) or else an embedded one started from the pgserver wheel; in
+both cases this run creates its own database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from config.settings import Settings
+from server import keys
+from server.app import create_app
+
+PASSWORD = "correct horse battery"
+
+
+def _with_database(url: str, name: str) -> str:
+    # urllib keeps pgserver's `?host=/socket/dir`; yarl drops it on host-less URLs.
+    return urlunsplit(urlsplit(url)._replace(path="/" + name))
+
+
+async def _admin(url: str, sql: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """URL of a PostgreSQL server (any database on it) we may create databases in."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        yield url
+        return
+    import pgserver
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+        yield server.get_uri()
+        server.cleanup()
+
+
+@pytest.fixture(scope="session")
+def database_url(server_url: str) -> Iterator[str]:
+    name = f"frameflow_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    yield _with_database(server_url, name)
+    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "data_dir": tmp_path / "data",
+            "database_url": database_url,
+            "bcrypt_rounds": 4,
+            "log_level": "warning",
+            "jwt_secret": "test-secret-" + "x" * 40,
+        }
+        values.update(overrides)
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings: Settings) -> web.Application:
+    return create_app(settings)
+
+
+async def truncate_all(app: web.Application) -> None:
+    async with app[keys.POOL].acquire() as conn:
+        await conn.execute("TRUNCATE users, refresh_tokens, videos CASCADE")
+
+
+@pytest.fixture
+async def client(
+    app: web.Application,
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
+) -> AsyncIterator[TestClient[Any, Any]]:
+    test_client = await aiohttp_client(app)
+    await truncate_all(app)
+    yield test_client
+
+
+@dataclass
+class User:
+    id: str
+    email: str
+    password: str
+    access_token: str
+    refresh_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+async def register_and_login(client: TestClient[Any, Any], email: str | None = None) -> User:
+    email = email or f"user-{uuid.uuid4().hex[:8]}@example.com"
+    resp = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert resp.status == 201, await resp.text()
+    user_id = (await resp.json())["id"]
+    resp = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    return User(user_id, email, PASSWORD, body["access_token"], body["refresh_token"])
+
+
+@pytest.fixture
+async def user(client: TestClient[Any, Any]) -> User:
+    return await register_and_login(client)
