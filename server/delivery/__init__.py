@@ -1,0 +1,1 @@
+"""HTTP delivery: ranges, conditional requests, signed URLs, Content-Disposition."""

@@ -1,0 +1,85 @@
+"""Short-lived signed URLs, for clients such as `<video>` that cannot send headers.
+
+A signature binds one path to one expiry: changing either breaks it. Sign and
+verify must be given the same form of the path (aiohttp's decoded
+`request.path`, without the query string).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import time
+from collections.abc import Mapping
+
+__all__ = ["UrlSigner"]
+
+# A dedicated key, so a signature made here is useless anywhere else that
+# `secret` is used (sessions, tokens), and vice versa.
+_KEY_LABEL = b"frameflow url signing v1"
+# base64url of a 32-byte HMAC-SHA256 without padding.
+_SIGNATURE_LENGTH = 43
+# Digits in an epoch second for the next few thousand years; bounds int().
+_MAX_EXPIRES_DIGITS = 12
+
+
+class UrlSigner:
+    __slots__ = ("_key",)
+
+    def __init__(self, secret: bytes) -> None:
+        if not isinstance(secret, bytes) or not secret:
+            raise ValueError("the URL signing secret must be non-empty bytes")
+        self._key = hmac.new(secret, _KEY_LABEL, hashlib.sha256).digest()
+
+    def __repr__(self) -> str:
+        return "UrlSigner(<key hidden>)"
+
+    def sign(self, path: str, expires_at: int) -> str:
+        """The URL-safe signature of `path` valid until the epoch second `expires_at`."""
+        if isinstance(expires_at, bool) or not isinstance(expires_at, int) or expires_at < 0:
+            raise ValueError("expires_at must be a non-negative integer epoch")
+        return self._signature(path, expires_at)
+
+    def verify(self, path: str, expires_at: int, signature: str, now: float | None = None) -> bool:
+        """True only for an unexpired signature of exactly this path and expiry; never raises."""
+        try:
+            if isinstance(expires_at, bool) or not isinstance(expires_at, int):
+                return False
+            if not isinstance(signature, str) or len(signature) != _SIGNATURE_LENGTH:
+                return False
+            if not signature.isascii():
+                return False  # compare_digest raises on non-ASCII str
+            if (time.time() if now is None else now) >= expires_at:
+                return False
+            expected = self._signature(path, expires_at)
+            return hmac.compare_digest(expected.encode("ascii"), signature.encode("ascii"))
+        except Exception:
+            # A malformed request is a failed check, not a 500.
+            return False
+
+    def verify_query(self, path: str, query: Mapping[str, str], now: float | None = None) -> bool:
+        """`verify` on the `expires` and `signature` query parameters as received."""
+        expires = query.get("expires")
+        signature = query.get("signature")
+        if not isinstance(expires, str) or not isinstance(signature, str):
+            return False
+        if len(expires) > _MAX_EXPIRES_DIGITS or not (expires.isascii() and expires.isdigit()):
+            return False
+        return self.verify(path, int(expires), signature, now)
+
+    def signed_query(
+        self, path: str, ttl_seconds: int, now: float | None = None
+    ) -> tuple[dict[str, str], int]:
+        """Query parameters that make `path` readable for `ttl_seconds`, and their expiry."""
+        if ttl_seconds <= 0:
+            raise ValueError("ttl_seconds must be positive")
+        expires_at = int(time.time() if now is None else now) + ttl_seconds
+        return {"expires": str(expires_at), "signature": self.sign(path, expires_at)}, expires_at
+
+    def _signature(self, path: str, expires_at: int) -> str:
+        # The expiry is digits only, so the last "\n" always separates the two
+        # fields and no path/expiry pair can collide with another.
+        message = f"{path}\n{expires_at}".encode("utf-8", "surrogatepass")
+        digest = hmac.new(self._key, message, hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
