@@ -38,7 +38,7 @@ class Settings:
     # --- serving -------------------------------------------------------------
     host: str = _setting("127.0.0.1", "Address to listen on (`--host`).")
     port: int = _setting(8080, "TCP port to listen on (`--port`).")
-    data_dir: Path = _setting(
+    data_dir: Path = _setting(  # noqa: RUF009 - _setting returns a dataclasses.field
         Path("./data"),
         "Directory for the embedded database, local objects and the generated JWT secret "
         "(`--data-dir`).",
@@ -118,9 +118,7 @@ class Settings:
         _validate(self)
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Defaults, then the environment, then explicit overrides (CLI flags, tests)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -206,3 +204,20 @@ def _validate(s: Settings) -> None:
         "public_url",
         "must start with http:// or https://",
     )
+
+
+def markdown_table() -> str:
+    """The README's configuration table: `python -m config.settings`."""
+    rows = ["| variable | default | what it does |", "| --- | --- | --- |"]
+    for f in dataclasses.fields(Settings):
+        default = f.default
+        if isinstance(default, Path) and not default.is_absolute():
+            default = f"./{default}"
+        shown = "(empty)" if default == "" else f"`{default}`"
+        help_text = f.metadata["help"].replace("|", "\\|")
+        rows.append(f"| `{env_name(f.name)}` | {shown} | {help_text} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(markdown_table())

@@ -10,13 +10,20 @@ from aiohttp import web
 from config.settings import Settings
 
 if TYPE_CHECKING:
-    pass
+    from server.auth.tokens import TokenService
+    from server.delivery.signing import UrlSigner
+    from server.metrics import Metrics
+    from server.storage.base import Storage
+    from server.uploads.service import UploadTracker
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
-STORAGE = web.AppKey("storage", "Storage")
-METRICS = web.AppKey("metrics", "Metrics")
-TOKENS = web.AppKey("tokens", "TokenService")
-SIGNER = web.AppKey("signer", "UrlSigner")
+STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
+SIGNER: web.AppKey[UrlSigner] = web.AppKey("signer")
 FFMPEG = web.AppKey("ffmpeg", str)
-UPLOADS = web.AppKey("uploads", "UploadTracker")
+UPLOADS: web.AppKey[UploadTracker] = web.AppKey("uploads")
+
+# Per-request state.
+REQUEST_ID = web.RequestKey("request_id", str)

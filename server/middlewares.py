@@ -24,7 +24,6 @@ from server.logs import get_logger
 log = get_logger("frameflow.http")
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-REQUEST_ID = "request_id"
 
 # aiohttp raises its own HTTPException subclasses (unmatched route, wrong
 # method, body over client_max_size); give them stable codes of our own.
@@ -68,7 +67,7 @@ def _route_name(request: web.Request) -> str:
 async def request_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
     request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-    request[REQUEST_ID] = request_id
+    request[keys.REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -110,6 +109,6 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: also reaches streamed responses prepared in handlers."""
-    request_id = request.get(REQUEST_ID)
+    request_id = request.get(keys.REQUEST_ID)
     if request_id:
         response.headers["X-Request-ID"] = request_id

@@ -25,6 +25,7 @@ from aiohttp.test_utils import TestClient
 from config.settings import Settings
 from server import keys
 from server.app import create_app
+from tests.s3_server import moto_s3_server, s3_settings
 
 PASSWORD = "correct horse battery"
 
@@ -49,10 +50,11 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if url:
         yield url
         return
-    import pgserver
-
     with warnings.catch_warnings():
+        # platformdirs warns at import when XDG_RUNTIME_DIR is unset; harmless.
         warnings.simplefilter("ignore")
+        import pgserver
+
         server = pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
         yield server.get_uri()
         server.cleanup()
@@ -66,8 +68,27 @@ def database_url(server_url: str) -> Iterator[str]:
     asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on loopback, shared by the whole run (buckets are per test)."""
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
 @pytest.fixture
-def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
+def backend() -> str:
+    """Storage backend of the app under test; modules override it with params."""
+    return "local"
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, database_url: str, backend: str, request: pytest.FixtureRequest
+) -> Callable[..., Settings]:
+    storage: dict[str, Any] = {}
+    if backend == "s3":
+        storage = s3_settings(request.getfixturevalue("s3_endpoint"), s3_part_size=5 * 1024 * 1024)
+
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {
             "data_dir": tmp_path / "data",
@@ -75,6 +96,7 @@ def make_settings(tmp_path: Path, database_url: str) -> Callable[..., Settings]:
             "bcrypt_rounds": 4,
             "log_level": "warning",
             "jwt_secret": "test-secret-" + "x" * 40,
+            **storage,
         }
         values.update(overrides)
         return Settings(**values)
@@ -134,3 +156,42 @@ async def register_and_login(client: TestClient[Any, Any], email: str | None = N
 @pytest.fixture
 async def user(client: TestClient[Any, Any]) -> User:
     return await register_and_login(client)
+
+
+@pytest.fixture(scope="session")
+def sample_mp4(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A real 2 s 320x240 H.264/AAC MP4, made once per run."""
+    from tests.clips import make_clip
+
+    return make_clip(tmp_path_factory.mktemp("clips") / "sample.mp4", seconds=2)
+
+
+def stored_files(data_dir: Path) -> list[Path]:
+    """Every file under the local object store, temp files included."""
+    root = data_dir / "objects"
+    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+def leftovers(app: web.Application) -> list[str]:
+    """Everything the app has in storage: objects, temp files, unfinished multipart uploads."""
+    settings = app[keys.SETTINGS]
+    found = [str(p.relative_to(settings.data_dir)) for p in stored_files(settings.data_dir)]
+    if settings.storage == "s3":
+        import boto3
+
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=settings.s3_secret_access_key,
+        )
+        objects = s3.list_objects_v2(Bucket=settings.s3_bucket).get("Contents", [])
+        uploads = s3.list_multipart_uploads(Bucket=settings.s3_bucket).get("Uploads", [])
+        found += [o["Key"] for o in objects] + [f"multipart:{u['Key']}" for u in uploads]
+        s3.close()
+    # Copies made for ffmpeg (S3's local_path) must be gone too.
+    scratch = settings.data_dir / "tmp"
+    if scratch.exists():
+        found += [str(p) for p in scratch.rglob("*") if p.is_file()]
+    return found

@@ -25,13 +25,13 @@ log = get_logger("frameflow.db")
 
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or reuse) the embedded server; returns its socket URI."""
-    import pgserver  # imported lazily: production never needs it
-
     pgdata = (data_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here.
         warnings.simplefilter("ignore")
+        import pgserver  # imported lazily: production never needs it
+
         # cleanup_mode=None: leave it running for the next start (and for other
         # processes sharing the data dir, e.g. `run.py migrate`).
         server = pgserver.get_server(pgdata, cleanup_mode=None)
