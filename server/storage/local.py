@@ -1,0 +1,263 @@
+"""Objects as files under `<data_dir>/objects/`, for running without any service.
+
+Writers stream into `objects/.tmp/<uuid>` and `os.replace` the finished file
+into place, so a reader sees either no object or the whole object, never a
+prefix of one. The temp dir is inside the objects root so the rename never
+crosses a filesystem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from stat import S_ISREG
+from typing import Any
+
+import aiofiles
+import aiofiles.os
+
+from server.storage.base import (
+    DEFAULT_CHUNK_SIZE,
+    RESERVED_TOP_LEVEL,
+    ObjectInfo,
+    ObjectNotFound,
+    ObjectWriter,
+    StorageError,
+    StorageUnavailable,
+    abort_quietly,
+    check_range,
+    managed_writer,
+    validate_key,
+    validate_prefix,
+)
+
+_OPEN, _COMMITTED, _ABORTED = "open", "committed", "aborted"
+
+
+class LocalWriter:
+    """Streams one object into a temp file; `commit()` renames it into place."""
+
+    def __init__(self, storage: LocalStorage, key: str, tmp_path: Path, file: Any) -> None:
+        self._storage = storage
+        self._key = key
+        self._tmp_path = tmp_path
+        self._file = file  # an aiofiles binary file opened for writing
+        self._state = _OPEN
+        self.bytes_written = 0
+
+    async def write(self, chunk: bytes) -> None:
+        if self._state != _OPEN:
+            raise StorageError(f"writer for {self._key!r} is {self._state}")
+        try:
+            await self._file.write(chunk)
+        except OSError as exc:  # disk full, I/O error
+            raise StorageError(f"writing {self._key!r}: {exc}") from exc
+        self.bytes_written += len(chunk)
+
+    async def commit(self) -> ObjectInfo:
+        if self._state != _OPEN:
+            raise StorageError(f"writer for {self._key!r} is {self._state}")
+        try:
+            await self._file.flush()
+            # fsync before the rename: otherwise a power cut can leave a
+            # complete-looking name pointing at an empty or partial file.
+            await asyncio.to_thread(os.fsync, self._file.fileno())
+            await self._file.close()
+            final = self._storage.path_of(self._key)
+            await asyncio.to_thread(_replace_into_place, self._tmp_path, final)
+            self._state = _COMMITTED
+        except BaseException as exc:
+            await abort_quietly(self)
+            if isinstance(exc, OSError):
+                raise StorageError(f"committing {self._key!r}: {exc}") from exc
+            raise
+        info = await self._storage.stat(self._key)
+        if info is None:  # deleted concurrently between rename and stat
+            raise ObjectNotFound(self._key)
+        return info
+
+    async def abort(self) -> None:
+        if self._state != _OPEN:
+            return
+        self._state = _ABORTED
+        try:
+            await self._file.close()
+        finally:
+            await asyncio.to_thread(self._tmp_path.unlink, missing_ok=True)
+
+
+def _make_root(data_dir: Path) -> Path:
+    # Absolute, so a later chdir cannot move the objects out from under us.
+    root = data_dir.resolve() / "objects"
+    (root / RESERVED_TOP_LEVEL).mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _replace_into_place(tmp: Path, final: Path) -> None:
+    # A concurrent delete may prune the (momentarily empty) parent directory
+    # between our mkdir and the rename; recreate it and try again.
+    for attempt in range(3):
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, final)
+            return
+        except FileNotFoundError:
+            if attempt == 2 or not tmp.exists():
+                raise
+        except (FileExistsError, IsADirectoryError, NotADirectoryError) as exc:
+            # "a/b" and "a/b/c" cannot both be files on disk (S3 allows it).
+            raise StorageError(f"cannot store object at {final}: {exc}") from exc
+
+
+class LocalStorage:
+    name = "local"
+
+    def __init__(self, root: Path) -> None:
+        self.root = root  # <data_dir>/objects
+        self.tmp_dir = root / RESERVED_TOP_LEVEL
+
+    @classmethod
+    async def open(cls, data_dir: Path) -> LocalStorage:
+        root = await asyncio.to_thread(_make_root, Path(data_dir))
+        return cls(root)
+
+    def path_of(self, key: str) -> Path:
+        return self.root / validate_key(key)
+
+    async def open_writer(
+        self, key: str, content_type: str = "application/octet-stream"
+    ) -> LocalWriter:
+        validate_key(key)  # fail before creating anything
+        tmp_path = self.tmp_dir / uuid.uuid4().hex
+        try:
+            file = await aiofiles.open(tmp_path, "xb")
+        except OSError as exc:  # objects dir gone, read-only, out of inodes...
+            raise StorageUnavailable(f"cannot start writing {key!r}: {exc}") from exc
+        return LocalWriter(self, key, tmp_path, file)
+
+    def writer(
+        self, key: str, content_type: str = "application/octet-stream"
+    ) -> AbstractAsyncContextManager[ObjectWriter]:
+        return managed_writer(self.open_writer(key, content_type))
+
+    async def stat(self, key: str) -> ObjectInfo | None:
+        path = self.path_of(key)
+        try:
+            st = await aiofiles.os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        if not S_ISREG(st.st_mode):
+            return None  # a "directory" is only a key prefix, not an object
+        return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    async def read(
+        self,
+        key: str,
+        start: int = 0,
+        end: int | None = None,
+        chunk_size: int = DEFAULT_CHUNK_SIZE,
+    ) -> AsyncGenerator[bytes, None]:
+        check_range(start, end, chunk_size)
+        path = self.path_of(key)
+        try:
+            file = await aiofiles.open(path, "rb")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise ObjectNotFound(key) from None
+        try:
+            await file.seek(start)
+            remaining = None if end is None else end - start + 1
+            while remaining is None or remaining > 0:
+                size = chunk_size if remaining is None else min(chunk_size, remaining)
+                chunk = await file.read(size)
+                if not chunk:
+                    return
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            await file.close()
+
+    async def delete(self, key: str) -> None:
+        path = self.path_of(key)
+        await asyncio.to_thread(self._delete_and_prune, path)
+
+    async def delete_prefix(self, prefix: str) -> int:
+        validate_prefix(prefix)
+        return await asyncio.to_thread(self._delete_prefix_sync, prefix)
+
+    @asynccontextmanager
+    async def local_path(self, key: str) -> AsyncIterator[Path]:
+        # The real file: no copy. Callers only read it (ffmpeg input).
+        if await self.stat(key) is None:
+            raise ObjectNotFound(key)
+        yield self.path_of(key)
+
+    async def check(self) -> None:
+        ok = await asyncio.to_thread(
+            lambda: self.tmp_dir.is_dir() and os.access(self.tmp_dir, os.W_OK | os.X_OK)
+        )
+        if not ok:
+            raise StorageUnavailable(f"{self.tmp_dir} is missing or not writable")
+
+    async def abort_stale_uploads(self, older_than: timedelta) -> int:
+        cutoff = time.time() - older_than.total_seconds()
+        return await asyncio.to_thread(self._remove_old_temp_files, cutoff)
+
+    async def close(self) -> None:
+        """Nothing to release: files are opened per operation."""
+
+    # --- blocking helpers, run in a thread --------------------------------
+
+    def _delete_and_prune(self, path: Path) -> bool:
+        try:
+            path.unlink()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError):
+            # unlink() of a directory: EISDIR on Linux, EPERM (PermissionError) on macOS.
+            if path.is_file():
+                raise
+            return False
+        self._prune_empty_parents(path.parent)
+        return True
+
+    def _prune_empty_parents(self, directory: Path) -> None:
+        """Remove directories that deletes left empty, so the tree does not grow forever."""
+        while directory != self.root and self.root in directory.parents:
+            try:
+                directory.rmdir()
+            except OSError:  # not empty (or already gone): stop here
+                return
+            directory = directory.parent
+
+    def _delete_prefix_sync(self, prefix: str) -> int:
+        # Walk only the deepest directory the prefix fully names, then match
+        # keys as strings, which gives S3's prefix semantics ("a/b" matches "a/bc").
+        base = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+        deleted = 0
+        for dirpath, dirnames, filenames in os.walk(base):
+            if Path(dirpath) == self.root and RESERVED_TOP_LEVEL in dirnames:
+                dirnames.remove(RESERVED_TOP_LEVEL)
+            for filename in filenames:
+                path = Path(dirpath, filename)
+                key = path.relative_to(self.root).as_posix()
+                if key.startswith(prefix) and self._delete_and_prune(path):
+                    deleted += 1
+        return deleted
+
+    def _remove_old_temp_files(self, cutoff: float) -> int:
+        removed = 0
+        with os.scandir(self.tmp_dir) as entries:
+            for entry in entries:
+                try:
+                    # mtime moves on every write, so only idle temp files age.
+                    if entry.is_file() and entry.stat().st_mtime < cutoff:
+                        os.unlink(entry.path)
+                        removed += 1
+                except FileNotFoundError:
+                    continue  # committed or aborted while we looked
+        return removed

@@ -1,0 +1,647 @@
+"""Storage backends against real things: files under tmp_path, and S3 over HTTP (moto).
+
+Every behaviour test runs on both backends through the `storage` fixture; a
+few S3-only tests check what only S3 has (multipart parts, Range headers,
+bucket creation). Objects are a few MiB with the 5 MiB minimum part size, so
+multipart paths are exercised while moto stays quick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import aclosing
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from config.settings import MiB, Settings
+from server.storage import (
+    LocalStorage,
+    ObjectNotFound,
+    S3Storage,
+    Storage,
+    StorageError,
+    StorageUnavailable,
+    open_storage,
+)
+from server.storage.base import managed_writer
+from tests.s3_server import (
+    ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY,
+    moto_s3_server,
+    s3_settings,
+    unique_bucket,
+)
+
+PART = 5 * MiB  # the S3 minimum, and what the settings validation allows
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["local", "s3"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    if request.param == "local":
+        settings = Settings(data_dir=tmp_path, storage="local")
+    else:
+        # Looked up lazily so `-k local` runs without starting moto.
+        endpoint = request.getfixturevalue("s3_endpoint")
+        settings = Settings(data_dir=tmp_path, s3_part_size=PART, **s3_settings(endpoint))
+    store = await open_storage(settings)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return random.Random(seed).randbytes(size)
+
+
+async def put(store: Storage, key: str, data: bytes, chunk: int = 256 * 1024 + 7) -> None:
+    """Write in odd-sized chunks so part boundaries fall inside chunks."""
+    async with store.writer(key, "video/mp4") as writer:
+        for i in range(0, len(data), chunk):
+            await writer.write(data[i : i + chunk])
+        await writer.commit()
+
+
+async def read_all(store: Storage, key: str, start: int = 0, end: int | None = None) -> bytes:
+    async with aclosing(store.read(key, start, end)) as chunks:
+        return b"".join([c async for c in chunks])
+
+
+async def leftovers(store: Storage) -> list[str]:
+    """What unfinished writers left behind: temp files, or multipart uploads."""
+    if isinstance(store, LocalStorage):
+        return sorted(os.listdir(store.tmp_dir))
+    assert isinstance(store, S3Storage)
+    response = await store.client.list_multipart_uploads(Bucket=store.bucket)
+    return [upload["Key"] for upload in response.get("Uploads", [])]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- writing and reading -----------------------------------------------------
+
+
+async def test_round_trip(storage: Storage) -> None:
+    data = payload(100_000)
+    before = datetime.now(UTC) - timedelta(seconds=2)
+    async with storage.writer("videos/a/source.mp4", "video/mp4") as writer:
+        await writer.write(data)
+        assert writer.bytes_written == len(data)
+        info = await writer.commit()
+    assert info.key == "videos/a/source.mp4"
+    assert info.size == len(data)
+    assert info.last_modified.utcoffset() == timedelta(0)
+    assert before <= info.last_modified <= datetime.now(UTC) + timedelta(seconds=2)
+    assert await storage.stat("videos/a/source.mp4") == info
+    assert await read_all(storage, "videos/a/source.mp4") == data
+
+
+@pytest.mark.parametrize("size", [0, 1, PART - 1, PART, PART + 1, 3 * PART + 123])
+async def test_sizes_around_part_boundaries(storage: Storage, size: int) -> None:
+    data = payload(size, seed=size)
+    await put(storage, "k/obj", data)
+    info = await storage.stat("k/obj")
+    assert info is not None and info.size == size
+    assert await read_all(storage, "k/obj") == data
+    if isinstance(storage, S3Storage):
+        head = await storage.client.head_object(Bucket=storage.bucket, Key="k/obj")
+        # A multipart ETag ends in "-<parts>": proves which path was taken, and
+        # that no empty trailing part was sent for exact multiples.
+        parts = -(-size // PART)
+        expected = f'-{parts}"' if parts > 1 else None
+        assert (head["ETag"].endswith(expected)) if expected else ("-" not in head["ETag"])
+        assert head["ContentType"] == "video/mp4"
+
+
+async def test_chunk_size_is_an_upper_bound(storage: Storage) -> None:
+    data = payload(300_000)
+    await put(storage, "c", data)
+    async with aclosing(storage.read("c", chunk_size=10_000)) as chunks:
+        got = [chunk async for chunk in chunks]
+    assert b"".join(got) == data
+    assert max(len(c) for c in got) <= 10_000
+
+
+@pytest.fixture
+async def big(storage: Storage) -> bytes:
+    """An object spanning two S3 parts, so ranges can cross a part boundary."""
+    data = payload(PART + 4096, seed=7)
+    await put(storage, "big", data)
+    return data
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (0, 0),  # first byte
+        (PART + 4095, PART + 4095),  # last byte
+        (PART + 4095, None),  # last byte, open-ended
+        (1000, 1000),  # one byte in the middle
+        (10, 20),
+        (PART - 100, PART + 100),  # across the part boundary
+        (123, None),  # to the end
+        (PART, PART + 10_000_000),  # end past the object is clamped
+    ],
+)
+async def test_ranged_reads(storage: Storage, big: bytes, start: int, end: int | None) -> None:
+    expected = big[start:] if end is None else big[start : end + 1]
+    assert await read_all(storage, "big", start, end) == expected
+
+
+async def test_range_past_the_end_is_empty(storage: Storage, big: bytes) -> None:
+    assert await read_all(storage, "big", len(big)) == b""
+    assert await read_all(storage, "big", len(big) + 10, len(big) + 20) == b""
+    await put(storage, "empty", b"")
+    assert await read_all(storage, "empty", 0, 0) == b""
+
+
+async def test_bad_range_arguments(storage: Storage, big: bytes) -> None:
+    for start, end in [(-1, None), (10, 9)]:
+        with pytest.raises(ValueError):
+            await read_all(storage, "big", start, end)
+
+
+async def test_read_of_missing_object(storage: Storage) -> None:
+    with pytest.raises(ObjectNotFound):
+        await read_all(storage, "nope/missing")
+    with pytest.raises(ObjectNotFound):
+        await read_all(storage, "nope/missing", 5, 10)
+    assert await storage.stat("nope/missing") is None
+
+
+async def test_a_prefix_is_not_an_object(storage: Storage) -> None:
+    await put(storage, "dir/file", b"x")
+    assert await storage.stat("dir") is None
+    with pytest.raises(ObjectNotFound):
+        await read_all(storage, "dir")
+
+
+async def test_stopping_a_read_early_releases_it(storage: Storage) -> None:
+    data = payload(3 * PART)
+    await put(storage, "long", data)
+    # More reads than max_pool_connections (64): if closing the generator did
+    # not release the HTTP response, the pool would run dry and this would hang.
+    async with asyncio.timeout(30):
+        for _ in range(70):
+            async with aclosing(storage.read("long", chunk_size=64 * 1024)) as chunks:
+                first = await anext(chunks)
+            assert data.startswith(first)
+    assert await read_all(storage, "long", 5, 9) == data[5:10]
+
+
+# --- visibility and aborts -----------------------------------------------------
+
+
+async def test_not_visible_before_commit(storage: Storage) -> None:
+    data = payload(PART + 1000)
+    async with storage.writer("v/obj") as writer:
+        await writer.write(data)
+        assert await storage.stat("v/obj") is None
+        with pytest.raises(ObjectNotFound):
+            await read_all(storage, "v/obj")
+        await writer.commit()
+    assert await read_all(storage, "v/obj") == data
+
+
+async def test_overwrite_replaces_atomically(storage: Storage) -> None:
+    old, new = payload(1000, seed=1), payload(PART + 10, seed=2)
+    await put(storage, "same", old)
+    async with storage.writer("same") as writer:
+        await writer.write(new)
+        assert await read_all(storage, "same") == old  # still the old one
+        await writer.commit()
+    assert await read_all(storage, "same") == new
+
+
+async def test_abort_leaves_nothing(storage: Storage) -> None:
+    writer = await storage.open_writer("a/obj")
+    await writer.write(payload(PART + PART // 2))  # S3: a multipart upload is under way
+    assert len(await leftovers(storage)) == 1
+    await writer.abort()
+    await writer.abort()  # idempotent
+    assert await leftovers(storage) == []
+    assert await storage.stat("a/obj") is None
+    with pytest.raises(StorageError):
+        await writer.write(b"more")
+    with pytest.raises(StorageError):
+        await writer.commit()
+
+
+async def test_abort_after_commit_keeps_the_object(storage: Storage) -> None:
+    writer = await storage.open_writer("kept")
+    await writer.write(b"data")
+    await writer.commit()
+    await writer.abort()
+    assert await read_all(storage, "kept") == b"data"
+
+
+async def test_exception_in_writer_block_aborts(storage: Storage) -> None:
+    with pytest.raises(RuntimeError, match="client went away"):
+        async with storage.writer("e/obj") as writer:
+            await writer.write(payload(PART + 1))
+            raise RuntimeError("client went away")
+    assert await leftovers(storage) == []
+    assert await storage.stat("e/obj") is None
+
+
+async def test_leaving_writer_block_without_commit_aborts(storage: Storage) -> None:
+    async with storage.writer("n/obj") as writer:
+        await writer.write(payload(PART + 1))
+    assert await leftovers(storage) == []
+    assert await storage.stat("n/obj") is None
+
+
+async def test_cancellation_mid_write_aborts(storage: Storage) -> None:
+    progress = asyncio.Event()
+
+    async def upload_forever() -> None:
+        async with storage.writer("c/obj") as writer:
+            chunk = payload(256 * 1024)
+            while True:
+                await writer.write(chunk)
+                if writer.bytes_written > PART + PART // 2:
+                    progress.set()  # S3: past the first part, an upload exists
+                await asyncio.sleep(0)
+
+    task = asyncio.create_task(upload_forever())
+    await asyncio.wait_for(progress.wait(), timeout=30)
+    assert len(await leftovers(storage)) == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await leftovers(storage) == []
+    assert await storage.stat("c/obj") is None
+
+
+async def test_abort_survives_a_second_cancellation() -> None:
+    """A timeout on top of a disconnect cancels twice; the abort must still finish."""
+    abort_started, let_abort_finish, abort_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    class SlowAbortWriter:
+        bytes_written = 0
+
+        async def write(self, chunk: bytes) -> None:
+            await asyncio.Event().wait()  # blocks until cancelled
+
+        async def commit(self) -> Any:
+            raise AssertionError("not reached")
+
+        async def abort(self) -> None:
+            abort_started.set()
+            await let_abort_finish.wait()
+            abort_done.set()
+
+    async def opening() -> SlowAbortWriter:
+        return SlowAbortWriter()
+
+    async def upload() -> None:
+        async with managed_writer(opening()) as writer:
+            await writer.write(b"x")
+
+    task = asyncio.create_task(upload())
+    await asyncio.sleep(0.01)
+    task.cancel()  # first cancellation: the writer block starts aborting
+    await asyncio.wait_for(abort_started.wait(), timeout=5)
+    task.cancel()  # second one lands inside abort()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert not abort_done.is_set()
+    let_abort_finish.set()
+    await asyncio.wait_for(abort_done.wait(), timeout=5)  # it carried on regardless
+
+
+async def test_failures_surface_as_storage_errors(storage: Storage) -> None:
+    """A backend that breaks mid-upload raises StorageError, which callers map to 503."""
+    await put(storage, "x", b"before")
+    if isinstance(storage, S3Storage):
+        await storage.delete("x")
+        await storage.client.delete_bucket(Bucket=storage.bucket)
+    else:
+        assert isinstance(storage, LocalStorage)
+        await asyncio.to_thread(_rmtree, storage.root)
+    with pytest.raises(StorageError):
+        async with storage.writer("y") as writer:
+            await writer.write(payload(PART + 1))
+            await writer.commit()
+
+
+def _rmtree(path: Path) -> None:
+    import shutil
+
+    shutil.rmtree(path)
+
+
+# --- deleting ------------------------------------------------------------------
+
+
+async def test_delete(storage: Storage) -> None:
+    await put(storage, "d/one", b"1")
+    await storage.delete("d/one")
+    assert await storage.stat("d/one") is None
+    await storage.delete("d/one")  # missing is fine
+    await storage.delete("never/existed")
+
+
+async def test_delete_prefix(storage: Storage) -> None:
+    for key in ["v/1/a", "v/1/b", "v/1/sub/c", "v/12/d", "v/2/e"]:
+        await put(storage, key, key.encode())
+    assert await storage.delete_prefix("v/1/") == 3
+    assert await storage.stat("v/1/a") is None
+    assert await storage.stat("v/1/sub/c") is None
+    assert await read_all(storage, "v/12/d") == b"v/12/d"
+    # A plain string prefix, as in S3: "v/1" also matches "v/12/...".
+    assert await storage.delete_prefix("v/1") == 1
+    assert await storage.delete_prefix("v/1") == 0
+    assert await read_all(storage, "v/2/e") == b"v/2/e"
+    if isinstance(storage, LocalStorage):  # emptied directories are pruned
+        assert not (storage.root / "v" / "1").exists()
+        assert (storage.root / "v" / "2").is_dir()
+
+
+async def test_delete_prefix_ignores_writers_in_progress(storage: Storage) -> None:
+    async with storage.writer("p/live") as writer:
+        await writer.write(b"partial")
+        assert await storage.delete_prefix("p") == 0
+        await writer.commit()
+    assert await read_all(storage, "p/live") == b"partial"
+
+
+# --- keys --------------------------------------------------------------------
+
+BAD_KEYS = [
+    "",
+    "/abs",
+    "a/../b",
+    "..",
+    "./a",
+    "a//b",
+    "a/",
+    "nul\x00byte",
+    "new\nline",
+    "back\\slash",
+    ".tmp/x",
+    "x" * 1025,
+]
+
+
+@pytest.mark.parametrize("key", BAD_KEYS)
+async def test_invalid_keys_are_rejected(storage: Storage, key: str) -> None:
+    with pytest.raises(ValueError):
+        await storage.open_writer(key)
+    with pytest.raises(ValueError):
+        async with storage.writer(key):
+            pass
+    with pytest.raises(ValueError):
+        await storage.stat(key)
+    with pytest.raises(ValueError):
+        await read_all(storage, key)
+    with pytest.raises(ValueError):
+        await storage.delete(key)
+    with pytest.raises(ValueError):
+        async with storage.local_path(key):
+            pass
+    assert await leftovers(storage) == []
+
+
+async def test_invalid_prefixes_are_rejected(storage: Storage) -> None:
+    for prefix in ["", "/", "../x", "a//"]:
+        with pytest.raises(ValueError):
+            await storage.delete_prefix(prefix)
+
+
+async def test_unusual_but_valid_keys(storage: Storage) -> None:
+    for key in ["ünïcode/ファイル.mp4", "with space/x y", "a..b/c.d", ".hidden/x"]:
+        await put(storage, key, key.encode())
+        assert await read_all(storage, key) == key.encode()
+
+
+# --- local_path ------------------------------------------------------------------
+
+
+async def test_local_path(storage: Storage) -> None:
+    data = payload(PART + 12345)
+    await put(storage, "lp/source.mp4", data)
+    async with storage.local_path("lp/source.mp4") as path:
+        assert path.is_file()
+        assert path.suffix == ".mp4"
+        assert await asyncio.to_thread(path.read_bytes) == data
+    if isinstance(storage, S3Storage):
+        assert not path.exists()
+        assert not path.parent.exists()
+        assert os.listdir(storage.tmp_dir) == []
+    else:
+        assert path.exists()  # the real object, not a copy
+
+
+async def test_local_path_of_missing_object(storage: Storage) -> None:
+    with pytest.raises(ObjectNotFound):
+        async with storage.local_path("lp/missing"):
+            pass
+    if isinstance(storage, S3Storage):
+        assert os.listdir(storage.tmp_dir) == []
+
+
+async def test_local_path_removed_on_error(storage: Storage) -> None:
+    await put(storage, "lp/x", b"abc")
+    with pytest.raises(RuntimeError):
+        async with storage.local_path("lp/x") as path:
+            raise RuntimeError("ffmpeg failed")
+    assert path.exists() == (storage.name == "local")
+
+
+# --- readiness and housekeeping --------------------------------------------------
+
+
+async def test_check(storage: Storage) -> None:
+    await storage.check()
+    if isinstance(storage, S3Storage):
+        await storage.client.delete_bucket(Bucket=storage.bucket)
+    else:
+        assert isinstance(storage, LocalStorage)
+        await asyncio.to_thread(_rmtree, storage.root)
+    with pytest.raises(StorageUnavailable):
+        await storage.check()
+
+
+async def test_open_storage_is_idempotent(storage: Storage, tmp_path: Path) -> None:
+    """A second instance starting on the same data dir / bucket finds it ready."""
+    await put(storage, "kept", b"k")
+    if isinstance(storage, S3Storage):
+        endpoint = storage.client.meta.endpoint_url
+        settings = Settings(data_dir=tmp_path, **s3_settings(endpoint, bucket=storage.bucket))
+    else:
+        settings = Settings(data_dir=tmp_path, storage="local")
+    again = await open_storage(settings)
+    try:
+        assert await read_all(again, "kept") == b"k"
+    finally:
+        await again.close()
+
+
+async def test_abort_stale_uploads(storage: Storage) -> None:
+    stale = await storage.open_writer("stale/obj")
+    await stale.write(payload(PART + 1))  # S3: a multipart upload now exists
+    if isinstance(storage, LocalStorage):
+        (old_file,) = storage.tmp_dir.iterdir()
+        hour_ago = time.time() - 3600
+        os.utime(old_file, (hour_ago, hour_ago))
+        fresh = await storage.open_writer("fresh/obj")
+        await fresh.write(b"still uploading")
+        assert await storage.abort_stale_uploads(timedelta(minutes=10)) == 1
+        assert len(await leftovers(storage)) == 1  # the fresh one stays
+        await fresh.write(b" and done")
+        await fresh.commit()
+        assert await read_all(storage, "fresh/obj") == b"still uploading and done"
+    else:
+        # moto reports a fixed 2010 "Initiated" for every multipart upload, so
+        # age filtering cannot be told apart here: every upload looks stale.
+        assert isinstance(storage, S3Storage)
+        crashed_copy = storage.tmp_dir / "obj-crashed"
+        crashed_copy.mkdir()
+        hour_ago = time.time() - 3600
+        os.utime(crashed_copy, (hour_ago, hour_ago))
+        assert await storage.abort_stale_uploads(timedelta(minutes=10)) == 2
+        assert not crashed_copy.exists()
+    assert await leftovers(storage) == []
+    await stale.abort()  # the writer's own abort copes with the upload being gone
+    assert await storage.abort_stale_uploads(timedelta(0)) == 0
+
+
+# --- S3 specifics ------------------------------------------------------------------
+
+
+@pytest.fixture
+async def s3(s3_endpoint: str, tmp_path: Path) -> AsyncIterator[S3Storage]:
+    store = await open_storage(
+        Settings(data_dir=tmp_path, s3_part_size=PART, **s3_settings(s3_endpoint))
+    )
+    assert isinstance(store, S3Storage)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def test_s3_reads_send_the_range(s3: S3Storage) -> None:
+    """Ranged reads must fetch only the range, never the whole object."""
+    await put(s3, "r", payload(PART + 10))
+    ranges: list[str | None] = []
+    lengths: list[int] = []
+
+    def on_send(request: Any, **_: Any) -> None:
+        ranges.append(request.headers.get("Range"))
+
+    def on_response(parsed: dict[str, Any], **_: Any) -> None:
+        lengths.append(int(parsed["ContentLength"]))
+
+    s3.client.meta.events.register("before-send.s3.GetObject", on_send)
+    s3.client.meta.events.register("after-call.s3.GetObject", on_response)
+    assert len(await read_all(s3, "r", 100, 199)) == 100
+    assert len(await read_all(s3, "r", PART)) == 10
+    assert len(await read_all(s3, "r")) == PART + 10
+    assert ranges == [b"bytes=100-199", f"bytes={PART}-".encode(), None]
+    assert lengths == [100, 10, PART + 10]
+
+
+async def test_s3_at_most_one_part_in_flight(s3: S3Storage, monkeypatch: Any) -> None:
+    """Memory stays at ~2 parts: one on the wire, one filling."""
+    real_upload_part = s3.client.upload_part
+    in_flight = peak = 0
+
+    async def slow_upload_part(**kwargs: Any) -> Any:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.sleep(0.05)  # slower than the producer
+            return await real_upload_part(**kwargs)
+        finally:
+            in_flight -= 1
+
+    monkeypatch.setattr(s3.client, "upload_part", slow_upload_part)
+    data = payload(4 * PART + 1)
+    async with s3.writer("mem") as writer:
+        for i in range(0, len(data), 1024 * 1024):
+            await writer.write(data[i : i + 1024 * 1024])
+            assert writer._buf.tell() <= PART  # type: ignore[attr-defined]
+        await writer.commit()
+    assert peak == 1
+    assert await read_all(s3, "mem") == data
+
+
+async def test_s3_bucket_created_in_other_region(s3_endpoint: str, tmp_path: Path) -> None:
+    bucket = unique_bucket()
+    settings = Settings(
+        data_dir=tmp_path, **s3_settings(s3_endpoint, bucket=bucket, s3_region="eu-west-1")
+    )
+    store = await open_storage(settings)
+    try:
+        assert isinstance(store, S3Storage)
+        location = await store.client.get_bucket_location(Bucket=bucket)
+        assert location["LocationConstraint"] == "eu-west-1"
+        await put(store, "k", b"v")
+    finally:
+        await store.close()
+
+
+async def test_s3_bucket_creation_race(s3: S3Storage, monkeypatch: Any) -> None:
+    """Another instance created the bucket between our HEAD and our CREATE."""
+    s3.region = "eu-west-1"  # us-east-1 silently succeeds; elsewhere S3 says "already owned"
+    await s3.client.create_bucket(
+        Bucket=(bucket := unique_bucket()),
+        CreateBucketConfiguration={"LocationConstraint": "eu-west-1"},
+    )
+    s3.bucket = bucket
+
+    async def missing(**_: Any) -> None:
+        raise ClientError({"Error": {"Code": "404", "Message": "Not Found"}}, "HeadBucket")
+
+    monkeypatch.setattr(s3.client, "head_bucket", missing)
+    await s3.ensure_bucket()
+
+
+async def test_s3_unreachable(tmp_path: Path) -> None:
+    store = await S3Storage.connect(
+        bucket="frameflow-nowhere",
+        part_size=PART,
+        tmp_dir=tmp_path / "tmp",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",  # nothing listens here
+        access_key_id=ACCESS_KEY_ID,
+        secret_access_key=SECRET_ACCESS_KEY,
+        max_attempts=1,
+    )
+    try:
+        with pytest.raises(StorageUnavailable, match="unreachable"):
+            await store.check()
+        with pytest.raises(StorageUnavailable):
+            await store.ensure_bucket()
+        with pytest.raises(StorageUnavailable):
+            await store.stat("k")
+    finally:
+        await store.close()
+
+
+async def test_s3_half_configured_credentials_are_rejected(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="both"):
+        await S3Storage.connect(
+            bucket="b", part_size=PART, tmp_dir=tmp_path, access_key_id=ACCESS_KEY_ID
+        )
