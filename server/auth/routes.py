@@ -1,0 +1,89 @@
+"""HTTP endpoints for accounts and sessions; the rules live in `service`."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server import keys
+from server.auth import service
+from server.auth.middleware import current_user, ignores_bearer
+from server.auth.passwords import PasswordHasher
+from server.auth.tokens import invalid_token
+from server.db import users
+from server.http import read_json_object, require_str
+
+# Token and account answers must never sit in a browser or proxy cache.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/auth/register", register)
+    app.router.add_post("/api/v1/auth/login", login)
+    app.router.add_post("/api/v1/auth/refresh", refresh)
+    app.router.add_post("/api/v1/auth/logout", logout)
+    app.router.add_get("/api/v1/me", me)
+
+
+def _hasher(request: web.Request) -> PasswordHasher:
+    return PasswordHasher(request.app[keys.SETTINGS].bcrypt_rounds)
+
+
+def _token_response(pair: service.TokenPair) -> web.Response:
+    body = {
+        "access_token": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "token_type": "bearer",
+        "expires_in": pair.expires_in,
+    }
+    return web.json_response(body, headers=NO_STORE)
+
+
+@ignores_bearer
+async def register(request: web.Request) -> web.Response:
+    data = await read_json_object(request)
+    email, password = require_str(data, "email"), require_str(data, "password")
+    settings = request.app[keys.SETTINGS]
+    user = await service.register(
+        request.app[keys.POOL], _hasher(request), email, password, settings.default_quota_bytes
+    )
+    return web.json_response({"id": str(user.id), "email": user.email}, status=201)
+
+
+@ignores_bearer
+async def login(request: web.Request) -> web.Response:
+    data = await read_json_object(request)
+    email, password = require_str(data, "email"), require_str(data, "password")
+    pair = await service.login(
+        request.app[keys.POOL], _hasher(request), request.app[keys.TOKENS], email, password
+    )
+    return _token_response(pair)
+
+
+@ignores_bearer
+async def refresh(request: web.Request) -> web.Response:
+    token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
+    pair = await service.refresh(request.app[keys.POOL], request.app[keys.TOKENS], token)
+    return _token_response(pair)
+
+
+@ignores_bearer
+async def logout(request: web.Request) -> web.Response:
+    token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
+    await service.logout(request.app[keys.POOL], request.app[keys.TOKENS], token)
+    return web.Response(status=204, headers=NO_STORE)
+
+
+async def me(request: web.Request) -> web.Response:
+    auth = current_user(request)
+    async with request.app[keys.POOL].acquire() as conn:
+        user = await users.get_user(conn, auth.id)
+    if user is None:  # deleted since the token was issued
+        raise invalid_token()
+    body = {
+        "id": str(user.id),
+        "email": user.email,
+        "role": user.role,
+        "quota_bytes": user.quota_bytes,
+        "used_bytes": user.used_bytes,
+    }
+    return web.json_response(body, headers=NO_STORE)

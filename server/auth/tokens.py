@@ -1,0 +1,138 @@
+"""Access and refresh JWTs (HS256), kept apart by audience and type.
+
+An access token proves who is calling; a refresh token can only be exchanged
+for a new pair. Each is rejected where the other is expected, so a leaked
+refresh token cannot call the API and an access token cannot mint sessions.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jwt
+
+from config.settings import Settings
+from server.errors import Unauthorized
+
+ALGORITHM = "HS256"
+ACCESS_AUDIENCE = "frameflow:access"
+REFRESH_AUDIENCE = "frameflow:refresh"
+ACCESS_TYPE = "access"
+REFRESH_TYPE = "refresh"
+ROLES = frozenset({"user", "admin"})
+# Tolerates small clock differences between instances behind one load balancer.
+LEEWAY_SECONDS = 5
+_REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "aud"]
+_INVALID_TOKEN_HEADER = {"WWW-Authenticate": 'Bearer realm="frameflow", error="invalid_token"'}
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    role: str
+
+
+@dataclass(frozen=True)
+class RefreshClaims:
+    user_id: uuid.UUID
+    jti: uuid.UUID
+    family_id: uuid.UUID
+
+
+def invalid_token(message: str = "The token is invalid") -> Unauthorized:
+    return Unauthorized(message, code="invalid_token", headers=_INVALID_TOKEN_HEADER)
+
+
+def token_expired() -> Unauthorized:
+    return Unauthorized(
+        "The token has expired", code="token_expired", headers=_INVALID_TOKEN_HEADER
+    )
+
+
+class TokenService:
+    def __init__(
+        self, secret: str, settings: Settings, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        if len(secret.encode("utf-8")) < 32:
+            raise ValueError("the token secret must be at least 32 bytes")
+        self._key = secret
+        self._access_ttl = settings.access_token_ttl_seconds
+        self._refresh_ttl = settings.refresh_token_ttl_seconds
+        self._clock = clock  # injectable so tests can mint already-expired tokens
+
+    def issue_access(self, user_id: uuid.UUID, role: str) -> tuple[str, int]:
+        """A signed access token and its lifetime in seconds."""
+        now = int(self._clock())
+        payload = {
+            "sub": str(user_id),
+            "aud": ACCESS_AUDIENCE,
+            "typ": ACCESS_TYPE,
+            "role": role,
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + self._access_ttl,
+        }
+        return jwt.encode(payload, self._key, algorithm=ALGORITHM), self._access_ttl
+
+    def issue_refresh(
+        self, user_id: uuid.UUID, jti: uuid.UUID, family_id: uuid.UUID
+    ) -> tuple[str, datetime]:
+        """A signed refresh token and when it expires (store that with its row)."""
+        now = int(self._clock())
+        exp = now + self._refresh_ttl
+        payload = {
+            "sub": str(user_id),
+            "aud": REFRESH_AUDIENCE,
+            "typ": REFRESH_TYPE,
+            "fam": str(family_id),
+            "jti": str(jti),
+            "iat": now,
+            "exp": exp,
+        }
+        token = jwt.encode(payload, self._key, algorithm=ALGORITHM)
+        return token, datetime.fromtimestamp(exp, UTC)
+
+    def decode_access(self, token: str) -> AccessClaims:
+        claims = self._decode(token, ACCESS_AUDIENCE, ACCESS_TYPE)
+        try:
+            role = claims["role"]
+            if role not in ROLES:
+                raise ValueError(role)
+            return AccessClaims(user_id=uuid.UUID(claims["sub"]), role=role)
+        except (KeyError, TypeError, ValueError):
+            raise invalid_token() from None
+
+    def decode_refresh(self, token: str) -> RefreshClaims:
+        claims = self._decode(token, REFRESH_AUDIENCE, REFRESH_TYPE)
+        try:
+            return RefreshClaims(
+                user_id=uuid.UUID(claims["sub"]),
+                jti=uuid.UUID(claims["jti"]),
+                family_id=uuid.UUID(claims["fam"]),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise invalid_token() from None
+
+    def _decode(self, token: str, audience: str, typ: str) -> dict[str, Any]:
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                self._key,
+                algorithms=[ALGORITHM],  # pinned: never trust the header's "alg"
+                audience=audience,
+                leeway=LEEWAY_SECONDS,
+                options={"require": _REQUIRED_CLAIMS},
+            )
+        except jwt.ExpiredSignatureError:
+            raise token_expired() from None
+        except jwt.PyJWTError:
+            raise invalid_token() from None
+        # The audience already separates the two kinds; typ is a second, explicit check.
+        if claims.get("typ") != typ:
+            raise invalid_token()
+        return claims

@@ -1,0 +1,89 @@
+"""SQL for the `users` table: accounts, roles and quota counters."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+_COLUMNS = "id, email, password_hash, role, quota_bytes, used_bytes, created_at"
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    email: str
+    password_hash: str
+    role: str
+    quota_bytes: int
+    used_bytes: int
+    created_at: datetime
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _user(row: asyncpg.Record | None) -> User | None:
+    return None if row is None else User(**dict(row))
+
+
+async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> User | None:
+    row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)  # noqa: S608
+    return _user(row)
+
+
+async def get_user_by_email(conn: asyncpg.Connection, email: str) -> User | None:
+    # lower() on both sides matches the unique index users_email_lower_key.
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM users WHERE lower(email) = lower($1)",  # noqa: S608
+        email,
+    )
+    return _user(row)
+
+
+async def insert_user(
+    conn: asyncpg.Connection,
+    *,
+    email: str,
+    password_hash: str,
+    quota_bytes: int,
+    role: str = "user",
+) -> User:
+    """Raises asyncpg.UniqueViolationError when the email exists in any case."""
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO users (email, password_hash, role, quota_bytes)
+        VALUES ($1, $2, $3, $4)
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608
+        email,
+        password_hash,
+        role,
+        quota_bytes,
+    )
+    user = _user(row)
+    assert user is not None
+    return user
+
+
+async def set_role(conn: asyncpg.Connection, user_id: uuid.UUID, role: str) -> User | None:
+    row = await conn.fetchrow(
+        f"UPDATE users SET role = $2 WHERE id = $1 RETURNING {_COLUMNS}",  # noqa: S608
+        user_id,
+        role,
+    )
+    return _user(row)
+
+
+async def set_password_hash(
+    conn: asyncpg.Connection, user_id: uuid.UUID, password_hash: str
+) -> User | None:
+    row = await conn.fetchrow(
+        f"UPDATE users SET password_hash = $2 WHERE id = $1 RETURNING {_COLUMNS}",  # noqa: S608
+        user_id,
+        password_hash,
+    )
+    return _user(row)
