@@ -73,7 +73,6 @@ def _read_password() -> str:
 
 async def _create_admin(settings: Settings, email: str, password: str) -> None:
     from server.auth.service import create_admin
-
     from server.db.pool import open_database
 
     async with open_database(settings) as pool:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp.test_utils import TestClient
 
 from server import keys
@@ -97,6 +99,8 @@ async def test_malformed_json_and_oversized_bodies(client: TestClient[Any, Any])
 async def test_logs_are_json_with_request_id_and_no_secrets(
     client: TestClient[Any, Any], user: User, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level)
     configure_logging("info", "json")
     try:
         resp = await client.post(
@@ -110,7 +114,10 @@ async def test_logs_are_json_with_request_id_and_no_secrets(
         )
         await client.get("/api/v1/videos/x/content?expires=1&signature=SECRETSIG")
     finally:
-        configure_logging("warning", "console")
+        # configure_logging bound capsys's stdout; later tests must not write to it.
+        structlog.reset_defaults()
+        root.handlers[:], level = saved
+        root.setLevel(level)
     out = capsys.readouterr().out
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     login = [e for e in lines if e.get("path") == "/api/v1/auth/login"]

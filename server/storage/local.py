@@ -166,22 +166,24 @@ class LocalStorage:
         check_range(start, end, chunk_size)
         path = self.path_of(key)
         try:
-            file = await aiofiles.open(path, "rb")
+            file = await asyncio.to_thread(open, path, "rb")
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             raise ObjectNotFound(key) from None
         try:
-            await file.seek(start)
+            await asyncio.to_thread(file.seek, start)
             remaining = None if end is None else end - start + 1
             while remaining is None or remaining > 0:
                 size = chunk_size if remaining is None else min(chunk_size, remaining)
-                chunk = await file.read(size)
+                chunk = await asyncio.to_thread(file.read, size)
                 if not chunk:
                     return
                 if remaining is not None:
                     remaining -= len(chunk)
                 yield chunk
         finally:
-            await file.close()
+            # Closed synchronously: a close sent to a worker thread can be
+            # cancelled before it runs (e.g. at shutdown) and leak the handle.
+            file.close()
 
     async def delete(self, key: str) -> None:
         path = self.path_of(key)
