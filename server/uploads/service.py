@@ -34,6 +34,7 @@ from server.logs import get_logger
 from server.media.probe import ProbeError, probe
 from server.media.process import FfmpegTimeout
 from server.media.sniff import SNIFF_BYTES, SniffResult, sniff
+from server.object_keys import source_key
 
 if TYPE_CHECKING:
     from server.storage.base import ObjectWriter
@@ -62,10 +63,6 @@ class UploadTracker:
             await writer.abort()
         if writers:
             log.warning("uploads_aborted_at_shutdown", count=len(writers))
-
-
-def source_key(user_id: uuid.UUID, video_id: uuid.UUID) -> str:
-    return f"videos/{user_id}/{video_id}/source"
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,8 @@ from server.db import videos as videos_db
 from server.delivery.serve import StoredFile, serve_stored_file
 from server.errors import BadRequest, NotFound
 from server.http import path_uuid, query_int
-from server.logs import get_logger
-from server.uploads.service import source_key
+from server.videos import service as videos_service
 from server.videos.views import content_path, video_json
-
-log = get_logger("frameflow.videos")
 
 
 def encode_cursor(video: videos_db.Video) -> str:
@@ -65,20 +62,7 @@ async def get_video(request: web.Request) -> web.Response:
 
 
 async def delete_video(request: web.Request) -> web.Response:
-    user = current_user(request)
-    video_id = path_uuid(request)
-    async with request.app[keys.POOL].acquire() as conn:
-        video = await videos_db.delete_video(conn, video_id, user.id)
-    if video is None:
-        raise NotFound("No such video", code="video_not_found")
-    # Row first, then bytes: a failure here leaves unreferenced objects (swept
-    # later), never a row that points at nothing.
-    prefix = source_key(user.id, video.id).rsplit("/", 1)[0] + "/"
-    try:
-        await request.app[keys.STORAGE].delete_prefix(prefix)
-    except Exception:
-        log.exception("video_objects_delete_failed", video_id=str(video.id))
-    log.info("video_deleted", video_id=str(video.id), size=video.size)
+    await videos_service.delete_video(request.app, current_user(request).id, path_uuid(request))
     return web.Response(status=204)
 
 
