@@ -316,10 +316,33 @@ def frameflow_server(
             "serve",
         ]
         base = f"http://{LOOPBACK}:{port}"
-        with background_process(
-            argv, ready_url=base + "/health/ready", log_file=log_file, env=server_env(settings)
-        ) as proc:
-            yield Frameflow(base, proc, data_dir, log_file)
+        try:
+            with background_process(
+                argv, ready_url=base + "/health/ready", log_file=log_file, env=server_env(settings)
+            ) as proc:
+                yield Frameflow(base, proc, data_dir, log_file)
+        finally:
+            if not database_url:
+                stop_embedded_postgres(data_dir / "postgres")
+
+
+def stop_embedded_postgres(pgdata: Path, timeout: float = 30) -> None:
+    """Stop the embedded PostgreSQL that the server left running.
+
+    Frameflow leaves it up on purpose (the next start, or `run.py migrate`,
+    reuses it), but a benchmark's data dir is thrown away. `pg_ctl` refuses to
+    run as root, so this signals the postmaster named in its pid file
+    directly: SIGINT is PostgreSQL's "fast" shutdown.
+    """
+    try:
+        pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+        postmaster = psutil.Process(pid)
+        if "postgres" not in postmaster.name():
+            return  # a stale pid file; the number now belongs to someone else
+        postmaster.send_signal(signal.SIGINT)
+        postmaster.wait(timeout)
+    except (OSError, ValueError, psutil.Error) as exc:
+        log(f"embedded PostgreSQL in {pgdata} not stopped: {exc!r}")
 
 
 @contextlib.contextmanager
@@ -433,14 +456,14 @@ class RssSampler:
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self.baseline = self._process.memory_info().rss
+        self.baseline: int = int(self._process.memory_info().rss)
         self.peak = self.baseline
         self.samples = 0
 
     def _run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(psutil.Error):
-                self.peak = max(self.peak, self._process.memory_info().rss)
+                self.peak = max(self.peak, int(self._process.memory_info().rss))
                 self.samples += 1
             self._stop.wait(self._interval)
 

@@ -293,7 +293,11 @@ def summarize(runs: list[Run]) -> tuple[Table, list[dict[str, Any]]]:
         ]
     )
     summary: list[dict[str, Any]] = []
-    for (target, backend, method, size), group in groups.items():
+    # Largest file first; at each size the baselines, then Frameflow.
+    order = {"bare": 0, "bare+fsync": 1, "frameflow": 2}
+    keys = sorted(groups, key=lambda k: (-k[3], order.get(k[0], 9), k[1], METHODS.index(k[2])))
+    for target, backend, method, size in keys:
+        group = groups[(target, backend, method, size)]
         speed = median([r.mib_per_s for r in group])
         bare = bare_speed.get(("bare", method, size))
         ratio = speed / bare if bare else float("nan")
@@ -398,7 +402,7 @@ def main() -> None:
             "runs": [asdict(r) | {"mib_per_s": r.mib_per_s} for r in runs],
         },
     )
-    print(f"\nresults: {path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path}")
+    print(f"\nresults: {path}")
 
 
 if __name__ == "__main__":
