@@ -1,0 +1,44 @@
+"""Headless Chromium for browser tests: Debian's `chromium`, driven by Playwright.
+
+Playwright's own browser download does not work on these machines, so the
+system Chromium is launched by path. A missing browser is a failure, not a
+skip: `scripts/test` installs it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+from playwright.async_api import Browser, async_playwright
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # tests run as root in CI
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("FRAMEFLOW_TEST_CHROMIUM") or shutil.which("chromium")
+    if not path:
+        pytest.fail("Chromium not found: run scripts/test (it installs Debian's chromium)")
+    return path
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
