@@ -114,6 +114,42 @@ class Settings:
     )
     probe_timeout_seconds: float = _setting(60.0, "Wall-clock limit of one probe of an upload.")
 
+    # --- jobs ----------------------------------------------------------------
+    workers_enabled: bool = _setting(
+        True, "Run queued jobs in this instance (false: API only, another instance works)."
+    )
+    worker_concurrency: int = _setting(
+        0, "Concurrent ffmpeg processes in this instance; 0 means the CPU count."
+    )
+    job_max_attempts: int = _setting(
+        3, "Attempts per job before it ends failed (a crash or lost lease counts)."
+    )
+    job_lease_seconds: float = _setting(
+        30.0, "A running job's lease; renewed by heartbeat, re-queued when it lapses."
+    )
+    job_heartbeat_seconds: float = _setting(10.0, "How often a worker renews its leases.")
+    job_poll_seconds: float = _setting(
+        5.0, "Fallback poll for new jobs and expired leases (LISTEN/NOTIFY wakes sooner)."
+    )
+    job_timeout_base_seconds: float = _setting(
+        120.0, "Wall-clock limit of a job: this plus `job_timeout_per_media_second` x duration."
+    )
+    job_timeout_per_media_second: float = _setting(
+        20.0, "Extra wall-clock seconds allowed per second of input."
+    )
+    job_timeout_max_seconds: float = _setting(6 * 3600.0, "Upper bound of any job's wall clock.")
+    job_stall_seconds: float = _setting(
+        120.0, "A job whose ffmpeg makes no progress for this long fails."
+    )
+    max_input_duration_seconds: float = _setting(
+        4 * 3600.0, "Longest input (seconds) a job may process."
+    )
+    max_pixels: int = _setting(
+        7680 * 4320, "Largest frame (width x height) accepted as input or asked for as output."
+    )
+    max_output_fps: float = _setting(60.0, "Highest frame rate an output may ask for.")
+    max_frames_per_zip: int = _setting(10_000, "Most frames one `frames` job may extract.")
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -189,6 +225,23 @@ def _validate(s: Settings) -> None:
     need(s.upload_chunk_bytes >= 4096, "upload_chunk_bytes", "must be at least 4096")
     need(s.shutdown_grace_seconds >= 0, "shutdown_grace_seconds", "must not be negative")
     need(s.probe_timeout_seconds > 0, "probe_timeout_seconds", "must be positive")
+    need(s.worker_concurrency >= 0, "worker_concurrency", "must not be negative")
+    need(1 <= s.job_max_attempts <= 20, "job_max_attempts", "must be between 1 and 20")
+    need(s.job_lease_seconds >= 2, "job_lease_seconds", "must be at least 2")
+    need(
+        0 < s.job_heartbeat_seconds < s.job_lease_seconds,
+        "job_heartbeat_seconds",
+        "must be positive and shorter than the lease",
+    )
+    need(s.job_poll_seconds > 0, "job_poll_seconds", "must be positive")
+    need(s.job_timeout_base_seconds > 0, "job_timeout_base_seconds", "must be positive")
+    need(s.job_timeout_per_media_second >= 0, "job_timeout_per_media_second", "must be >= 0")
+    need(s.job_timeout_max_seconds > 0, "job_timeout_max_seconds", "must be positive")
+    need(s.job_stall_seconds > 0, "job_stall_seconds", "must be positive")
+    need(s.max_input_duration_seconds > 0, "max_input_duration_seconds", "must be positive")
+    need(s.max_pixels >= 64 * 64, "max_pixels", "must be at least 4096")
+    need(s.max_output_fps > 0, "max_output_fps", "must be positive")
+    need(s.max_frames_per_zip >= 1, "max_frames_per_zip", "must be at least 1")
     need(
         not s.jwt_secret or len(s.jwt_secret) >= 32,
         "jwt_secret",
