@@ -1,0 +1,1 @@
+"""The durable FFmpeg job pipeline: queue, runner, operations, API."""
