@@ -108,6 +108,14 @@ class Storage(Protocol):
         """A path on the local disk holding the object's bytes, valid inside the block."""
         ...
 
+    def sendfile_path(self, key: str) -> Path | None:
+        """The object's own file when the kernel can send it (`sendfile`), else None.
+
+        Local disk returns the file, S3 None. Delivery uses it to skip copying
+        bytes through Python; callers must handle the file being gone.
+        """
+        ...
+
     async def check(self) -> None:
         """Readiness probe: returns, or raises `StorageUnavailable` with a reason."""
         ...

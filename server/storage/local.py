@@ -130,6 +130,9 @@ class LocalStorage:
     def path_of(self, key: str) -> Path:
         return self.root / validate_key(key)
 
+    def sendfile_path(self, key: str) -> Path | None:
+        return self.path_of(key)
+
     async def open_writer(
         self, key: str, content_type: str = "application/octet-stream"
     ) -> LocalWriter:

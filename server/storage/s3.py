@@ -444,6 +444,9 @@ class S3Storage:
 
     # --- operations ----------------------------------------------------------
 
+    def sendfile_path(self, key: str) -> Path | None:
+        return None  # bytes come over HTTP from the store; nothing local to send
+
     async def check(self) -> None:
         try:
             async with asyncio.timeout(self.check_timeout):
