@@ -142,8 +142,18 @@ async def list_videos(
 async def delete_video(
     conn: asyncpg.Connection, video_id: uuid.UUID, user_id: uuid.UUID
 ) -> Video | None:
-    """Delete the row and give its bytes back to the owner's quota, atomically."""
+    """Delete the row (its jobs and outputs cascade) and give the owner back the
+    bytes of the source and of every output, atomically."""
     async with conn.transaction():
+        outputs_size = await conn.fetchval(
+            """
+            SELECT COALESCE(SUM(o.size), 0) FROM job_outputs o
+            JOIN jobs j ON j.id = o.job_id
+            WHERE j.video_id = $1 AND j.user_id = $2
+            """,
+            video_id,
+            user_id,
+        )
         row = await conn.fetchrow(
             f"DELETE FROM videos WHERE id = $1 AND user_id = $2 RETURNING {_COLUMNS}",  # noqa: S608
             video_id,
@@ -152,5 +162,5 @@ async def delete_video(
         if row is None:
             return None
         video = _video(row)
-        await release_quota(conn, user_id, video.size)
+        await release_quota(conn, user_id, video.size + int(outputs_size))
         return video
