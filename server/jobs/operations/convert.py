@@ -1,0 +1,389 @@
+"""`convert`: the user's own resize / container / codec / quality / trim, to
+`converted.<ext>`; for images a resize and format change.
+
+Which encoders exist is asked of the ffmpeg build (server.media.encoders):
+AV1 is offered only where libsvtav1 or libaom-av1 is present, and the
+choice among encoders is made at run time on the instance that runs the job.
+Presets favour speed (libx264 veryfast, VP9 realtime, SVT-AV1 preset 10):
+this is a self-hosted server on ordinary CPUs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from config.settings import Settings
+from server.db.videos import Video
+from server.jobs.context import JobContext
+from server.jobs.model import OutputFile
+from server.jobs.operations.base import (
+    OperationFailed,
+    ParamReader,
+    check_pixels,
+    decimal,
+    display_size,
+    fit_size,
+    input_args,
+    invalid,
+    run_ffmpeg_with_progress,
+    source_duration,
+    source_file,
+    store_file,
+    validated_params,
+)
+from server.media.binary import resolve_ffmpeg
+from server.media.encoders import available_encoders, first_available, load_encoders
+from server.media.progress import scaled
+
+
+@dataclass(frozen=True)
+class Container:
+    muxer: str
+    content_type: str
+    codecs: tuple[str, ...]  # video codecs it may hold, the default first
+    audio_encoders: tuple[str, ...]  # by preference; empty: no audio
+    faststart: bool = False  # moov atom up front, so playback starts before the download ends
+
+
+@dataclass(frozen=True)
+class Codec:
+    encoders: tuple[str, ...]  # by preference
+    crf_range: tuple[int, int]
+    default_crf: int
+
+
+CONTAINERS: dict[str, Container] = {
+    "mp4": Container("mp4", "video/mp4", ("h264", "vp9", "av1"), ("aac",), faststart=True),
+    "mov": Container("mov", "video/quicktime", ("h264",), ("aac",), faststart=True),
+    "mkv": Container("matroska", "video/x-matroska", ("h264", "vp9", "av1"), ("aac",)),
+    "webm": Container("webm", "video/webm", ("vp9", "av1"), ("libopus", "libvorbis")),
+    "gif": Container("gif", "image/gif", (), ()),
+}
+CODECS: dict[str, Codec] = {
+    "h264": Codec(("libx264",), (0, 51), 23),
+    "vp9": Codec(("libvpx-vp9",), (0, 63), 32),
+    # SVT-AV1 first: much faster than libaom at similar quality.
+    "av1": Codec(("libsvtav1", "libaom-av1"), (1, 63), 35),
+}
+# format -> (encoder, content type, encoder arguments)
+IMAGE_FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "jpg": ("mjpeg", "image/jpeg", ("-q:v", "2")),
+    "png": ("png", "image/png", ()),
+    "webp": ("libwebp", "image/webp", ("-quality", "85")),
+}
+_IMAGE_FORMAT_OF = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
+
+OUTPUT_STEM = "converted"
+MIN_SIDE = 16
+MAX_SIDE = 8192  # H.264 level 6.2 and common decoders stop around here
+MAX_IMAGE_SIDE = 16384
+MIN_BITRATE_KBPS = 50
+MAX_BITRATE_KBPS = 100_000
+MIN_FPS = 1.0
+GIF_DEFAULT_FPS = 15.0
+GIF_MAX_FPS = 30.0  # GIF delays are in 1/100 s and players slow anything faster
+GIF_DEFAULT_MAX_WIDTH = 480
+# palettegen sees every frame before paletteuse can start, so the graph holds
+# the whole (scaled) GIF in memory as 4-byte pixels: this bounds it.
+GIF_BUFFER_BYTES = 512 * 1024 * 1024
+AUDIO_BITRATE = {"aac": "128k", "libopus": "96k", "libvorbis": "112k"}
+ENCODE_SHARE = 95.0
+
+_VIDEO_PARAMS = (
+    "width",
+    "height",
+    "container",
+    "video_codec",
+    "crf",
+    "bitrate",
+    "fps",
+    "audio",
+    "start",
+    "end",
+)
+_IMAGE_PARAMS = ("width", "height", "format")
+_BITRATE_RE = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>[kKmM]?)")
+
+
+def _encoders(settings: Settings) -> frozenset[str]:
+    return available_encoders(resolve_ffmpeg(settings.ffmpeg_path))
+
+
+def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> dict[str, Any]:
+    if video.kind == "image":
+        video_only = set(_VIDEO_PARAMS) - set(_IMAGE_PARAMS)
+        reader = ParamReader(
+            raw, _IMAGE_PARAMS, misplaced=dict.fromkeys(video_only, "applies to videos only")
+        )
+        return _parse_image(reader, video, settings)
+    reader = ParamReader(
+        raw,
+        _VIDEO_PARAMS,
+        misplaced={"format": "applies to images only; videos choose a container"},
+    )
+    return _parse_video(reader, video, settings)
+
+
+def _parse_image(reader: ParamReader, video: Video, settings: Settings) -> dict[str, Any]:
+    fmt = reader.choice("format", IMAGE_FORMATS, _IMAGE_FORMAT_OF.get(video.content_type, "jpg"))
+    if IMAGE_FORMATS[fmt][0] not in _encoders(settings):
+        raise invalid("format", f"this server's ffmpeg cannot write {fmt}")
+    width = reader.integer("width", None, minimum=1, maximum=MAX_IMAGE_SIDE)
+    height = reader.integer("height", None, minimum=1, maximum=MAX_IMAGE_SIDE)
+    size = fit_size(display_size(video), width, height, even=False)
+    check_pixels(size, settings, "height" if width is None and height is not None else "width")
+    return {"width": width, "height": height, "format": fmt}
+
+
+def _parse_video(reader: ParamReader, video: Video, settings: Settings) -> dict[str, Any]:
+    duration = source_duration(video, settings)
+    encoders = _encoders(settings)
+    container_name = reader.choice("container", CONTAINERS, "mp4")
+    container = CONTAINERS[container_name]
+    gif = container_name == "gif"
+
+    codec = crf = bitrate = None
+    if gif:
+        for name in ("video_codec", "crf", "bitrate"):
+            if reader.given(name):
+                raise invalid(name, "does not apply to gif")
+        if reader.boolean("audio", False):
+            raise invalid("audio", "gif has no audio")
+        audio = False
+    else:
+        codec = reader.choice("video_codec", CODECS, container.codecs[0])
+        if codec not in container.codecs:
+            raise invalid(
+                "video_codec", f"{container_name} holds only " + ", ".join(container.codecs)
+            )
+        spec = CODECS[codec]
+        if first_available(encoders, *spec.encoders) is None:
+            raise invalid("video_codec", f"this server's ffmpeg has no {codec} encoder")
+        bitrate = _bitrate(reader)
+        if bitrate is not None and reader.given("crf"):
+            raise invalid("crf", "give either crf or bitrate, not both")
+        if bitrate is None:
+            low, high = spec.crf_range
+            crf = reader.integer("crf", spec.default_crf, minimum=low, maximum=high)
+        audio = reader.boolean("audio", True)
+        has_audio = video.metadata.get("audio_codec") is not None
+        if audio and has_audio and first_available(encoders, *container.audio_encoders) is None:
+            raise invalid(
+                "audio", f"this server's ffmpeg has no audio encoder for {container_name}"
+            )
+
+    source = display_size(video)
+    width = reader.integer("width", None, minimum=MIN_SIDE, maximum=MAX_SIDE, even=not gif)
+    height = reader.integer("height", None, minimum=MIN_SIDE, maximum=MAX_SIDE, even=not gif)
+    if gif and width is None and height is None:
+        # A full-size GIF of a video is huge and slow; default to a web-sized one.
+        width = min(GIF_DEFAULT_MAX_WIDTH, source[0])
+    size = output_size(source, width, height, even=not gif)
+    size_field = "height" if width is None and height is not None else "width"
+    check_pixels(size, settings, size_field)
+
+    source_fps = video.metadata.get("fps")
+    source_fps = (
+        float(source_fps) if isinstance(source_fps, int | float) and source_fps > 0 else None
+    )
+    max_fps = min(GIF_MAX_FPS, settings.max_output_fps) if gif else settings.max_output_fps
+    default_fps: float | None = None
+    if gif:
+        default_fps = max(MIN_FPS, min(GIF_DEFAULT_FPS, source_fps or GIF_DEFAULT_FPS, max_fps))
+    elif source_fps is not None and source_fps > max_fps:
+        default_fps = max_fps  # never more than the limit, even by default
+    fps = reader.number("fps", default_fps, minimum=MIN_FPS, maximum=max_fps)
+
+    start, end = reader.span(duration)
+    if gif:
+        assert fps is not None
+        frames = math.ceil((end - start) * fps)
+        buffered = frames * size[0] * size[1] * 4
+        if buffered > GIF_BUFFER_BYTES:
+            raise invalid(
+                "end",
+                f"a {size[0]}x{size[1]} GIF of {frames} frames is too big to make; "
+                "shorten it with start/end, or lower fps or width",
+            )
+    return {
+        "container": container_name,
+        "video_codec": codec,
+        "width": width,
+        "height": height,
+        "crf": crf,
+        "bitrate": bitrate,
+        "fps": fps,
+        "audio": audio,
+        "start": start,
+        "end": end,
+    }
+
+
+def _bitrate(reader: ParamReader) -> int | None:
+    """`bitrate` as kbps: an integer (kbps) or a string like "2M", "500k", "1.5M"."""
+    value = reader.value("bitrate")
+    if value is None:
+        return None
+    kbps: float
+    if isinstance(value, bool):
+        raise invalid("bitrate", 'must be kbps as an integer, or a string like "2M" or "500k"')
+    if isinstance(value, int):
+        kbps = value
+    elif isinstance(value, str) and (m := _BITRATE_RE.fullmatch(value.strip())):
+        kbps = float(m["value"]) * (1000 if m["unit"] in "mM" and m["unit"] else 1)
+    else:
+        raise invalid("bitrate", 'must be kbps as an integer, or a string like "2M" or "500k"')
+    if not MIN_BITRATE_KBPS <= kbps <= MAX_BITRATE_KBPS:
+        raise invalid("bitrate", f"must be between {MIN_BITRATE_KBPS} and {MAX_BITRATE_KBPS} kbps")
+    return round(kbps)
+
+
+def output_size(
+    source: tuple[int, int], width: int | None, height: int | None, *, even: bool
+) -> tuple[int, int]:
+    """The encoded size: as asked (aspect kept if one side), else the source's,
+    rounded down to even for 4:2:0 video (an odd-sized source cannot be encoded as is)."""
+    w, h = fit_size(source, width, height, even=even)
+    if even and width is None and height is None:
+        w, h = max(2, w - w % 2), max(2, h - h % 2)
+    return w, h
+
+
+def output_name(params: Mapping[str, Any], video: Video) -> str:
+    ext = params["format"] if video.kind == "image" else params["container"]
+    return f"{OUTPUT_STEM}.{ext}"
+
+
+def image_argv(params: Mapping[str, Any], video: Video, source: Path, out: Path) -> list[str]:
+    """Resize/convert one image. Pure."""
+    encoder, _, encoder_args = IMAGE_FORMATS[params["format"]]
+    args = [*input_args(video, source), "-frames:v", "1"]
+    if params.get("width") is not None or params.get("height") is not None:
+        w, h = fit_size(display_size(video), params.get("width"), params.get("height"), even=False)
+        args += ["-vf", f"scale={w}:{h}"]
+    return [
+        *args,
+        "-c:v",
+        encoder,
+        *encoder_args,
+        "-f",
+        "image2",
+        "-update",
+        "1",
+        "file:" + str(out),
+    ]
+
+
+def video_argv(
+    params: Mapping[str, Any], video: Video, source: Path, out: Path, encoders: frozenset[str]
+) -> list[str]:
+    """The whole conversion in one ffmpeg run. Pure (`encoders`: what the build has)."""
+    container = CONTAINERS[params["container"]]
+    gif = params["container"] == "gif"
+    start, end = float(params["start"]), float(params["end"])
+    args: list[str] = []
+    if start > 0:
+        # Before -i: a fast keyframe seek, then exact decoding up to `start`.
+        args += ["-ss", decimal(start)]
+    args += [*input_args(video, source), "-t", decimal(end - start), "-map", "0:V:0"]
+    audio = bool(params["audio"]) and video.metadata.get("audio_codec") is not None
+    if audio:
+        args += ["-map", "0:a:0"]
+
+    display = display_size(video)
+    size = output_size(display, params.get("width"), params.get("height"), even=not gif)
+    filters: list[str] = []
+    if params.get("fps") is not None:
+        filters.append(f"fps={decimal(float(params['fps']))}")
+    if size != display or gif:
+        filters.append(f"scale={size[0]}:{size[1]}" + (":flags=lanczos" if gif else ""))
+    if gif:
+        # One graph: a palette made from the clip itself, then applied to it.
+        chain = ",".join(filters)
+        args += ["-vf", f"{chain},split[a][b];[a]palettegen[p];[b][p]paletteuse"]
+        args += ["-c:v", "gif", "-loop", "0"]
+    else:
+        if filters:
+            args += ["-vf", ",".join(filters)]
+        args += _video_codec_args(params, encoders)
+    if audio:
+        encoder = first_available(encoders, *container.audio_encoders)
+        if encoder is None:
+            raise OperationFailed(f"this ffmpeg has no audio encoder for {params['container']}")
+        args += ["-c:a", encoder, "-b:a", AUDIO_BITRATE.get(encoder, "128k")]
+    else:
+        args += ["-an"]
+    args += ["-sn", "-dn"]
+    if container.faststart:
+        args += ["-movflags", "+faststart"]
+    return [*args, "-f", container.muxer, "file:" + str(out)]
+
+
+def _video_codec_args(params: Mapping[str, Any], encoders: frozenset[str]) -> list[str]:
+    codec = str(params["video_codec"])
+    encoder = first_available(encoders, *CODECS[codec].encoders)
+    if encoder is None:
+        raise OperationFailed(f"this ffmpeg has no {codec} encoder")
+    crf, bitrate = params.get("crf"), params.get("bitrate")
+    rate = ["-b:v", f"{int(bitrate)}k"] if bitrate is not None else ["-crf", str(int(crf or 0))]
+    if encoder == "libx264":
+        args = ["-c:v", "libx264", "-preset", "veryfast", *rate]
+    elif encoder == "libvpx-vp9":
+        args = ["-c:v", "libvpx-vp9", "-deadline", "realtime", "-cpu-used", "8", "-row-mt", "1"]
+        # libvpx's constant quality needs -b:v 0, or crf is only a floor.
+        args += rate if bitrate is not None else [*rate, "-b:v", "0"]
+    elif encoder == "libsvtav1":
+        args = ["-c:v", "libsvtav1", "-preset", "10", *rate]
+    else:
+        args = ["-c:v", encoder, "-usage", "realtime", "-cpu-used", "8", "-row-mt", "1"]
+        args += rate if bitrate is not None else [*rate, "-b:v", "0"]
+    # 4:2:0 8-bit: what browsers and phones play, whatever the source was.
+    return [*args, "-pix_fmt", "yuv420p"]
+
+
+class ConvertOperation:
+    name = "convert"
+    kinds = frozenset({"video", "image"})
+
+    def parse_params(
+        self, raw: Mapping[str, Any], video: Video, settings: Settings
+    ) -> dict[str, Any]:
+        return parse_params(raw, video, settings)
+
+    async def run(self, ctx: JobContext) -> list[OutputFile]:
+        params = validated_params(self, ctx)
+        name = output_name(params, ctx.video)
+        out = ctx.workdir / name
+        async with source_file(ctx) as source:
+            if ctx.video.kind == "image":
+                argv = image_argv(params, ctx.video, source, out)
+                duration = None
+            else:
+                encoders = await load_encoders(ctx.ffmpeg)
+                argv = video_argv(params, ctx.video, source, out, encoders)
+                duration = float(params["end"]) - float(params["start"])
+            await run_ffmpeg_with_progress(
+                ctx,
+                argv,
+                duration=duration,
+                on_percent=scaled(ctx.report_progress, 0, ENCODE_SHARE),
+            )
+        if not await asyncio.to_thread(lambda: out.is_file() and out.stat().st_size > 0):
+            raise OperationFailed("ffmpeg produced no output")
+        content_type = (
+            IMAGE_FORMATS[params["format"]][1]
+            if ctx.video.kind == "image"
+            else CONTAINERS[params["container"]].content_type
+        )
+        output = await store_file(ctx, out, name, content_type)
+        ctx.report_progress(100.0)
+        return [output]
+
+
+OPERATION = ConvertOperation()

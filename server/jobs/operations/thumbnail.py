@@ -1,0 +1,392 @@
+"""`thumbnail`: a JPEG of a video at a chosen time (or of an image), and optionally
+a sprite sheet with a WebVTT storyboard for scrubbing previews.
+
+Outputs: `thumbnail.jpg`; with `sprite: true` also `sprite.jpg` and
+`storyboard.vtt`, whose cues point at tiles as `sprite.jpg#xywh=x,y,w,h` — a
+relative URL, so it resolves next to the VTT under the path-token URL scheme.
+
+The sprite is made in two ffmpeg runs: one writes each tile as a small PNG
+(its out_time drives progress), one tiles them. A single run with the `tile`
+filter would emit its one frame only at the very end, so ffmpeg would report
+no progress until then on a long video.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from config.settings import Settings
+from server.db.videos import Video
+from server.jobs.context import JobContext
+from server.jobs.model import OutputFile
+from server.jobs.operations.base import (
+    OperationFailed,
+    ParamReader,
+    check_pixels,
+    decimal,
+    display_size,
+    fit_size,
+    input_args,
+    invalid,
+    run_ffmpeg_with_progress,
+    source_duration,
+    source_file,
+    store_file,
+    validated_params,
+)
+from server.media.progress import scaled
+
+THUMBNAIL_NAME = "thumbnail.jpg"
+SPRITE_NAME = "sprite.jpg"
+STORYBOARD_NAME = "storyboard.vtt"
+
+MIN_WIDTH = 16
+DEFAULT_TIME_FRACTION = 0.1
+DEFAULT_SPRITE_COLUMNS = 10
+MAX_SPRITE_COLUMNS = 50
+DEFAULT_SPRITE_WIDTH = 160
+MAX_SPRITE_WIDTH = 640
+MIN_SPRITE_INTERVAL = 0.1
+# Enough for a 4-hour video at one tile every 6 s; a storyboard is for scrubbing.
+MAX_SPRITE_TILES = 2500
+# Browsers and image decoders cope with JPEGs up to here; the format allows 65535.
+MAX_SPRITE_SIDE = 16384
+# Seconds before the end from which the last frame is looked for when the
+# requested time is past the last video frame (audio may outlast video).
+LAST_FRAME_WINDOW = 3.0
+
+_VIDEO_PARAMS = ("time", "width", "sprite", "sprite_interval", "sprite_columns", "sprite_width")
+_IMAGE_PARAMS = ("width",)
+
+
+@dataclass(frozen=True)
+class SpriteLayout:
+    interval: float
+    tiles: int  # tiles with a cue; the grid may have blank cells after them
+    columns: int
+    rows: int
+    tile_width: int
+    tile_height: int
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.columns * self.tile_width, self.rows * self.tile_height
+
+
+def sprite_layout(
+    video: Video,
+    duration: float,
+    interval: float,
+    columns: int,
+    tile_width: int,
+    tiles: int | None = None,
+) -> SpriteLayout:
+    """The grid for `tiles` tiles (default: one per `interval` over the whole video)."""
+    count = tiles if tiles is not None else max(1, math.ceil(duration / interval))
+    cols = max(1, min(columns, count))
+    _, tile_height = fit_size(display_size(video), tile_width, None, even=True)
+    return SpriteLayout(interval, count, cols, math.ceil(count / cols), tile_width, tile_height)
+
+
+def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> dict[str, Any]:
+    if video.kind == "image":
+        video_only = set(_VIDEO_PARAMS) - set(_IMAGE_PARAMS)
+        reader = ParamReader(
+            raw, _IMAGE_PARAMS, misplaced=dict.fromkeys(video_only, "applies to videos only")
+        )
+        size = display_size(video)
+        width = reader.integer("width", None, minimum=1, maximum=size[0])
+        check_pixels(fit_size(size, width, None, even=False), settings, "width")
+        return {"width": width}
+
+    reader = ParamReader(raw, _VIDEO_PARAMS)
+    duration = source_duration(video, settings)
+    size = display_size(video)
+    time = reader.number("time", duration * DEFAULT_TIME_FRACTION, minimum=0.0)
+    assert time is not None
+    if time >= duration:
+        raise invalid("time", f"must be less than the duration ({decimal(duration)} s)")
+    width = reader.integer(
+        "width", None, minimum=MIN_WIDTH, maximum=max(MIN_WIDTH, size[0]), even=True
+    )
+    check_pixels(fit_size(size, width, None, even=True), settings, "width")
+
+    sprite = reader.boolean("sprite", False)
+    params: dict[str, Any] = {
+        "time": time,
+        "width": width,
+        "sprite": sprite,
+        "sprite_interval": None,
+        "sprite_columns": None,
+        "sprite_width": None,
+    }
+    if not sprite:
+        for name in ("sprite_interval", "sprite_columns", "sprite_width"):
+            if reader.given(name):
+                raise invalid(name, "applies only with sprite: true")
+        return params
+
+    # About 100 tiles, at least a second apart (a clip shorter than that: one tile).
+    default_interval = min(duration, max(1.0, duration / 100))
+    interval = reader.number(
+        "sprite_interval", default_interval, minimum=MIN_SPRITE_INTERVAL, maximum=duration
+    )
+    columns = reader.integer(
+        "sprite_columns", DEFAULT_SPRITE_COLUMNS, minimum=1, maximum=MAX_SPRITE_COLUMNS
+    )
+    tile_width = reader.integer(
+        "sprite_width", DEFAULT_SPRITE_WIDTH, minimum=MIN_WIDTH, maximum=MAX_SPRITE_WIDTH, even=True
+    )
+    assert interval is not None and columns is not None and tile_width is not None
+    layout = sprite_layout(video, duration, interval, columns, tile_width)
+    if layout.tiles > MAX_SPRITE_TILES:
+        raise invalid(
+            "sprite_interval",
+            f"would make {layout.tiles} tiles; at most {MAX_SPRITE_TILES} (use a longer interval)",
+        )
+    sprite_w, sprite_h = layout.size
+    if max(sprite_w, sprite_h) > MAX_SPRITE_SIDE:
+        raise invalid(
+            "sprite_interval",
+            f"the sprite would be {sprite_w}x{sprite_h}; at most {MAX_SPRITE_SIDE} per side "
+            "(use a longer interval, more columns or narrower tiles)",
+        )
+    check_pixels(layout.size, settings, "sprite_width")
+    params.update(sprite_interval=interval, sprite_columns=columns, sprite_width=tile_width)
+    return params
+
+
+def _jpeg_out(path: Path, *, quality: int = 2) -> list[str]:
+    # -update 1: one image written to one file name, not a numbered sequence.
+    return [
+        "-c:v",
+        "mjpeg",
+        "-q:v",
+        str(quality),
+        "-f",
+        "image2",
+        "-update",
+        "1",
+        "file:" + str(path),
+    ]
+
+
+def _scale(video: Video, width: int | None, *, even: bool) -> list[str]:
+    if width is None:
+        return []
+    w, h = fit_size(display_size(video), width, None, even=even)
+    return ["-vf", f"scale={w}:{h}"]
+
+
+def thumbnail_argv(
+    params: Mapping[str, Any], video: Video, source: Path, out: Path, *, last_frame: bool = False
+) -> list[str]:
+    """One JPEG at params["time"] (or of the image). Pure.
+
+    `last_frame` is the fallback when nothing decodes at or after that time:
+    read the last few seconds and keep overwriting the file, so the last
+    frame — the one on screen at that time — is what remains.
+    """
+    width = params.get("width")
+    if video.kind == "image":
+        return [
+            *input_args(video, source),
+            "-frames:v",
+            "1",
+            *_scale(video, width, even=False),
+            *_jpeg_out(out),
+        ]
+    # -ss before -i: a fast keyframe seek, then decoding only up to the time.
+    seek = (
+        ["-sseof", decimal(-LAST_FRAME_WINDOW)]
+        if last_frame
+        else ["-ss", decimal(float(params["time"]))]
+    )
+    frames = [] if last_frame else ["-frames:v", "1"]
+    return [
+        *seek,
+        *input_args(video, source),
+        "-map",
+        "0:V:0",
+        *frames,
+        *_scale(video, width, even=True),
+        *_jpeg_out(out),
+    ]
+
+
+def tiles_argv(video: Video, source: Path, tile_dir: Path, layout: SpriteLayout) -> list[str]:
+    """Step 1 of the sprite: one small PNG per interval. Pure."""
+    return [
+        *input_args(video, source),
+        "-map",
+        "0:V:0",
+        "-vf",
+        f"fps=1/{decimal(layout.interval)},scale={layout.tile_width}:{layout.tile_height}",
+        "-fps_mode",
+        "vfr",
+        "-frames:v",
+        str(layout.tiles),
+        "-c:v",
+        "png",
+        "-f",
+        "image2",
+        "-start_number",
+        "0",
+        "file:" + str(tile_dir / "tile_%06d.png"),
+    ]
+
+
+def sprite_argv(tile_dir: Path, out: Path, layout: SpriteLayout) -> list[str]:
+    """Step 2 of the sprite: tile the PNGs into one JPEG. Pure.
+
+    The input is our own numbered PNGs, read with the image2 demuxer, which
+    is not on the upload allow-list: the pattern and every file it matches
+    were made by step 1 in the job's scratch directory, never by a user.
+    """
+    return [
+        "-protocol_whitelist",
+        "file",
+        "-f",
+        "image2",
+        "-framerate",
+        "1",
+        "-start_number",
+        "0",
+        "-i",
+        "file:" + str(tile_dir / "tile_%06d.png"),
+        "-vf",
+        f"tile={layout.columns}x{layout.rows}",
+        "-frames:v",
+        "1",
+        *_jpeg_out(out, quality=3),
+    ]
+
+
+def storyboard_vtt(layout: SpriteLayout, duration: float, sprite_url: str = SPRITE_NAME) -> str:
+    """WebVTT with one cue per tile, `sprite.jpg#xywh=x,y,w,h` (pure)."""
+    lines = ["WEBVTT", ""]
+    for index in range(layout.tiles):
+        start = index * layout.interval
+        last = index == layout.tiles - 1
+        end = duration if last else min((index + 1) * layout.interval, duration)
+        x = (index % layout.columns) * layout.tile_width
+        y = (index // layout.columns) * layout.tile_height
+        lines += [
+            f"{vtt_time(start)} --> {vtt_time(max(end, start))}",
+            f"{sprite_url}#xywh={x},{y},{layout.tile_width},{layout.tile_height}",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def vtt_time(seconds: float) -> str:
+    millis = round(seconds * 1000)
+    hours, rest = divmod(millis, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, millis = divmod(rest, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
+
+
+class ThumbnailOperation:
+    name = "thumbnail"
+    kinds = frozenset({"video", "image"})
+
+    def parse_params(
+        self, raw: Mapping[str, Any], video: Video, settings: Settings
+    ) -> dict[str, Any]:
+        return parse_params(raw, video, settings)
+
+    async def run(self, ctx: JobContext) -> list[OutputFile]:
+        params = validated_params(self, ctx)
+        sprite = bool(params.get("sprite"))
+        thumb = ctx.workdir / THUMBNAIL_NAME
+        # Percent at which each step ends: the sprite reads the whole video.
+        thumb_end = 10.0 if sprite else 90.0
+        async with source_file(ctx) as source:
+            await self._thumbnail(ctx, params, source, thumb, thumb_end)
+            outputs_to_store = [(thumb, THUMBNAIL_NAME)]
+            if sprite:
+                outputs_to_store += await self._sprite(ctx, params, source)
+        outputs = []
+        for path, name in outputs_to_store:
+            outputs.append(await store_file(ctx, path, name))
+        ctx.report_progress(100.0)
+        return outputs
+
+    async def _thumbnail(
+        self, ctx: JobContext, params: dict[str, Any], source: Path, out: Path, end: float
+    ) -> None:
+        progress = scaled(ctx.report_progress, 0, end)
+        argv = thumbnail_argv(params, ctx.video, source, out)
+        if ctx.video.kind == "image":
+            await run_ffmpeg_with_progress(ctx, argv, duration=None, on_percent=progress)
+            if not await _nonempty(out):
+                raise OperationFailed("the image could not be decoded")
+            return
+        # ffmpeg fails when no frame decodes at or after the time: it is within
+        # the last frame's display time, or the audio outlasts the video. Then
+        # the last frame is the answer; a damaged file fails that too.
+        with contextlib.suppress(OperationFailed):
+            await run_ffmpeg_with_progress(ctx, argv, duration=None, on_percent=progress)
+        if await _nonempty(out):
+            return
+        argv = thumbnail_argv(params, ctx.video, source, out, last_frame=True)
+        await run_ffmpeg_with_progress(ctx, argv, duration=None, on_percent=progress)
+        if not await _nonempty(out):
+            raise OperationFailed(f"no video frame could be decoded at {params['time']} s")
+
+    async def _sprite(
+        self, ctx: JobContext, params: dict[str, Any], source: Path
+    ) -> list[tuple[Path, str]]:
+        duration = source_duration(ctx.video, ctx.settings)
+        layout = sprite_layout(
+            ctx.video,
+            duration,
+            float(params["sprite_interval"]),
+            int(params["sprite_columns"]),
+            int(params["sprite_width"]),
+        )
+        tile_dir = ctx.workdir / "tiles"
+        await asyncio.to_thread(tile_dir.mkdir, parents=True, exist_ok=True)
+        await run_ffmpeg_with_progress(
+            ctx,
+            tiles_argv(ctx.video, source, tile_dir, layout),
+            duration=duration,
+            on_percent=scaled(ctx.report_progress, 10, 85),
+        )
+        made = len(await asyncio.to_thread(lambda: list(tile_dir.glob("tile_*.png"))))
+        if made == 0:
+            raise OperationFailed("no video frames could be decoded for the sprite")
+        # The grid and the cues follow the tiles actually made (a rounding
+        # difference at the very end must not leave a cue on a blank cell).
+        layout = sprite_layout(
+            ctx.video, duration, layout.interval, layout.columns, layout.tile_width, tiles=made
+        )
+        sprite = ctx.workdir / SPRITE_NAME
+        await run_ffmpeg_with_progress(
+            ctx,
+            sprite_argv(tile_dir, sprite, layout),
+            duration=None,
+            on_percent=scaled(ctx.report_progress, 85, 95),
+        )
+        if not await _nonempty(sprite):
+            raise OperationFailed("the sprite sheet could not be assembled")
+        storyboard = ctx.workdir / STORYBOARD_NAME
+        await asyncio.to_thread(storyboard.write_text, storyboard_vtt(layout, duration), "utf-8")
+        return [(sprite, SPRITE_NAME), (storyboard, STORYBOARD_NAME)]
+
+
+async def _nonempty(path: Path) -> bool:
+    def check() -> bool:
+        return path.is_file() and path.stat().st_size > 0
+
+    return await asyncio.to_thread(check)
+
+
+OPERATION = ThumbnailOperation()
