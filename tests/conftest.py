@@ -116,7 +116,9 @@ def app(settings: Settings) -> web.Application:
 
 async def truncate_all(app: web.Application) -> None:
     async with app[keys.POOL].acquire() as conn:
-        await conn.execute("TRUNCATE users, refresh_tokens, videos CASCADE")
+        await conn.execute(
+            "TRUNCATE users, refresh_tokens, videos, jobs, job_outputs, job_events CASCADE"
+        )
 
 
 @pytest.fixture
