@@ -2,9 +2,10 @@
 
     python -m tests.job_worker      # settings from the FRAMEFLOW_* environment
 
-It prints `ready <worker id>` once it listens for work; SIGTERM stops it
-gracefully (running jobs go back to the queue). No HTTP: the crash tests need
-a real second process that claims and runs jobs, nothing more.
+It prints `worker <worker id>` before it starts (a job may kill it at once)
+and `ready` once it listens for work; SIGTERM stops it gracefully (running
+jobs go back to the queue). No HTTP: the crash tests need a real second
+process that claims and runs jobs, nothing more.
 """
 
 from __future__ import annotations
@@ -36,10 +37,11 @@ async def main() -> None:
             operations=fake_operations(),
             dsn=settings.database_url,
         )
+        print("worker", runner.worker_id, flush=True)
         try:
             await runner.start()
             await runner.listening.wait()
-            print("ready", runner.worker_id, flush=True)
+            print("ready", flush=True)
             await stop.wait()
         finally:
             await runner.stop()

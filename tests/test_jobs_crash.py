@@ -55,7 +55,7 @@ class Workers:
         self.procs: list[subprocess.Popen[bytes]] = []
 
     async def start(self, **env: str) -> tuple[subprocess.Popen[bytes], str]:
-        """A worker that is listening for jobs, and its worker id."""
+        """A worker that listens for jobs (or already died of one), and its worker id."""
         log = self.log_dir / f"worker-{len(self.procs)}.log"
         with log.open("wb") as out:
             proc = subprocess.Popen(
@@ -68,12 +68,12 @@ class Workers:
         self.procs.append(proc)
         async with asyncio.timeout(30):
             while True:
-                text = log.read_text(errors="replace")
-                for line in text.splitlines():
-                    if line.startswith("ready "):
-                        return proc, line.split()[1]
+                lines = log.read_text(errors="replace").splitlines()
+                worker_id = next((ln.split()[1] for ln in lines if ln.startswith("worker ")), None)
+                if worker_id and ("ready" in lines or proc.poll() is not None):
+                    return proc, worker_id
                 if proc.poll() is not None:
-                    pytest.fail(f"worker exited early:\n{text}")
+                    pytest.fail("worker exited early:\n" + "\n".join(lines))
                 await asyncio.sleep(0.05)
 
     def stop_all(self) -> None:

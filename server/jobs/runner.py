@@ -38,6 +38,7 @@ from config.settings import Settings
 from server.db import jobs as jobs_db
 from server.db import videos as videos_db
 from server.db.videos import Video
+from server.errors import HTTPError
 from server.jobs import state
 from server.jobs.context import JobContext
 from server.jobs.model import QUEUED, Job, OutputFile
@@ -239,11 +240,13 @@ class JobRunner:
         except asyncio.CancelledError:
             # The claim may commit all the same; a job claimed now is started,
             # sees the shutdown and goes straight back to the queue.
+            job = None
             with contextlib.suppress(Exception):
-                if job := await claim:
-                    self._start_attempt(job)
-                    return None
-            self._slots.release()
+                job = await claim
+            if job is not None:
+                self._start_attempt(job)  # the attempt owns the slot now
+            else:
+                self._slots.release()
             raise
 
     async def _claim(self) -> Job | None:
@@ -358,8 +361,20 @@ class JobRunner:
         if interrupted:
             return self._stopped_outcome(attempt, time_limit)
         if work.exception() is None:
-            return _Outcome("succeeded", outputs=list(work.result()))
+            return self._checked_outputs(attempt, list(work.result()))
         return _Outcome("failed", error=self._failure_message(attempt, work.exception()))
+
+    def _checked_outputs(self, attempt: _Attempt, outputs: list[OutputFile]) -> _Outcome:
+        """Outputs become rows as they are: an operation bug must fail its job, not
+        make the final commit fail (and the job retry until its attempts run out)."""
+        prefix = output_prefix(attempt.job)
+        names = [o.name for o in outputs]
+        if len(set(names)) == len(names) and all(
+            o.storage_key.startswith(prefix) and o.size >= 0 for o in outputs
+        ):
+            return _Outcome("succeeded", outputs=outputs)
+        log.error("job_outputs_invalid", job_id=str(attempt.job.id), names=names)
+        return _Outcome("failed", error="internal error")
 
     def _stopped_outcome(self, attempt: _Attempt, time_limit: float) -> _Outcome:
         reason = attempt.stop_reason
@@ -375,6 +390,8 @@ class JobRunner:
     def _failure_message(self, attempt: _Attempt, exc: BaseException | None) -> str:
         if isinstance(exc, OperationFailed | FfmpegError):
             return str(exc) or "the operation failed"
+        if isinstance(exc, HTTPError):  # params that were valid when queued, not any more
+            return exc.message
         log.error(
             "job_operation_crashed",
             job_id=str(attempt.job.id),

@@ -115,8 +115,7 @@ async def requeue(
             conn, job.id, worker_id=worker_id, attempt=job.attempts, charge=charge_attempt
         )
         if done is not None:
-            outcome = "lease_expired" if charge_attempt else "retry"
-            await jobs_db.close_attempt(conn, job.id, job.attempts, outcome, reason)
+            await jobs_db.close_attempt(conn, job.id, job.attempts, "retry", reason)
             await jobs_db.notify_new_job(conn)
         return done
 

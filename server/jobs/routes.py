@@ -1,0 +1,126 @@
+"""`/api/v1/.../jobs`: queue, list, show, cancel, and the processing history."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+
+from aiohttp import web
+
+from server import keys
+from server.auth.middleware import current_user
+from server.errors import BadRequest
+from server.http import path_uuid, query_int, read_json_object
+from server.jobs import service
+from server.jobs.model import STATUSES, Job, OutputFile
+from server.jobs.service import JobDeps
+from server.jobs.views import (
+    decode_cursor,
+    encode_cursor,
+    event_json,
+    job_detail_json,
+    job_json,
+    output_link_maker,
+)
+
+
+def _link_maker(request: web.Request, job: Job) -> Callable[[str], str]:
+    # Imported here: server.videos.routes is another domain's handler module.
+    from server.videos.routes import external_url
+
+    return output_link_maker(
+        request.app[keys.SIGNER],
+        job.id,
+        request.app[keys.SETTINGS].signed_url_ttl_seconds,
+        lambda path: external_url(request, path),
+    )
+
+
+def _detail(
+    request: web.Request, job: Job, outputs: Sequence[OutputFile], status: int = 200
+) -> web.Response:
+    return web.json_response(
+        job_detail_json(job, outputs, _link_maker(request, job)),
+        status=status,
+        # The output URLs carry a signature: no shared cache should keep them.
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def create_job(request: web.Request) -> web.Response:
+    user = current_user(request)
+    video_id = path_uuid(request)
+    body = await read_json_object(request)
+    priority = body.get("priority", 0)
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise BadRequest("'priority' must be an integer", code="invalid_field", field="priority")
+    job = await service.create_job(
+        JobDeps.from_app(request.app),
+        user.id,
+        video_id,
+        body.get("operation"),
+        body.get("params"),
+        priority,
+    )
+    return _detail(request, job, [], status=202)
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    user = current_user(request)
+    limit = query_int(request, "limit", 20, lo=1, hi=100)
+    status = request.query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise BadRequest(
+            f"'status' must be one of {', '.join(STATUSES)}", code="invalid_query", field="status"
+        )
+    video_id = None
+    if raw_video := request.query.get("video_id"):
+        try:
+            video_id = uuid.UUID(raw_video)
+        except ValueError:
+            raise BadRequest(
+                "'video_id' must be a UUID", code="invalid_query", field="video_id"
+            ) from None
+    cursor = request.query.get("cursor")
+    before = decode_cursor(cursor) if cursor else None
+    # One extra row tells whether there is a next page.
+    rows = await service.list_jobs(
+        JobDeps.from_app(request.app),
+        user.id,
+        status=status,
+        video_id=video_id,
+        limit=limit + 1,
+        before=before,
+    )
+    page = rows[:limit]
+    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
+    return web.json_response({"items": [job_json(j) for j in page], "next_cursor": next_cursor})
+
+
+async def get_job(request: web.Request) -> web.Response:
+    job, outputs = await service.get_job(
+        JobDeps.from_app(request.app), current_user(request).id, path_uuid(request)
+    )
+    return _detail(request, job, outputs)
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    job = await service.cancel_job(
+        JobDeps.from_app(request.app), current_user(request).id, path_uuid(request)
+    )
+    return _detail(request, job, [], status=202)
+
+
+async def job_events(request: web.Request) -> web.Response:
+    events = await service.job_events(
+        JobDeps.from_app(request.app), current_user(request).id, path_uuid(request)
+    )
+    return web.json_response({"items": [event_json(e) for e in events]})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/videos/{id}/jobs", create_job, name="jobs.create")
+    app.router.add_get("/api/v1/jobs", list_jobs, name="jobs.list")
+    app.router.add_get("/api/v1/jobs/{id}", get_job, name="jobs.show")
+    app.router.add_post("/api/v1/jobs/{id}/cancel", cancel_job, name="jobs.cancel")
+    app.router.add_get("/api/v1/jobs/{id}/events", job_events, name="jobs.events")

@@ -1,0 +1,148 @@
+"""Job use cases behind the API: create, cancel, read. Handlers stay thin and call these."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+import asyncpg
+from aiohttp import web
+
+from config.settings import Settings
+from server import keys
+from server.db import jobs as jobs_db
+from server.db import videos as videos_db
+from server.db.videos import Video
+from server.errors import BadRequest, NotFound
+from server.jobs import state
+from server.jobs.model import CANCELED, Job, JobEvent, OutputFile
+from server.jobs.operations.base import Operation
+from server.logs import get_logger
+
+if TYPE_CHECKING:
+    from server.jobs.runner import Publish
+
+log = get_logger("frameflow.jobs")
+
+MAX_PRIORITY = 100
+
+
+@dataclass(frozen=True)
+class JobDeps:
+    """What the job use cases need, whether or not this instance runs workers."""
+
+    pool: asyncpg.Pool
+    settings: Settings
+    operations: Mapping[str, Operation]
+    publish: Publish
+
+    @classmethod
+    def from_app(cls, app: web.Application) -> JobDeps:
+        runner = app[keys.RUNNER]
+        return cls(app[keys.POOL], app[keys.SETTINGS], runner.operations, runner.publish)
+
+
+def resolve_operation(deps: JobDeps, name: object, video: Video | None = None) -> Operation:
+    """The operation called `name`, if it applies to `video`; else a 400 on `operation`."""
+    operation = deps.operations.get(name) if isinstance(name, str) else None
+    if operation is None:
+        known = ", ".join(sorted(deps.operations))
+        raise BadRequest(
+            f"Unknown operation; expected one of: {known}",
+            code="unknown_operation",
+            field="operation",
+        )
+    if video is not None and video.kind not in operation.kinds:
+        raise BadRequest(
+            f"'{operation.name}' does not apply to {video.kind} uploads",
+            code="operation_not_applicable",
+            field="operation",
+        )
+    return operation
+
+
+async def create_job(
+    deps: JobDeps,
+    user_id: uuid.UUID,
+    video_id: uuid.UUID,
+    operation: object,
+    raw_params: object,
+    priority: int = 0,
+) -> Job:
+    """Validate and queue one job; 404 unless the video is the user's, 400 naming the field."""
+    async with deps.pool.acquire() as conn:
+        video = await videos_db.get_video(conn, video_id, user_id)
+    if video is None:
+        raise NotFound("No such video", code="video_not_found")
+    op = resolve_operation(deps, operation, video)
+    if raw_params is None:
+        raw_params = {}
+    if not isinstance(raw_params, Mapping):
+        raise BadRequest("'params' must be an object", code="invalid_params", field="params")
+    params = op.parse_params(raw_params, video, deps.settings)
+    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        raise BadRequest("'priority' is out of range", code="invalid_field", field="priority")
+    try:
+        async with deps.pool.acquire() as conn, conn.transaction():
+            job = await jobs_db.insert_job(
+                conn,
+                user_id=user_id,
+                video_id=video.id,
+                operation=op.name,
+                params=params,
+                priority=priority,
+                max_attempts=deps.settings.job_max_attempts,
+            )
+            await jobs_db.notify_new_job(conn)  # delivered at commit
+    except asyncpg.ForeignKeyViolationError:
+        # The video was deleted in between.
+        raise NotFound("No such video", code="video_not_found") from None
+    log.info("job_queued", job_id=str(job.id), op=job.operation, video_id=str(video.id))
+    await deps.publish("job.queued", job)
+    return job
+
+
+async def cancel_job(deps: JobDeps, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:
+    """Queued: canceled now. Running: its worker is told and stops it within seconds
+    (the job returned is still running, with `cancel_requested`). Finished: 409."""
+    async with deps.pool.acquire() as conn:
+        job = await state.request_cancel(conn, job_id, user_id)
+    if job.status == CANCELED:
+        await deps.publish("job.canceled", job)
+    log.info("job_cancel_requested", job_id=str(job.id), status=job.status)
+    return job
+
+
+async def get_job(
+    deps: JobDeps, user_id: uuid.UUID, job_id: uuid.UUID
+) -> tuple[Job, list[OutputFile]]:
+    async with deps.pool.acquire() as conn:
+        job = await jobs_db.get_job(conn, job_id, user_id)
+        if job is None:
+            raise NotFound("No such job", code="job_not_found")
+        return job, await jobs_db.list_outputs(conn, job.id)
+
+
+async def list_jobs(
+    deps: JobDeps,
+    user_id: uuid.UUID,
+    *,
+    status: str | None,
+    video_id: uuid.UUID | None,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[Job]:
+    async with deps.pool.acquire() as conn:
+        return await jobs_db.list_jobs(
+            conn, user_id, status=status, video_id=video_id, limit=limit, before=before
+        )
+
+
+async def job_events(deps: JobDeps, user_id: uuid.UUID, job_id: uuid.UUID) -> list[JobEvent]:
+    async with deps.pool.acquire() as conn:
+        if await jobs_db.get_job(conn, job_id, user_id) is None:
+            raise NotFound("No such job", code="job_not_found")
+        return await jobs_db.list_events(conn, job_id)
