@@ -159,6 +159,12 @@ async def engine(
     yield eng
     for runner in eng.runners:
         await runner.stop()
+    leaked = [t.get_name() for t in asyncio.all_tasks() if t.get_name().startswith("job")]
+    assert leaked == [], "stop() must end every task it started"
+
+
+LISTENERS = """SELECT count(*) FROM pg_stat_activity
+               WHERE datname = current_database() AND query LIKE 'LISTEN%'"""
 
 
 def ffmpeg_children() -> list[psutil.Process]:
@@ -472,6 +478,12 @@ async def test_graceful_stop_requeues_without_charging_an_attempt(engine: Engine
     assert engine.stored(job) == []
     [event] = await engine.events(job.id)
     assert (event.outcome, event.error) == ("retry", "worker shut down")
+    assert [t for t in asyncio.all_tasks() if t.get_name().startswith("job")] == []
+    async with asyncio.timeout(5):  # the LISTEN connection is closed, not left to the server
+        while True:
+            if not await engine.pool.fetchval(LISTENERS):
+                break
+            await asyncio.sleep(0.05)
     again = await claim(engine.pool, "next")
     assert again is not None and again.attempts == 2
     assert [e.attempt for e in await engine.events(job.id)] == [1, 2]
@@ -481,8 +493,7 @@ async def test_listener_reconnects_and_notify_wakes_the_runner(engine: Engine) -
     runner = await engine.runner(job_poll_seconds=60.0)  # only NOTIFY can wake it in time
     async with engine.pool.acquire() as conn:
         killed = await conn.fetchval(
-            """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
-               WHERE datname = current_database() AND query LIKE 'LISTEN%'"""
+            LISTENERS.replace("count(*)", "count(pg_terminate_backend(pid))")
         )
     assert killed == 1
     await until(lambda: not runner.listening.is_set(), within=5)
