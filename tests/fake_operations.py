@@ -48,7 +48,7 @@ def _seconds(raw: Mapping[str, Any], default: float) -> float:
     return float(value)
 
 
-@dataclass(frozen=True)
+@dataclass
 class FakeOperation:
     name: str
     kinds: frozenset[str] = frozenset({"video"})
