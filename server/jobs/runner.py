@@ -340,7 +340,6 @@ class JobRunner:
         stop = asyncio.create_task(attempt.stop_requested.wait())
         deadline = time.monotonic() + time_limit
         stall = self.settings.job_stall_seconds
-        interrupted = True
         try:
             while not work.done() and attempt.stop_reason is None:
                 now = time.monotonic()
@@ -351,7 +350,7 @@ class JobRunner:
                 else:
                     wake_at = min(deadline, attempt.last_activity + stall)
                     await asyncio.wait(
-                        {work, stop}, timeout=wake_at - now, return_when="FIRST_COMPLETED"
+                        {work, stop}, timeout=wake_at - now, return_when=asyncio.FIRST_COMPLETED
                     )
         finally:
             # A result that is in wins over a stop that came at the same moment.
