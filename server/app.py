@@ -16,10 +16,13 @@ from server import keys
 from server.auth.middleware import auth_middleware
 from server.auth.secret import load_or_create_secret
 from server.auth.tokens import TokenService
-from server.db.pool import open_database
+from server.db.pool import open_database, resolve_database_url
 from server.delivery.signing import UrlSigner
+from server.jobs.operations import registry
+from server.jobs.runner import JobRunner
 from server.logs import get_logger
 from server.media.binary import resolve_ffmpeg
+from server.media.encoders import load_encoders
 from server.metrics import Metrics
 from server.middlewares import add_request_id_header, request_envelope
 from server.storage import open_storage
@@ -39,7 +42,9 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
     app.on_response_prepare.append(add_request_id_header)
-    app.cleanup_ctx.extend([_secrets_ctx, _database_ctx, _storage_ctx, _ffmpeg_ctx, _uploads_ctx])
+    app.cleanup_ctx.extend(
+        [_secrets_ctx, _database_ctx, _storage_ctx, _ffmpeg_ctx, _runner_ctx, _uploads_ctx]
+    )
     _add_routes(app)
     return app
 
@@ -47,12 +52,22 @@ def create_app(settings: Settings) -> web.Application:
 def _add_routes(app: web.Application) -> None:
     # Imported here so that each domain module stays importable on its own.
     from server.auth.routes import add_routes as auth_routes
+    from server.jobs.outputs import add_routes as output_routes
+    from server.jobs.routes import add_routes as job_routes
     from server.ops.routes import add_routes as ops_routes
     from server.static_files import add_routes as static_routes
     from server.uploads.routes import add_routes as upload_routes
     from server.videos.routes import add_routes as video_routes
 
-    for add in (ops_routes, auth_routes, upload_routes, video_routes, static_routes):
+    for add in (
+        ops_routes,
+        auth_routes,
+        upload_routes,
+        video_routes,
+        job_routes,
+        output_routes,
+        static_routes,
+    ):
         add(app)
 
 
@@ -65,7 +80,10 @@ async def _secrets_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with open_database(app[keys.SETTINGS]) as pool:
+    settings = app[keys.SETTINGS]
+    # Kept: the job runner opens its own LISTEN connection with it.
+    app[keys.DATABASE_URL] = await resolve_database_url(settings)
+    async with open_database(settings, app[keys.DATABASE_URL]) as pool:
         app[keys.POOL] = pool
         yield
 
@@ -80,9 +98,32 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ffmpeg_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[keys.FFMPEG] = resolve_ffmpeg(app[keys.SETTINGS].ffmpeg_path)
-    log.info("ffmpeg_found", path=app[keys.FFMPEG])
+    ffmpeg = resolve_ffmpeg(app[keys.SETTINGS].ffmpeg_path)
+    app[keys.FFMPEG] = ffmpeg
+    # Cached per binary; loading it now keeps the ~30 ms probe off request paths.
+    encoders = await load_encoders(ffmpeg)
+    log.info("ffmpeg_found", path=ffmpeg, encoders=len(encoders))
     yield
+
+
+async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Always built: the API takes its operations and publisher from it even
+    # when this instance runs no workers (FRAMEFLOW_WORKERS_ENABLED=false).
+    runner = JobRunner(
+        pool=app[keys.POOL],
+        storage=app[keys.STORAGE],
+        settings=app[keys.SETTINGS],
+        ffmpeg=app[keys.FFMPEG],
+        operations=registry(),
+        dsn=app[keys.DATABASE_URL],
+    )
+    app[keys.RUNNER] = runner
+    await runner.start()
+    try:
+        yield
+    finally:
+        # Running jobs are handed back to the queue for another instance.
+        await runner.stop()
 
 
 async def _uploads_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -12,18 +12,21 @@ from config.settings import Settings
 if TYPE_CHECKING:
     from server.auth.tokens import TokenService
     from server.delivery.signing import UrlSigner
+    from server.jobs.runner import JobRunner
     from server.metrics import Metrics
     from server.storage.base import Storage
     from server.uploads.service import UploadTracker
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
+DATABASE_URL = web.AppKey("database_url", str)  # resolved (embedded or configured)
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 SIGNER: web.AppKey[UrlSigner] = web.AppKey("signer")
 FFMPEG = web.AppKey("ffmpeg", str)
 UPLOADS: web.AppKey[UploadTracker] = web.AppKey("uploads")
+RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 
 # Per-request state.
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -21,21 +21,18 @@ from server import keys
 from server.app import create_app
 from server.jobs.links import token_prefix, verify_token
 from server.jobs.model import Job, OutputFile
-from server.jobs.routes import add_routes
 from server.jobs.runner import JobRunner
 from server.jobs.views import job_detail_json
 from tests.clips import make_image
 from tests.conftest import User, register_and_login
 from tests.fake_operations import fake_operations
 
-# The lead declares keys.RUNNER; until then the tests bring an equivalent key.
-RUNNER_KEY: web.AppKey[JobRunner] = getattr(keys, "RUNNER", None) or web.AppKey("runner")
 FINISHED = {"succeeded", "failed", "canceled"}
 
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
-    # The app's own runner (if wired) stays idle; the one below runs fake operations.
+    # The app's own runner stays idle; the one below (replacing it) runs fake operations.
     return make_settings(
         workers_enabled=False,
         worker_concurrency=1,
@@ -55,12 +52,8 @@ def app(
     settings: Settings,
     database_url: str,
     published: list[tuple[str, Job]],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> web.Application:
-    monkeypatch.setattr(keys, "RUNNER", RUNNER_KEY, raising=False)
     app = create_app(settings)
-    if "jobs.list" not in app.router.named_resources():
-        add_routes(app)
 
     async def record(event: str, job: Job) -> None:
         published.append((event, job))
@@ -75,7 +68,7 @@ def app(
             dsn=database_url,
             publish=record,
         )
-        app[RUNNER_KEY] = runner
+        app[keys.RUNNER] = runner
         await runner.start()
         yield
         await runner.stop()
@@ -159,7 +152,7 @@ async def test_create_run_and_show_a_job_with_signed_output_urls(
     resp = await client.get(f"/api/v1/jobs/{job['id']}/events", headers=user.headers)
     [event] = (await resp.json())["items"]
     assert (event["attempt"], event["outcome"], event["error"]) == (1, "succeeded", None)
-    assert event["worker_id"] == app[RUNNER_KEY].worker_id
+    assert event["worker_id"] == app[keys.RUNNER].worker_id
     assert 0 < event["duration_seconds"] < 10
     assert event["started_at"] and event["ended_at"]
 

@@ -60,9 +60,9 @@ async def create_pool(dsn: str, *, max_size: int = 10, **kw: Any) -> asyncpg.Poo
 
 
 @asynccontextmanager
-async def open_database(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
-    """A migrated pool, closed on exit."""
-    dsn = await resolve_database_url(settings)
+async def open_database(settings: Settings, dsn: str | None = None) -> AsyncIterator[asyncpg.Pool]:
+    """A migrated pool, closed on exit (`dsn` when already resolved)."""
+    dsn = dsn or await resolve_database_url(settings)
     pool = await create_pool(dsn, max_size=settings.database_pool_size)
     try:
         async with pool.acquire() as conn:

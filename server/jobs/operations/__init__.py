@@ -7,13 +7,11 @@ from server.jobs.operations.base import Operation
 
 def registry() -> dict[str, Operation]:
     """Every operation, keyed by the name clients send."""
-    from server.jobs.operations import convert, frames, hls, thumbnail, transcode
+    from server.jobs.operations.convert import OPERATION as CONVERT
+    from server.jobs.operations.frames import OPERATION as FRAMES
+    from server.jobs.operations.hls import OPERATION as HLS
+    from server.jobs.operations.thumbnail import OPERATION as THUMBNAIL
+    from server.jobs.operations.transcode import OPERATION as TRANSCODE
 
-    operations: list[Operation] = [
-        frames.OPERATION,
-        transcode.OPERATION,
-        hls.OPERATION,
-        thumbnail.OPERATION,
-        convert.OPERATION,
-    ]
+    operations: list[Operation] = [FRAMES, TRANSCODE, HLS, THUMBNAIL, CONVERT]
     return {op.name: op for op in operations}
