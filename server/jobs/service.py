@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from aiohttp import web
@@ -62,6 +62,71 @@ def resolve_operation(deps: JobDeps, name: object, video: Video | None = None) -
             field="operation",
         )
     return operation
+
+
+MAX_PROCESS = 5
+
+
+def parse_process(deps: JobDeps, raw: str | None) -> list[Operation]:
+    """`?process=frames,thumbnail` as operations (kinds checked later); 400 on `process`."""
+    if not raw:
+        return []
+    names = list(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    if len(names) > MAX_PROCESS:
+        raise BadRequest(
+            f"At most {MAX_PROCESS} operations per upload", code="invalid_field", field="process"
+        )
+    unknown = [n for n in names if n not in deps.operations]
+    if unknown:
+        known = ", ".join(sorted(deps.operations))
+        raise BadRequest(
+            f"Unknown operation {unknown[0]!r} in 'process'; expected some of: {known}",
+            code="unknown_operation",
+            field="process",
+        )
+    return [deps.operations[n] for n in names]
+
+
+def check_process_kind(operations: Sequence[Operation], kind: str) -> None:
+    """Before an upload is stored: every requested operation must apply to its kind."""
+    for op in operations:
+        if kind not in op.kinds:
+            raise BadRequest(
+                f"'{op.name}' does not apply to {kind} uploads",
+                code="operation_not_applicable",
+                field="process",
+            )
+
+
+def plan_jobs(
+    deps: JobDeps, operations: Sequence[Operation], video: Video
+) -> list[tuple[Operation, dict[str, Any]]]:
+    """Default params of each operation for `video`, validated before anything is kept."""
+    return [(op, op.parse_params({}, video, deps.settings)) for op in operations]
+
+
+async def insert_planned_jobs(
+    conn: asyncpg.Connection,
+    deps: JobDeps,
+    video: Video,
+    planned: Sequence[tuple[Operation, dict[str, Any]]],
+) -> list[Job]:
+    """Queue planned jobs inside the caller's transaction (with the video's own insert)."""
+    jobs = [
+        await jobs_db.insert_job(
+            conn,
+            user_id=video.user_id,
+            video_id=video.id,
+            operation=op.name,
+            params=params,
+            priority=0,
+            max_attempts=deps.settings.job_max_attempts,
+        )
+        for op, params in planned
+    ]
+    if jobs:
+        await jobs_db.notify_new_job(conn)  # delivered at commit
+    return jobs
 
 
 async def create_job(

@@ -10,10 +10,15 @@ from server import keys
 from server.auth.middleware import current_user
 from server.delivery.disposition import sanitize_filename
 from server.errors import BadRequest, LengthRequired, PayloadTooLarge, UnsupportedMediaType
-from server.uploads.service import receive_upload
+from server.jobs import service as jobs_service
+from server.jobs.operations.base import Operation
+from server.jobs.views import job_json
+from server.uploads.service import StoredUpload, receive_upload
 from server.videos.views import video_json
 
 FILE_FIELD = "file"
+TEXT_FIELDS = frozenset({"process"})
+MAX_FIELD_BYTES = 1024
 # Multipart framing around the file: boundaries and part headers.
 MULTIPART_OVERHEAD = 64 * 1024
 
@@ -23,14 +28,15 @@ async def put_upload(request: web.Request) -> web.Response:
     if request.content_length is None and not request.body_exists:
         raise LengthRequired("Send the file as the request body (curl -T FILE URL)")
     chunk = request.app[keys.SETTINGS].upload_chunk_bytes
-    video = await receive_upload(
+    stored = await receive_upload(
         request.app,
         user_id=user.id,
         filename=sanitize_filename(request.match_info["filename"]),
         chunks=request.content.iter_chunked(chunk).__aiter__(),
         declared_size=request.content_length,
+        process=_process(request, request.query.get("process")),
     )
-    return web.json_response(video_json(video), status=201)
+    return _created(stored)
 
 
 async def post_upload(request: web.Request) -> web.Response:
@@ -50,18 +56,32 @@ async def post_upload(request: web.Request) -> web.Response:
         reader = await request.multipart()
     except (ValueError, AssertionError):
         raise BadRequest("Malformed multipart body", code="invalid_multipart") from None
-    part = await _find_file_part(reader)
-    video = await receive_upload(
+    fields, part = await _read_until_file(reader)
+    stored = await receive_upload(
         request.app,
         user_id=user.id,
         filename=sanitize_filename(part.filename or "upload"),
         chunks=_file_chunks(reader, part, settings.upload_chunk_bytes),
         declared_size=None,
+        process=_process(request, fields.get("process", request.query.get("process"))),
     )
-    return web.json_response(video_json(video), status=201)
+    return _created(stored)
 
 
-async def _find_file_part(reader: MultipartReader) -> BodyPartReader:
+def _process(request: web.Request, raw: str | None) -> list[Operation]:
+    # Checked before the body is read: a typo costs no upload.
+    return jobs_service.parse_process(jobs_service.JobDeps.from_app(request.app), raw)
+
+
+def _created(stored: StoredUpload) -> web.Response:
+    body = video_json(stored.video)
+    body["jobs"] = [job_json(job) for job in stored.jobs]
+    return web.json_response(body, status=201)
+
+
+async def _read_until_file(reader: MultipartReader) -> tuple[dict[str, str], BodyPartReader]:
+    """Small text fields before the file (`process`), then the file part itself."""
+    fields: dict[str, str] = {}
     while True:
         try:
             part = await reader.next()
@@ -72,9 +92,16 @@ async def _find_file_part(reader: MultipartReader) -> BodyPartReader:
         if not isinstance(part, BodyPartReader):
             raise BadRequest("Nested multipart bodies are not supported", code="invalid_multipart")
         if part.name == FILE_FIELD:
-            return part
-        # Small fields before the file are read and dropped (none are defined yet).
-        await part.release()
+            return fields, part
+        if part.name in TEXT_FIELDS:
+            raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
+            if len(raw) > MAX_FIELD_BYTES or await part.read_chunk(1):
+                raise BadRequest(
+                    f"'{part.name}' is too long", code="invalid_field", field=part.name
+                )
+            fields[part.name] = raw.decode("utf-8", errors="replace")
+        else:
+            await part.release()  # unknown fields are ignored
 
 
 async def _file_chunks(

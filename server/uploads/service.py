@@ -14,8 +14,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -30,6 +31,9 @@ from server.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from server.jobs import service as jobs_service
+from server.jobs.model import Job
+from server.jobs.operations.base import Operation
 from server.logs import get_logger
 from server.media.probe import ProbeError, probe
 from server.media.process import FfmpegTimeout
@@ -63,6 +67,12 @@ class UploadTracker:
             await writer.abort()
         if writers:
             log.warning("uploads_aborted_at_shutdown", count=len(writers))
+
+
+@dataclass(frozen=True)
+class StoredUpload:
+    video: videos_db.Video
+    jobs: list[Job]
 
 
 @dataclass(frozen=True)
@@ -110,7 +120,9 @@ async def receive_upload(
     filename: str,
     chunks: AsyncIterator[bytes],
     declared_size: int | None,
-) -> videos_db.Video:
+    process: Sequence[Operation] = (),
+) -> StoredUpload:
+    """Store one upload; with `process`, queue those operations in the same transaction."""
     limits = await upload_limits(app, user_id)
     limits.check_declared(declared_size)
     try:
@@ -120,6 +132,7 @@ async def receive_upload(
             raise UnsupportedMediaType(
                 "Not a supported video or image (mp4/mov, webm/mkv, avi, mpeg-ts, jpeg, png, webp)"
             )
+        jobs_service.check_process_kind(process, sniffed.kind)
         video_id = uuid.uuid4()
         key = source_key(user_id, video_id)
         size, sha256 = await _stream_to_storage(app, key, sniffed, head, chunks, limits)
@@ -135,8 +148,8 @@ async def receive_upload(
         await _discard(app, key)
         raise BadRequest("The body ended before Content-Length bytes", code="incomplete_body")
     try:
-        video = await _probe_and_record(
-            app, video_id, user_id, key, filename, sniffed, size, sha256
+        stored = await _probe_and_record(
+            app, video_id, user_id, key, filename, sniffed, size, sha256, process
         )
     except BaseException:
         await _discard(app, key)
@@ -144,8 +157,12 @@ async def receive_upload(
         raise
     app[keys.METRICS].uploads.labels("stored").inc()
     app[keys.METRICS].bytes_uploaded.inc(size)
+    video = stored.video
     log.info("upload_stored", video_id=str(video.id), size=size, content_type=video.content_type)
-    return video
+    deps = jobs_service.JobDeps.from_app(app)
+    for job in stored.jobs:
+        await deps.publish("job.queued", job)
+    return stored
 
 
 async def _stream_to_storage(
@@ -188,7 +205,8 @@ async def _probe_and_record(
     sniffed: SniffResult,
     size: int,
     sha256: str,
-) -> videos_db.Video:
+    process: Sequence[Operation],
+) -> StoredUpload:
     settings = app[keys.SETTINGS]
     try:
         async with app[keys.STORAGE].local_path(key) as path:
@@ -199,23 +217,42 @@ async def _probe_and_record(
         raise Unprocessable(f"The file cannot be decoded: {exc}", code="undecodable") from None
     except FfmpegTimeout:
         raise Unprocessable("Probing the file took too long", code="probe_timeout") from None
+    candidate = videos_db.Video(
+        id=video_id,
+        user_id=user_id,
+        filename=filename,
+        storage_key=key,
+        size=size,
+        sha256=sha256,
+        content_type=sniffed.content_type,
+        kind=sniffed.kind,
+        status="ready",
+        metadata=info.to_json(),
+        created_at=datetime.now(UTC),
+    )
+    deps = jobs_service.JobDeps.from_app(app)
+    # Default params are checked against the probed metadata before anything
+    # is kept: a 400 here still discards the object.
+    planned = jobs_service.plan_jobs(deps, process, candidate)
     async with app[keys.POOL].acquire() as conn, conn.transaction():
         if not await videos_db.reserve_quota(conn, user_id, size):
             raise PayloadTooLarge(
                 "This upload would exceed your storage quota", code="quota_exceeded"
             )
-        return await videos_db.insert_video(
+        video = await videos_db.insert_video(
             conn,
-            id=video_id,
-            user_id=user_id,
-            filename=filename,
-            storage_key=key,
-            size=size,
-            sha256=sha256,
-            content_type=sniffed.content_type,
-            kind=sniffed.kind,
-            metadata=info.to_json(),
+            id=candidate.id,
+            user_id=candidate.user_id,
+            filename=candidate.filename,
+            storage_key=candidate.storage_key,
+            size=candidate.size,
+            sha256=candidate.sha256,
+            content_type=candidate.content_type,
+            kind=candidate.kind,
+            metadata=candidate.metadata,
         )
+        jobs = await jobs_service.insert_planned_jobs(conn, deps, video, planned)
+    return StoredUpload(video, jobs)
 
 
 async def _discard(app: web.Application, key: str) -> None:
