@@ -24,7 +24,7 @@ from server.jobs.model import Job, OutputFile
 from server.jobs.runner import JobRunner
 from server.jobs.views import job_detail_json
 from tests.clips import make_image
-from tests.conftest import User, register_and_login
+from tests.conftest import User, leftovers, register_and_login
 from tests.fake_operations import fake_operations
 
 FINISHED = {"succeeded", "failed", "canceled"}
@@ -322,3 +322,19 @@ def test_hls_outputs_are_listed_as_the_master_playlist() -> None:
     assert [o["name"] for o in body["outputs"]] == ["hls/master.m3u8", "thumb.jpg"]
     assert body["outputs"][0]["url"] == "https://x/hls/master.m3u8"
     assert body["output_count"] == 4
+
+
+async def test_deleting_a_video_mid_job_leaves_no_outputs(
+    client: TestClient[Any, Any], user: User, video_id: str
+) -> None:
+    job = await post_job(client, user, video_id, {"operation": "sleep", "params": {"seconds": 30}})
+    # The operation has written its first output by the time progress moves.
+    await wait_job(client, user, job["id"], lambda j: j["progress"] > 0)
+    resp = await client.delete(f"/api/v1/videos/{video_id}", headers=user.headers)
+    assert resp.status == 204
+    # The runner's next heartbeat finds the job gone, stops it and removes its bytes.
+    async with asyncio.timeout(20):
+        while leftovers(client.app) or client.app[keys.RUNNER].running_job_ids():  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+    me = await (await client.get("/api/v1/me", headers=user.headers)).json()
+    assert me["used_bytes"] == 0

@@ -404,7 +404,7 @@ class JobRunner:
         job = attempt.job
         if outcome.kind == LOST:
             # Someone else may own the job by now, and its output keys with it.
-            log.warning("job_lost", job_id=str(job.id), attempt=job.attempts)
+            await self._lost(job)
             return
         async with self.pool.acquire() as conn:
             if outcome.kind == "succeeded":
@@ -423,10 +423,20 @@ class JobRunner:
                         conn, job, self.worker_id, charge_attempt=False, reason="worker shut down"
                     )
         if done is None:
-            log.warning("job_lost", job_id=str(job.id), attempt=job.attempts)
+            await self._lost(job)
             return
         log.info("job_" + done.status, job_id=str(job.id), attempt=job.attempts, error=done.error)
         await self.publish("job." + done.status, done)
+
+    async def _lost(self, job: Job) -> None:
+        """The attempt no longer owns its job. If the job is gone altogether (its
+        video was deleted mid-run), nobody will ever own its output keys: remove
+        what this attempt wrote so no bytes outlive the video."""
+        async with self.pool.acquire() as conn:
+            gone = await jobs_db.get_job(conn, job.id, None) is None
+        if gone:
+            await self._delete_outputs(job)
+        log.warning("job_lost", job_id=str(job.id), attempt=job.attempts, deleted=gone)
 
     async def _delete_outputs(self, job: Job) -> None:
         try:
