@@ -277,8 +277,12 @@ def frameflow_server(
     s3_endpoint: str = "",
     max_upload_bytes: int,
     log_level: str = "info",
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[Frameflow]:
-    """`python run.py --port P --data-dir D` with its own database and data dir."""
+    """`python run.py --port P --data-dir D` with its own database and data dir.
+
+    `extra_env`: more FRAMEFLOW_* settings, applied last (a bench's own knobs).
+    """
     port = free_port()
     data_dir = work_dir / f"frameflow-{storage}-{uuid.uuid4().hex[:6]}"
     data_dir.mkdir(parents=True)
@@ -304,6 +308,7 @@ def frameflow_server(
                 "FRAMEFLOW_S3_ACCESS_KEY_ID": S3_ACCESS_KEY_ID,
                 "FRAMEFLOW_S3_SECRET_ACCESS_KEY": S3_SECRET_ACCESS_KEY,
             }
+        settings |= extra_env or {}
         argv = [
             sys.executable,
             "run.py",
