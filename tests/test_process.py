@@ -120,7 +120,7 @@ def server(
     proc = subprocess.Popen(
         [sys.executable, "run.py", "--port", str(port), "--data-dir", str(data_dir)],
         cwd=ROOT,
-        env=env_for(fresh_database, FRAMEFLOW_SHUTDOWN_GRACE_SECONDS="2"),
+        env=env_for(fresh_database, FRAMEFLOW_SHUTDOWN_GRACE_SECONDS="4"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -194,3 +194,48 @@ def test_sigterm_aborts_unfinished_upload_and_exits_cleanly(
 
     assert asyncio.run(rows()) == 0
     assert '"event": "request"' in out  # structured JSON access log lines
+
+
+def test_sigterm_lets_an_inflight_download_finish(
+    server: tuple[subprocess.Popen[str], str, Path], tmp_path: Path
+) -> None:
+    """In-flight responses finish within the grace period. (Request *bodies* do
+    not: aiohttp stops reading sockets at shutdown, so an upload still sending
+    is aborted after the grace period — the test above.)"""
+    from bench._common import make_video
+
+    proc, base, _ = server
+    token = asyncio.run(_login(base))
+    big = make_video(tmp_path / "big.mp4", 24 * 1024 * 1024)
+    port = int(base.rsplit(":", 1)[1])
+
+    async def upload() -> str:
+        async with aiohttp.ClientSession() as s:
+            r = await s.put(
+                f"{base}/api/v1/uploads/big.mp4",
+                data=big.open("rb"),
+                headers={"Authorization": f"Bearer {token}"},
+            )
+            assert r.status == 201, await r.text()
+            return str((await r.json())["id"])
+
+    video_id = asyncio.run(upload())
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+        sock.sendall(
+            (
+                f"GET /api/v1/videos/{video_id}/content HTTP/1.1\r\nHost: x\r\n"
+                f"Connection: close\r\nAuthorization: Bearer {token}\r\n\r\n"
+            ).encode()
+        )
+        sock.settimeout(20)
+        reply = sock.recv(65536)
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)  # shutdown has begun; the response is still being sent
+        while chunk := sock.recv(1024 * 1024):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head[:300]
+    assert body == big.read_bytes()
+    out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out
