@@ -1,4 +1,12 @@
-"""The browser page: `static/` served as-is (no build step), `/` → index.html."""
+"""The browser page: `static/` served as-is (no build step), `/` → index.html.
+
+Every page file is sent with `Cache-Control: no-cache`: the modules are
+fetched by their plain names (no hashed file names without a build step), so
+a browser must revalidate (cheap: ETag/Last-Modified, a 304) or it could run
+yesterday's `app.js` against today's API. The page carries a Content Security
+Policy that allows only its own scripts and styles, so that an injected file
+name could not run code even if some code path forgot to escape it.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +14,53 @@ from pathlib import Path
 
 from aiohttp import web
 
+from server import keys
+
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+STATIC_PREFIX = "/static/"
+
+
+def content_security_policy(public_url: str) -> str:
+    # Signed media and output URLs point at FRAMEFLOW_PUBLIC_URL when it is
+    # set; it may differ from the origin the page was loaded from.
+    extra = f" {public_url.rstrip('/')}" if public_url else ""
+    return "; ".join(
+        [
+            "default-src 'self'",
+            "script-src 'self'",
+            "style-src 'self'",
+            f"img-src 'self' data: blob:{extra}",
+            f"media-src 'self' blob:{extra}",
+            f"connect-src 'self' ws: wss:{extra}",
+            "object-src 'none'",
+            "base-uri 'none'",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+        ]
+    )
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    settings = request.app[keys.SETTINGS]
+    return web.FileResponse(
+        STATIC_DIR / "index.html",
+        headers={
+            "Cache-Control": "no-cache",
+            "Content-Security-Policy": content_security_policy(settings.public_url),
+            # Signed URLs must not leak to other sites through Referer.
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
+async def _static_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if request.path.startswith(STATIC_PREFIX) and response.status in (200, 304):
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index)
-    app.router.add_static("/static/", STATIC_DIR, follow_symlinks=False)
+    app.router.add_static(STATIC_PREFIX, STATIC_DIR, follow_symlinks=False)
+    app.on_response_prepare.append(_static_headers)

@@ -1,0 +1,237 @@
+// The video view: the player on a signed content URL (a plain <video src> can
+// send no Authorization header, and the signed URL lets it make the Range
+// requests seeking needs), metadata, thumbnail, outputs, HLS link, new jobs,
+// delete.
+
+import { api } from './api.js';
+import { h, $, formatBytes, formatSeconds, announce } from './dom.js';
+import { fetchJob, jobsOfVideo, upsertJob, outputLinks } from './jobs.js';
+
+let section = null;
+let current = null; // the video shown
+let hooks = { onDeleted: () => {}, onJobCreated: () => {} };
+
+// Options of each operation the "run an operation" form offers. Only the main
+// knobs: everything else keeps the server's defaults (README, Operations).
+const OPERATION_FIELDS = {
+  frames: () => [numberField('fps', 'Frames per second', 1, { min: 0.001, max: 30, step: 'any' })],
+  transcode: () => [],
+  hls: () => [numberField('segment_seconds', 'Segment length (s)', 4, { min: 2, max: 10, step: 1 })],
+  thumbnail: () => [numberField('time', 'At second (empty: 10%)', '', { min: 0, step: 'any' })],
+  convert: () => [
+    selectField('container', 'Container', ['mp4', 'mov', 'mkv', 'webm', 'gif']),
+    numberField('width', 'Width (empty: source)', '', { min: 16, max: 8192, step: 2 }),
+  ],
+};
+const IMAGE_OPERATIONS = ['thumbnail', 'convert'];
+
+let fieldCounter = 0;
+
+function numberField(name, label, value, attrs) {
+  const id = `op-field-${(fieldCounter += 1)}`;
+  return h(
+    'div',
+    { class: 'field' },
+    h('label', { for: id }, label),
+    h('input', { id, name, type: 'number', inputmode: 'decimal', value, ...attrs }),
+  );
+}
+
+function selectField(name, label, options) {
+  const id = `op-field-${(fieldCounter += 1)}`;
+  return h(
+    'div',
+    { class: 'field' },
+    h('label', { for: id }, label),
+    h('select', { id, name }, options.map((o) => h('option', { value: o }, o))),
+  );
+}
+
+export function initPlayer(element, options) {
+  section = element;
+  hooks = { ...hooks, ...options };
+}
+
+export const shownVideoId = () => (current ? current.id : null);
+
+export function hidePlayer() {
+  current = null;
+  const media = section.querySelector('video');
+  if (media) {
+    // Release the connection the element holds open.
+    media.removeAttribute('src');
+    media.load();
+  }
+  section.replaceChildren();
+  section.hidden = true;
+}
+
+function metadataList(video) {
+  const m = video.metadata || {};
+  const rows = [
+    ['Size', formatBytes(video.size)],
+    ['Type', video.content_type],
+    ['Duration', m.duration ? formatSeconds(m.duration) : null],
+    ['Dimensions', m.width && m.height ? `${m.width} × ${m.height}` : null],
+    ['Frame rate', m.fps ? `${Math.round(m.fps * 100) / 100} fps` : null],
+    ['Video codec', m.video_codec],
+    ['Audio codec', m.audio_codec],
+    ['Bitrate', m.bitrate ? `${Math.round(m.bitrate / 1000)} kbit/s` : null],
+    ['Rotation', m.rotation ? `${m.rotation}°` : null],
+    ['Uploaded', video.created_at ? new Date(video.created_at).toLocaleString() : null],
+  ].filter(([, value]) => value);
+  return h('dl', { class: 'meta' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))]));
+}
+
+async function copyText(input, button) {
+  try {
+    await navigator.clipboard.writeText(input.value);
+  } catch {
+    // No async clipboard (plain http on a LAN address is not a secure
+    // context): select the text so Ctrl+C works, and try the old command.
+    input.select();
+    document.execCommand('copy');
+  }
+  button.textContent = 'Copied';
+  announce('HLS link copied');
+  setTimeout(() => {
+    button.textContent = 'Copy';
+  }, 2000);
+}
+
+function jobForm(video) {
+  const operations = video.kind === 'image' ? IMAGE_OPERATIONS : Object.keys(OPERATION_FIELDS);
+  const select = h(
+    'select',
+    { id: 'new-job-op', name: 'operation' },
+    operations.map((op) => h('option', { value: op }, op)),
+  );
+  const fields = h('div', { class: 'op-fields' });
+  const status = h('p', { class: 'form-status', role: 'status' });
+  const showFields = () => fields.replaceChildren(...OPERATION_FIELDS[select.value]());
+  select.addEventListener('change', showFields);
+  showFields();
+  const form = h(
+    'form',
+    { class: 'job-form', 'aria-label': 'Run an operation' },
+    h('div', { class: 'field' }, h('label', { for: 'new-job-op' }, 'Operation'), select),
+    fields,
+    h('button', { type: 'submit' }, 'Run'),
+    status,
+  );
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const params = {};
+    for (const input of fields.querySelectorAll('input, select')) {
+      if (input.value === '') continue;
+      params[input.name] = input.type === 'number' ? Number(input.value) : input.value;
+    }
+    status.textContent = 'Queuing…';
+    status.classList.remove('error');
+    try {
+      const job = await api(`/api/v1/videos/${video.id}/jobs`, {
+        method: 'POST',
+        body: { operation: select.value, params },
+      });
+      upsertJob(job);
+      hooks.onJobCreated(job);
+      status.textContent = `${job.operation} queued`;
+    } catch (err) {
+      status.textContent = err.message;
+      status.classList.add('error');
+    }
+  });
+  return form;
+}
+
+/** Outputs of the shown video's finished jobs: links, thumbnail, HLS URL. */
+export function renderOutputs() {
+  if (!current) return;
+  const done = jobsOfVideo(current.id).filter((j) => j.status === 'succeeded' && j.outputs);
+  const outputs = done.flatMap((j) => j.outputs);
+  const thumb = outputs.find((o) => o.name === 'thumbnail.jpg');
+  const hls = outputs.find((o) => o.name.endsWith('master.m3u8'));
+
+  const thumbSlot = $('.thumb-slot', section);
+  thumbSlot.replaceChildren(
+    ...(thumb ? [h('img', { src: thumb.url, alt: `Thumbnail of ${current.filename}`, class: 'thumb' })] : []),
+  );
+  const media = $('video', section);
+  if (media && thumb && !media.getAttribute('poster')) media.setAttribute('poster', thumb.url);
+
+  const list = $('.video-outputs', section);
+  list.replaceChildren(...done.flatMap((j) => outputLinks(j)));
+  $('.no-outputs', section).hidden = outputs.length > 0;
+
+  const hlsSlot = $('.hls-slot', section);
+  if (!hls) {
+    hlsSlot.replaceChildren();
+    return;
+  }
+  const input = h('input', { id: 'hls-url', type: 'text', readonly: true, value: hls.url });
+  const copy = h('button', { type: 'button', class: 'secondary' }, 'Copy');
+  copy.addEventListener('click', () => copyText(input, copy));
+  hlsSlot.replaceChildren(
+    h('label', { for: 'hls-url' }, 'HLS playlist (for any HLS player)'),
+    h('div', { class: 'copy-row' }, input, copy),
+  );
+}
+
+export async function showVideo(video) {
+  if (current && current.id === video.id) return;
+  hidePlayer();
+  current = video;
+  const isImage = video.kind === 'image';
+  const media = isImage
+    ? h('img', { class: 'media', alt: video.filename })
+    : h('video', { class: 'media', controls: true, preload: 'metadata', playsinline: true });
+  const del = h('button', { type: 'button', class: 'danger' }, 'Delete video');
+  del.addEventListener('click', () => deleteVideo(video, del));
+  section.replaceChildren(
+    h('h2', { id: 'player-title', tabindex: '-1' }, video.filename),
+    media,
+    h('div', { class: 'thumb-slot' }),
+    metadataList(video),
+    h('h3', {}, 'Outputs'),
+    h('p', { class: 'no-outputs muted' }, 'None yet: run an operation below.'),
+    h('ul', { class: 'outputs video-outputs' }),
+    h('div', { class: 'hls-slot field' }),
+    h('h3', {}, 'Run an operation'),
+    jobForm(video),
+    h('div', { class: 'danger-zone' }, del),
+  );
+  section.hidden = false;
+  $('#player-title', section).focus();
+
+  try {
+    const { url } = await api(`/api/v1/videos/${video.id}/content-url`);
+    if (current === video) media.src = url;
+  } catch (err) {
+    announce(`Could not load the video: ${err.message}`);
+  }
+  renderOutputs();
+  // This video's jobs (older ones may not be in the job list yet), with
+  // fresh signed output links.
+  try {
+    const page = await api(`/api/v1/jobs?video_id=${video.id}&limit=100`);
+    for (const job of page.items) upsertJob(job);
+    await Promise.all(page.items.filter((j) => j.status === 'succeeded').map((j) => fetchJob(j.id)));
+  } catch {
+    // The list stays as it is; links already shown still work.
+  }
+  if (current === video) renderOutputs();
+}
+
+async function deleteVideo(video, button) {
+  if (!window.confirm(`Delete ${video.filename} and all its outputs?`)) return;
+  button.disabled = true;
+  try {
+    await api(`/api/v1/videos/${video.id}`, { method: 'DELETE' });
+    announce(`${video.filename} deleted`);
+    hidePlayer();
+    hooks.onDeleted(video.id);
+  } catch (err) {
+    button.disabled = false;
+    announce(`Could not delete: ${err.message}`);
+  }
+}

@@ -1,0 +1,243 @@
+// Uploads with XMLHttpRequest: fetch() has no upload progress events (its
+// request streams are Chromium-only and need HTTP/2), and xhr.abort() gives a
+// real cancel that the server sees as a disconnect and cleans up after.
+
+import { api, freshToken, refresh, ApiError } from './api.js';
+import { h, formatBytes, formatSeconds, announce } from './dom.js';
+
+// Speed is smoothed so the "time left" does not jump around with every event.
+const SMOOTHING = 0.3;
+
+/**
+ * Start sending `file` as `PUT /api/v1/uploads/{name}?process=...`.
+ * onProgress({loaded, total, speed, remaining}) fires as bytes leave.
+ * Returns {promise, cancel}; the promise resolves with the created video
+ * (with its `jobs`) and rejects with an ApiError (code 'canceled' on cancel).
+ */
+export function startUpload(file, { process = [], onProgress = () => {} } = {}) {
+  let xhr = null;
+  let canceled = false;
+
+  const send = (token) =>
+    new Promise((resolve, reject) => {
+      if (canceled) return reject(new ApiError(0, 'canceled', 'Canceled'));
+      xhr = new XMLHttpRequest();
+      const query = process.length ? `?process=${encodeURIComponent(process.join(','))}` : '';
+      xhr.open('PUT', `/api/v1/uploads/${encodeURIComponent(file.name)}${query}`);
+      xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+      xhr.responseType = 'json';
+      let lastTime = performance.now();
+      let lastLoaded = 0;
+      let speed = 0;
+      xhr.upload.addEventListener('progress', (event) => {
+        const now = performance.now();
+        const dt = (now - lastTime) / 1000;
+        if (dt > 0.05) {
+          const sample = (event.loaded - lastLoaded) / dt;
+          speed = speed ? speed + SMOOTHING * (sample - speed) : sample;
+          lastTime = now;
+          lastLoaded = event.loaded;
+        }
+        const total = event.lengthComputable ? event.total : file.size;
+        onProgress({
+          loaded: event.loaded,
+          total,
+          speed,
+          remaining: speed > 0 ? (total - event.loaded) / speed : NaN,
+        });
+      });
+      xhr.addEventListener('load', () => {
+        const body = xhr.response;
+        if (xhr.status >= 200 && xhr.status < 300) return resolve(body);
+        const err = body && body.error ? body.error : {};
+        reject(
+          new ApiError(xhr.status, err.code || 'http_error', err.message || `Upload failed (${xhr.status})`, err.field),
+        );
+      });
+      xhr.addEventListener('error', () => reject(new ApiError(0, 'network', 'The connection was lost')));
+      xhr.addEventListener('abort', () => reject(new ApiError(0, 'canceled', 'Canceled')));
+      xhr.send(file);
+    });
+
+  const run = async () => {
+    const token = await freshToken();
+    if (!token) throw new ApiError(401, 'logged_out', 'Please log in again');
+    try {
+      return await send(token);
+    } catch (err) {
+      // A token that died mid-upload: refresh and send once more.
+      if (!canceled && err.status === 401 && (await refresh())) return send(await freshToken());
+      throw err;
+    }
+  };
+
+  return {
+    promise: run(),
+    cancel() {
+      canceled = true;
+      if (xhr) xhr.abort();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------
+// The upload panel: drop zone, file picker, operation choices, one row per file.
+
+const PARALLEL = 3; // more parallel uploads only split the same bandwidth
+const VIDEO_ONLY = new Set(['frames', 'transcode', 'hls']);
+const queue = [];
+const running = new Set();
+let active = 0;
+let panel = null;
+let hooks = { onUploaded: () => {}, onJobs: () => {} };
+
+/**
+ * What to ask for, from the checkboxes: operations with default params ride
+ * along on the upload (`?process=`, queued in the same transaction as the
+ * video); ones with custom options are POSTed as jobs right after.
+ */
+function chosenOperations(file) {
+  const form = panel.form;
+  const isImage = file.type.startsWith('image/');
+  const process = [];
+  const jobs = [];
+  for (const box of form.querySelectorAll('input[name="op"]:checked')) {
+    const op = box.value;
+    if (isImage && VIDEO_ONLY.has(op)) continue; // would be a 400 for the whole upload
+    if (op === 'frames') {
+      const fps = Number(form.elements['frames-fps'].value || 1);
+      if (fps === 1) process.push(op);
+      else jobs.push({ operation: op, params: { fps } });
+    } else if (op === 'convert') {
+      const container = form.elements['convert-container'].value;
+      if (container === 'mp4') process.push(op);
+      else jobs.push({ operation: op, params: { container } });
+    } else {
+      process.push(op);
+    }
+  }
+  return { process, jobs };
+}
+
+function addRow(file) {
+  const progress = h('progress', { max: 100, value: 0, 'aria-label': `Upload of ${file.name}` });
+  const stats = h('span', { class: 'upload-stats muted' }, `0 B of ${formatBytes(file.size)}`);
+  const status = h('span', { class: 'upload-status' }, 'Waiting');
+  const cancel = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Cancel upload of ${file.name}` }, 'Cancel');
+  const li = h(
+    'li',
+    { class: 'upload', dataset: { upload: file.name, state: 'waiting' } },
+    h('div', { class: 'upload-head' }, h('strong', { class: 'upload-name' }, file.name), status),
+    h('div', { class: 'upload-progress' }, progress, cancel),
+    stats,
+  );
+  panel.list.prepend(li);
+  return { li, progress, stats, status, cancel };
+}
+
+function enqueue(file) {
+  const row = addRow(file);
+  const item = { file, row, handle: null, canceled: false };
+  row.cancel.addEventListener('click', () => {
+    item.canceled = true;
+    if (item.handle) item.handle.cancel();
+    else finish(item, 'canceled', 'Canceled');
+  });
+  queue.push(item);
+  pump();
+}
+
+function finish(item, state, text) {
+  const { li, status, cancel } = item.row;
+  li.dataset.state = state;
+  status.textContent = text;
+  status.className = `upload-status ${state === 'failed' ? 'error' : ''}`;
+  cancel.hidden = true;
+  if (state !== 'done') announce(`Upload of ${item.file.name}: ${text}`);
+}
+
+function pump() {
+  while (active < PARALLEL && queue.length) {
+    const item = queue.shift();
+    if (item.canceled) continue;
+    active += 1;
+    running.add(item);
+    run(item).finally(() => {
+      running.delete(item);
+      active -= 1;
+      pump();
+    });
+  }
+}
+
+async function run(item) {
+  const { file, row } = item;
+  const { process, jobs } = chosenOperations(file);
+  row.li.dataset.state = 'uploading';
+  row.status.textContent = 'Uploading';
+  item.handle = startUpload(file, {
+    process,
+    onProgress({ loaded, total, speed, remaining }) {
+      const percent = total ? (loaded / total) * 100 : 0;
+      row.progress.value = percent;
+      row.stats.textContent =
+        `${formatBytes(loaded)} of ${formatBytes(total)} · ${formatBytes(speed)}/s · ` +
+        (loaded >= total ? 'checking the file…' : `${formatSeconds(remaining)} left`);
+      if (loaded >= total) row.status.textContent = 'Processing';
+    },
+  });
+  try {
+    const video = await item.handle.promise;
+    row.progress.value = 100;
+    row.stats.textContent = `${formatBytes(video.size)} uploaded`;
+    finish(item, 'done', 'Uploaded');
+    announce(`${file.name} uploaded`);
+    hooks.onUploaded(video);
+    hooks.onJobs(video.jobs || []);
+    for (const job of jobs) {
+      try {
+        hooks.onJobs([await api(`/api/v1/videos/${video.id}/jobs`, { method: 'POST', body: job })]);
+      } catch (err) {
+        announce(`${job.operation} for ${file.name} was not queued: ${err.message}`);
+      }
+    }
+  } catch (err) {
+    if (err.code === 'canceled') finish(item, 'canceled', 'Canceled');
+    else finish(item, 'failed', err.message);
+  }
+}
+
+export function initUploads(elements, options) {
+  panel = elements; // {form, input, dropZone, list}
+  hooks = { ...hooks, ...options };
+  const { input, dropZone } = panel;
+  input.addEventListener('change', () => {
+    for (const file of input.files) enqueue(file);
+    input.value = ''; // choosing the same file again fires 'change' again
+  });
+  // The whole zone takes drops; dragover must be canceled for drop to fire.
+  dropZone.addEventListener('dragover', (event) => {
+    event.preventDefault();
+    dropZone.classList.add('dragging');
+  });
+  dropZone.addEventListener('dragleave', () => dropZone.classList.remove('dragging'));
+  dropZone.addEventListener('drop', (event) => {
+    event.preventDefault();
+    dropZone.classList.remove('dragging');
+    for (const file of event.dataTransfer.files) enqueue(file);
+  });
+  // A file dropped next to the zone would make the browser navigate to it
+  // and lose the page (and every upload in flight).
+  window.addEventListener('dragover', (event) => event.preventDefault());
+  window.addEventListener('drop', (event) => event.preventDefault());
+}
+
+/** Stop everything (logout): abort uploads in flight, forget the queue. */
+export function cancelAllUploads() {
+  queue.length = 0;
+  for (const item of running) {
+    item.canceled = true;
+    if (item.handle) item.handle.cancel();
+  }
+  if (panel) panel.list.replaceChildren();
+}

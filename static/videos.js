@@ -1,0 +1,87 @@
+// The list of the user's videos; picking one opens it in the player view.
+
+import { api } from './api.js';
+import { h, formatBytes, formatSeconds } from './dom.js';
+
+const videos = new Map(); // id → video JSON
+let listEl = null;
+let emptyEl = null;
+let onSelect = () => {};
+let selectedId = null;
+
+export function initVideos(element, emptyMessage, select) {
+  listEl = element;
+  emptyEl = emptyMessage;
+  onSelect = select;
+}
+
+export const videoName = (id) => (videos.has(id) ? videos.get(id).filename : '');
+export const getVideo = (id) => videos.get(id);
+
+export function clearVideos() {
+  videos.clear();
+  selectedId = null;
+  render();
+}
+
+export async function loadVideos() {
+  const page = await api('/api/v1/videos?limit=50');
+  for (const video of page.items) videos.set(video.id, video);
+  render();
+}
+
+export function addVideo(video) {
+  // Newest first: re-insert so a new upload goes to the top.
+  videos.delete(video.id);
+  const rest = [...videos.entries()];
+  videos.clear();
+  videos.set(video.id, video);
+  for (const [id, v] of rest) videos.set(id, v);
+  render();
+}
+
+export function removeVideo(id) {
+  videos.delete(id);
+  if (selectedId === id) selectedId = null;
+  render();
+}
+
+export function markSelected(id) {
+  selectedId = id;
+  for (const button of listEl.querySelectorAll('button[data-video-id]')) {
+    if (button.dataset.videoId === id) button.setAttribute('aria-current', 'true');
+    else button.removeAttribute('aria-current');
+  }
+}
+
+function describe(video) {
+  const m = video.metadata || {};
+  const bits = [formatBytes(video.size)];
+  if (m.duration) bits.push(formatSeconds(m.duration));
+  if (m.width && m.height) bits.push(`${m.width}×${m.height}`);
+  return bits.join(' · ');
+}
+
+function render() {
+  if (!listEl) return;
+  const items = [...videos.values()].map((video) =>
+    h(
+      'li',
+      {},
+      h(
+        'button',
+        {
+          type: 'button',
+          class: 'video-item',
+          dataset: { videoId: video.id },
+          'aria-current': video.id === selectedId ? 'true' : null,
+          onclick: () => onSelect(video.id),
+        },
+        h('span', { class: 'video-name' }, video.filename),
+        h('span', { class: 'muted' }, describe(video)),
+      ),
+    ),
+  );
+  listEl.replaceChildren(...items);
+  emptyEl.hidden = items.length > 0;
+}
