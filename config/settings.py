@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 ENV_PREFIX = "FRAMEFLOW_"
 MiB = 1024 * 1024
@@ -84,6 +85,24 @@ class Settings:
         "limits; empty keeps both in-process.",
         alias="REDIS_URL",
         secret=True,
+    )
+
+    # --- live events (WebSocket) ---------------------------------------------
+    allowed_origins: str = _setting(
+        "",
+        "Comma-separated browser origins (`https://app.example.com`) allowed to open the "
+        "WebSocket; empty allows the same origin only. Clients without `Origin` always pass.",
+    )
+    ws_queue_size: int = _setting(
+        256,
+        "Events buffered per WebSocket for a slow reader (progress is coalesced); a socket "
+        "that stays full is closed with 1013.",
+    )
+    ws_auth_timeout_seconds: float = _setting(
+        10.0, "A WebSocket must send its `auth` message within this time (else close 4401)."
+    )
+    ws_heartbeat_seconds: float = _setting(
+        30.0, "Ping interval that keeps idle WebSockets alive and finds dead ones."
     )
 
     # --- auth ----------------------------------------------------------------
@@ -242,6 +261,14 @@ def _validate(s: Settings) -> None:
     need(s.max_pixels >= 64 * 64, "max_pixels", "must be at least 4096")
     need(s.max_output_fps > 0, "max_output_fps", "must be positive")
     need(s.max_frames_per_zip >= 1, "max_frames_per_zip", "must be at least 1")
+    need(s.ws_queue_size >= 4, "ws_queue_size", "must be at least 4")
+    need(s.ws_auth_timeout_seconds > 0, "ws_auth_timeout_seconds", "must be positive")
+    need(s.ws_heartbeat_seconds > 0, "ws_heartbeat_seconds", "must be positive")
+    need(
+        all(_is_origin(o) for o in s.allowed_origins.split(",") if o.strip()),
+        "allowed_origins",
+        "must be a comma-separated list of scheme://host[:port]",
+    )
     need(
         not s.jwt_secret or len(s.jwt_secret) >= 32,
         "jwt_secret",
@@ -256,6 +283,21 @@ def _validate(s: Settings) -> None:
         s.public_url == "" or s.public_url.startswith(("http://", "https://")),
         "public_url",
         "must start with http:// or https://",
+    )
+
+
+def _is_origin(value: str) -> bool:
+    parts = urlsplit(value.strip())
+    try:
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        return False
+    return (
+        parts.scheme in {"http", "https"}
+        and bool(parts.hostname)
+        and parts.path in {"", "/"}
+        and not parts.query
+        and not parts.fragment
     )
 
 

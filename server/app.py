@@ -7,9 +7,11 @@ start-up, closed in reverse at shutdown, and only if it was opened.
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import AsyncIterator
 
-from aiohttp import web
+from aiohttp import WSCloseCode, web
 
 from config.settings import Settings
 from server import keys
@@ -20,6 +22,7 @@ from server.db.pool import open_database, resolve_database_url
 from server.delivery.signing import UrlSigner
 from server.jobs.operations import registry
 from server.jobs.runner import JobRunner
+from server.live.bus import job_publisher, open_bus
 from server.logs import get_logger
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import load_encoders
@@ -41,9 +44,19 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[keys.SETTINGS] = settings
     app[keys.METRICS] = Metrics()
+    app[keys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
     app.on_response_prepare.append(add_request_id_header)
+    app.on_shutdown.append(_close_sockets)
     app.cleanup_ctx.extend(
-        [_secrets_ctx, _database_ctx, _storage_ctx, _ffmpeg_ctx, _runner_ctx, _uploads_ctx]
+        [
+            _secrets_ctx,
+            _database_ctx,
+            _storage_ctx,
+            _ffmpeg_ctx,
+            _bus_ctx,
+            _runner_ctx,
+            _uploads_ctx,
+        ]
     )
     _add_routes(app)
     return app
@@ -54,6 +67,7 @@ def _add_routes(app: web.Application) -> None:
     from server.auth.routes import add_routes as auth_routes
     from server.jobs.outputs import add_routes as output_routes
     from server.jobs.routes import add_routes as job_routes
+    from server.live.routes import add_routes as live_routes
     from server.ops.routes import add_routes as ops_routes
     from server.static_files import add_routes as static_routes
     from server.uploads.routes import add_routes as upload_routes
@@ -66,6 +80,7 @@ def _add_routes(app: web.Application) -> None:
         video_routes,
         job_routes,
         output_routes,
+        live_routes,
         static_routes,
     ):
         add(app)
@@ -106,6 +121,22 @@ async def _ffmpeg_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Before the runner: it publishes until it has stopped.
+    async with open_bus(app[keys.SETTINGS]) as bus:
+        app[keys.BUS] = bus
+        yield
+
+
+async def _close_sockets(app: web.Application) -> None:
+    """on_shutdown: WebSockets would otherwise hold shutdown until their clients leave."""
+    sockets = app[keys.SOCKETS]
+    closing = [
+        ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown") for ws in list(sockets)
+    ]
+    await asyncio.gather(*closing, return_exceptions=True)
+
+
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     # Always built: the API takes its operations and publisher from it even
     # when this instance runs no workers (FRAMEFLOW_WORKERS_ENABLED=false).
@@ -116,6 +147,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         ffmpeg=app[keys.FFMPEG],
         operations=registry(),
         dsn=app[keys.DATABASE_URL],
+        publish=job_publisher(app[keys.BUS]),
     )
     app[keys.RUNNER] = runner
     await runner.start()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -13,6 +14,7 @@ if TYPE_CHECKING:
     from server.auth.tokens import TokenService
     from server.delivery.signing import UrlSigner
     from server.jobs.runner import JobRunner
+    from server.live.bus import Bus
     from server.metrics import Metrics
     from server.storage.base import Storage
     from server.uploads.service import UploadTracker
@@ -27,6 +29,9 @@ SIGNER: web.AppKey[UrlSigner] = web.AppKey("signer")
 FFMPEG = web.AppKey("ffmpeg", str)
 UPLOADS: web.AppKey[UploadTracker] = web.AppKey("uploads")
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
+BUS: web.AppKey[Bus] = web.AppKey("bus")
+# Open WebSockets, closed with GOING_AWAY at shutdown.
+SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 
 # Per-request state.
 REQUEST_ID = web.RequestKey("request_id", str)

@@ -34,6 +34,7 @@ from server.errors import (
 from server.jobs import service as jobs_service
 from server.jobs.model import Job
 from server.jobs.operations.base import Operation
+from server.live.events import video_ready_event
 from server.logs import get_logger
 from server.media.probe import ProbeError, probe
 from server.media.process import FfmpegTimeout
@@ -159,6 +160,7 @@ async def receive_upload(
     app[keys.METRICS].bytes_uploaded.inc(size)
     video = stored.video
     log.info("upload_stored", video_id=str(video.id), size=size, content_type=video.content_type)
+    app[keys.BUS].publish(video_ready_event(video))
     deps = jobs_service.JobDeps.from_app(app)
     for job in stored.jobs:
         await deps.publish("job.queued", job)

@@ -9,6 +9,7 @@ from aiohttp import web
 from server import keys
 from server.db import videos as videos_db
 from server.errors import NotFound
+from server.live.events import video_deleted_event
 from server.logs import get_logger
 from server.object_keys import video_prefix
 
@@ -20,6 +21,7 @@ async def delete_video(app: web.Application, user_id: uuid.UUID, video_id: uuid.
         video = await videos_db.delete_video(conn, video_id, user_id)
     if video is None:
         raise NotFound("No such video", code="video_not_found")
+    app[keys.BUS].publish(video_deleted_event(user_id, video_id))
     # Row (and quota) first, then bytes: a failure here leaves unreferenced
     # objects for a sweep to find, never a row that points at nothing.
     try:

@@ -1,0 +1,1 @@
+"""Live events: the bus that carries job and video events, and the WebSocket that serves them."""

@@ -1,0 +1,76 @@
+"""Event dicts as they travel on the bus and go out on WebSockets (pure).
+
+Every event names its `user_id`: the bus routes on it. The rest is the
+protocol documented in the README ("Live progress (WebSocket)").
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from server.db.videos import Video
+from server.jobs.model import Job
+from server.jobs.views import job_json
+from server.videos.views import video_json
+
+JOB_EVENTS = frozenset(
+    {
+        "job.queued",
+        "job.started",
+        "job.progress",
+        "job.succeeded",
+        "job.failed",
+        "job.canceled",
+    }
+)
+VIDEO_READY = "video.ready"
+VIDEO_DELETED = "video.deleted"
+
+Event = dict[str, Any]
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+def job_event(kind: str, job: Job) -> Event:
+    if kind not in JOB_EVENTS:
+        raise ValueError(f"not a job event: {kind!r}")
+    body = job_json(job)
+    return {
+        "type": kind,
+        "user_id": str(job.user_id),
+        "job_id": body["id"],
+        "video_id": body["video_id"],
+        "status": job.status,
+        "progress": body["progress"],
+        "at": _now(),
+        "job": body,
+    }
+
+
+def video_ready_event(video: Video) -> Event:
+    return {
+        "type": VIDEO_READY,
+        "user_id": str(video.user_id),
+        "job_id": None,
+        "video_id": str(video.id),
+        "status": video.status,
+        "progress": None,
+        "at": _now(),
+        "video": video_json(video),
+    }
+
+
+def video_deleted_event(user_id: uuid.UUID, video_id: uuid.UUID) -> Event:
+    return {
+        "type": VIDEO_DELETED,
+        "user_id": str(user_id),
+        "job_id": None,
+        "video_id": str(video_id),
+        "status": "deleted",
+        "progress": None,
+        "at": _now(),
+    }

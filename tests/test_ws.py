@@ -1,0 +1,344 @@
+"""`GET /api/v1/ws` end to end (in-process bus): auth, Origin, the events of a real job
+in order, subscribe, malformed messages, a slow reader, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import WSMsgType, web
+from aiohttp.test_utils import TestClient
+
+from config.settings import Settings
+from server import keys
+from server.app import create_app
+from server.jobs.runner import JobRunner
+from server.live.bus import job_publisher
+from tests.conftest import User, register_and_login
+from tests.fake_operations import fake_operations
+
+WS = "/api/v1/ws"
+FINISHED = {"job.succeeded", "job.failed", "job.canceled"}
+MakeClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+
+
+def live_settings(make_settings: Callable[..., Settings], **overrides: Any) -> Settings:
+    return make_settings(
+        workers_enabled=False,  # the app's own runner idles; fake operations run instead
+        worker_concurrency=1,
+        job_poll_seconds=0.5,
+        ws_auth_timeout_seconds=0.5,
+        **overrides,
+    )
+
+
+def with_fake_runner(app: web.Application, settings: Settings, dsn: str) -> web.Application:
+    """Replace the app's runner by one running fake operations, publishing on the app's bus."""
+
+    async def fake_runner(app: web.Application) -> AsyncIterator[None]:
+        runner = JobRunner(
+            pool=app[keys.POOL],
+            storage=app[keys.STORAGE],
+            settings=dataclasses.replace(settings, workers_enabled=True),
+            ffmpeg=app[keys.FFMPEG],
+            operations=fake_operations(),
+            dsn=dsn,
+            publish=job_publisher(app[keys.BUS]),
+        )
+        app[keys.RUNNER] = runner
+        await runner.start()
+        yield
+        await runner.stop()
+
+    app.cleanup_ctx.append(fake_runner)
+    return app
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    return live_settings(make_settings)
+
+
+@pytest.fixture
+def app(settings: Settings, database_url: str) -> web.Application:
+    return with_fake_runner(create_app(settings), settings, database_url)
+
+
+async def open_socket(
+    client: TestClient[Any, Any], user: User | None = None, **kw: Any
+) -> tuple[aiohttp.ClientWebSocketResponse, list[Any]]:
+    """Connected (and authenticated, with `user`): the socket and its snapshot's jobs."""
+    ws = await client.ws_connect(WS, **kw)
+    if user is None:
+        return ws, []
+    await ws.send_json({"type": "auth", "token": user.access_token})
+    assert await ws.receive_json(timeout=5) == {"type": "ready", "user_id": user.id}
+    snapshot = await ws.receive_json(timeout=5)
+    assert snapshot["type"] == "snapshot"
+    return ws, snapshot["jobs"]
+
+
+async def expect_close(ws: aiohttp.ClientWebSocketResponse, code: int) -> None:
+    msg = await ws.receive(timeout=5)
+    # The code the server sent (close_code can turn 1006 if the server is gone by the reply).
+    assert (msg.type, msg.data) == (WSMsgType.CLOSE, code), msg
+
+
+async def events_until(
+    ws: aiohttp.ClientWebSocketResponse, done: Callable[[Any], bool]
+) -> list[Any]:
+    out = []
+    async with asyncio.timeout(20):
+        while True:
+            event = await ws.receive_json()
+            out.append(event)
+            if done(event):
+                return out
+
+
+async def until(check: Callable[[], bool]) -> None:
+    async with asyncio.timeout(10):
+        while True:
+            if check():
+                return
+            await asyncio.sleep(0.001)
+
+
+async def upload(client: TestClient[Any, Any], user: User, path: Path) -> str:
+    resp = await client.put(
+        f"/api/v1/uploads/{path.name}", data=path.read_bytes(), headers=user.headers
+    )
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json())["id"])
+
+
+async def post_job(
+    client: TestClient[Any, Any], user: User, video_id: str, op: str, seconds: float
+) -> str:
+    resp = await client.post(
+        f"/api/v1/videos/{video_id}/jobs",
+        json={"operation": op, "params": {"seconds": seconds}},
+        headers=user.headers,
+    )
+    assert resp.status == 202, await resp.text()
+    return str((await resp.json())["id"])
+
+
+# --- auth ------------------------------------------------------------------------
+
+
+async def test_no_auth_in_time_closes_4401(client: TestClient[Any, Any]) -> None:
+    ws, _ = await open_socket(client)
+    await expect_close(ws, 4401)  # ws_auth_timeout_seconds is 0.5 here
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        {"type": "auth", "token": "not-a-jwt"},
+        {"type": "auth"},
+        {"type": "ping"},
+        "not json",
+        "refresh",
+    ],
+)
+async def test_bad_first_message_closes_4401(
+    client: TestClient[Any, Any], user: User, first: Any
+) -> None:
+    ws, _ = await open_socket(client)
+    if first == "refresh":  # a refresh token is not an access token
+        first = {"type": "auth", "token": user.refresh_token}
+    if isinstance(first, str):
+        await ws.send_str(first)
+    else:
+        await ws.send_json(first)
+    await expect_close(ws, 4401)
+
+
+async def test_expired_token_closes_4401(
+    client: TestClient[Any, Any], user: User, app: web.Application
+) -> None:
+    from server.auth.tokens import TokenService
+
+    old = TokenService(app[keys.SETTINGS].jwt_secret, app[keys.SETTINGS], clock=lambda: 1e9)
+    token, _ = old.issue_access(__import__("uuid").UUID(user.id), "user")
+    ws, _ = await open_socket(client)
+    await ws.send_json({"type": "auth", "token": token})
+    await expect_close(ws, 4401)
+
+
+async def test_token_in_the_url_is_ignored(client: TestClient[Any, Any], user: User) -> None:
+    ws = await client.ws_connect(f"{WS}?token={user.access_token}")
+    await expect_close(ws, 4401)
+
+
+# --- Origin ------------------------------------------------------------------------
+
+
+async def test_foreign_origin_is_refused_before_the_upgrade(
+    client: TestClient[Any, Any], user: User
+) -> None:
+    with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+        await client.ws_connect(WS, headers={"Origin": "https://evil.example"})
+    assert caught.value.status == 403
+    resp = await client.get(WS, headers={"Origin": "https://evil.example"})
+    assert resp.status == 403
+    assert (await resp.json())["error"]["code"] == "origin_not_allowed"
+    # The page's own origin is fine.
+    own = str(client.make_url("")).rstrip("/")
+    ws, _ = await open_socket(client, user, headers={"Origin": own})
+    await ws.close()
+
+
+async def test_allowed_origins_setting_replaces_same_origin(
+    make_settings: Callable[..., Settings], aiohttp_client: MakeClient
+) -> None:
+    settings = live_settings(
+        make_settings, allowed_origins="https://app.example.com, http://localhost:3000"
+    )
+    client = await aiohttp_client(create_app(settings))
+    user = await register_and_login(client)
+    for origin in ("https://app.example.com", "HTTP://localhost:3000"):
+        ws, _ = await open_socket(client, user, headers={"Origin": origin})
+        await ws.close()
+    own = str(client.make_url("")).rstrip("/")
+    for origin in (own, "https://app.example.com.evil.example", "null"):
+        with pytest.raises(aiohttp.WSServerHandshakeError) as caught:
+            await client.ws_connect(WS, headers={"Origin": origin})
+        assert caught.value.status == 403
+
+
+# --- events ------------------------------------------------------------------------
+
+
+async def test_a_real_job_in_order(
+    client: TestClient[Any, Any], user: User, sample_mp4: Path
+) -> None:
+    ws, snapshot = await open_socket(client, user)
+    assert snapshot == []
+    video_id = await upload(client, user, sample_mp4)
+    ready = await ws.receive_json(timeout=5)
+    assert ready["type"] == "video.ready" and ready["video_id"] == video_id
+    assert ready["video"]["id"] == video_id and "user_id" not in ready
+
+    job_id = await post_job(client, user, video_id, "sleep", 1.0)
+    events = await events_until(ws, lambda e: e["type"] in FINISHED)
+    kinds = [e["type"] for e in events]
+    assert kinds[:2] == ["job.queued", "job.started"]
+    assert kinds[-1] == "job.succeeded"
+    assert set(kinds[2:-1]) == {"job.progress"} and len(kinds) >= 4
+    values = [e["progress"] for e in events[1:]]
+    assert values == sorted(values) and values[-1] == 100
+    for e in events:
+        assert (e["job_id"], e["video_id"], e["job"]["id"]) == (job_id, video_id, job_id)
+        assert e["status"] == e["job"]["status"] and e["at"]
+    assert [e["status"] for e in events][:2] == ["queued", "running"]
+    assert events[-1]["job"]["status"] == "succeeded"
+
+    resp = await client.delete(f"/api/v1/videos/{video_id}", headers=user.headers)
+    assert resp.status == 204
+    gone = await ws.receive_json(timeout=5)
+    assert (gone["type"], gone["video_id"], gone["job_id"]) == ("video.deleted", video_id, None)
+    await ws.close()
+
+
+async def test_snapshot_subscribe_and_other_users(
+    client: TestClient[Any, Any], user: User, sample_mp4: Path
+) -> None:
+    video_id = await upload(client, user, sample_mp4)
+    first = await post_job(client, user, video_id, "ramp", 1.0)
+    second = await post_job(client, user, video_id, "ramp", 0.5)
+    other = await register_and_login(client)
+    spy, _ = await open_socket(client, other)
+
+    ws, snapshot = await open_socket(client, user)
+    assert {j["id"] for j in snapshot} == {first, second}
+    await ws.send_json({"type": "subscribe", "job_id": second})
+    await ws.send_json({"type": "ping"})
+    await events_until(ws, lambda e: e["type"] == "pong")  # the filter is on from here
+    narrowed = await events_until(ws, lambda e: e["type"] in FINISHED and e["job_id"] == second)
+    assert {e["job_id"] for e in narrowed} == {second}
+    assert narrowed[0]["type"] in {"job.started", "job.progress"}
+
+    await ws.send_json({"type": "subscribe", "job_id": None})
+    await ws.send_json({"type": "snapshot"})
+    again = await events_until(ws, lambda e: e["type"] == "snapshot")
+    assert again[-1]["jobs"] == []  # both finished
+    # Nothing of this user reached the other one's socket.
+    await spy.send_json({"type": "ping"})
+    assert await spy.receive_json(timeout=5) == {"type": "pong"}
+    await spy.close()
+    await ws.close()
+
+
+async def test_malformed_messages_get_errors_not_a_close(
+    client: TestClient[Any, Any], user: User
+) -> None:
+    ws, _ = await open_socket(client, user)
+    bad: list[Any] = ["{", "[1]", {"type": "nope"}, {"type": "subscribe", "job_id": "x"}]
+    for message in bad:
+        await (ws.send_str(message) if isinstance(message, str) else ws.send_json(message))
+        reply = await ws.receive_json(timeout=5)
+        assert reply["type"] == "error" and reply["error"]["code"] and reply["error"]["message"]
+    await ws.send_bytes(b"\x00")
+    assert (await ws.receive_json(timeout=5))["type"] == "error"
+    await ws.send_json({"type": "ping"})
+    assert await ws.receive_json(timeout=5) == {"type": "pong"}
+    await ws.close()
+
+
+# --- slow readers and shutdown -------------------------------------------------------
+
+
+async def test_a_reader_that_stops_reading_is_closed_1013_alone(
+    make_settings: Callable[..., Settings], aiohttp_client: MakeClient
+) -> None:
+    app = create_app(live_settings(make_settings, ws_queue_size=16))
+    client = await aiohttp_client(app)
+    user = await register_and_login(client)
+    slow, _ = await open_socket(client, user)  # and never reads again (until the end)
+    fast, _ = await open_socket(client, user)
+    received: list[Any] = []
+
+    async def read_fast() -> None:
+        async for msg in fast:
+            received.append(msg.json())
+
+    reader = asyncio.create_task(read_fast())
+    padding = "x" * 4096
+    sent = 0
+    async with asyncio.timeout(30):
+        while len(app[keys.SOCKETS]) == 2:
+            for _ in range(8):  # state events: never coalesced, never dropped
+                sent += 1
+                app[keys.BUS].publish(
+                    {"type": "job.started", "user_id": user.id, "job_id": str(sent), "pad": padding}
+                )
+            await until(lambda n=sent: len(received) >= n)  # paced by the reader that keeps up
+    assert [int(e["job_id"]) for e in received] == list(range(1, sent + 1))
+    # The slow socket gets what was already on its way, then 1013.
+    async with asyncio.timeout(10):
+        while (msg := await slow.receive()).type == WSMsgType.TEXT:
+            pass
+    assert (msg.type, msg.data) == (WSMsgType.CLOSE, 1013), msg
+    await fast.send_json({"type": "ping"})
+    await until(lambda: received[-1] == {"type": "pong"})
+    await fast.close()
+    await reader
+
+
+async def test_shutdown_closes_sockets_going_away(
+    client: TestClient[Any, Any], user: User, app: web.Application
+) -> None:
+    ws, _ = await open_socket(client, user)
+    pending, _ = await open_socket(client)  # not yet authenticated
+    await client.server.close()
+    await expect_close(ws, 1001)
+    assert not app[keys.SOCKETS]
+    await ws.close()
+    await pending.close()
