@@ -8,12 +8,14 @@
 // gone when the tab closes, which is also the safer default on shared machines.
 
 const REFRESH_KEY = 'frameflow.refresh_token';
-// Refresh this long before the access token expires, so normal use never
-// produces a 401 (each one is a red line in the browser console).
+// Refresh a little before the access token expires (30 s, or a fifth of a
+// short lifetime), so normal use never produces a 401 — each one is a red
+// line in the browser console and a wasted request.
 const EARLY_REFRESH_SECONDS = 30;
 
 let accessToken = null;
 let accessExpiresAt = 0;
+let refreshMargin = EARLY_REFRESH_SECONDS;
 let refreshing = null; // the one refresh in flight; concurrent callers share it
 const listeners = new Set();
 
@@ -35,18 +37,14 @@ function notify() {
   for (const fn of listeners) fn(accessToken !== null);
 }
 
-function jwtExpiry(token) {
-  try {
-    const payload = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
-    return JSON.parse(atob(payload)).exp || 0;
-  } catch {
-    return 0;
-  }
-}
-
+// The token is not decoded: its lifetime comes from expires_in, measured on
+// this machine's clock, so a skewed clock cannot make it look expired.
 function keepTokens(pair) {
+  const lifetime = pair.expires_in || 60;
   accessToken = pair.access_token;
-  accessExpiresAt = jwtExpiry(pair.access_token) || Date.now() / 1000 + (pair.expires_in || 60);
+  accessExpiresAt = Date.now() / 1000 + lifetime;
+  // +1 s: the server's exp is in whole seconds, so it may end up to 1 s sooner.
+  refreshMargin = Math.min(EARLY_REFRESH_SECONDS, lifetime / 5) + 1;
   sessionStorage.setItem(REFRESH_KEY, pair.refresh_token);
 }
 
@@ -109,7 +107,7 @@ export function refresh() {
 
 /** An access token valid for a little while yet (refreshing it first if needed). */
 export async function freshToken() {
-  if (accessToken && Date.now() / 1000 < accessExpiresAt - EARLY_REFRESH_SECONDS) {
+  if (accessToken && Date.now() / 1000 < accessExpiresAt - refreshMargin) {
     return accessToken;
   }
   await refresh();

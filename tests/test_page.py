@@ -9,18 +9,23 @@ page error on the way, and no horizontal overflow at 360 px.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 import zipfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
-from playwright.async_api import ConsoleMessage, Page, expect
+from playwright.async_api import ConsoleMessage, Page, Route, expect
 
+from config.settings import Settings
+from server.app import create_app
 from tests.browser import chromium
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, truncate_all
 
 pytestmark = pytest.mark.browser
 
@@ -57,7 +62,7 @@ def _has_websocket_route(client: TestClient[Any, Any]) -> bool:
     )
 
 
-def _collect_problems(page: Page, ws_exists: bool) -> list[str]:
+def _collect_problems(page: Page, ws_exists: bool, allowed: tuple[str, ...] = ()) -> list[str]:
     problems: list[str] = []
 
     def on_console(message: ConsoleMessage) -> None:
@@ -66,6 +71,9 @@ def _collect_problems(page: Page, ws_exists: bool) -> list[str]:
         # Until the WebSocket endpoint exists the page falls back to polling;
         # the browser logs the failed handshake itself. Nothing else is excused.
         if not ws_exists and WS_PATH in message.text:
+            return
+        # Requests a test makes fail on purpose are logged by the browser too.
+        if any(text in message.text for text in allowed):
             return
         problems.append(f"console.error: {message.text}")
 
@@ -163,4 +171,102 @@ async def test_page_upload_process_download_play(
         assert await page.evaluate("sessionStorage.length") == 0
 
         await context.close()
+        assert problems == []
+
+
+async def test_page_errors_cancels_refresh_and_delete(
+    make_settings: Callable[..., Settings],
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
+    sample_mp4: Path,
+    tmp_path: Path,
+) -> None:
+    # No workers: jobs stay queued, so there is time to cancel one. Access
+    # tokens live 4 s, so the page has to refresh them while it is used.
+    app = create_app(make_settings(workers_enabled=False, access_token_ttl_seconds=4))
+    client = await aiohttp_client(app)
+    await truncate_all(app)
+    ws_exists = _has_websocket_route(client)
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a video\n" * 100)
+
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1000, "height": 900})
+        problems = _collect_problems(page, ws_exists, allowed=("status of 415",))
+        refreshes: list[str] = []
+        unauthorized: list[str] = []
+        page.on(
+            "request",
+            lambda r: refreshes.append(r.url) if r.url.endswith("/auth/refresh") else None,
+        )
+        page.on("response", lambda r: unauthorized.append(r.url) if r.status == 401 else None)
+        await page.goto(str(client.make_url("/")))
+        await page.get_by_label("Email").fill(f"page-{uuid.uuid4().hex[:8]}@example.com")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_label("Password").press("Enter")  # "Log in": no such account
+        await expect(page.locator("#auth-error")).to_have_text("The email or password is incorrect")
+        # That 401 was the point (the browser logs it as an error): start afresh.
+        await page.wait_for_timeout(100)
+        problems.clear()
+        unauthorized.clear()
+        await page.get_by_role("button", name="Create account").click()
+        await expect(page.locator("#app")).to_be_visible()
+
+        # The file picker is reachable with Tab and shows where the focus is.
+        for _ in range(30):
+            if await page.evaluate("document.activeElement.id") == "file-input":
+                break
+            await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.id") == "file-input"
+        outline = await page.locator(".file-label").evaluate(
+            "l => getComputedStyle(l).outlineStyle"
+        )
+        assert outline == "solid"
+
+        # A file that is no video: the server's reason, in words, on its row.
+        await page.set_input_files("#file-input", str(notes))
+        failed = page.locator("li.upload[data-upload='notes.txt']")
+        await expect(failed).to_have_attribute("data-state", "failed")
+        assert "notes.txt" not in (await failed.locator(".upload-status").inner_text())
+        assert len(await failed.locator(".upload-status").inner_text()) > 10
+
+        # A queued job is canceled from its row, after the first token expired.
+        await page.get_by_label("Frames as a ZIP").check()
+        await page.set_input_files("#file-input", str(sample_mp4))
+        job = page.locator("li.job")
+        await expect(job.locator(".badge")).to_have_text("queued")
+        await page.wait_for_timeout(3500)
+        await job.get_by_role("button", name="Cancel frames of sample.mp4").click()
+        await expect(job.locator(".badge")).to_have_text("canceled")
+        await expect(job.locator(".job-message")).to_have_text("Canceled")
+        await expect(job.get_by_role("button", name="Cancel frames of sample.mp4")).to_be_hidden()
+        assert refreshes, "the expiring access token was not refreshed"
+        assert unauthorized == []
+
+        # An upload canceled mid-flight: held at the network layer so that it
+        # cannot finish first.
+        held: list[Route] = []
+
+        async def hold(route: Route) -> None:
+            held.append(route)
+
+        await page.route("**/api/v1/uploads/**", hold)
+        await page.set_input_files("#file-input", str(sample_mp4))
+        pending = page.locator("li.upload[data-state='uploading']")
+        await expect(pending).to_have_count(1)
+        await pending.get_by_role("button", name="Cancel upload of sample.mp4").click()
+        canceled = page.locator("li.upload[data-state='canceled']")
+        await expect(canceled.locator(".upload-status")).to_have_text("Canceled")
+        await page.unroute("**/api/v1/uploads/**")
+        assert len(held) == 1
+        await expect(page.locator("#videos button")).to_have_count(1)
+
+        # Delete (after the confirm dialog): the video, its player and its jobs go.
+        page.on("dialog", lambda dialog: asyncio.ensure_future(dialog.accept()))
+        await page.locator("#videos button", has_text="sample.mp4").click()
+        await page.get_by_role("button", name="Delete video").click()
+        await expect(page.locator("#videos button")).to_have_count(0)
+        await expect(page.locator("#player")).to_be_hidden()
+        await expect(page.locator("li.job")).to_have_count(0)
+        await expect(page.locator("#quota")).to_have_js_property("value", 0)
+
         assert problems == []
