@@ -10,6 +10,7 @@ The README's configuration table is checked against this module by a test.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -115,6 +116,25 @@ class Settings:
     access_token_ttl_seconds: int = _setting(900, "Lifetime of an access token.")
     refresh_token_ttl_seconds: int = _setting(30 * 24 * 3600, "Lifetime of a refresh token.")
     bcrypt_rounds: int = _setting(12, "bcrypt cost factor for new password hashes (4-16).")
+
+    # --- rate limits (0 turns one off) ---------------------------------------
+    rate_limit_login_per_minute: int = _setting(
+        10, "Login attempts per minute, counted per client IP and per account (email)."
+    )
+    rate_limit_register_per_hour: int = _setting(20, "Sign-ups per hour per client IP.")
+    rate_limit_refresh_per_minute: int = _setting(
+        30, "Token refreshes per minute, per client IP and per account."
+    )
+    rate_limit_uploads_per_hour: int = _setting(100, "Uploads per hour per user.")
+    rate_limit_jobs_per_minute: int = _setting(
+        60, "Jobs created per minute per user (through the jobs API)."
+    )
+    trusted_proxies: str = _setting(
+        "",
+        "Comma-separated reverse-proxy addresses or CIDRs whose `X-Forwarded-For` names the "
+        "client for per-IP limits; empty trusts no header (behind a proxy, every client then "
+        "shares the proxy's address).",
+    )
 
     # --- uploads and playback -------------------------------------------------
     max_upload_bytes: int = _setting(10 * GiB, "Largest accepted upload, in bytes.")
@@ -240,6 +260,15 @@ def _validate(s: Settings) -> None:
     need(4 <= s.bcrypt_rounds <= 16, "bcrypt_rounds", "must be between 4 and 16")
     need(s.access_token_ttl_seconds > 0, "access_token_ttl_seconds", "must be positive")
     need(s.refresh_token_ttl_seconds > 0, "refresh_token_ttl_seconds", "must be positive")
+    for name in (
+        "rate_limit_login_per_minute",
+        "rate_limit_register_per_hour",
+        "rate_limit_refresh_per_minute",
+        "rate_limit_uploads_per_hour",
+        "rate_limit_jobs_per_minute",
+    ):
+        need(getattr(s, name) >= 0, name, "must not be negative (0 turns the limit off)")
+    need(_are_networks(s.trusted_proxies), "trusted_proxies", "must be IP addresses or CIDRs")
     need(s.signed_url_ttl_seconds > 0, "signed_url_ttl_seconds", "must be positive")
     need(s.upload_chunk_bytes >= 4096, "upload_chunk_bytes", "must be at least 4096")
     need(s.shutdown_grace_seconds >= 0, "shutdown_grace_seconds", "must not be negative")
@@ -284,6 +313,16 @@ def _validate(s: Settings) -> None:
         "public_url",
         "must start with http:// or https://",
     )
+
+
+def _are_networks(value: str) -> bool:
+    try:
+        for part in value.split(","):
+            if part.strip():
+                ipaddress.ip_network(part.strip(), strict=False)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_origin(value: str) -> bool:

@@ -22,6 +22,7 @@ from server.db.pool import open_database, resolve_database_url
 from server.delivery.signing import UrlSigner
 from server.jobs.operations import registry
 from server.jobs.runner import JobRunner
+from server.limits.ratelimit import open_rate_limiter
 from server.live.bus import job_publisher, open_bus
 from server.logs import get_logger
 from server.media.binary import resolve_ffmpeg
@@ -54,6 +55,7 @@ def create_app(settings: Settings) -> web.Application:
             _storage_ctx,
             _ffmpeg_ctx,
             _bus_ctx,
+            _limits_ctx,
             _runner_ctx,
             _uploads_ctx,
         ]
@@ -64,6 +66,7 @@ def create_app(settings: Settings) -> web.Application:
 
 def _add_routes(app: web.Application) -> None:
     # Imported here so that each domain module stays importable on its own.
+    from server.admin.routes import add_routes as admin_routes
     from server.auth.routes import add_routes as auth_routes
     from server.jobs.outputs import add_routes as output_routes
     from server.jobs.routes import add_routes as job_routes
@@ -76,6 +79,7 @@ def _add_routes(app: web.Application) -> None:
     for add in (
         ops_routes,
         auth_routes,
+        admin_routes,
         upload_routes,
         video_routes,
         job_routes,
@@ -125,6 +129,12 @@ async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
     # Before the runner: it publishes until it has stopped.
     async with open_bus(app[keys.SETTINGS]) as bus:
         app[keys.BUS] = bus
+        yield
+
+
+async def _limits_ctx(app: web.Application) -> AsyncIterator[None]:
+    async with open_rate_limiter(app[keys.SETTINGS]) as limiter:
+        app[keys.RATE_LIMITER] = limiter
         yield
 
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from server.auth.tokens import TokenService
     from server.delivery.signing import UrlSigner
     from server.jobs.runner import JobRunner
+    from server.limits.ratelimit import RateLimiter
     from server.live.bus import Bus
     from server.metrics import Metrics
     from server.storage.base import Storage
@@ -30,6 +31,7 @@ FFMPEG = web.AppKey("ffmpeg", str)
 UPLOADS: web.AppKey[UploadTracker] = web.AppKey("uploads")
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
+RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 # Open WebSockets, closed with GOING_AWAY at shutdown.
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")
 

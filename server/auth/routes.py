@@ -11,6 +11,7 @@ from server.auth.passwords import PasswordHasher
 from server.auth.tokens import invalid_token
 from server.db import users
 from server.http import read_json_object, require_str
+from server.limits import policy
 
 # Token and account answers must never sit in a browser or proxy cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -40,6 +41,7 @@ def _token_response(pair: service.TokenPair) -> web.Response:
 
 @ignores_bearer
 async def register(request: web.Request) -> web.Response:
+    await policy.limit_register(request)
     data = await read_json_object(request)
     email, password = require_str(data, "email"), require_str(data, "password")
     settings = request.app[keys.SETTINGS]
@@ -53,6 +55,7 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     email, password = require_str(data, "email"), require_str(data, "password")
+    await policy.limit_login(request, email)
     pair = await service.login(
         request.app[keys.POOL], _hasher(request), request.app[keys.TOKENS], email, password
     )
@@ -62,6 +65,7 @@ async def login(request: web.Request) -> web.Response:
 @ignores_bearer
 async def refresh(request: web.Request) -> web.Response:
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
+    await policy.limit_refresh(request, token)
     pair = await service.refresh(request.app[keys.POOL], request.app[keys.TOKENS], token)
     return _token_response(pair)
 

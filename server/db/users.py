@@ -87,3 +87,27 @@ async def set_password_hash(
         password_hash,
     )
     return _user(row)
+
+
+async def update_user(
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    *,
+    quota_bytes: int | None = None,
+    role: str | None = None,
+) -> User | None:
+    """Set the fields given (None keeps the stored value); None if there is no such user.
+
+    A quota below `used_bytes` is allowed: nothing is deleted, the user just
+    cannot add more until they delete enough.
+    """
+    row = await conn.fetchrow(
+        f"""
+        UPDATE users SET quota_bytes = COALESCE($2, quota_bytes), role = COALESCE($3, role)
+        WHERE id = $1 RETURNING {_COLUMNS}
+        """,  # noqa: S608
+        user_id,
+        quota_bytes,
+        role,
+    )
+    return _user(row)

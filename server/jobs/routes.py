@@ -22,6 +22,7 @@ from server.jobs.views import (
     job_json,
     output_link_maker,
 )
+from server.limits import policy
 
 
 def _link_maker(request: web.Request, job: Job) -> Callable[[str], str]:
@@ -50,6 +51,7 @@ def _detail(
 async def create_job(request: web.Request) -> web.Response:
     user = current_user(request)
     video_id = path_uuid(request)
+    await policy.limit_job(request, user.id)
     body = await read_json_object(request)
     priority = body.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):

@@ -16,10 +16,10 @@ from server import keys
 from server.db import jobs as jobs_db
 from server.db import videos as videos_db
 from server.db.videos import Video
-from server.errors import BadRequest, NotFound
+from server.errors import BadRequest, NotFound, PayloadTooLarge
 from server.jobs import state
 from server.jobs.model import CANCELED, Job, JobEvent, OutputFile
-from server.jobs.operations.base import Operation
+from server.jobs.operations.base import Operation, estimated_output_bytes
 from server.logs import get_logger
 
 if TYPE_CHECKING:
@@ -150,6 +150,7 @@ async def create_job(
     params = op.parse_params(raw_params, video, deps.settings)
     if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
         raise BadRequest("'priority' is out of range", code="invalid_field", field="priority")
+    await check_output_quota(deps, user_id, op, params, video)
     try:
         async with deps.pool.acquire() as conn, conn.transaction():
             job = await jobs_db.insert_job(
@@ -168,6 +169,39 @@ async def create_job(
     log.info("job_queued", job_id=str(job.id), op=job.operation, video_id=str(video.id))
     await deps.publish("job.queued", job)
     return job
+
+
+async def check_output_quota(
+    deps: JobDeps, user_id: uuid.UUID, op: Operation, params: Mapping[str, Any], video: Video
+) -> None:
+    """413 `quota_exceeded` when the job's estimated outputs cannot fit in what is left.
+
+    Only a refusal up front: the outputs are counted for real when the job
+    succeeds, so an estimate that is off never makes `used_bytes` wrong.
+    """
+    estimate = estimated_output_bytes(op, params, video)
+    if estimate is None:
+        return
+    async with deps.pool.acquire() as conn:
+        headroom = await videos_db.quota_headroom(conn, user_id)
+    if estimate > headroom:
+        raise PayloadTooLarge(
+            f"This job's outputs would take about {human_bytes(estimate)}, but only "
+            f"{human_bytes(headroom)} of your storage quota is left; delete some videos "
+            "or ask for fewer or smaller outputs",
+            code="quota_exceeded",
+            estimated_bytes=estimate,
+            remaining=headroom,
+        )
+
+
+def human_bytes(n: int) -> str:
+    size = float(n)
+    for unit in ("bytes", "KB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{n} bytes" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
 
 
 async def cancel_job(deps: JobDeps, user_id: uuid.UUID, job_id: uuid.UUID) -> Job:

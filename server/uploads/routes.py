@@ -13,6 +13,7 @@ from server.errors import BadRequest, LengthRequired, PayloadTooLarge, Unsupport
 from server.jobs import service as jobs_service
 from server.jobs.operations.base import Operation
 from server.jobs.views import job_json
+from server.limits import policy
 from server.uploads.service import StoredUpload, receive_upload
 from server.videos.views import video_json
 
@@ -25,6 +26,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 async def put_upload(request: web.Request) -> web.Response:
     user = current_user(request)
+    await policy.limit_upload(request, user.id)
     if request.content_length is None and not request.body_exists:
         raise LengthRequired("Send the file as the request body (curl -T FILE URL)")
     chunk = request.app[keys.SETTINGS].upload_chunk_bytes
@@ -41,6 +43,7 @@ async def put_upload(request: web.Request) -> web.Response:
 
 async def post_upload(request: web.Request) -> web.Response:
     user = current_user(request)
+    await policy.limit_upload(request, user.id)
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType(
             "Use multipart/form-data with a 'file' field, or PUT the raw body",

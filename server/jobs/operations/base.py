@@ -43,6 +43,39 @@ class Operation(Protocol):
         """Do the work; store outputs under ctx.output_prefix; return them."""
         ...
 
+    # Optional, so operations without it (tests' fakes) still work:
+    #     def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int
+    # A rough size of the outputs for validated `params`, used to refuse a job
+    # that could not fit in its owner's quota. Read it with `estimated_output_bytes`.
+
+
+# --- output size estimates, for the quota check at job creation ---------------
+
+# Rough bytes per pixel of a still at the quality the operations use (JPEG
+# q 2-3 on camera footage lands around 0.2-0.4; PNG about twice that).
+JPEG_BYTES_PER_PIXEL = 0.3
+PNG_BYTES_PER_PIXEL = 0.6
+# Container overhead on top of the streams' bitrates (MP4/TS/fMP4 headers, index).
+MUX_OVERHEAD = 1.05
+
+
+def estimated_output_bytes(op: Operation, params: Mapping[str, Any], video: Video) -> int | None:
+    """`op`'s estimate of its outputs, or None when it has no estimator."""
+    estimate = getattr(op, "estimate_output_bytes", None)
+    if estimate is None:
+        return None
+    return max(0, int(estimate(params, video)))
+
+
+def bitrate_bytes(kbps: float, seconds: float) -> int:
+    """Bytes of `seconds` at `kbps` kilobits per second."""
+    return math.ceil(kbps * 1000 / 8 * seconds * MUX_OVERHEAD)
+
+
+def still_bytes(size: tuple[int, int], fmt: str = "jpg") -> int:
+    per_pixel = PNG_BYTES_PER_PIXEL if fmt == "png" else JPEG_BYTES_PER_PIXEL
+    return math.ceil(size[0] * size[1] * per_pixel)
+
 
 def invalid(field: str, message: str) -> BadRequest:
     return BadRequest(f"params.{field}: {message}", code="invalid_params", field=f"params.{field}")

@@ -25,6 +25,7 @@ from server.jobs.model import OutputFile
 from server.jobs.operations.base import (
     OperationFailed,
     ParamReader,
+    bitrate_bytes,
     check_pixels,
     decimal,
     display_size,
@@ -34,6 +35,7 @@ from server.jobs.operations.base import (
     run_ffmpeg_with_progress,
     source_duration,
     source_file,
+    still_bytes,
     store_file,
     validated_params,
 )
@@ -94,6 +96,10 @@ GIF_DEFAULT_MAX_WIDTH = 480
 GIF_BUFFER_BYTES = 512 * 1024 * 1024
 AUDIO_BITRATE = {"aac": "128k", "libopus": "96k", "libvorbis": "112k"}
 ENCODE_SHARE = 95.0
+# For the quota estimate: about what H.264 at CRF 23 spends on camera footage,
+# and the highest of the AUDIO_BITRATE values.
+CRF_BITS_PER_PIXEL = 0.1
+ESTIMATE_AUDIO_KBPS = 128
 
 _VIDEO_PARAMS = (
     "width",
@@ -355,6 +361,26 @@ class ConvertOperation:
         self, raw: Mapping[str, Any], video: Video, settings: Settings
     ) -> dict[str, Any]:
         return parse_params(raw, video, settings)
+
+    def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int:
+        source = display_size(video)
+        if video.kind == "image":
+            size = output_size(source, params["width"], params["height"], even=False)
+            return still_bytes(size, params["format"])
+        gif = params["container"] == "gif"
+        size = output_size(source, params["width"], params["height"], even=not gif)
+        span = float(params["end"]) - float(params["start"])
+        source_fps = video.metadata.get("fps")
+        fps = params["fps"] or (source_fps if isinstance(source_fps, int | float) else 30.0)
+        if gif:
+            return math.ceil(span * float(fps)) * still_bytes(size)
+        audio = params["audio"] and video.metadata.get("audio_codec") is not None
+        audio_kbps = ESTIMATE_AUDIO_KBPS if audio else 0
+        if params["bitrate"] is not None:
+            return bitrate_bytes(int(params["bitrate"]) + audio_kbps, span)
+        # CRF has no bitrate: take a typical bits-per-pixel of web video at default CRF.
+        video_kbps = size[0] * size[1] * float(fps) * CRF_BITS_PER_PIXEL / 1000
+        return bitrate_bytes(video_kbps + audio_kbps, span)
 
     async def run(self, ctx: JobContext) -> list[OutputFile]:
         params = validated_params(self, ctx)

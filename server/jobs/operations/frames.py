@@ -33,6 +33,7 @@ from server.jobs.operations.base import (
     run_ffmpeg_with_progress,
     source_duration,
     source_file,
+    still_bytes,
     validated_params,
 )
 from server.jobs.operations.zipstream import ZipStream
@@ -52,6 +53,7 @@ PACK_INTERVAL_SECONDS = 0.25
 _FRAME_NAME = re.compile(r"frame_\d{6,}\.(?:jpg|png)")
 
 _PARAMS = ("fps", "every_n_frames", "format", "width", "start", "end")
+ZIP_ENTRY_OVERHEAD = 128
 
 
 def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> dict[str, Any]:
@@ -148,6 +150,19 @@ class FramesOperation:
         self, raw: Mapping[str, Any], video: Video, settings: Settings
     ) -> dict[str, Any]:
         return parse_params(raw, video, settings)
+
+    def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int:
+        span = float(params["end"]) - float(params["start"])
+        source_fps = video.metadata.get("fps")
+        rate = float(source_fps) if isinstance(source_fps, int | float) else 30.0
+        if params["fps"] is not None:
+            frames = math.ceil(span * float(params["fps"]))
+        else:
+            frames = math.ceil(span * rate / int(params["every_n_frames"]))
+        width = params["width"]
+        size = fit_size(display_size(video), int(width) if width else None, None, even=True)
+        # Each ZIP entry adds its local header and central-directory record.
+        return max(1, frames) * (still_bytes(size, params["format"]) + ZIP_ENTRY_OVERHEAD)
 
     async def run(self, ctx: JobContext) -> list[OutputFile]:
         params = validated_params(self, ctx)

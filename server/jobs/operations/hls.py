@@ -24,6 +24,7 @@ it was allowed.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ from server.jobs.operations.renditions import (
     Source,
     encoder_args,
     filter_graph,
+    ladder_bytes,
     output_fps,
     plan,
     read_ladder_params,
@@ -290,6 +292,13 @@ class Hls:
             maximum=MAX_SEGMENT_SECONDS,
         )
         return params
+
+    def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int:
+        # Segments at the ladder's caps, plus a few hundred bytes of playlist per segment.
+        duration = float(video.metadata.get("duration") or 0)
+        segments = math.ceil(duration / int(params["segment_seconds"])) + 1
+        renditions = len(params["renditions"])
+        return ladder_bytes(video, params["renditions"]) + segments * renditions * 256
 
     async def run(self, ctx: JobContext) -> list[OutputFile]:
         params = validated_params(self, ctx)

@@ -28,6 +28,7 @@ from server.errors import BadRequest
 from server.jobs.operations.base import (
     OperationFailed,
     ParamReader,
+    bitrate_bytes,
     decimal,
     display_size,
     fit_size,
@@ -165,6 +166,21 @@ def plan(source: Source, names: Sequence[str]) -> list[Rendition]:
             )
         )
     return plan_
+
+
+def ladder_bytes(video: Video, names: Sequence[str]) -> int:
+    """Upper-ish size of `names` over the whole video: each rung at its VBV cap.
+
+    Capped CRF usually stays well under the cap, so a job this refuses could
+    not have fitted even in a lucky case only when the quota is far off.
+    """
+    source = Source.of(video)
+    duration = float(video.metadata.get("duration") or 0)
+    audio = source.has_audio
+    return sum(
+        bitrate_bytes(r.maxrate_kbps + (r.audio_kbps if audio else 0), duration)
+        for r in plan(source, names)
+    )
 
 
 def output_fps(source: Source, max_fps: float) -> float | None:

@@ -37,6 +37,7 @@ from server.jobs.operations.base import (
     run_ffmpeg_with_progress,
     source_duration,
     source_file,
+    still_bytes,
     store_file,
     validated_params,
 )
@@ -301,6 +302,24 @@ class ThumbnailOperation:
         self, raw: Mapping[str, Any], video: Video, settings: Settings
     ) -> dict[str, Any]:
         return parse_params(raw, video, settings)
+
+    def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int:
+        width = params["width"]
+        still = still_bytes(
+            fit_size(display_size(video), int(width) if width else None, None, even=False)
+        )
+        if not params.get("sprite"):
+            return still
+        duration = float(video.metadata.get("duration") or 0)
+        layout = sprite_layout(
+            video,
+            duration,
+            float(params["sprite_interval"]),
+            int(params["sprite_columns"]),
+            int(params["sprite_width"]),
+        )
+        # The sprite sheet, plus one WebVTT cue (~64 bytes) per tile.
+        return still + still_bytes(layout.size) + layout.tiles * 64
 
     async def run(self, ctx: JobContext) -> list[OutputFile]:
         params = validated_params(self, ctx)

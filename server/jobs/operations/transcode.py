@@ -39,6 +39,7 @@ from server.jobs.operations.renditions import (
     Source,
     encoder_args,
     filter_graph,
+    ladder_bytes,
     output_fps,
     plan,
     read_ladder_params,
@@ -92,6 +93,9 @@ class Transcode:
     ) -> dict[str, Any]:
         reader = ParamReader(raw, PARAMS)
         return read_ladder_params(raw or {}, reader, video, settings)
+
+    def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int:
+        return ladder_bytes(video, params["renditions"])
 
     async def run(self, ctx: JobContext) -> list[OutputFile]:
         params = validated_params(self, ctx)

@@ -1,0 +1,1 @@
+"""Administration endpoints: accounts' quotas and roles."""

@@ -1,0 +1,85 @@
+"""The API's named rate limits, read from settings; a refusal is a 429 with Retry-After.
+
+Per IP, the limits slow down guessing and mass sign-ups from one place; per
+account, guessing one account's password from many places; per user, one
+account flooding uploads or the job queue. A limit of 0 turns that one off.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from server import keys
+from server.errors import HTTPError, TooManyRequests
+from server.limits.client_ip import client_ip
+
+MINUTE = 60.0
+HOUR = 3600.0
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    limit: int  # hits per window; 0 = unlimited
+    window_seconds: float
+    what: str  # for the message: "login attempts"
+
+
+def _rules(request: web.Request) -> dict[str, Rule]:
+    s = request.app[keys.SETTINGS]
+    return {
+        "login": Rule("login", s.rate_limit_login_per_minute, MINUTE, "login attempts"),
+        "register": Rule("register", s.rate_limit_register_per_hour, HOUR, "sign-ups"),
+        "refresh": Rule("refresh", s.rate_limit_refresh_per_minute, MINUTE, "token refreshes"),
+        "upload": Rule("upload", s.rate_limit_uploads_per_hour, HOUR, "uploads"),
+        "job": Rule("job", s.rate_limit_jobs_per_minute, MINUTE, "new jobs"),
+    }
+
+
+async def _check(request: web.Request, rule_name: str, subject: str) -> None:
+    rule = _rules(request)[rule_name]
+    if rule.limit <= 0:
+        return
+    limiter = request.app[keys.RATE_LIMITER]
+    wait = await limiter.hit(f"{rule.name}:{subject}", rule.limit, rule.window_seconds)
+    if wait is not None:
+        seconds = max(1, math.ceil(wait))
+        raise TooManyRequests(seconds, f"Too many {rule.what}; try again in {seconds} s")
+
+
+def _account(email: str) -> str:
+    # Hashed: keeps addresses out of Redis and bounds the key's length.
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+
+
+async def limit_login(request: web.Request, email: str) -> None:
+    """Every attempt counts, right or wrong: a limit on failures alone could be
+    probed for which passwords are right."""
+    await _check(request, "login", "ip:" + client_ip(request))
+    await _check(request, "login", "account:" + _account(email))
+
+
+async def limit_register(request: web.Request) -> None:
+    await _check(request, "register", "ip:" + client_ip(request))
+
+
+async def limit_refresh(request: web.Request, refresh_token: str) -> None:
+    await _check(request, "refresh", "ip:" + client_ip(request))
+    try:
+        claims = request.app[keys.TOKENS].decode_refresh(refresh_token)
+    except HTTPError:
+        return  # the refresh itself answers 401; only the IP limit applies
+    await _check(request, "refresh", f"user:{claims.user_id}")
+
+
+async def limit_upload(request: web.Request, user_id: uuid.UUID) -> None:
+    await _check(request, "upload", f"user:{user_id}")
+
+
+async def limit_job(request: web.Request, user_id: uuid.UUID) -> None:
+    await _check(request, "job", f"user:{user_id}")
