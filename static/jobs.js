@@ -41,6 +41,9 @@ export function upsertJob(update) {
   if (old && isFinished(old) && !isFinished(update)) return;
   const job = { ...old, ...update };
   if (old && old.outputs && !update.outputs) job.outputs = old.outputs;
+  // Only a succeeded job has outputs; the empty list a new job comes with
+  // must not pass for "already fetched" when it succeeds.
+  if (job.status !== 'succeeded') delete job.outputs;
   jobs.set(job.id, job);
   render(job);
   if (update.outputs) hooks.onOutputs(job);

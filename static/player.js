@@ -113,7 +113,7 @@ function jobForm(video) {
   showFields();
   const form = h(
     'form',
-    { class: 'job-form', 'aria-label': 'Run an operation' },
+    { class: 'job-form', 'aria-labelledby': 'run-op-title' },
     h('div', { class: 'field' }, h('label', { for: 'new-job-op' }, 'Operation'), select),
     fields,
     h('button', { type: 'submit' }, 'Run'),
@@ -196,7 +196,7 @@ export async function showVideo(video) {
     h('p', { class: 'no-outputs muted' }, 'None yet: run an operation below.'),
     h('ul', { class: 'outputs video-outputs' }),
     h('div', { class: 'hls-slot field' }),
-    h('h3', {}, 'Run an operation'),
+    h('h3', { id: 'run-op-title' }, 'Run an operation'),
     jobForm(video),
     h('div', { class: 'danger-zone' }, del),
   );

@@ -151,6 +151,17 @@ async def test_page_upload_process_download_play(
             "n => document.querySelector('#quota').value >= n", arg=sample_mp4.stat().st_size
         )
 
+        # An operation run later from the video view: its thumbnail shows up there.
+        await player.get_by_label("Operation", exact=True).select_option("thumbnail")
+        await player.get_by_role("button", name="Run").click()
+        thumb_job = page.locator("li.job", has_text="thumbnail")
+        await expect(thumb_job.locator(".badge")).to_have_text("succeeded", timeout=30_000)
+        thumb = player.get_by_role("img", name=f"Thumbnail of {sample_mp4.name}")
+        await expect(thumb).to_be_visible()
+        await page.wait_for_function(
+            "() => document.querySelector('#player img.thumb').naturalWidth > 0"
+        )
+
         await page.screenshot(path=str(SCREENSHOT_DIR / "frameflow-page-wide.png"), full_page=True)
 
         # A phone-sized window: nothing sticks out sideways.
@@ -164,7 +175,7 @@ async def test_page_upload_process_download_play(
         await page.reload()
         await expect(page.locator("#app")).to_be_visible()
         await expect(page.locator("#videos button", has_text=sample_mp4.name)).to_be_visible()
-        await expect(page.locator("li.job .badge")).to_have_text("succeeded")
+        await expect(page.locator("li.job .badge")).to_have_text(["succeeded", "succeeded"])
         # ...and logging out ends it.
         await page.get_by_role("button", name="Log out").click()
         await expect(page.locator("#auth")).to_be_visible()
