@@ -189,6 +189,32 @@ class Settings:
     max_output_fps: float = _setting(60.0, "Highest frame rate an output may ask for.")
     max_frames_per_zip: int = _setting(10_000, "Most frames one `frames` job may extract.")
 
+    # --- email and webhooks ----------------------------------------------------
+    smtp_host: str = _setting(
+        "",
+        "SMTP server for job emails; empty writes each message to the log and records it "
+        "as not sent.",
+    )
+    smtp_port: int = _setting(587, "SMTP port (587 with STARTTLS, 465 with TLS, 25 plain).")
+    smtp_username: str = _setting("", "SMTP user name; empty sends without logging in.")
+    smtp_password: str = _setting("", "SMTP password.", secret=True)
+    smtp_starttls: bool = _setting(
+        True, "Upgrade the SMTP connection with STARTTLS (ignored with `smtp_tls`)."
+    )
+    smtp_tls: bool = _setting(False, "Connect to SMTP over TLS from the start (port 465).")
+    mail_from: str = _setting("Frameflow <frameflow@localhost>", "`From` address of job emails.")
+    notify_max_attempts: int = _setting(
+        8, "Attempts per email or webhook delivery before it is recorded as failed."
+    )
+    webhook_allowed_hosts: str = _setting(
+        "",
+        "Comma-separated host names or IP addresses that webhooks may target although they "
+        "are internal (loopback, private, link-local); empty admits public addresses only.",
+    )
+    webhook_timeout_seconds: float = _setting(
+        10.0, "Time limit of one webhook delivery (connect, send and read the answer)."
+    )
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -291,6 +317,9 @@ def _validate(s: Settings) -> None:
     need(s.max_output_fps > 0, "max_output_fps", "must be positive")
     need(s.max_frames_per_zip >= 1, "max_frames_per_zip", "must be at least 1")
     need(s.ws_queue_size >= 4, "ws_queue_size", "must be at least 4")
+    need(0 <= s.smtp_port <= 65535, "smtp_port", "must be a TCP port")
+    need(1 <= s.notify_max_attempts <= 50, "notify_max_attempts", "must be between 1 and 50")
+    need(s.webhook_timeout_seconds > 0, "webhook_timeout_seconds", "must be positive")
     need(s.ws_auth_timeout_seconds > 0, "ws_auth_timeout_seconds", "must be positive")
     need(s.ws_heartbeat_seconds > 0, "ws_heartbeat_seconds", "must be positive")
     need(

@@ -29,8 +29,11 @@ from server.media.binary import resolve_ffmpeg
 from server.media.encoders import load_encoders
 from server.metrics import Metrics
 from server.middlewares import add_request_id_header, request_envelope
+from server.notify.mailer import make_mailer
+from server.notify.outbox import Outbox
 from server.storage import open_storage
 from server.uploads.service import UploadTracker
+from server.webhooks.delivery import WebhookSender
 
 log = get_logger("frameflow.app")
 
@@ -55,6 +58,8 @@ def create_app(settings: Settings) -> web.Application:
             _storage_ctx,
             _ffmpeg_ctx,
             _bus_ctx,
+            _notify_ctx,
+            _webhooks_ctx,
             _limits_ctx,
             _runner_ctx,
             _uploads_ctx,
@@ -75,6 +80,7 @@ def _add_routes(app: web.Application) -> None:
     from server.static_files import add_routes as static_routes
     from server.uploads.routes import add_routes as upload_routes
     from server.videos.routes import add_routes as video_routes
+    from server.webhooks.routes import add_routes as webhook_routes
 
     for add in (
         ops_routes,
@@ -85,6 +91,7 @@ def _add_routes(app: web.Application) -> None:
         job_routes,
         output_routes,
         live_routes,
+        webhook_routes,
         static_routes,
     ):
         add(app)
@@ -136,6 +143,34 @@ async def _limits_ctx(app: web.Application) -> AsyncIterator[None]:
     async with open_rate_limiter(app[keys.SETTINGS]) as limiter:
         app[keys.RATE_LIMITER] = limiter
         yield
+
+
+async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Sends the mails that job endings queued in the database (by any instance).
+    app[keys.MAILER] = make_mailer(app[keys.SETTINGS])
+    outbox = Outbox(
+        pool=app[keys.POOL],
+        mailer=app[keys.MAILER],
+        settings=app[keys.SETTINGS],
+        signer=app[keys.SIGNER],
+    )
+    app[keys.OUTBOX] = outbox
+    await outbox.start()
+    try:
+        yield
+    finally:
+        await outbox.stop()
+
+
+async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Sends the webhook deliveries that job endings queued in the database.
+    sender = WebhookSender(pool=app[keys.POOL], settings=app[keys.SETTINGS])
+    app[keys.WEBHOOKS] = sender
+    await sender.start()
+    try:
+        yield
+    finally:
+        await sender.stop()
 
 
 async def _close_sockets(app: web.Application) -> None:

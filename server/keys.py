@@ -17,8 +17,11 @@ if TYPE_CHECKING:
     from server.limits.ratelimit import RateLimiter
     from server.live.bus import Bus
     from server.metrics import Metrics
+    from server.notify.mailer import Mailer
+    from server.notify.outbox import Outbox
     from server.storage.base import Storage
     from server.uploads.service import UploadTracker
+    from server.webhooks.delivery import WebhookSender
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -31,6 +34,9 @@ FFMPEG = web.AppKey("ffmpeg", str)
 UPLOADS: web.AppKey[UploadTracker] = web.AppKey("uploads")
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
+MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
+OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
+WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 # Open WebSockets, closed with GOING_AWAY at shutdown.
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

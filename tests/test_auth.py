@@ -341,6 +341,7 @@ async def test_me(client: Client, user: User, settings: Settings) -> None:
         "role": "user",
         "quota_bytes": settings.default_quota_bytes,
         "used_bytes": 0,
+        "email_notifications": True,
     }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from aiohttp import web
 
 from server import keys
@@ -10,6 +12,7 @@ from server.auth.middleware import current_user, ignores_bearer
 from server.auth.passwords import PasswordHasher
 from server.auth.tokens import invalid_token
 from server.db import users
+from server.errors import BadRequest
 from server.http import read_json_object, require_str
 from server.limits import policy
 
@@ -23,6 +26,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/auth/refresh", refresh)
     app.router.add_post("/api/v1/auth/logout", logout)
     app.router.add_get("/api/v1/me", me)
+    app.router.add_patch("/api/v1/me", update_me)
 
 
 def _hasher(request: web.Request) -> PasswordHasher:
@@ -89,5 +93,33 @@ async def me(request: web.Request) -> web.Response:
         "role": user.role,
         "quota_bytes": user.quota_bytes,
         "used_bytes": user.used_bytes,
+        "email_notifications": bool(await _email_notifications(request, user.id)),
     }
     return web.json_response(body, headers=NO_STORE)
+
+
+async def _email_notifications(request: web.Request, user_id: uuid.UUID) -> bool | None:
+    async with request.app[keys.POOL].acquire() as conn:
+        return await users.email_notifications(conn, user_id)
+
+
+async def update_me(request: web.Request) -> web.Response:
+    """The account's own settings; only `email_notifications` so far."""
+    auth = current_user(request)
+    data = await read_json_object(request)
+    unknown = sorted(set(data) - {"email_notifications"})
+    if unknown:
+        raise BadRequest(
+            f"'{unknown[0]}' cannot be changed", code="invalid_field", field=unknown[0]
+        )
+    enabled = data.get("email_notifications")
+    if not isinstance(enabled, bool):
+        raise BadRequest(
+            "'email_notifications' must be true or false",
+            code="invalid_field",
+            field="email_notifications",
+        )
+    async with request.app[keys.POOL].acquire() as conn:
+        if not await users.set_email_notifications(conn, auth.id, enabled):
+            raise invalid_token()
+    return await me(request)

@@ -111,3 +111,21 @@ async def update_user(
         role,
     )
     return _user(row)
+
+
+async def email_notifications(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool | None:
+    """Whether the user gets job emails; None when there is no such user."""
+    value: bool | None = await conn.fetchval(
+        "SELECT email_notifications FROM users WHERE id = $1", user_id
+    )
+    return value
+
+
+async def set_email_notifications(
+    conn: asyncpg.Connection, user_id: uuid.UUID, enabled: bool
+) -> bool:
+    """False when there is no such user."""
+    status = await conn.execute(
+        "UPDATE users SET email_notifications = $2 WHERE id = $1", user_id, enabled
+    )
+    return status == "UPDATE 1"

@@ -1,0 +1,1 @@
+"""Email to a job's owner when it ends: composing, sending, and the outbox."""

@@ -1,0 +1,170 @@
+"""The email outbox: a background task that sends what `notification_log` owes.
+
+Rows appear in the transaction that ends a job (a trigger, see
+sql/004_notifications.sql), so nothing is lost when a process dies: whichever
+instance runs an `Outbox` next sends it. Rows are claimed with
+`FOR UPDATE SKIP LOCKED` (instances never send the same row at once), and a
+failed attempt is retried with exponential backoff until
+`notify_max_attempts`, after which the row stays `failed` with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from config.settings import Settings
+from server.db import jobs as jobs_db
+from server.db import notifications as notifications_db
+from server.db.notifications import Notification
+from server.delivery.signing import UrlSigner
+from server.jobs.views import listed_outputs, output_link_maker
+from server.logs import get_logger
+from server.notify.email import body_for, compose, subject_for
+from server.notify.mailer import Mailer, MailError
+
+log = get_logger("frameflow.notify")
+
+POLL_SECONDS = 1.0
+BATCH = 20
+# A claimed row is skipped by others this long: more than one SMTP conversation.
+CLAIM_LEASE_SECONDS = 120.0
+RETRY_BASE_SECONDS = 30.0
+RETRY_MAX_SECONDS = 6 * 3600.0
+# Outputs outlive one signed-URL lifetime; a mail read tomorrow should still work.
+EMAIL_LINK_TTL_SECONDS = 7 * 24 * 3600
+_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def retry_delay(attempts: int, base: float, cap: float = RETRY_MAX_SECONDS) -> float:
+    """Exponential backoff after the `attempts`-th failure: base, 2·base, 4·base, ..."""
+    return min(base * 2 ** max(attempts - 1, 0), cap)
+
+
+def base_url(settings: Settings) -> str:
+    """Where links in mails point: the public URL, else what this server listens on."""
+    if settings.public_url:
+        return settings.public_url.rstrip("/")
+    host = "localhost" if settings.host in {"0.0.0.0", "::", ""} else settings.host  # noqa: S104
+    return f"http://{host}:{settings.port}"
+
+
+class Outbox:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        mailer: Mailer,
+        settings: Settings,
+        signer: UrlSigner,
+        poll_seconds: float | None = None,
+        retry_base_seconds: float | None = None,
+    ) -> None:
+        self.pool = pool
+        self.mailer = mailer
+        self.settings = settings
+        self.signer = signer
+        self.poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.retry_base_seconds = (
+            RETRY_BASE_SECONDS if retry_base_seconds is None else retry_base_seconds
+        )
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name="notify-outbox")
+
+    async def stop(self) -> None:
+        # A mail cut off mid-send is sent again after its claim lease: at least once.
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                sent = await self.run_once()
+            except _DB_ERRORS as exc:
+                log.warning("notify_outbox_db_error", error=str(exc) or type(exc).__name__)
+                sent = 0
+            except Exception:
+                log.exception("notify_outbox_error")
+                sent = 0
+            if sent == BATCH:
+                continue  # more may be due right now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+
+    async def run_once(self) -> int:
+        """Send what is due now; returns how many rows were claimed."""
+        async with self.pool.acquire() as conn:
+            due = await notifications_db.claim_due(
+                conn, limit=BATCH, lease_seconds=CLAIM_LEASE_SECONDS
+            )
+        for notification in due:
+            await self._send(notification)
+        return len(due)
+
+    async def _send(self, n: Notification) -> None:
+        subject: str | None = None
+        try:
+            subject = subject_for(n.event, n.facts)
+            message = compose(
+                mail_from=self.settings.mail_from,
+                recipient=n.recipient,
+                subject=subject,
+                body=await self._body(n),
+                domain=urlsplit(base_url(self.settings)).hostname,
+            )
+            delivered = await self.mailer.send(message)
+        except (MailError, ValueError) as exc:
+            # ValueError: an address the email library will not write (never retried
+            # into success, but recorded like any failure rather than lost).
+            await self._failed(n, subject, str(exc) or type(exc).__name__)
+            return
+        async with self.pool.acquire() as conn:
+            status = "sent" if delivered else "not_sent"
+            await notifications_db.record_done(conn, n.id, status=status, subject=subject)
+        log.info("notification_done", status=status, notification_id=str(n.id))
+
+    async def _failed(self, n: Notification, subject: str | None, error: str) -> None:
+        final = n.attempts >= self.settings.notify_max_attempts
+        retry_in = None if final else retry_delay(n.attempts, self.retry_base_seconds)
+        async with self.pool.acquire() as conn:
+            await notifications_db.record_failure(
+                conn, n.id, subject=subject, error=error[:1000], retry_in=retry_in
+            )
+        log.warning(
+            "mail_failed" if final else "mail_retry",
+            notification_id=str(n.id),
+            attempts=n.attempts,
+            retry_in=retry_in,
+            error=error,
+        )
+
+    async def _body(self, n: Notification) -> str:
+        base = base_url(self.settings)
+        links: list[tuple[str, str]] = []
+        if n.job_id is not None and n.event == "job.succeeded":
+            async with self.pool.acquire() as conn:
+                outputs = await jobs_db.list_outputs(conn, n.job_id)
+            link = output_link_maker(
+                self.signer, n.job_id, EMAIL_LINK_TTL_SECONDS, lambda path: base + path
+            )
+            links = [(o.name, link(o.name)) for o in listed_outputs(outputs)]
+        return body_for(
+            n.event,
+            n.facts,
+            job_url=f"{base}/api/v1/jobs/{n.job_id}",
+            output_links=links,
+            links_valid_hours=EMAIL_LINK_TTL_SECONDS // 3600,
+        )

@@ -1,0 +1,1 @@
+"""Webhooks: users register URLs that get a signed JSON POST when their jobs end."""

@@ -1,0 +1,221 @@
+"""Webhook deliveries: signing (pure) and the background sender.
+
+Each delivery is a JSON POST signed with the webhook's secret:
+
+    X-Frameflow-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>
+    X-Frameflow-Timestamp: <unix seconds>   (receivers reject old ones: replays)
+    X-Frameflow-Event: job.succeeded
+    X-Frameflow-Delivery: <delivery id>     (the same on every retry: dedupe on it)
+
+Redirects are not followed (a 3xx is a failed attempt: following one would
+reach an address nobody checked). Any answer but 2xx, a timeout or a refused
+address is recorded and retried with exponential backoff up to
+`notify_max_attempts`. Rows come from a trigger in the job's final
+transaction (sql/005_webhooks.sql); claims use `FOR UPDATE SKIP LOCKED`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import time
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from config.settings import Settings
+from server.db import webhooks as webhooks_db
+from server.db.webhooks import Delivery, Webhook
+from server.logs import get_logger
+from server.notify.outbox import retry_delay
+from server.webhooks.ssrf import (
+    GuardedResolver,
+    UnsafeURL,
+    allowed_hosts,
+    check_address,
+    literal_ip,
+    parse_url,
+)
+
+log = get_logger("frameflow.webhooks")
+
+POLL_SECONDS = 1.0
+BATCH = 20
+RETRY_BASE_SECONDS = 30.0
+USER_AGENT = "Frameflow-Webhooks/1"
+_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+def body_bytes(delivery: Delivery) -> bytes:
+    """The JSON body, built from the row alone: every retry sends the same bytes."""
+    payload = {
+        "id": str(delivery.id),
+        "type": delivery.event,
+        "created_at": delivery.created_at.isoformat(),
+        "data": delivery.data,
+    }
+    return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return "sha256=" + mac.hexdigest()
+
+
+def signed_headers(
+    secret: str, delivery: Delivery, body: bytes, timestamp: int | None = None
+) -> dict[str, str]:
+    ts = int(time.time()) if timestamp is None else timestamp
+    return {
+        "Content-Type": "application/json",
+        "User-Agent": USER_AGENT,
+        "X-Frameflow-Event": delivery.event,
+        "X-Frameflow-Delivery": str(delivery.id),
+        "X-Frameflow-Timestamp": str(ts),
+        "X-Frameflow-Signature": signature(secret, ts, body),
+    }
+
+
+class WebhookSender:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        settings: Settings,
+        poll_seconds: float | None = None,
+        retry_base_seconds: float | None = None,
+    ) -> None:
+        self.pool = pool
+        self.settings = settings
+        self.allowed = allowed_hosts(settings.webhook_allowed_hosts)
+        self.poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
+        self.retry_base_seconds = (
+            RETRY_BASE_SECONDS if retry_base_seconds is None else retry_base_seconds
+        )
+        self._session: aiohttp.ClientSession | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._wake = asyncio.Event()
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(
+            resolver=GuardedResolver(self.allowed),
+            use_dns_cache=False,  # every delivery resolves (and checks) afresh
+            force_close=True,  # no pooled connection outlives the check made for it
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds),
+            trust_env=False,  # no proxy from the environment: we connect where we checked
+        )
+        self._task = asyncio.create_task(self._loop(), name="webhook-sender")
+
+    async def stop(self) -> None:
+        # A delivery cut off mid-request is sent again after its claim lease.
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                claimed = await self.run_once()
+            except _DB_ERRORS as exc:
+                log.warning("webhook_sender_db_error", error=str(exc) or type(exc).__name__)
+                claimed = 0
+            except Exception:
+                log.exception("webhook_sender_error")
+                claimed = 0
+            if claimed == BATCH:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+            self._wake.clear()
+
+    def _lease_seconds(self) -> float:
+        return self.settings.webhook_timeout_seconds * 2 + 30
+
+    async def run_once(self) -> int:
+        async with self.pool.acquire() as conn:
+            due = await webhooks_db.claim_due(
+                conn, limit=BATCH, lease_seconds=self._lease_seconds()
+            )
+        # Concurrently: one slow receiver must not hold back everyone else's.
+        await asyncio.gather(*(self._deliver(d) for d in due))
+        return len(due)
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        async with self.pool.acquire() as conn:
+            hook = await webhooks_db.get_webhook(conn, delivery.webhook_id, None)
+        if hook is None:
+            return  # deleted meanwhile; its deliveries went with it
+        status, error = await self._post(hook, delivery)
+        delivered = error is None
+        final = delivered or delivery.attempts >= self.settings.notify_max_attempts
+        retry_in = None if final else retry_delay(delivery.attempts, self.retry_base_seconds)
+        async with self.pool.acquire() as conn:
+            await webhooks_db.record_attempt(
+                conn,
+                delivery.id,
+                delivered=delivered,
+                response_status=status,
+                error=error,
+                retry_in=retry_in,
+            )
+        log.info(
+            "webhook_delivered" if delivered else "webhook_failed",
+            delivery_id=str(delivery.id),
+            webhook_id=str(hook.id),
+            attempts=delivery.attempts,
+            status=status,
+            error=error,
+            retry_in=retry_in,
+        )
+
+    async def _post(self, hook: Webhook, delivery: Delivery) -> tuple[int | None, str | None]:
+        """(response status, error); error None means delivered."""
+        assert self._session is not None
+        body = body_bytes(delivery)
+        try:
+            parts = parse_url(hook.url)
+            ip = literal_ip(parts.hostname or "")
+            if ip is not None:  # aiohttp does not resolve literals: check here
+                check_address(parts.hostname or "", ip, self.allowed)
+            async with self._session.post(
+                hook.url,
+                data=body,
+                headers=signed_headers(hook.secret, delivery, body),
+                allow_redirects=False,
+            ) as resp:
+                if 200 <= resp.status < 300:
+                    return resp.status, None
+                if 300 <= resp.status < 400:
+                    return resp.status, f"redirect to {_location(resp)} not followed"
+                return resp.status, f"the receiver answered {resp.status}"
+        except UnsafeURL as exc:
+            return None, f"refused: {exc}"
+        except aiohttp.ClientConnectorError as exc:
+            # The guarded resolver's refusal arrives wrapped in a connector error.
+            cause: Any = exc.__cause__ or exc.os_error
+            if isinstance(cause, UnsafeURL):
+                return None, f"refused: {cause}"
+            return None, f"cannot connect: {exc.os_error or exc}"
+        except TimeoutError:
+            return None, f"timed out after {self.settings.webhook_timeout_seconds:g} s"
+        except aiohttp.ClientError as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _location(resp: aiohttp.ClientResponse) -> str:
+    return resp.headers.get("Location", "?")[:200]

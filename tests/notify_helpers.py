@@ -1,0 +1,100 @@
+"""Shared by the email and webhook tests: an app whose runner runs fake operations,
+and helpers to upload, run a job and wait for something in the database."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from config.settings import Settings
+from server import keys
+from server.app import create_app
+from server.jobs.runner import JobRunner
+from tests.conftest import User
+from tests.fake_operations import fake_operations
+
+T = TypeVar("T")
+
+FAST_JOBS = {
+    "workers_enabled": False,
+    "worker_concurrency": 1,
+    "job_lease_seconds": 2.0,
+    "job_heartbeat_seconds": 0.5,
+    "job_poll_seconds": 0.5,
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def app_with_fake_runner(settings: Settings, database_url: str) -> web.Application:
+    """The real app; its own runner stays idle and this one runs fake operations."""
+    app = create_app(settings)
+
+    async def fake_runner(app: web.Application) -> AsyncIterator[None]:
+        runner = JobRunner(
+            pool=app[keys.POOL],
+            storage=app[keys.STORAGE],
+            settings=dataclasses.replace(settings, workers_enabled=True),
+            ffmpeg=app[keys.FFMPEG],
+            operations=fake_operations(),
+            dsn=database_url,
+        )
+        app[keys.RUNNER] = runner  # the API takes its operations from it
+        await runner.start()
+        yield
+        await runner.stop()
+
+    app.cleanup_ctx.append(fake_runner)
+    return app
+
+
+async def upload(client: TestClient[Any, Any], user: User, path: Path) -> str:
+    resp = await client.put(
+        f"/api/v1/uploads/{path.name}", data=path.read_bytes(), headers=user.headers
+    )
+    assert resp.status == 201, await resp.text()
+    return str((await resp.json())["id"])
+
+
+async def run_job(
+    client: TestClient[Any, Any], user: User, video_id: str, operation: str, seconds: float = 0.2
+) -> dict[str, Any]:
+    """Queue a job and wait until it has ended; returns it as the API shows it."""
+    resp = await client.post(
+        f"/api/v1/videos/{video_id}/jobs",
+        json={"operation": operation, "params": {"seconds": seconds}},
+        headers=user.headers,
+    )
+    assert resp.status == 202, await resp.text()
+    job_id = (await resp.json())["id"]
+
+    async def finished() -> dict[str, Any] | None:
+        resp = await client.get(f"/api/v1/jobs/{job_id}", headers=user.headers)
+        job: dict[str, Any] = await resp.json()
+        return job if job["status"] in {"succeeded", "failed", "canceled"} else None
+
+    return await eventually(finished)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], within: float = 15.0, interval: float = 0.05
+) -> T:
+    """Poll `probe` until it returns something other than None or False."""
+    async with asyncio.timeout(within):
+        while True:
+            value = await probe()
+            if value is not None and value is not False:
+                return value
+            await asyncio.sleep(interval)
