@@ -1,8 +1,9 @@
-"""Frameflow command line: serve (default), migrate, create-admin.
+"""Frameflow command line: serve (default), migrate, cleanup, create-admin.
 
 python run.py                      # serve on 127.0.0.1:8080, data in ./data
 python run.py --port 9000 --data-dir /srv/frameflow
 python run.py migrate              # apply sql/ migrations and exit
+python run.py cleanup [--dry-run]  # one cleanup sweep now; prints its report as JSON
 python run.py create-admin EMAIL   # password from the prompt or stdin
 """
 
@@ -26,6 +27,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the server (the default)")
     sub.add_parser("migrate", help="apply database migrations and exit")
+    cleanup = sub.add_parser("cleanup", help="run one cleanup sweep now and print its report")
+    cleanup.add_argument(
+        "--dry-run", action="store_true", help="only report what a sweep would delete"
+    )
     admin = sub.add_parser("create-admin", help="create an admin account, or promote one")
     admin.add_argument("email")
     return parser
@@ -62,6 +67,28 @@ async def _migrate(settings: Settings) -> None:
         pass  # open_database migrates
 
 
+async def _cleanup(settings: Settings, dry_run: bool) -> int:
+    import json
+
+    from server.cleanup.sweep import run_sweep
+    from server.db.pool import open_database
+    from server.live.bus import open_bus
+    from server.logs import get_logger
+    from server.storage import open_storage
+
+    async with open_database(settings) as pool, open_bus(settings) as bus:
+        storage = await open_storage(settings)
+        try:
+            # With Redis configured, open pages hear of the deletions too.
+            report = await run_sweep(pool, storage, settings, publish=bus.publish, dry_run=dry_run)
+        finally:
+            await storage.close()
+    if not dry_run:
+        get_logger("frameflow.cleanup").info("cleanup_done", **report.to_json())
+    print(json.dumps(report.to_json(), indent=2))
+    return 1 if report.errors else 0
+
+
 def _read_password() -> str:
     if not sys.stdin.isatty():
         return sys.stdin.readline().rstrip("\n")
@@ -96,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
         _serve(settings)
     elif command == "migrate":
         asyncio.run(_migrate(settings))
+    elif command == "cleanup":
+        sys.exit(asyncio.run(_cleanup(settings, args.dry_run)))
     elif command == "create-admin":
         try:
             asyncio.run(_create_admin(settings, args.email, _read_password()))

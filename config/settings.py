@@ -189,6 +189,27 @@ class Settings:
     max_output_fps: float = _setting(60.0, "Highest frame rate an output may ask for.")
     max_frames_per_zip: int = _setting(10_000, "Most frames one `frames` job may extract.")
 
+    # --- expiry and cleanup --------------------------------------------------
+    video_ttl_seconds: int = _setting(
+        7 * 24 * 3600,
+        "How long a video (with its outputs) is kept after upload; an upload may ask for "
+        "less or more with `ttl`.",
+    )
+    video_max_ttl_seconds: int = _setting(
+        30 * 24 * 3600, "Longest `ttl` an upload may ask for, in seconds."
+    )
+    cleanup_enabled: bool = _setting(
+        True, "Run the cleanup sweep in this instance (one instance sweeps at a time)."
+    )
+    cleanup_interval_seconds: float = _setting(
+        300.0, "Time between cleanup sweeps (each wait is jittered by ±20%)."
+    )
+    stale_upload_seconds: int = _setting(
+        24 * 3600,
+        "Unfinished uploads (S3 multipart, temp files) and scratch dirs older than this are "
+        "removed by the sweep.",
+    )
+
     # --- email and webhooks ----------------------------------------------------
     smtp_host: str = _setting(
         "",
@@ -316,6 +337,15 @@ def _validate(s: Settings) -> None:
     need(s.max_pixels >= 64 * 64, "max_pixels", "must be at least 4096")
     need(s.max_output_fps > 0, "max_output_fps", "must be positive")
     need(s.max_frames_per_zip >= 1, "max_frames_per_zip", "must be at least 1")
+    need(s.video_ttl_seconds >= 60, "video_ttl_seconds", "must be at least 60")
+    need(
+        s.video_max_ttl_seconds >= s.video_ttl_seconds,
+        "video_max_ttl_seconds",
+        "must be at least video_ttl_seconds",
+    )
+    need(s.cleanup_interval_seconds >= 1, "cleanup_interval_seconds", "must be at least 1")
+    # An upload still streaming must never look stale: keep a generous floor.
+    need(s.stale_upload_seconds >= 3600, "stale_upload_seconds", "must be at least 3600")
     need(s.ws_queue_size >= 4, "ws_queue_size", "must be at least 4")
     need(0 <= s.smtp_port <= 65535, "smtp_port", "must be a TCP port")
     need(1 <= s.notify_max_attempts <= 50, "notify_max_attempts", "must be between 1 and 50")

@@ -18,6 +18,8 @@ from server import keys
 from server.auth.middleware import auth_middleware
 from server.auth.secret import load_or_create_secret
 from server.auth.tokens import TokenService
+from server.cleanup.sweep import CleanupReport, run_sweep
+from server.cleanup.task import CleanupTask
 from server.db.pool import open_database, resolve_database_url
 from server.delivery.signing import UrlSigner
 from server.jobs.operations import registry
@@ -63,6 +65,7 @@ def create_app(settings: Settings) -> web.Application:
             _limits_ctx,
             _runner_ctx,
             _uploads_ctx,
+            _cleanup_ctx,
         ]
     )
     _add_routes(app)
@@ -210,3 +213,24 @@ async def _uploads_ctx(app: web.Application) -> AsyncIterator[None]:
     # Shutdown: uploads still streaming after the grace period are aborted so
     # that no temp file or multipart upload outlives the process.
     await tracker.abort_all()
+
+
+async def _cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    if not settings.cleanup_enabled:
+        yield
+        return
+
+    async def sweep() -> CleanupReport:
+        return await run_sweep(
+            app[keys.POOL], app[keys.STORAGE], settings, publish=app[keys.BUS].publish
+        )
+
+    task = CleanupTask(sweep, settings.cleanup_interval_seconds, app[keys.METRICS])
+    app[keys.CLEANUP] = task
+    task.start()
+    try:
+        yield
+    finally:
+        # First to stop (last opened): it uses the pool, storage and bus.
+        await task.stop()

@@ -12,6 +12,7 @@ from config.settings import Settings
 
 if TYPE_CHECKING:
     from server.auth.tokens import TokenService
+    from server.cleanup.task import CleanupTask
     from server.delivery.signing import UrlSigner
     from server.jobs.runner import JobRunner
     from server.limits.ratelimit import RateLimiter
@@ -34,6 +35,8 @@ FFMPEG = web.AppKey("ffmpeg", str)
 UPLOADS: web.AppKey[UploadTracker] = web.AppKey("uploads")
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
+# Absent when FRAMEFLOW_CLEANUP_ENABLED=false.
+CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
 WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")

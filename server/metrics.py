@@ -52,6 +52,33 @@ class Metrics:
             ["outcome"],
             registry=self.registry,
         )
+        # Cleanup sweep: what it freed, and how each run ended (ok, skipped, error).
+        self.cleanup_runs = Counter(
+            "frameflow_cleanup_runs",
+            "Cleanup sweeps by outcome (ok, skipped: another instance sweeps, error).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.cleanup_videos_deleted = Counter(
+            "frameflow_cleanup_videos_deleted",
+            "Expired videos deleted by the cleanup sweep.",
+            registry=self.registry,
+        )
+        self.cleanup_bytes_freed = Counter(
+            "frameflow_cleanup_bytes_freed",
+            "Bytes of expired videos and their outputs deleted by the cleanup sweep.",
+            registry=self.registry,
+        )
+        self.cleanup_uploads_aborted = Counter(
+            "frameflow_cleanup_uploads_aborted",
+            "Stale unfinished uploads (multipart uploads, temp files) the sweep removed.",
+            registry=self.registry,
+        )
+        self.cleanup_temp_removed = Counter(
+            "frameflow_cleanup_temp_files_removed",
+            "Stale scratch files and directories the sweep removed.",
+            registry=self.registry,
+        )
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -14,11 +14,11 @@ from server.jobs import service as jobs_service
 from server.jobs.operations.base import Operation
 from server.jobs.views import job_json
 from server.limits import policy
-from server.uploads.service import StoredUpload, receive_upload
+from server.uploads.service import StoredUpload, parse_ttl, receive_upload
 from server.videos.views import video_json
 
 FILE_FIELD = "file"
-TEXT_FIELDS = frozenset({"process"})
+TEXT_FIELDS = frozenset({"process", "ttl"})
 MAX_FIELD_BYTES = 1024
 # Multipart framing around the file: boundaries and part headers.
 MULTIPART_OVERHEAD = 64 * 1024
@@ -29,7 +29,9 @@ async def put_upload(request: web.Request) -> web.Response:
     await policy.limit_upload(request, user.id)
     if request.content_length is None and not request.body_exists:
         raise LengthRequired("Send the file as the request body (curl -T FILE URL)")
-    chunk = request.app[keys.SETTINGS].upload_chunk_bytes
+    settings = request.app[keys.SETTINGS]
+    chunk = settings.upload_chunk_bytes
+    ttl = parse_ttl(settings, request.query.get("ttl"))  # before the body: a typo costs nothing
     stored = await receive_upload(
         request.app,
         user_id=user.id,
@@ -37,6 +39,7 @@ async def put_upload(request: web.Request) -> web.Response:
         chunks=request.content.iter_chunked(chunk).__aiter__(),
         declared_size=request.content_length,
         process=_process(request, request.query.get("process")),
+        ttl_seconds=ttl,
     )
     return _created(stored)
 
@@ -60,6 +63,7 @@ async def post_upload(request: web.Request) -> web.Response:
     except (ValueError, AssertionError):
         raise BadRequest("Malformed multipart body", code="invalid_multipart") from None
     fields, part = await _read_until_file(reader)
+    ttl = parse_ttl(settings, fields.get("ttl", request.query.get("ttl")))
     stored = await receive_upload(
         request.app,
         user_id=user.id,
@@ -67,6 +71,7 @@ async def post_upload(request: web.Request) -> web.Response:
         chunks=_file_chunks(reader, part, settings.upload_chunk_bytes),
         declared_size=None,
         process=_process(request, fields.get("process", request.query.get("process"))),
+        ttl_seconds=ttl,
     )
     return _created(stored)
 
@@ -83,7 +88,7 @@ def _created(stored: StoredUpload) -> web.Response:
 
 
 async def _read_until_file(reader: MultipartReader) -> tuple[dict[str, str], BodyPartReader]:
-    """Small text fields before the file (`process`), then the file part itself."""
+    """Small text fields before the file (`process`, `ttl`), then the file part itself."""
     fields: dict[str, str] = {}
     while True:
         try:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
+from config.settings import Settings
 from server import keys
 from server.db import videos as videos_db
 from server.errors import (
@@ -98,6 +99,29 @@ class UploadLimits:
             )
 
 
+# Shorter than this, a video could expire before its first job is even queued.
+MIN_TTL_SECONDS = 60
+
+
+def parse_ttl(settings: Settings, raw: str | None) -> int | None:
+    """The `ttl` an upload asked for (seconds), or None for the default."""
+    if raw is None or raw.strip() == "":
+        return None
+    limit = settings.video_max_ttl_seconds
+    try:
+        ttl = int(raw.strip())
+    except ValueError:
+        ttl = -1
+    if not MIN_TTL_SECONDS <= ttl <= limit:
+        raise BadRequest(
+            f"'ttl' must be a whole number of seconds from {MIN_TTL_SECONDS} to {limit}",
+            code="invalid_ttl",
+            field="ttl",
+            max_ttl_seconds=limit,
+        )
+    return ttl
+
+
 async def upload_limits(app: web.Application, user_id: uuid.UUID) -> UploadLimits:
     async with app[keys.POOL].acquire() as conn:
         headroom = await videos_db.quota_headroom(conn, user_id)
@@ -122,8 +146,12 @@ async def receive_upload(
     chunks: AsyncIterator[bytes],
     declared_size: int | None,
     process: Sequence[Operation] = (),
+    ttl_seconds: int | None = None,
 ) -> StoredUpload:
-    """Store one upload; with `process`, queue those operations in the same transaction."""
+    """Store one upload; with `process`, queue those operations in the same transaction.
+
+    `ttl_seconds` (checked by `parse_ttl`) defaults to `video_ttl_seconds`."""
+    ttl = app[keys.SETTINGS].video_ttl_seconds if ttl_seconds is None else ttl_seconds
     limits = await upload_limits(app, user_id)
     limits.check_declared(declared_size)
     try:
@@ -150,7 +178,7 @@ async def receive_upload(
         raise BadRequest("The body ended before Content-Length bytes", code="incomplete_body")
     try:
         stored = await _probe_and_record(
-            app, video_id, user_id, key, filename, sniffed, size, sha256, process
+            app, video_id, user_id, key, filename, sniffed, size, sha256, process, ttl
         )
     except BaseException:
         await _discard(app, key)
@@ -208,6 +236,7 @@ async def _probe_and_record(
     size: int,
     sha256: str,
     process: Sequence[Operation],
+    ttl_seconds: int,
 ) -> StoredUpload:
     settings = app[keys.SETTINGS]
     try:
@@ -252,6 +281,7 @@ async def _probe_and_record(
             content_type=candidate.content_type,
             kind=candidate.kind,
             metadata=candidate.metadata,
+            ttl_seconds=ttl_seconds,
         )
         jobs = await jobs_service.insert_planned_jobs(conn, deps, video, planned)
     return StoredUpload(video, jobs)

@@ -21,6 +21,7 @@ def video_json(video: Video) -> dict[str, Any]:
         "kind": video.kind,
         "status": video.status,
         "created_at": video.created_at.isoformat(),
+        "expires_at": video.expires_at.isoformat() if video.expires_at else None,
         "metadata": video.metadata,
         "content_path": content_path(video.id),
     }
