@@ -110,6 +110,25 @@ async def test_job_whose_outputs_cannot_fit_is_refused(
     assert resp.status == 202, await resp.text()
 
 
+async def test_upload_whose_process_outputs_cannot_fit_is_refused(
+    client: Client, settings: Settings, user: User, sample_mp4: Path
+) -> None:
+    admin = await make_admin(client, settings)
+    size = sample_mp4.stat().st_size
+    await _set_quota(client, admin, user, size + 50_000)
+    resp = await client.put(
+        "/api/v1/uploads/p.mp4?process=transcode",
+        data=sample_mp4.read_bytes(),
+        headers=user.headers,
+    )
+    assert resp.status == 413, await resp.text()
+    error = (await resp.json())["error"]
+    assert error["code"] == "quota_exceeded" and error["remaining"] == 50_000
+    # Neither the video nor its object was kept.
+    assert leftovers(client.app) == []
+    assert (await _me(client, user))["used_bytes"] == 0
+
+
 async def test_delete_frees_quota_at_once(
     client: Client, settings: Settings, user: User, sample_mp4: Path
 ) -> None:

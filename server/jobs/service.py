@@ -172,21 +172,41 @@ async def create_job(
 
 
 async def check_output_quota(
-    deps: JobDeps, user_id: uuid.UUID, op: Operation, params: Mapping[str, Any], video: Video
+    deps: JobDeps,
+    user_id: uuid.UUID,
+    op: Operation,
+    params: Mapping[str, Any],
+    video: Video,
+    *,
+    also_needed: int = 0,
 ) -> None:
     """413 `quota_exceeded` when the job's estimated outputs cannot fit in what is left.
 
     Only a refusal up front: the outputs are counted for real when the job
     succeeds, so an estimate that is off never makes `used_bytes` wrong.
+    `also_needed` is space about to be taken in the same request (an upload's
+    own bytes, when jobs are queued with `?process=`).
     """
-    estimate = estimated_output_bytes(op, params, video)
-    if estimate is None:
+    await check_planned_quota(deps, user_id, [(op, params)], video, also_needed=also_needed)
+
+
+async def check_planned_quota(
+    deps: JobDeps,
+    user_id: uuid.UUID,
+    planned: Sequence[tuple[Operation, Mapping[str, Any]]],
+    video: Video,
+    *,
+    also_needed: int = 0,
+) -> None:
+    estimates = [estimated_output_bytes(op, params, video) for op, params in planned]
+    estimate = sum(e for e in estimates if e is not None)
+    if not estimate:
         return
     async with deps.pool.acquire() as conn:
-        headroom = await videos_db.quota_headroom(conn, user_id)
+        headroom = max(await videos_db.quota_headroom(conn, user_id) - also_needed, 0)
     if estimate > headroom:
         raise PayloadTooLarge(
-            f"This job's outputs would take about {human_bytes(estimate)}, but only "
+            f"The outputs would take about {human_bytes(estimate)}, but only "
             f"{human_bytes(headroom)} of your storage quota is left; delete some videos "
             "or ask for fewer or smaller outputs",
             code="quota_exceeded",

@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import aioboto3
-import aiofiles
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -407,12 +406,17 @@ class S3Storage:
             # Keep the extension: some tools look at it, and it is server-made anyway.
             suffix = Path(key).suffix if _SUFFIX.fullmatch(Path(key).suffix) else ""
             path = tmp / f"object{suffix}"
-            async with (
-                aiofiles.open(path, "wb") as file,
-                aclosing(self.read(key, chunk_size=_LOCAL_PATH_CHUNK)) as chunks,
-            ):
-                async for chunk in chunks:
-                    await file.write(chunk)
+            # Opened on the loop (microseconds): an open() handed to a thread
+            # still runs if this task is cancelled, and its file would leak.
+            file = open(path, "wb")  # noqa: ASYNC230, SIM115
+            try:
+                async with aclosing(self.read(key, chunk_size=_LOCAL_PATH_CHUNK)) as chunks:
+                    async for chunk in chunks:
+                        await asyncio.to_thread(file.write, chunk)
+            finally:
+                # Closed synchronously: a close sent to a worker thread can be
+                # cancelled before it runs (a job canceled mid-download) and leak.
+                file.close()
             yield path
         finally:
             await asyncio.to_thread(shutil.rmtree, tmp, ignore_errors=True)

@@ -265,6 +265,7 @@ async def _probe_and_record(
     # Default params are checked against the probed metadata before anything
     # is kept: a 400 here still discards the object.
     planned = jobs_service.plan_jobs(deps, process, candidate)
+    await jobs_service.check_planned_quota(deps, user_id, planned, candidate, also_needed=size)
     async with app[keys.POOL].acquire() as conn, conn.transaction():
         if not await videos_db.reserve_quota(conn, user_id, size):
             raise PayloadTooLarge(
