@@ -10,8 +10,6 @@ failed attempt is retried with exponential backoff until
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -21,6 +19,7 @@ from server.db import jobs as jobs_db
 from server.db import notifications as notifications_db
 from server.db.notifications import Notification
 from server.delivery.signing import UrlSigner
+from server.drain import DrainLoop
 from server.jobs.views import listed_outputs, output_link_maker
 from server.logs import get_logger
 from server.notify.email import body_for, compose, subject_for
@@ -36,7 +35,6 @@ RETRY_BASE_SECONDS = 30.0
 RETRY_MAX_SECONDS = 6 * 3600.0
 # Outputs outlive one signed-URL lifetime; a mail read tomorrow should still work.
 EMAIL_LINK_TTL_SECONDS = 7 * 24 * 3600
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def retry_delay(attempts: int, base: float, cap: float = RETRY_MAX_SECONDS) -> float:
@@ -67,42 +65,33 @@ class Outbox:
         self.mailer = mailer
         self.settings = settings
         self.signer = signer
-        self.poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
         self.retry_base_seconds = (
             RETRY_BASE_SECONDS if retry_base_seconds is None else retry_base_seconds
         )
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._drain = DrainLoop(
+            "notify-outbox",
+            self.run_once,
+            batch=BATCH,
+            poll_seconds=POLL_SECONDS if poll_seconds is None else poll_seconds,
+        )
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="notify-outbox")
+        self._drain.start()
 
     async def stop(self) -> None:
         # A mail cut off mid-send is sent again after its claim lease: at least once.
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._drain.stop()
 
     def wake(self) -> None:
-        self._wake.set()
+        self._drain.wake()
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                sent = await self.run_once()
-            except _DB_ERRORS as exc:
-                log.warning("notify_outbox_db_error", error=str(exc) or type(exc).__name__)
-                sent = 0
-            except Exception:
-                log.exception("notify_outbox_error")
-                sent = 0
-            if sent == BATCH:
-                continue  # more may be due right now
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            self._wake.clear()
+    @property
+    def poll_seconds(self) -> float:
+        return self._drain.poll_seconds
+
+    @poll_seconds.setter
+    def poll_seconds(self, value: float) -> None:
+        self._drain.poll_seconds = value
 
     async def run_once(self) -> int:
         """Send what is due now; returns how many rows were claimed."""

@@ -17,7 +17,6 @@ transaction (sql/005_webhooks.sql); claims use `FOR UPDATE SKIP LOCKED`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
@@ -30,6 +29,7 @@ import asyncpg
 from config.settings import Settings
 from server.db import webhooks as webhooks_db
 from server.db.webhooks import Delivery, Webhook
+from server.drain import DrainLoop
 from server.logs import get_logger
 from server.notify.outbox import retry_delay
 from server.webhooks.ssrf import (
@@ -47,7 +47,6 @@ POLL_SECONDS = 1.0
 BATCH = 20
 RETRY_BASE_SECONDS = 30.0
 USER_AGENT = "Frameflow-Webhooks/1"
-_DB_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def body_bytes(delivery: Delivery) -> bytes:
@@ -92,13 +91,16 @@ class WebhookSender:
         self.pool = pool
         self.settings = settings
         self.allowed = allowed_hosts(settings.webhook_allowed_hosts)
-        self.poll_seconds = POLL_SECONDS if poll_seconds is None else poll_seconds
         self.retry_base_seconds = (
             RETRY_BASE_SECONDS if retry_base_seconds is None else retry_base_seconds
         )
         self._session: aiohttp.ClientSession | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._wake = asyncio.Event()
+        self._drain = DrainLoop(
+            "webhook-sender",
+            self.run_once,
+            batch=BATCH,
+            poll_seconds=POLL_SECONDS if poll_seconds is None else poll_seconds,
+        )
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -111,37 +113,25 @@ class WebhookSender:
             timeout=aiohttp.ClientTimeout(total=self.settings.webhook_timeout_seconds),
             trust_env=False,  # no proxy from the environment: we connect where we checked
         )
-        self._task = asyncio.create_task(self._loop(), name="webhook-sender")
+        self._drain.start()
 
     async def stop(self) -> None:
         # A delivery cut off mid-request is sent again after its claim lease.
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._drain.stop()
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     def wake(self) -> None:
-        self._wake.set()
+        self._drain.wake()
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                claimed = await self.run_once()
-            except _DB_ERRORS as exc:
-                log.warning("webhook_sender_db_error", error=str(exc) or type(exc).__name__)
-                claimed = 0
-            except Exception:
-                log.exception("webhook_sender_error")
-                claimed = 0
-            if claimed == BATCH:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-            self._wake.clear()
+    @property
+    def poll_seconds(self) -> float:
+        return self._drain.poll_seconds
+
+    @poll_seconds.setter
+    def poll_seconds(self, value: float) -> None:
+        self._drain.poll_seconds = value
 
     def _lease_seconds(self) -> float:
         return self.settings.webhook_timeout_seconds * 2 + 30
