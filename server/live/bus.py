@@ -25,7 +25,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from config.settings import Settings
-from server.live.events import job_event
+from server.live.events import SharedEvent, job_event
 from server.logs import get_logger
 
 if TYPE_CHECKING:
@@ -84,9 +84,10 @@ class Bus:
         if not isinstance(user_id, str):
             log.warning("bus_event_without_user", event_type=event.get("type"))
             return
+        shared = SharedEvent(event)
         for sub in list(self._subscribers.get(user_id, ())):
             try:
-                sub.deliver(event)
+                sub.deliver(shared)
             except Exception:
                 # One broken socket must not keep the event from the others.
                 log.exception("bus_deliver_failed", event_type=event.get("type"))

@@ -6,6 +6,7 @@ protocol documented in the README ("Live progress (WebSocket)").
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,21 @@ VIDEO_READY = "video.ready"
 VIDEO_DELETED = "video.deleted"
 
 Event = dict[str, Any]
+
+
+class SharedEvent(dict[str, Any]):
+    """An event fanned out to many sockets: JSON-encoded once, not once per socket.
+
+    ws_bench showed encoding per socket as about a fifth of the server's cost
+    per delivery with 1,000 subscribers. The routing key stays server-side.
+    """
+
+    _wire: str | None = None
+
+    def wire(self) -> str:
+        if self._wire is None:
+            self._wire = json.dumps({k: v for k, v in self.items() if k != "user_id"})
+        return self._wire
 
 
 def _now() -> str:

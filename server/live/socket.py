@@ -22,6 +22,7 @@ from server.db import jobs as jobs_db
 from server.errors import Forbidden, HTTPError
 from server.jobs.model import QUEUED, RUNNING
 from server.jobs.views import job_json
+from server.live.events import SharedEvent
 from server.live.origins import origin_allowed
 from server.live.queue import EventQueue
 from server.logs import get_logger
@@ -148,7 +149,8 @@ class _LiveSocket:
 
     async def _write_loop(self) -> None:
         while (event := await self.queue.get()) is not None:
-            await self.ws.send_str(json.dumps(_public(event)))
+            text = event.wire() if isinstance(event, SharedEvent) else json.dumps(_public(event))
+            await self.ws.send_str(text)
 
     async def _read_loop(self) -> None:
         async for msg in self.ws:
