@@ -47,7 +47,7 @@ class LocalWriter:
         self._storage = storage
         self._key = key
         self._tmp_path = tmp_path
-        self._file = file  # an aiofiles binary file opened for writing
+        self._file = file  # a plain binary file; writes go to a worker thread
         self._state = _OPEN
         self.bytes_written = 0
 
@@ -55,7 +55,7 @@ class LocalWriter:
         if self._state != _OPEN:
             raise StorageError(f"writer for {self._key!r} is {self._state}")
         try:
-            await self._file.write(chunk)
+            await asyncio.to_thread(self._file.write, chunk)
         except OSError as exc:  # disk full, I/O error
             raise StorageError(f"writing {self._key!r}: {exc}") from exc
         self.bytes_written += len(chunk)
@@ -64,11 +64,10 @@ class LocalWriter:
         if self._state != _OPEN:
             raise StorageError(f"writer for {self._key!r} is {self._state}")
         try:
-            await self._file.flush()
             # fsync before the rename: otherwise a power cut can leave a
             # complete-looking name pointing at an empty or partial file.
-            await asyncio.to_thread(os.fsync, self._file.fileno())
-            await self._file.close()
+            await asyncio.to_thread(_flush_and_sync, self._file)
+            self._file.close()
             final = self._storage.path_of(self._key)
             await asyncio.to_thread(_replace_into_place, self._tmp_path, final)
             self._state = _COMMITTED
@@ -87,9 +86,16 @@ class LocalWriter:
             return
         self._state = _ABORTED
         try:
-            await self._file.close()
+            # Closed here, not in a thread: a close handed to a thread can be
+            # cancelled before it runs (shutdown, a canceled job) and leak.
+            self._file.close()
         finally:
             await asyncio.to_thread(self._tmp_path.unlink, missing_ok=True)
+
+
+def _flush_and_sync(file: Any) -> None:
+    file.flush()
+    os.fsync(file.fileno())
 
 
 def _make_root(data_dir: Path) -> Path:
@@ -139,7 +145,9 @@ class LocalStorage:
         validate_key(key)  # fail before creating anything
         tmp_path = self.tmp_dir / uuid.uuid4().hex
         try:
-            file = await aiofiles.open(tmp_path, "xb")
+            # Opened on the loop (microseconds): an open() handed to a thread
+            # still completes if this task is cancelled, and its file leaks.
+            file = open(tmp_path, "xb")  # noqa: ASYNC230, SIM115
         except OSError as exc:  # objects dir gone, read-only, out of inodes...
             raise StorageUnavailable(f"cannot start writing {key!r}: {exc}") from exc
         return LocalWriter(self, key, tmp_path, file)
