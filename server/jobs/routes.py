@@ -15,14 +15,13 @@ from server.jobs import service
 from server.jobs.model import STATUSES, Job, OutputFile
 from server.jobs.service import JobDeps
 from server.jobs.views import (
-    decode_cursor,
-    encode_cursor,
     event_json,
     job_detail_json,
     job_json,
     output_link_maker,
 )
 from server.limits import policy
+from server.pagination import decode_cursor, encode_cursor
 
 
 def _link_maker(request: web.Request, job: Job) -> Callable[[str], str]:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -12,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 from server.delivery.signing import UrlSigner
-from server.errors import BadRequest
 from server.jobs.links import make_token, output_path
 from server.jobs.model import Job, JobEvent, OutputFile
 
@@ -83,20 +79,3 @@ def event_json(event: JobEvent) -> dict[str, Any]:
         "error": event.error,
         "duration_seconds": duration,
     }
-
-
-def encode_cursor(job: Job) -> str:
-    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, job_id = json.loads(raw)
-        when = datetime.fromisoformat(created_at)
-        if when.tzinfo is None:
-            raise ValueError("naive timestamp")
-        return when, uuid.UUID(job_id)
-    except (binascii.Error, ValueError, TypeError):
-        raise BadRequest("Invalid cursor", code="invalid_query", field="cursor") from None

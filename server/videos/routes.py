@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import uuid
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -14,24 +10,11 @@ from server import keys
 from server.auth.middleware import current_user
 from server.db import videos as videos_db
 from server.delivery.serve import StoredFile, serve_stored_file
-from server.errors import BadRequest, NotFound
+from server.errors import NotFound
 from server.http import path_uuid, query_int
+from server.pagination import decode_cursor, encode_cursor
 from server.videos import service as videos_service
 from server.videos.views import content_path, video_json
-
-
-def encode_cursor(video: videos_db.Video) -> str:
-    raw = json.dumps([video.created_at.isoformat(), str(video.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, video_id = json.loads(raw)
-        return datetime.fromisoformat(created_at), uuid.UUID(video_id)
-    except (binascii.Error, ValueError, TypeError):
-        raise BadRequest("Invalid cursor", code="invalid_query", field="cursor") from None
 
 
 async def list_videos(request: web.Request) -> web.Response:

@@ -1,0 +1,41 @@
+"""Keyset pagination cursors for newest-first lists (videos, jobs).
+
+A cursor is the (created_at, id) of the last row of a page, opaque to
+clients (base64url JSON). Anything that doesn't decode is a 400 on `cursor`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import uuid
+from datetime import datetime
+from typing import Protocol
+
+from server.errors import BadRequest
+
+
+class Keyed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> uuid.UUID: ...
+
+
+def encode_cursor(row: Keyed) -> str:
+    raw = json.dumps([row.created_at.isoformat(), str(row.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, row_id = json.loads(raw)
+        when = datetime.fromisoformat(created_at)
+        if when.tzinfo is None:
+            raise ValueError("naive timestamp")  # would not compare with timestamptz
+        return when, uuid.UUID(row_id)
+    except (binascii.Error, ValueError, TypeError):
+        raise BadRequest("Invalid cursor", code="invalid_query", field="cursor") from None
