@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator
 from aiohttp import WSCloseCode, web
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.auth.middleware import auth_middleware
 from server.auth.secret import load_or_create_secret
 from server.auth.tokens import TokenService
 from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
 from server.db.pool import open_database, resolve_database_url
-from server.delivery.signing import UrlSigner
 from server.jobs.operations import registry
 from server.jobs.runner import JobRunner
 from server.limits.ratelimit import open_rate_limiter
@@ -33,6 +32,7 @@ from server.metrics import Metrics
 from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
+from server.serving.signing import UrlSigner
 from server.storage import open_storage
 from server.uploads.service import UploadTracker
 from server.webhooks.delivery import WebhookSender
@@ -48,9 +48,9 @@ def create_app(settings: Settings) -> web.Application:
         middlewares=[request_envelope, auth_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
-    app[keys.SETTINGS] = settings
-    app[keys.METRICS] = Metrics()
-    app[keys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
+    app[appkeys.SETTINGS] = settings
+    app[appkeys.METRICS] = Metrics()
+    app[appkeys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
     app.on_response_prepare.append(add_request_id_header)
     app.on_shutdown.append(_close_sockets)
     app.cleanup_ctx.extend(
@@ -76,10 +76,10 @@ def _add_routes(app: web.Application) -> None:
     # Imported here so that each domain module stays importable on its own.
     from server.admin.routes import add_routes as admin_routes
     from server.auth.routes import add_routes as auth_routes
-    from server.jobs.outputs import add_routes as output_routes
+    from server.health.routes import add_routes as ops_routes
+    from server.jobs.output_routes import add_routes as output_routes
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
-    from server.ops.routes import add_routes as ops_routes
     from server.static_files import add_routes as static_routes
     from server.uploads.routes import add_routes as upload_routes
     from server.videos.routes import add_routes as video_routes
@@ -101,25 +101,25 @@ def _add_routes(app: web.Application) -> None:
 
 
 async def _secrets_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
+    settings = app[appkeys.SETTINGS]
     secret = load_or_create_secret(settings)
-    app[keys.TOKENS] = TokenService(secret, settings)
-    app[keys.SIGNER] = UrlSigner(secret.encode())
+    app[appkeys.TOKENS] = TokenService(secret, settings)
+    app[appkeys.SIGNER] = UrlSigner(secret.encode())
     yield
 
 
 async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
+    settings = app[appkeys.SETTINGS]
     # Kept: the job runner opens its own LISTEN connection with it.
-    app[keys.DATABASE_URL] = await resolve_database_url(settings)
-    async with open_database(settings, app[keys.DATABASE_URL]) as pool:
-        app[keys.POOL] = pool
+    app[appkeys.DATABASE_URL] = await resolve_database_url(settings)
+    async with open_database(settings, app[appkeys.DATABASE_URL]) as pool:
+        app[appkeys.POOL] = pool
         yield
 
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
-    storage = await open_storage(app[keys.SETTINGS])
-    app[keys.STORAGE] = storage
+    storage = await open_storage(app[appkeys.SETTINGS])
+    app[appkeys.STORAGE] = storage
     try:
         yield
     finally:
@@ -127,8 +127,8 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ffmpeg_ctx(app: web.Application) -> AsyncIterator[None]:
-    ffmpeg = resolve_ffmpeg(app[keys.SETTINGS].ffmpeg_path)
-    app[keys.FFMPEG] = ffmpeg
+    ffmpeg = resolve_ffmpeg(app[appkeys.SETTINGS].ffmpeg_path)
+    app[appkeys.FFMPEG] = ffmpeg
     # Cached per binary; loading it now keeps the ~30 ms probe off request paths.
     encoders = await load_encoders(ffmpeg)
     log.info("ffmpeg_found", path=ffmpeg, encoders=len(encoders))
@@ -137,27 +137,27 @@ async def _ffmpeg_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
     # Before the runner: it publishes until it has stopped.
-    async with open_bus(app[keys.SETTINGS]) as bus:
-        app[keys.BUS] = bus
+    async with open_bus(app[appkeys.SETTINGS]) as bus:
+        app[appkeys.BUS] = bus
         yield
 
 
 async def _limits_ctx(app: web.Application) -> AsyncIterator[None]:
-    async with open_rate_limiter(app[keys.SETTINGS]) as limiter:
-        app[keys.RATE_LIMITER] = limiter
+    async with open_rate_limiter(app[appkeys.SETTINGS]) as limiter:
+        app[appkeys.RATE_LIMITER] = limiter
         yield
 
 
 async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
     # Sends the mails that job endings queued in the database (by any instance).
-    app[keys.MAILER] = make_mailer(app[keys.SETTINGS])
+    app[appkeys.MAILER] = make_mailer(app[appkeys.SETTINGS])
     outbox = Outbox(
-        pool=app[keys.POOL],
-        mailer=app[keys.MAILER],
-        settings=app[keys.SETTINGS],
-        signer=app[keys.SIGNER],
+        pool=app[appkeys.POOL],
+        mailer=app[appkeys.MAILER],
+        settings=app[appkeys.SETTINGS],
+        signer=app[appkeys.SIGNER],
     )
-    app[keys.OUTBOX] = outbox
+    app[appkeys.OUTBOX] = outbox
     await outbox.start()
     try:
         yield
@@ -167,8 +167,8 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     # Sends the webhook deliveries that job endings queued in the database.
-    sender = WebhookSender(pool=app[keys.POOL], settings=app[keys.SETTINGS])
-    app[keys.WEBHOOKS] = sender
+    sender = WebhookSender(pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS])
+    app[appkeys.WEBHOOKS] = sender
     await sender.start()
     try:
         yield
@@ -178,7 +178,7 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _close_sockets(app: web.Application) -> None:
     """on_shutdown: WebSockets would otherwise hold shutdown until their clients leave."""
-    sockets = app[keys.SOCKETS]
+    sockets = app[appkeys.SOCKETS]
     closing = [
         ws.close(code=WSCloseCode.GOING_AWAY, message=b"server shutdown") for ws in list(sockets)
     ]
@@ -189,15 +189,15 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     # Always built: the API takes its operations and publisher from it even
     # when this instance runs no workers (FRAMEFLOW_WORKERS_ENABLED=false).
     runner = JobRunner(
-        pool=app[keys.POOL],
-        storage=app[keys.STORAGE],
-        settings=app[keys.SETTINGS],
-        ffmpeg=app[keys.FFMPEG],
+        pool=app[appkeys.POOL],
+        storage=app[appkeys.STORAGE],
+        settings=app[appkeys.SETTINGS],
+        ffmpeg=app[appkeys.FFMPEG],
         operations=registry(),
-        dsn=app[keys.DATABASE_URL],
-        publish=job_publisher(app[keys.BUS]),
+        dsn=app[appkeys.DATABASE_URL],
+        publish=job_publisher(app[appkeys.BUS]),
     )
-    app[keys.RUNNER] = runner
+    app[appkeys.RUNNER] = runner
     await runner.start()
     try:
         yield
@@ -208,7 +208,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _uploads_ctx(app: web.Application) -> AsyncIterator[None]:
     tracker = UploadTracker()
-    app[keys.UPLOADS] = tracker
+    app[appkeys.UPLOADS] = tracker
     yield
     # Shutdown: uploads still streaming after the grace period are aborted so
     # that no temp file or multipart upload outlives the process.
@@ -216,18 +216,18 @@ async def _uploads_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
-    settings = app[keys.SETTINGS]
+    settings = app[appkeys.SETTINGS]
     if not settings.cleanup_enabled:
         yield
         return
 
     async def sweep() -> CleanupReport:
         return await run_sweep(
-            app[keys.POOL], app[keys.STORAGE], settings, publish=app[keys.BUS].publish
+            app[appkeys.POOL], app[appkeys.STORAGE], settings, publish=app[appkeys.BUS].publish
         )
 
-    task = CleanupTask(sweep, settings.cleanup_interval_seconds, app[keys.METRICS])
-    app[keys.CLEANUP] = task
+    task = CleanupTask(sweep, settings.cleanup_interval_seconds, app[appkeys.METRICS])
+    app[appkeys.CLEANUP] = task
     task.start()
     try:
         yield

@@ -64,12 +64,6 @@ class NotFound(HTTPError):
     default_message = "Not found"
 
 
-class MethodNotAllowed(HTTPError):
-    status = 405
-    code = "method_not_allowed"
-    default_message = "Method not allowed"
-
-
 class Conflict(HTTPError):
     status = 409
     code = "conflict"

@@ -7,17 +7,13 @@ series.
 
 from __future__ import annotations
 
-from aiohttp import web
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Gauge,
     Histogram,
     generate_latest,
 )
-
-from server import keys
 
 
 class Metrics:
@@ -82,14 +78,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-async def metrics_handler(request: web.Request) -> web.Response:
-    body = request.app[keys.METRICS].render()
-    # CONTENT_TYPE_LATEST includes a charset parameter aiohttp wants separately.
-    content_type, _, params = CONTENT_TYPE_LATEST.partition(";")
-    charset = params.split("=", 1)[1].strip() if "=" in params else None
-    resp = web.Response(body=body, content_type=content_type.strip())
-    if charset:
-        resp.charset = charset
-    return resp

@@ -17,7 +17,7 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server import keys
+from server import appkeys
 from server.errors import HTTPError
 from server.logs import get_logger
 
@@ -67,7 +67,7 @@ def _route_name(request: web.Request) -> str:
 async def request_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
     request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
-    request[keys.REQUEST_ID] = request_id
+    request[appkeys.REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -92,7 +92,7 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
     finally:
         elapsed = time.perf_counter() - started
         route = _route_name(request)
-        metrics = request.app[keys.METRICS]
+        metrics = request.app[appkeys.METRICS]
         metrics.requests.labels(route, request.method, str(status)).inc()
         metrics.latency.labels(route, request.method).observe(elapsed)
         # The path only: query strings can carry URL signatures.
@@ -109,6 +109,6 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
     """on_response_prepare: also reaches streamed responses prepared in handlers."""
-    request_id = request.get(keys.REQUEST_ID)
+    request_id = request.get(appkeys.REQUEST_ID)
     if request_id:
         response.headers["X-Request-ID"] = request_id

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server import keys
+from server import appkeys
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 STATIC_PREFIX = "/static/"
@@ -41,7 +41,7 @@ def content_security_policy(public_url: str) -> str:
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     return web.FileResponse(
         STATIC_DIR / "index.html",
         headers={

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.app import create_app
 from tests.s3_server import moto_s3_server, s3_settings
 
@@ -115,7 +115,7 @@ def app(settings: Settings) -> web.Application:
 
 
 async def truncate_all(app: web.Application) -> None:
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         await conn.execute(
             "TRUNCATE users, refresh_tokens, videos, jobs, job_outputs, job_events CASCADE"
         )
@@ -176,7 +176,7 @@ def stored_files(data_dir: Path) -> list[Path]:
 
 def leftovers(app: web.Application) -> list[str]:
     """Everything the app has in storage: objects, temp files, unfinished multipart uploads."""
-    settings = app[keys.SETTINGS]
+    settings = app[appkeys.SETTINGS]
     found = [str(p.relative_to(settings.data_dir)) for p in stored_files(settings.data_dir)]
     if settings.storage == "s3":
         import boto3

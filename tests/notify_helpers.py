@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.app import create_app
 from server.jobs.runner import JobRunner
 from tests.conftest import User
@@ -44,14 +44,14 @@ def app_with_fake_runner(settings: Settings, database_url: str) -> web.Applicati
 
     async def fake_runner(app: web.Application) -> AsyncIterator[None]:
         runner = JobRunner(
-            pool=app[keys.POOL],
-            storage=app[keys.STORAGE],
+            pool=app[appkeys.POOL],
+            storage=app[appkeys.STORAGE],
             settings=dataclasses.replace(settings, workers_enabled=True),
-            ffmpeg=app[keys.FFMPEG],
+            ffmpeg=app[appkeys.FFMPEG],
             operations=fake_operations(),
             dsn=database_url,
         )
-        app[keys.RUNNER] = runner  # the API takes its operations from it
+        app[appkeys.RUNNER] = runner  # the API takes its operations from it
         await runner.start()
         yield
         await runner.stop()

@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.auth import service
 from tests.conftest import User, register_and_login
 
@@ -19,7 +19,7 @@ Client = TestClient[Any, Any]
 async def make_admin(client: Client, settings: Settings) -> User:
     email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
     password = "admin password"
-    await service.create_admin(client.app[keys.POOL], settings, email, password)
+    await service.create_admin(client.app[appkeys.POOL], settings, email, password)
     resp = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
     assert resp.status == 200, await resp.text()
     body = await resp.json()

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.auth import service
 from server.auth.middleware import USER, AuthUser, current_user, optional_user, require_admin
 from server.auth.tokens import TokenService
@@ -64,7 +64,7 @@ async def test_register_creates_an_account(client: Client, settings: Settings) -
     assert resp.status == 201
     body = await resp.json()
     assert body == {"id": body["id"], "email": "New.User@Example.com"}  # trimmed, case kept
-    async with _app(client)[keys.POOL].acquire() as conn:
+    async with _app(client)[appkeys.POOL].acquire() as conn:
         stored = await users.get_user(conn, uuid.UUID(body["id"]))
     assert stored is not None
     assert stored.role == "user" and stored.used_bytes == 0
@@ -265,10 +265,10 @@ async def test_refresh_ignores_a_stale_bearer_header(client: Client, user: User)
 async def test_refresh_token_expired_in_the_database(client: Client, user: User) -> None:
     # A row whose expiry passed although its JWT is still valid (e.g. cut short by hand).
     app = _app(client)
-    tokens: TokenService = app[keys.TOKENS]
+    tokens: TokenService = app[appkeys.TOKENS]
     jti, family = uuid.uuid4(), uuid.uuid4()
     token, _ = tokens.issue_refresh(uuid.UUID(user.id), jti, family)
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         await refresh_tokens.insert_token(
             conn,
             jti=jti,
@@ -277,7 +277,7 @@ async def test_refresh_token_expired_in_the_database(client: Client, user: User)
             expires_at=datetime.now(UTC) - timedelta(minutes=1),
         )
     await _error(await _refresh(client, token), 401, "token_expired")
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         assert await refresh_tokens.delete_expired(conn) == 1
     # Once cleaned up, the token is simply unknown.
     await _error(await _refresh(client, token), 401, "invalid_token")
@@ -379,7 +379,7 @@ async def test_expired_access_token_is_401(client: Client, user: User, settings:
 
 
 async def test_token_of_a_deleted_user_is_401(client: Client, user: User) -> None:
-    async with _app(client)[keys.POOL].acquire() as conn:
+    async with _app(client)[appkeys.POOL].acquire() as conn:
         await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(user.id))
     await _error(await client.get(ME, headers=user.headers), 401, "invalid_token")
     await _error(await _refresh(client, user.refresh_token), 401, "invalid_token")
@@ -411,7 +411,7 @@ def test_current_user_and_require_admin() -> None:
 
 async def test_create_admin_creates_an_administrator(client: Client, settings: Settings) -> None:
     admin = await service.create_admin(
-        _app(client)[keys.POOL], settings, " Root@Example.com", "admin password"
+        _app(client)[appkeys.POOL], settings, " Root@Example.com", "admin password"
     )
     assert admin.role == "admin" and admin.email == "Root@Example.com"
     assert admin.quota_bytes == settings.default_quota_bytes
@@ -429,7 +429,7 @@ async def test_create_admin_promotes_and_resets_an_existing_account(
     client: Client, user: User, settings: Settings
 ) -> None:
     admin = await service.create_admin(
-        _app(client)[keys.POOL], settings, user.email.upper(), "new admin password"
+        _app(client)[appkeys.POOL], settings, user.email.upper(), "new admin password"
     )
     assert str(admin.id) == user.id and admin.role == "admin"
     assert admin.email == user.email  # the stored spelling is kept
@@ -442,7 +442,7 @@ async def test_create_admin_promotes_and_resets_an_existing_account(
 
 
 async def test_create_admin_validates_its_input(client: Client, settings: Settings) -> None:
-    pool = _app(client)[keys.POOL]
+    pool = _app(client)[appkeys.POOL]
     with pytest.raises(BadRequest) as info:
         await service.create_admin(pool, settings, "not-an-email", "admin password")
     assert info.value.error_code == "invalid_email"

@@ -17,7 +17,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from server import keys
+from server import appkeys
 from server.cleanup.sweep import CLEANUP_LOCK_ID, CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask, jittered
 from server.db import jobs as jobs_db
@@ -34,7 +34,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture
 async def clean(client: TestClient[Any, Any]) -> None:
     """The session's database is shared: start without other tests' pending deletes."""
-    async with client.app[keys.POOL].acquire() as conn:
+    async with client.app[appkeys.POOL].acquire() as conn:
         await conn.execute("TRUNCATE pending_deletions")
 
 
@@ -47,7 +47,7 @@ async def upload(client: TestClient[Any, Any], user: User, sample_mp4: Path) -> 
 
 
 async def expire(app: web.Application, video_id: str) -> None:
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         await conn.execute(
             "UPDATE videos SET expires_at = now() - interval '1 minute' WHERE id = $1::uuid",
             video_id,
@@ -59,7 +59,7 @@ async def add_job(
 ) -> uuid.UUID:
     """A job row in `status`; with `output`, a stored output charged to the quota."""
     job_id = uuid.uuid4()
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         await conn.execute(
             """INSERT INTO jobs (id, user_id, video_id, operation, status, lease_expires_at,
                                  worker_id)
@@ -72,7 +72,7 @@ async def add_job(
         )
         if output:
             key = f"videos/{user.id}/{video_id}/jobs/{job_id}/thumb.jpg"
-            async with app[keys.STORAGE].writer(key) as writer:
+            async with app[appkeys.STORAGE].writer(key) as writer:
                 await writer.write(output)
                 await writer.commit()
             await conn.execute(
@@ -87,21 +87,21 @@ async def add_job(
 
 
 async def used_bytes(app: web.Application, user: User) -> int:
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         return int(await conn.fetchval("SELECT used_bytes FROM users WHERE id = $1::uuid", user.id))
 
 
 async def sweep(app: web.Application, **kw: Any) -> CleanupReport:
-    return await run_sweep(app[keys.POOL], app[keys.STORAGE], app[keys.SETTINGS], **kw)
+    return await run_sweep(app[appkeys.POOL], app[appkeys.STORAGE], app[appkeys.SETTINGS], **kw)
 
 
 async def missing_referenced(app: web.Application) -> list[str]:
     """Keys that a videos or job_outputs row names but storage does not hold."""
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         rows = await conn.fetch(
             "SELECT storage_key FROM videos UNION ALL SELECT storage_key FROM job_outputs"
         )
-    storage = app[keys.STORAGE]
+    storage = app[appkeys.STORAGE]
     return [r["storage_key"] for r in rows if await storage.stat(r["storage_key"]) is None]
 
 
@@ -116,9 +116,9 @@ async def test_expired_video_is_deleted_with_outputs_quota_and_event(
     before = await used_bytes(app, user)
     await expire(app, gone["id"])
     events: list[dict[str, Any]] = []
-    app[keys.BUS].subscribe(user.id, events.append)
+    app[appkeys.BUS].subscribe(user.id, events.append)
 
-    report = await sweep(app, publish=app[keys.BUS].publish)
+    report = await sweep(app, publish=app[appkeys.BUS].publish)
 
     assert report.errors == []
     assert (report.videos_deleted, report.video_ids) == (1, [gone["id"]])
@@ -130,7 +130,7 @@ async def test_expired_video_is_deleted_with_outputs_quota_and_event(
     # Only the unexpired video's source is left: no output, no source of the other.
     stored = leftovers(app)
     assert len(stored) == 1 and stored[0].endswith(f"{keep['id']}/source")
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM pending_deletions") == 0
     # Nothing left to do.
     again = await sweep(app)
@@ -145,7 +145,7 @@ async def test_video_with_an_active_job_is_kept_until_the_job_ends(
     app = client.app
     if status == "queued":
         # A worker would pick a queued job up; this test is about the sweep only.
-        await app[keys.RUNNER].stop()
+        await app[appkeys.RUNNER].stop()
     video = await upload(client, user, sample_mp4)
     job_id = await add_job(app, user, video["id"], status)
     await expire(app, video["id"])
@@ -157,7 +157,7 @@ async def test_video_with_an_active_job_is_kept_until_the_job_ends(
     assert resp.status == 200
     assert len(leftovers(app)) == 1
 
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         await conn.execute(
             "UPDATE jobs SET status = 'failed', lease_expires_at = NULL WHERE id = $1", job_id
         )
@@ -192,10 +192,10 @@ async def test_two_concurrent_sweeps_only_one_deletes(
     videos = [await upload(client, user, sample_mp4) for _ in range(2)]
     for video in videos:
         await expire(app, video["id"])
-    slow: Any = SlowDeletes(app[keys.STORAGE], delay=0.3)
+    slow: Any = SlowDeletes(app[appkeys.STORAGE], delay=0.3)
 
     async def slow_sweep() -> CleanupReport:
-        return await run_sweep(app[keys.POOL], slow, app[keys.SETTINGS])
+        return await run_sweep(app[appkeys.POOL], slow, app[appkeys.SETTINGS])
 
     first = asyncio.create_task(slow_sweep())
     await asyncio.sleep(0.1)  # first holds the lock, deleting slowly
@@ -234,7 +234,7 @@ async def test_dry_run_deletes_nothing_and_reports_the_same(
     video = await upload(client, user, sample_mp4)
     await add_job(app, user, video["id"], "succeeded", output=b"o" * 500)
     await expire(app, video["id"])
-    scratch = app[keys.SETTINGS].data_dir / "work" / "dead-attempt"
+    scratch = app[appkeys.SETTINGS].data_dir / "work" / "dead-attempt"
     scratch.mkdir(parents=True)
     (scratch / "frame.jpg").write_bytes(b"x")
     _age(scratch, hours=48)
@@ -266,7 +266,7 @@ async def test_stale_uploads_and_scratch_files_are_removed(
     client: TestClient[Any, Any], backend: str
 ) -> None:
     app = client.app
-    storage, data_dir = app[keys.STORAGE], app[keys.SETTINGS].data_dir
+    storage, data_dir = app[appkeys.STORAGE], app[appkeys.SETTINGS].data_dir
     # A writer a crash left behind: a temp file, or an S3 multipart upload with a part.
     writer = await storage.open_writer(f"videos/{uuid.uuid4()}/{uuid.uuid4()}/source")
     await writer.write(b"p" * (5 * 1024 * 1024 + 1))
@@ -306,9 +306,9 @@ async def test_crash_between_row_and_objects_leaves_nothing_referenced_but_missi
     video = await upload(client, user, sample_mp4)
     await add_job(app, user, video["id"], "succeeded", output=b"o" * 100)
     await expire(app, video["id"])
-    broken: Any = SlowDeletes(app[keys.STORAGE], fail=True)
+    broken: Any = SlowDeletes(app[appkeys.STORAGE], fail=True)
 
-    report = await run_sweep(app[keys.POOL], broken, app[keys.SETTINGS])
+    report = await run_sweep(app[appkeys.POOL], broken, app[appkeys.SETTINGS])
 
     # The row (and its quota) are gone; the bytes are still there, unreferenced.
     assert report.video_ids == [video["id"]] and report.errors
@@ -328,7 +328,7 @@ async def test_user_delete_that_fails_in_storage_is_finished_by_the_sweep(
 ) -> None:
     app = client.app
     video = await upload(client, user, sample_mp4)
-    storage = app[keys.STORAGE]
+    storage = app[appkeys.STORAGE]
     with monkeypatch.context() as patch:
         patch.setattr(storage, "delete_prefix", SlowDeletes(storage, fail=True).delete_prefix)
         resp = await client.delete(f"/api/v1/videos/{video['id']}", headers=user.headers)
@@ -346,7 +346,7 @@ async def test_background_task_sweeps_counts_and_stops(
     app = client.app
     video = await upload(client, user, sample_mp4)
     await expire(app, video["id"])
-    metrics = app[keys.METRICS]
+    metrics = app[appkeys.METRICS]
     calls = 0
     three_done = asyncio.Event()  # set when the 4th pass starts: 3 are counted
 
@@ -381,8 +381,8 @@ async def test_background_task_sweeps_counts_and_stops(
 
 
 async def test_app_starts_and_stops_its_cleanup_task(client: TestClient[Any, Any]) -> None:
-    task = client.app[keys.CLEANUP]
-    assert task.interval == client.app[keys.SETTINGS].cleanup_interval_seconds
+    task = client.app[appkeys.CLEANUP]
+    assert task.interval == client.app[appkeys.SETTINGS].cleanup_interval_seconds
     assert [t for t in asyncio.all_tasks() if t.get_name() == "cleanup"]
 
 

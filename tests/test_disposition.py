@@ -8,7 +8,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from server.delivery.disposition import content_disposition, sanitize_filename
+from server.serving.disposition import content_disposition, sanitize_filename
 
 # --- sanitize_filename -----------------------------------------------------
 

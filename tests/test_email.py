@@ -20,7 +20,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from structlog.testing import capture_logs
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.notify.email import clean_header_text, compose, subject_for
 from server.notify.outbox import retry_delay
 from tests.conftest import User
@@ -107,14 +107,14 @@ def app(settings: Settings, database_url: str) -> web.Application:
 
 @pytest.fixture
 async def video_id(client: Client, user: User, sample_mp4: Path) -> str:
-    outbox = client.server.app[keys.OUTBOX]
+    outbox = client.server.app[appkeys.OUTBOX]
     outbox.poll_seconds = 0.05
     outbox.retry_base_seconds = 0.3
     return await upload(client, user, sample_mp4)
 
 
 async def log_rows(client: Client) -> list[dict[str, Any]]:
-    async with client.server.app[keys.POOL].acquire() as conn:
+    async with client.server.app[appkeys.POOL].acquire() as conn:
         rows = await conn.fetch("SELECT * FROM notification_log ORDER BY created_at")
     return [dict(r) for r in rows]
 
@@ -220,7 +220,7 @@ async def test_a_file_name_cannot_inject_headers(
 ) -> None:
     # Set in the database: whatever uploads make of such a name, mail must cope.
     evil = "clip.mp4\r\nBcc: evil@x\r\n\r\nfake body\nX-Evil: 1"
-    async with client.server.app[keys.POOL].acquire() as conn:
+    async with client.server.app[appkeys.POOL].acquire() as conn:
         await conn.execute("UPDATE videos SET filename = $1", evil)
     await run_job(client, user, video_id, "sleep")
     await row_with(client, status="sent")
@@ -265,7 +265,7 @@ async def test_without_smtp_mails_are_logged_and_recorded_not_sent(
     app = app_with_fake_runner(make_settings(**FAST_JOBS), database_url)
     client = await aiohttp_client(app)
     await truncate_all(app)
-    app[keys.OUTBOX].poll_seconds = 0.05
+    app[appkeys.OUTBOX].poll_seconds = 0.05
     user = await register_and_login(client)
     video_id = await upload(client, user, sample_mp4)
     with capture_logs() as logs:

@@ -12,7 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from tests.conftest import User, leftovers
 
 DAY = 24 * 3600
@@ -30,7 +30,7 @@ def settings(make_settings: Any) -> Settings:
 
 async def _row_ttl(app: web.Application, video_id: str) -> float:
     """Seconds from created_at to expires_at, as stored."""
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         value = await conn.fetchval(
             "SELECT EXTRACT(EPOCH FROM expires_at - created_at) FROM videos WHERE id = $1::uuid",
             video_id,

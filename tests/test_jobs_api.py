@@ -17,7 +17,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.app import create_app
 from server.jobs.links import token_prefix, verify_token
 from server.jobs.model import Job, OutputFile
@@ -60,15 +60,15 @@ def app(
 
     async def fake_runner(app: web.Application) -> AsyncIterator[None]:
         runner = JobRunner(
-            pool=app[keys.POOL],
-            storage=app[keys.STORAGE],
+            pool=app[appkeys.POOL],
+            storage=app[appkeys.STORAGE],
             settings=dataclasses.replace(settings, workers_enabled=True),
-            ffmpeg=app[keys.FFMPEG],
+            ffmpeg=app[appkeys.FFMPEG],
             operations=fake_operations(),
             dsn=database_url,
             publish=record,
         )
-        app[keys.RUNNER] = runner
+        app[appkeys.RUNNER] = runner
         await runner.start()
         yield
         await runner.stop()
@@ -144,15 +144,15 @@ async def test_create_run_and_show_a_job_with_signed_output_urls(
     prefix = token_prefix(job["id"])
     assert url.path.startswith(prefix) and url.path.endswith("/result.txt")
     token = url.path[len(prefix) :].split("/", 1)[0]
-    assert verify_token(app[keys.SIGNER], job["id"], token)
+    assert verify_token(app[appkeys.SIGNER], job["id"], token)
     expires = int(token.split(".", 1)[0])
-    ttl = app[keys.SETTINGS].signed_url_ttl_seconds
+    ttl = app[appkeys.SETTINGS].signed_url_ttl_seconds
     assert abs(expires - datetime.now(UTC).timestamp() - ttl) < 30
 
     resp = await client.get(f"/api/v1/jobs/{job['id']}/events", headers=user.headers)
     [event] = (await resp.json())["items"]
     assert (event["attempt"], event["outcome"], event["error"]) == (1, "succeeded", None)
-    assert event["worker_id"] == app[keys.RUNNER].worker_id
+    assert event["worker_id"] == app[appkeys.RUNNER].worker_id
     assert 0 < event["duration_seconds"] < 10
     assert event["started_at"] and event["ended_at"]
 
@@ -334,7 +334,7 @@ async def test_deleting_a_video_mid_job_leaves_no_outputs(
     assert resp.status == 204
     # The runner's next heartbeat finds the job gone, stops it and removes its bytes.
     async with asyncio.timeout(20):
-        while leftovers(client.app) or client.app[keys.RUNNER].running_job_ids():  # noqa: ASYNC110
+        while leftovers(client.app) or client.app[appkeys.RUNNER]._attempts:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
     me = await (await client.get("/api/v1/me", headers=user.headers)).json()
     assert me["used_bytes"] == 0

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.db import jobs as jobs_db
 from server.db import users as users_db
 from server.db import videos as videos_db
@@ -69,15 +69,15 @@ class Engine:
 
     @property
     def settings(self) -> Settings:
-        return self.app[keys.SETTINGS]
+        return self.app[appkeys.SETTINGS]
 
     async def runner(self, *, dsn: bool = True, **overrides: Any) -> JobRunner:
         settings = dataclasses.replace(self.settings, workers_enabled=True, **overrides)
         runner = JobRunner(
             pool=self.pool,
-            storage=self.app[keys.STORAGE],
+            storage=self.app[appkeys.STORAGE],
             settings=settings,
-            ffmpeg=self.app[keys.FFMPEG],
+            ffmpeg=self.app[appkeys.FFMPEG],
             operations=fake_operations(),
             dsn=self.database_url if dsn else None,
             publish=self.recorder,
@@ -134,7 +134,7 @@ class Engine:
 async def engine(
     client: TestClient[Any, Any], app: web.Application, database_url: str
 ) -> AsyncIterator[Engine]:
-    pool = app[keys.POOL]
+    pool = app[appkeys.POOL]
     async with pool.acquire() as conn:
         user = await users_db.insert_user(
             conn,
@@ -231,7 +231,7 @@ async def test_concurrent_claimers_never_claim_one_job_twice(engine: Engine) -> 
 
 
 def test_transition_table() -> None:
-    allowed = {(s, t) for s in state_names() for t in state_names() if state.can_transition(s, t)}
+    allowed = {(s, t) for s in state_names() for t in state_names() if (s, t) in state.TRANSITIONS}
     assert allowed == {
         ("queued", "running"),
         ("queued", "canceled"),
@@ -457,7 +457,7 @@ async def test_heartbeat_keeps_a_long_job_and_stops_a_lost_one(engine: Engine) -
         await conn.execute("UPDATE jobs SET lease_expires_at = now() - interval '1 s'")
         await state.requeue_expired_leases(conn)
         await conn.execute("UPDATE jobs SET status = 'canceled', finished_at = now()")
-    await until(lambda: not runner.running_job_ids(), within=8)
+    await until(lambda: not runner._attempts, within=8)
     assert ffmpeg_children() == []
 
 

@@ -12,7 +12,7 @@ import pytest
 import structlog
 from aiohttp.test_utils import TestClient
 
-from server import keys
+from server import appkeys
 from server.logs import configure_logging
 from tests.conftest import PASSWORD, User
 
@@ -26,7 +26,7 @@ async def test_live_and_ready(client: TestClient[Any, Any]) -> None:
 
 
 async def test_ready_names_the_failing_part(client: TestClient[Any, Any]) -> None:
-    storage = client.app[keys.STORAGE]
+    storage = client.app[appkeys.STORAGE]
 
     async def broken() -> None:
         raise RuntimeError("disk gone")

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from server.delivery.conditional import (
+from server.errors import HTTPError
+from server.serving.conditional import (
     http_date,
     if_modified_since_not_modified,
     if_none_match_matches,
@@ -15,13 +16,12 @@ from server.delivery.conditional import (
     make_etag,
     parse_http_date,
 )
-from server.delivery.ranges import (
+from server.serving.ranges import (
     MAX_HEADER_LENGTH,
     ByteRange,
     RangeNotSatisfiable,
     parse_range_header,
 )
-from server.errors import HTTPError
 
 SIZE = 100
 

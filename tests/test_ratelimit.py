@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings, SettingsError
-from server import keys
+from server import appkeys
 from server.app import create_app
 from server.limits.ratelimit import (
     DEFAULT_PREFIX,
@@ -305,7 +305,7 @@ async def test_redis_limits_are_shared_by_two_instances(
     a = await aiohttp_client(create_app(settings))
     b = await aiohttp_client(create_app(settings))
     await truncate_all(a.app)
-    assert isinstance(a.app[keys.RATE_LIMITER], RedisRateLimiter)
+    assert isinstance(a.app[appkeys.RATE_LIMITER], RedisRateLimiter)
     assert await _login(a, "a@example.com", "ignored") == 401
     assert await _login(b, "b@example.com", "ignored") == 401
     await assert_429(

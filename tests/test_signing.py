@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from server.delivery.signing import UrlSigner
+from server.serving.signing import UrlSigner
 
 SECRET = b"test secret that is long enough"
 PATH_A = "/api/v1/videos/A/content"

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.app import create_app
 from tests.conftest import User, leftovers, register_and_login, truncate_all
 
@@ -26,7 +26,7 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 async def video_rows(app: web.Application) -> int:
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         return int(await conn.fetchval("SELECT count(*) FROM videos"))
 
 
@@ -174,7 +174,7 @@ async def test_disconnect_mid_upload_leaves_nothing(
     )
     await writer.drain()
     # Wait until the server has started streaming this upload, then vanish.
-    tracker = client.app[keys.UPLOADS]
+    tracker = client.app[appkeys.UPLOADS]
     for _ in range(200):
         if len(tracker):
             break

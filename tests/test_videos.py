@@ -10,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from tests.conftest import User, leftovers, register_and_login
 
 
@@ -154,7 +154,7 @@ async def test_signed_content_url_plays_without_headers(
 
 
 async def test_expired_signed_url_is_refused(client: TestClient[Any, Any], video: Any) -> None:
-    signer = client.app[keys.SIGNER]
+    signer = client.app[appkeys.SIGNER]
     path = content(video)
     query, _ = signer.signed_query(path, 60, now=time.time() - 120)
     resp = await client.get(path, params=query)

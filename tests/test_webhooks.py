@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.webhooks.ssrf import address_problem
 from tests.conftest import User, register_and_login
 from tests.notify_helpers import FAST_JOBS, app_with_fake_runner, eventually, run_job, upload
@@ -99,7 +99,7 @@ def app(settings: Settings, database_url: str) -> web.Application:
 
 @pytest.fixture
 async def video_id(client: Client, user: User, sample_mp4: Path) -> str:
-    sender = client.server.app[keys.WEBHOOKS]
+    sender = client.server.app[appkeys.WEBHOOKS]
     sender.poll_seconds = 0.05
     sender.retry_base_seconds = 0.2
     return await upload(client, user, sample_mp4)
@@ -264,12 +264,12 @@ async def test_the_resolved_address_is_checked_again_at_delivery(
     allow-list lost the host): `localhost` now resolves to loopback, and a
     literal loopback address; neither receives anything."""
     client = await aiohttp_client(app_with_fake_runner(strict_settings, database_url))
-    sender = client.server.app[keys.WEBHOOKS]
+    sender = client.server.app[appkeys.WEBHOOKS]
     sender.poll_seconds = 0.05
     user = await register_and_login(client)
     video_id = await upload(client, user, sample_mp4)
     hook_ids = []
-    async with client.server.app[keys.POOL].acquire() as conn:
+    async with client.server.app[appkeys.POOL].acquire() as conn:
         for url in (receiver.url(host="localhost"), receiver.url()):
             hook_ids.append(
                 await conn.fetchval(

@@ -15,7 +15,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.app import create_app
 from server.jobs.runner import JobRunner
 from server.live.bus import job_publisher
@@ -42,15 +42,15 @@ def with_fake_runner(app: web.Application, settings: Settings, dsn: str) -> web.
 
     async def fake_runner(app: web.Application) -> AsyncIterator[None]:
         runner = JobRunner(
-            pool=app[keys.POOL],
-            storage=app[keys.STORAGE],
+            pool=app[appkeys.POOL],
+            storage=app[appkeys.STORAGE],
             settings=dataclasses.replace(settings, workers_enabled=True),
-            ffmpeg=app[keys.FFMPEG],
+            ffmpeg=app[appkeys.FFMPEG],
             operations=fake_operations(),
             dsn=dsn,
-            publish=job_publisher(app[keys.BUS]),
+            publish=job_publisher(app[appkeys.BUS]),
         )
-        app[keys.RUNNER] = runner
+        app[appkeys.RUNNER] = runner
         await runner.start()
         yield
         await runner.stop()
@@ -165,7 +165,7 @@ async def test_expired_token_closes_4401(
 ) -> None:
     from server.auth.tokens import TokenService
 
-    old = TokenService(app[keys.SETTINGS].jwt_secret, app[keys.SETTINGS], clock=lambda: 1e9)
+    old = TokenService(app[appkeys.SETTINGS].jwt_secret, app[appkeys.SETTINGS], clock=lambda: 1e9)
     token, _ = old.issue_access(__import__("uuid").UUID(user.id), "user")
     ws, _ = await open_socket(client)
     await ws.send_json({"type": "auth", "token": token})
@@ -313,10 +313,10 @@ async def test_a_reader_that_stops_reading_is_closed_1013_alone(
     padding = "x" * 4096
     sent = 0
     async with asyncio.timeout(30):
-        while len(app[keys.SOCKETS]) == 2:
+        while len(app[appkeys.SOCKETS]) == 2:
             for _ in range(8):  # state events: never coalesced, never dropped
                 sent += 1
-                app[keys.BUS].publish(
+                app[appkeys.BUS].publish(
                     {"type": "job.started", "user_id": user.id, "job_id": str(sent), "pad": padding}
                 )
             await until(lambda n=sent: len(received) >= n)  # paced by the reader that keeps up
@@ -339,6 +339,6 @@ async def test_shutdown_closes_sockets_going_away(
     pending, _ = await open_socket(client)  # not yet authenticated
     await client.server.close()
     await expect_close(ws, 1001)
-    assert not app[keys.SOCKETS]
+    assert not app[appkeys.SOCKETS]
     await ws.close()
     await pending.close()

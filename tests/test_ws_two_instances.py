@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.app import create_app
 from server.live.bus import RedisBus
 from tests.conftest import register_and_login, truncate_all
@@ -53,7 +53,7 @@ async def test_a_socket_on_one_instance_follows_a_job_run_by_another(
     b = await aiohttp_client(app_b)
     await truncate_all(app_a)
     for app in (app_a, app_b):
-        bus = app[keys.BUS]
+        bus = app[appkeys.BUS]
         assert isinstance(bus, RedisBus)
         await bus.subscribed.wait()
 
@@ -71,5 +71,5 @@ async def test_a_socket_on_one_instance_follows_a_job_run_by_another(
     resp = await a.get(f"/api/v1/jobs/{job_id}/events", headers=user.headers)
     assert resp.status == 200, await resp.text()
     workers = {e["worker_id"] for e in (await resp.json())["items"]}
-    assert workers == {app_b[keys.RUNNER].worker_id}
+    assert workers == {app_b[appkeys.RUNNER].worker_id}
     await ws.close()

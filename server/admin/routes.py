@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server import keys
+from server import appkeys
 from server.auth.middleware import require_admin
 from server.db import users
 from server.db.users import User
@@ -70,7 +70,7 @@ def parse_changes(body: dict[str, Any]) -> tuple[int | None, str | None]:
 async def get_user(request: web.Request) -> web.Response:
     require_admin(request)
     user_id = path_uuid(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         user = await users.get_user(conn, user_id)
     if user is None:
         raise _not_found()
@@ -86,7 +86,7 @@ async def patch_user(request: web.Request) -> web.Response:
         raise Conflict(
             "Administrators cannot remove their own admin role", code="cannot_demote_self"
         )
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         user = await users.update_user(conn, user_id, quota_bytes=quota, role=role)
     if user is None:
         raise _not_found()

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from server import keys
+from server import appkeys
 from server.auth.tokens import invalid_token
 from server.errors import Forbidden, Unauthorized
 
@@ -61,7 +61,7 @@ def _authenticate(request: web.Request, header: str) -> AuthUser:
     # The scheme is case-insensitive (RFC 7235); the token has no spaces.
     if scheme.lower() != "bearer" or not token or " " in token:
         raise invalid_token("The Authorization header must be 'Bearer <access token>'")
-    claims = request.app[keys.TOKENS].decode_access(token)
+    claims = request.app[appkeys.TOKENS].decode_access(token)
     return AuthUser(id=claims.user_id, role=claims.role)
 
 

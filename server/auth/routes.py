@@ -6,7 +6,7 @@ import uuid
 
 from aiohttp import web
 
-from server import keys
+from server import appkeys
 from server.auth import service
 from server.auth.middleware import current_user, ignores_bearer
 from server.auth.passwords import PasswordHasher
@@ -30,7 +30,7 @@ def add_routes(app: web.Application) -> None:
 
 
 def _hasher(request: web.Request) -> PasswordHasher:
-    return PasswordHasher(request.app[keys.SETTINGS].bcrypt_rounds)
+    return PasswordHasher(request.app[appkeys.SETTINGS].bcrypt_rounds)
 
 
 def _token_response(pair: service.TokenPair) -> web.Response:
@@ -48,9 +48,9 @@ async def register(request: web.Request) -> web.Response:
     await policy.limit_register(request)
     data = await read_json_object(request)
     email, password = require_str(data, "email"), require_str(data, "password")
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     user = await service.register(
-        request.app[keys.POOL], _hasher(request), email, password, settings.default_quota_bytes
+        request.app[appkeys.POOL], _hasher(request), email, password, settings.default_quota_bytes
     )
     return web.json_response({"id": str(user.id), "email": user.email}, status=201)
 
@@ -61,7 +61,7 @@ async def login(request: web.Request) -> web.Response:
     email, password = require_str(data, "email"), require_str(data, "password")
     await policy.limit_login(request, email)
     pair = await service.login(
-        request.app[keys.POOL], _hasher(request), request.app[keys.TOKENS], email, password
+        request.app[appkeys.POOL], _hasher(request), request.app[appkeys.TOKENS], email, password
     )
     return _token_response(pair)
 
@@ -70,20 +70,20 @@ async def login(request: web.Request) -> web.Response:
 async def refresh(request: web.Request) -> web.Response:
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
     await policy.limit_refresh(request, token)
-    pair = await service.refresh(request.app[keys.POOL], request.app[keys.TOKENS], token)
+    pair = await service.refresh(request.app[appkeys.POOL], request.app[appkeys.TOKENS], token)
     return _token_response(pair)
 
 
 @ignores_bearer
 async def logout(request: web.Request) -> web.Response:
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
-    await service.logout(request.app[keys.POOL], request.app[keys.TOKENS], token)
+    await service.logout(request.app[appkeys.POOL], request.app[appkeys.TOKENS], token)
     return web.Response(status=204, headers=NO_STORE)
 
 
 async def me(request: web.Request) -> web.Response:
     auth = current_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         user = await users.get_user(conn, auth.id)
     if user is None:  # deleted since the token was issued
         raise invalid_token()
@@ -99,7 +99,7 @@ async def me(request: web.Request) -> web.Response:
 
 
 async def _email_notifications(request: web.Request, user_id: uuid.UUID) -> bool | None:
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         return await users.email_notifications(conn, user_id)
 
 
@@ -119,7 +119,7 @@ async def update_me(request: web.Request) -> web.Response:
             code="invalid_field",
             field="email_notifications",
         )
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         if not await users.set_email_notifications(conn, auth.id, enabled):
             raise invalid_token()
     return await me(request)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from urllib.parse import quote
 
-from server.delivery.signing import UrlSigner
+from server.serving.signing import UrlSigner
 
 
 def token_prefix(job_id: uuid.UUID | str) -> str:

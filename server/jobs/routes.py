@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 
 from aiohttp import web
 
-from server import keys
+from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import BadRequest
 from server.http import path_uuid, query_int, read_json_object
@@ -29,9 +29,9 @@ def _link_maker(request: web.Request, job: Job) -> Callable[[str], str]:
     from server.videos.routes import external_url
 
     return output_link_maker(
-        request.app[keys.SIGNER],
+        request.app[appkeys.SIGNER],
         job.id,
-        request.app[keys.SETTINGS].signed_url_ttl_seconds,
+        request.app[appkeys.SETTINGS].signed_url_ttl_seconds,
         lambda path: external_url(request, path),
     )
 

@@ -209,9 +209,6 @@ class JobRunner:
         """Look for work now (NOTIFY does this across instances)."""
         self._wake.set()
 
-    def running_job_ids(self) -> set[uuid.UUID]:
-        return set(self._attempts)
-
     async def publish(self, event: str, job: Job) -> None:
         """Tell subscribers; a failing subscriber never fails a job."""
         try:

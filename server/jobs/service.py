@@ -12,7 +12,7 @@ import asyncpg
 from aiohttp import web
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.db import jobs as jobs_db
 from server.db import videos as videos_db
 from server.db.videos import Video
@@ -41,8 +41,8 @@ class JobDeps:
 
     @classmethod
     def from_app(cls, app: web.Application) -> JobDeps:
-        runner = app[keys.RUNNER]
-        return cls(app[keys.POOL], app[keys.SETTINGS], runner.operations, runner.publish)
+        runner = app[appkeys.RUNNER]
+        return cls(app[appkeys.POOL], app[appkeys.SETTINGS], runner.operations, runner.publish)
 
 
 def resolve_operation(deps: JobDeps, name: object, video: Video | None = None) -> Operation:

@@ -53,10 +53,6 @@ def _check(job: Job | None, source: str, target: str) -> None:
         raise IllegalTransition(job.id if job else None, source, target)
 
 
-def can_transition(source: str, target: str) -> bool:
-    return (source, target) in TRANSITIONS
-
-
 async def claim(conn: asyncpg.Connection, worker_id: str, lease_seconds: float) -> Job | None:
     """queued → running: the next job in queue order, or None when there is none."""
     _check(None, QUEUED, RUNNING)

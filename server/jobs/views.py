@@ -8,9 +8,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from server.delivery.signing import UrlSigner
 from server.jobs.links import make_token, output_path
 from server.jobs.model import Job, JobEvent, OutputFile
+from server.serving.signing import UrlSigner
 
 # An HLS job has a playlist per rendition and many segments; clients need only
 # the master playlist (everything else loads relative to it).

@@ -15,7 +15,7 @@ import ipaddress
 
 from aiohttp import web
 
-from server import keys
+from server import appkeys
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -42,7 +42,7 @@ def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
 
 def client_ip(request: web.Request) -> str:
     remote = request.remote or "unknown"
-    networks = parse_networks(request.app[keys.SETTINGS].trusted_proxies)
+    networks = parse_networks(request.app[appkeys.SETTINGS].trusted_proxies)
     if not networks or not _trusted(remote, networks):
         return remote
     hops = [h.strip() for h in ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from server import keys
+from server import appkeys
 from server.errors import HTTPError, TooManyRequests
 from server.limits.client_ip import client_ip
 
@@ -31,7 +31,7 @@ class Rule:
 
 
 def _rules(request: web.Request) -> dict[str, Rule]:
-    s = request.app[keys.SETTINGS]
+    s = request.app[appkeys.SETTINGS]
     return {
         "login": Rule("login", s.rate_limit_login_per_minute, MINUTE, "login attempts"),
         "register": Rule("register", s.rate_limit_register_per_hour, HOUR, "sign-ups"),
@@ -45,7 +45,7 @@ async def _check(request: web.Request, rule_name: str, subject: str) -> None:
     rule = _rules(request)[rule_name]
     if rule.limit <= 0:
         return
-    limiter = request.app[keys.RATE_LIMITER]
+    limiter = request.app[appkeys.RATE_LIMITER]
     wait = await limiter.hit(f"{rule.name}:{subject}", rule.limit, rule.window_seconds)
     if wait is not None:
         seconds = max(1, math.ceil(wait))
@@ -71,7 +71,7 @@ async def limit_register(request: web.Request) -> None:
 async def limit_refresh(request: web.Request, refresh_token: str) -> None:
     await _check(request, "refresh", "ip:" + client_ip(request))
     try:
-        claims = request.app[keys.TOKENS].decode_refresh(refresh_token)
+        claims = request.app[appkeys.TOKENS].decode_refresh(refresh_token)
     except HTTPError:
         return  # the refresh itself answers 401; only the IP limit applies
     await _check(request, "refresh", f"user:{claims.user_id}")

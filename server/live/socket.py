@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
-from server import keys
+from server import appkeys
 from server.db import jobs as jobs_db
 from server.errors import Forbidden, HTTPError
 from server.jobs.model import QUEUED, RUNNING
@@ -42,7 +42,7 @@ class _Rejected(Exception):
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     if not origin_allowed(settings, request):
         raise Forbidden("This origin may not open a WebSocket", code="origin_not_allowed")
     ws = web.WebSocketResponse(
@@ -51,7 +51,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         timeout=CLOSE_TIMEOUT_SECONDS,
     )
     await ws.prepare(request)
-    sockets = request.app[keys.SOCKETS]
+    sockets = request.app[appkeys.SOCKETS]
     sockets.add(ws)
     try:
         try:
@@ -66,7 +66,7 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
 
 
 async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> uuid.UUID:
-    timeout = request.app[keys.SETTINGS].ws_auth_timeout_seconds
+    timeout = request.app[appkeys.SETTINGS].ws_auth_timeout_seconds
     try:
         msg = await ws.receive(timeout=timeout)
     except TimeoutError:
@@ -78,7 +78,7 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> uuid
     if not isinstance(token, str) or not token:
         raise _Rejected("auth needs a token")
     try:
-        return request.app[keys.TOKENS].decode_access(token).user_id
+        return request.app[appkeys.TOKENS].decode_access(token).user_id
     except HTTPError as exc:
         raise _Rejected(exc.error_code) from None
 
@@ -103,12 +103,12 @@ class _LiveSocket:
         self.ws = ws
         self.user_id = user_id
         self.job_filter: str | None = None
-        self.queue = EventQueue(self.app[keys.SETTINGS].ws_queue_size)
+        self.queue = EventQueue(self.app[appkeys.SETTINGS].ws_queue_size)
         self._closing: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
         # Subscribed before the snapshot is read: nothing falls between the two.
-        subscription = self.app[keys.BUS].subscribe(str(self.user_id), self._deliver)
+        subscription = self.app[appkeys.BUS].subscribe(str(self.user_id), self._deliver)
         writer: asyncio.Task[None] | None = None
         try:
             await self.ws.send_json({"type": "ready", "user_id": str(self.user_id)})
@@ -186,7 +186,7 @@ class _LiveSocket:
             self._enqueue(_error("invalid_job_id", "job_id must be a UUID or null"))
 
     async def _snapshot(self) -> Event:
-        async with self.app[keys.POOL].acquire() as conn:
+        async with self.app[appkeys.POOL].acquire() as conn:
             jobs = [
                 job
                 for status in (RUNNING, QUEUED)

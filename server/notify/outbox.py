@@ -18,12 +18,12 @@ from config.settings import Settings
 from server.db import jobs as jobs_db
 from server.db import notifications as notifications_db
 from server.db.notifications import Notification
-from server.delivery.signing import UrlSigner
 from server.drain import DrainLoop
 from server.jobs.views import listed_outputs, output_link_maker
 from server.logs import get_logger
 from server.notify.email import body_for, compose, subject_for
 from server.notify.mailer import Mailer, MailError
+from server.serving.signing import UrlSigner
 
 log = get_logger("frameflow.notify")
 

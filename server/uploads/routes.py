@@ -6,14 +6,14 @@ from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, MultipartReader, web
 
-from server import keys
+from server import appkeys
 from server.auth.middleware import current_user
-from server.delivery.disposition import sanitize_filename
 from server.errors import BadRequest, LengthRequired, PayloadTooLarge, UnsupportedMediaType
 from server.jobs import service as jobs_service
 from server.jobs.operations.base import Operation
 from server.jobs.views import job_json
 from server.limits import policy
+from server.serving.disposition import sanitize_filename
 from server.uploads.service import StoredUpload, parse_ttl, receive_upload
 from server.videos.views import video_json
 
@@ -29,7 +29,7 @@ async def put_upload(request: web.Request) -> web.Response:
     await policy.limit_upload(request, user.id)
     if request.content_length is None and not request.body_exists:
         raise LengthRequired("Send the file as the request body (curl -T FILE URL)")
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     chunk = settings.upload_chunk_bytes
     ttl = parse_ttl(settings, request.query.get("ttl"))  # before the body: a typo costs nothing
     stored = await receive_upload(
@@ -52,7 +52,7 @@ async def post_upload(request: web.Request) -> web.Response:
             "Use multipart/form-data with a 'file' field, or PUT the raw body",
             code="expected_multipart",
         )
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     if (
         request.content_length is not None
         and request.content_length > settings.max_upload_bytes + MULTIPART_OVERHEAD

@@ -23,7 +23,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
 from config.settings import Settings
-from server import keys
+from server import appkeys
 from server.db import videos as videos_db
 from server.errors import (
     BadRequest,
@@ -123,9 +123,9 @@ def parse_ttl(settings: Settings, raw: str | None) -> int | None:
 
 
 async def upload_limits(app: web.Application, user_id: uuid.UUID) -> UploadLimits:
-    async with app[keys.POOL].acquire() as conn:
+    async with app[appkeys.POOL].acquire() as conn:
         headroom = await videos_db.quota_headroom(conn, user_id)
-    return UploadLimits(app[keys.SETTINGS].max_upload_bytes, headroom)
+    return UploadLimits(app[appkeys.SETTINGS].max_upload_bytes, headroom)
 
 
 async def _read_head(chunks: AsyncIterator[bytes]) -> bytes:
@@ -151,7 +151,7 @@ async def receive_upload(
     """Store one upload; with `process`, queue those operations in the same transaction.
 
     `ttl_seconds` (checked by `parse_ttl`) defaults to `video_ttl_seconds`."""
-    ttl = app[keys.SETTINGS].video_ttl_seconds if ttl_seconds is None else ttl_seconds
+    ttl = app[appkeys.SETTINGS].video_ttl_seconds if ttl_seconds is None else ttl_seconds
     limits = await upload_limits(app, user_id)
     limits.check_declared(declared_size)
     try:
@@ -167,11 +167,11 @@ async def receive_upload(
         size, sha256 = await _stream_to_storage(app, key, sniffed, head, chunks, limits)
     except (ConnectionResetError, HttpProcessingError) as exc:
         # The client went away or sent a broken body; the writer has been aborted.
-        app[keys.METRICS].uploads.labels("aborted").inc()
+        app[appkeys.METRICS].uploads.labels("aborted").inc()
         log.info("upload_aborted", reason=str(exc) or type(exc).__name__)
         raise ClientClosedRequest() from None
     except Exception:
-        app[keys.METRICS].uploads.labels("rejected").inc()
+        app[appkeys.METRICS].uploads.labels("rejected").inc()
         raise
     if declared_size is not None and size != declared_size:
         await _discard(app, key)
@@ -182,13 +182,13 @@ async def receive_upload(
         )
     except BaseException:
         await _discard(app, key)
-        app[keys.METRICS].uploads.labels("rejected").inc()
+        app[appkeys.METRICS].uploads.labels("rejected").inc()
         raise
-    app[keys.METRICS].uploads.labels("stored").inc()
-    app[keys.METRICS].bytes_uploaded.inc(size)
+    app[appkeys.METRICS].uploads.labels("stored").inc()
+    app[appkeys.METRICS].bytes_uploaded.inc(size)
     video = stored.video
     log.info("upload_stored", video_id=str(video.id), size=size, content_type=video.content_type)
-    app[keys.BUS].publish(video_ready_event(video))
+    app[appkeys.BUS].publish(video_ready_event(video))
     deps = jobs_service.JobDeps.from_app(app)
     for job in stored.jobs:
         await deps.publish("job.queued", job)
@@ -203,7 +203,7 @@ async def _stream_to_storage(
     chunks: AsyncIterator[bytes],
     limits: UploadLimits,
 ) -> tuple[int, str]:
-    storage, tracker, metrics = app[keys.STORAGE], app[keys.UPLOADS], app[keys.METRICS]
+    storage, tracker, metrics = app[appkeys.STORAGE], app[appkeys.UPLOADS], app[appkeys.METRICS]
     digest = hashlib.sha256()
     size = 0
     metrics.uploads_in_flight.inc()
@@ -238,11 +238,11 @@ async def _probe_and_record(
     process: Sequence[Operation],
     ttl_seconds: int,
 ) -> StoredUpload:
-    settings = app[keys.SETTINGS]
+    settings = app[appkeys.SETTINGS]
     try:
-        async with app[keys.STORAGE].local_path(key) as path:
+        async with app[appkeys.STORAGE].local_path(key) as path:
             info = await probe(
-                app[keys.FFMPEG], path, sniffed.demuxer, timeout=settings.probe_timeout_seconds
+                app[appkeys.FFMPEG], path, sniffed.demuxer, timeout=settings.probe_timeout_seconds
             )
     except ProbeError as exc:
         raise Unprocessable(f"The file cannot be decoded: {exc}", code="undecodable") from None
@@ -266,7 +266,7 @@ async def _probe_and_record(
     # is kept: a 400 here still discards the object.
     planned = jobs_service.plan_jobs(deps, process, candidate)
     await jobs_service.check_planned_quota(deps, user_id, planned, candidate, also_needed=size)
-    async with app[keys.POOL].acquire() as conn, conn.transaction():
+    async with app[appkeys.POOL].acquire() as conn, conn.transaction():
         if not await videos_db.reserve_quota(conn, user_id, size):
             raise PayloadTooLarge(
                 "This upload would exceed your storage quota", code="quota_exceeded"
@@ -291,6 +291,6 @@ async def _probe_and_record(
 async def _discard(app: web.Application, key: str) -> None:
     # Shielded: runs on the way out of a cancelled request too.
     try:
-        await asyncio.shield(app[keys.STORAGE].delete(key))
+        await asyncio.shield(app[appkeys.STORAGE].delete(key))
     except Exception:
         log.exception("orphan_object_delete_failed", key=key)

@@ -6,13 +6,13 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from server import keys
+from server import appkeys
 from server.auth.middleware import current_user
 from server.db import videos as videos_db
-from server.delivery.serve import StoredFile, serve_stored_file
 from server.errors import NotFound
 from server.http import path_uuid, query_int
 from server.pagination import decode_cursor, encode_cursor
+from server.serving.serve import StoredFile, serve_stored_file
 from server.videos import service as videos_service
 from server.videos.views import content_path, video_json
 
@@ -22,7 +22,7 @@ async def list_videos(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 20, lo=1, hi=100)
     cursor = request.query.get("cursor")
     before = decode_cursor(cursor) if cursor else None
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         # One extra row tells whether there is a next page.
         rows = await videos_db.list_videos(conn, user.id, limit=limit + 1, before=before)
     page = rows[:limit]
@@ -33,7 +33,7 @@ async def list_videos(request: web.Request) -> web.Response:
 async def _owned_video(request: web.Request) -> videos_db.Video:
     user = current_user(request)
     video_id = path_uuid(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         video = await videos_db.get_video(conn, video_id, user.id)
     if video is None:
         raise NotFound("No such video", code="video_not_found")
@@ -53,9 +53,9 @@ async def video_content(request: web.Request) -> web.StreamResponse:
     """Bearer auth, or a signed URL (for `<video src>`, which sends no headers)."""
     video_id = path_uuid(request)
     if "signature" in request.query:
-        if not request.app[keys.SIGNER].verify_query(request.path, request.query):
+        if not request.app[appkeys.SIGNER].verify_query(request.path, request.query):
             raise NotFound("No such video, or the link has expired", code="invalid_signature")
-        async with request.app[keys.POOL].acquire() as conn:
+        async with request.app[appkeys.POOL].acquire() as conn:
             video = await videos_db.get_video(conn, video_id, None)
         if video is None:
             raise NotFound("No such video", code="video_not_found")
@@ -70,19 +70,19 @@ async def video_content(request: web.Request) -> web.StreamResponse:
         filename=video.filename,
     )
     download = request.query.get("download") in {"1", "true"}
-    return await serve_stored_file(request, request.app[keys.STORAGE], stored, download=download)
+    return await serve_stored_file(request, request.app[appkeys.STORAGE], stored, download=download)
 
 
 def external_url(request: web.Request, path: str) -> str:
-    base = request.app[keys.SETTINGS].public_url.rstrip("/") or str(request.url.origin())
+    base = request.app[appkeys.SETTINGS].public_url.rstrip("/") or str(request.url.origin())
     return base + path
 
 
 async def video_content_url(request: web.Request) -> web.Response:
     video = await _owned_video(request)
     path = content_path(video.id)
-    ttl = request.app[keys.SETTINGS].signed_url_ttl_seconds
-    query, expires_at = request.app[keys.SIGNER].signed_query(path, ttl)
+    ttl = request.app[appkeys.SETTINGS].signed_url_ttl_seconds
+    query, expires_at = request.app[appkeys.SIGNER].signed_query(path, ttl)
     url = external_url(request, path) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
     return web.json_response(
         {"url": url, "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()},

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from server import keys
+from server import appkeys
 from server.auth.middleware import current_user
 from server.db import webhooks as webhooks_db
 from server.db.webhooks import Delivery, Webhook
@@ -72,13 +72,13 @@ async def create(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     url = require_str(data, "url", max_len=MAX_URL_CHARS)
     events = _events(data)
-    settings = request.app[keys.SETTINGS]
+    settings = request.app[appkeys.SETTINGS]
     try:
         await check_url(url, allowed_hosts(settings.webhook_allowed_hosts))
     except UnsafeURL as exc:
         raise BadRequest(f"'url' is not allowed: {exc}", code="invalid_url", field="url") from None
     secret = "whsec_" + secrets.token_urlsafe(32)
-    async with request.app[keys.POOL].acquire() as conn, conn.transaction():
+    async with request.app[appkeys.POOL].acquire() as conn, conn.transaction():
         # Serialises one user's registrations so the cap holds under concurrency.
         await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", auth.id)
         if len(await webhooks_db.list_webhooks(conn, auth.id)) >= MAX_WEBHOOKS_PER_USER:
@@ -95,7 +95,7 @@ async def create(request: web.Request) -> web.Response:
 
 async def list_(request: web.Request) -> web.Response:
     auth = current_user(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         hooks = await webhooks_db.list_webhooks(conn, auth.id)
     return web.json_response({"items": [webhook_json(h) for h in hooks]})
 
@@ -103,7 +103,7 @@ async def list_(request: web.Request) -> web.Response:
 async def delete(request: web.Request) -> web.Response:
     auth = current_user(request)
     webhook_id = path_uuid(request)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         if not await webhooks_db.delete_webhook(conn, webhook_id, auth.id):
             raise NotFound("No such webhook", code="webhook_not_found")
     return web.Response(status=204)
@@ -113,7 +113,7 @@ async def deliveries(request: web.Request) -> web.Response:
     auth = current_user(request)
     webhook_id = path_uuid(request)
     limit = query_int(request, "limit", 50, lo=1, hi=200)
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         if await webhooks_db.get_webhook(conn, webhook_id, auth.id) is None:
             raise NotFound("No such webhook", code="webhook_not_found")
         items = await webhooks_db.list_deliveries(conn, webhook_id, limit)

@@ -1,14 +1,14 @@
-"""`/health/live`, `/health/ready` and `/metrics`."""
+"""`/health/live`, `/health/ready` and `/metrics`: what operators and orchestrators poll."""
 
 from __future__ import annotations
 
 import asyncio
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST
 
-from server import keys
+from server import appkeys
 from server.logs import get_logger
-from server.metrics import metrics_handler
 
 log = get_logger("frameflow.health")
 
@@ -21,12 +21,12 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def _check_database(app: web.Application) -> None:
-    async with app[keys.POOL].acquire(timeout=CHECK_TIMEOUT) as conn:
+    async with app[appkeys.POOL].acquire(timeout=CHECK_TIMEOUT) as conn:
         await conn.fetchval("SELECT 1")
 
 
 async def _check_storage(app: web.Application) -> None:
-    await app[keys.STORAGE].check()
+    await app[appkeys.STORAGE].check()
 
 
 async def ready(request: web.Request) -> web.Response:
@@ -54,6 +54,17 @@ async def ready(request: web.Request) -> web.Response:
             status=503,
         )
     return web.json_response({"status": "ok", "checks": results})
+
+
+async def metrics_handler(request: web.Request) -> web.Response:
+    body = request.app[appkeys.METRICS].render()
+    # CONTENT_TYPE_LATEST includes a charset parameter aiohttp wants separately.
+    content_type, _, params = CONTENT_TYPE_LATEST.partition(";")
+    charset = params.split("=", 1)[1].strip() if "=" in params else None
+    resp = web.Response(body=body, content_type=content_type.strip())
+    if charset:
+        resp.charset = charset
+    return resp
 
 
 def add_routes(app: web.Application) -> None:

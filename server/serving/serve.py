@@ -15,15 +15,15 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.delivery.conditional import (
+from server.serving.conditional import (
     http_date,
     if_modified_since_not_modified,
     if_none_match_matches,
     if_range_allows,
     make_etag,
 )
-from server.delivery.disposition import content_disposition
-from server.delivery.ranges import parse_range_header
+from server.serving.disposition import content_disposition
+from server.serving.ranges import parse_range_header
 from server.storage.base import Storage
 
 # Sources never change under a given id; a short private cache lets a player

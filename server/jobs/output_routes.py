@@ -14,21 +14,21 @@ import uuid
 
 from aiohttp import web
 
-from server import keys
+from server import appkeys
 from server.auth.middleware import current_user
 from server.db import jobs as jobs_db
-from server.delivery.serve import StoredFile, serve_stored_file
 from server.errors import NotFound
 from server.http import path_uuid
 from server.jobs.links import verify_token
 from server.jobs.model import SUCCEEDED, Job, OutputFile
+from server.serving.serve import StoredFile, serve_stored_file
 
 
 async def _output(request: web.Request, job: Job | None) -> tuple[Job, OutputFile]:
     name = request.match_info["name"]
     if job is None or job.status != SUCCEEDED:
         raise NotFound("No such job output", code="output_not_found")
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         output = await jobs_db.get_output(conn, job.id, name)
     if output is None:
         raise NotFound("No such job output", code="output_not_found")
@@ -48,11 +48,11 @@ async def _serve(request: web.Request, job: Job, output: OutputFile) -> web.Stre
         filename=output.name.rsplit("/", 1)[-1],
     )
     download = request.query.get("download") in {"1", "true"}
-    return await serve_stored_file(request, request.app[keys.STORAGE], stored, download=download)
+    return await serve_stored_file(request, request.app[appkeys.STORAGE], stored, download=download)
 
 
 async def _job(request: web.Request, job_id: uuid.UUID, user_id: uuid.UUID | None) -> Job | None:
-    async with request.app[keys.POOL].acquire() as conn:
+    async with request.app[appkeys.POOL].acquire() as conn:
         return await jobs_db.get_job(conn, job_id, user_id)
 
 
@@ -65,7 +65,7 @@ async def output_with_bearer(request: web.Request) -> web.StreamResponse:
 
 async def output_with_token(request: web.Request) -> web.StreamResponse:
     job_id = path_uuid(request)
-    if not verify_token(request.app[keys.SIGNER], job_id, request.match_info["token"]):
+    if not verify_token(request.app[appkeys.SIGNER], job_id, request.match_info["token"]):
         raise NotFound("No such job output, or the link has expired", code="invalid_signature")
     job, output = await _output(request, await _job(request, job_id, None))
     return await _serve(request, job, output)
@@ -80,7 +80,6 @@ async def allow_any_origin(request: web.Request, response: web.StreamResponse) -
         response.headers["Access-Control-Expose-Headers"] = "Content-Range, Content-Length, ETag"
 
 
-BEARER_ROUTE = "/api/v1/jobs/{id}/outputs/{name}"
 TOKEN_ROUTE = "/api/v1/jobs/{id}/t/{token}/{name}"  # noqa: S105 - a route, not a secret
 
 

@@ -13,13 +13,13 @@ from config.settings import Settings
 if TYPE_CHECKING:
     from server.auth.tokens import TokenService
     from server.cleanup.task import CleanupTask
-    from server.delivery.signing import UrlSigner
     from server.jobs.runner import JobRunner
     from server.limits.ratelimit import RateLimiter
     from server.live.bus import Bus
     from server.metrics import Metrics
     from server.notify.mailer import Mailer
     from server.notify.outbox import Outbox
+    from server.serving.signing import UrlSigner
     from server.storage.base import Storage
     from server.uploads.service import UploadTracker
     from server.webhooks.delivery import WebhookSender
