@@ -73,14 +73,17 @@ async def _cleanup(settings: Settings, dry_run: bool) -> int:
     from server.cleanup.sweep import run_sweep
     from server.db.pool import open_database
     from server.live.bus import open_bus
+    from server.live.publisher import EventPublisher
     from server.logs import get_logger
     from server.storage import open_storage
+    from server.videos.service import VideoService
 
     async with open_database(settings) as pool, open_bus(settings) as bus:
         storage = await open_storage(settings)
         try:
             # With Redis configured, open pages hear of the deletions too.
-            report = await run_sweep(pool, storage, settings, publish=bus.publish, dry_run=dry_run)
+            videos = VideoService(pool=pool, storage=storage, publisher=EventPublisher(bus))
+            report = await run_sweep(pool, videos, storage, settings, dry_run=dry_run)
         finally:
             await storage.close()
     if not dry_run:

@@ -55,13 +55,13 @@ from _common import (
 )
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.jobs.operations import frames, transcode
 from server.jobs.operations.base import input_args
 from server.jobs.operations.renditions import Source, output_fps, plan
 from server.media.binary import resolve_ffmpeg
 from server.media.probe import MediaInfo, probe
 from server.media.sniff import SNIFF_BYTES, sniff
+from server.videos.model import Video
 
 # The clip: 1080p30 like a phone's, H.264 High (CABAC) + stereo AAC as most
 # uploads are. x264 "veryfast" makes the same kind of stream a phone or a

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 
 from aiohttp import WSCloseCode, web
 
@@ -22,9 +22,12 @@ from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
 from server.db.pool import open_database, resolve_database_url
 from server.jobs.operations import registry
+from server.jobs.operations.base import Operation
 from server.jobs.runner import JobRunner
+from server.jobs.service import JobService
 from server.limits.ratelimit import open_rate_limiter
-from server.live.bus import job_publisher, open_bus
+from server.live.bus import open_bus
+from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import load_encoders
@@ -32,9 +35,11 @@ from server.metrics import Metrics
 from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
+from server.quota.ledger import QuotaLedger
 from server.serving.signing import UrlSigner
 from server.storage import open_storage
-from server.uploads.service import UploadTracker
+from server.uploads.service import UploadService
+from server.videos.service import VideoService
 from server.webhooks.delivery import WebhookSender
 
 log = get_logger("frameflow.app")
@@ -43,13 +48,17 @@ log = get_logger("frameflow.app")
 CLIENT_MAX_SIZE = 1024 * 1024
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(
+    settings: Settings, *, operations: Mapping[str, Operation] | None = None
+) -> web.Application:
+    """`operations` replaces the registry (tests run fake operations through it)."""
     app = web.Application(
         middlewares=[request_envelope, auth_middleware],
         client_max_size=CLIENT_MAX_SIZE,
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
+    app[appkeys.OPERATIONS] = registry() if operations is None else operations
     app[appkeys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
     app.on_response_prepare.append(add_request_id_header)
     app.on_shutdown.append(_close_sockets)
@@ -63,6 +72,7 @@ def create_app(settings: Settings) -> web.Application:
             _notify_ctx,
             _webhooks_ctx,
             _limits_ctx,
+            _services_ctx,
             _runner_ctx,
             _uploads_ctx,
             _cleanup_ctx,
@@ -139,6 +149,7 @@ async def _bus_ctx(app: web.Application) -> AsyncIterator[None]:
     # Before the runner: it publishes until it has stopped.
     async with open_bus(app[appkeys.SETTINGS]) as bus:
         app[appkeys.BUS] = bus
+        app[appkeys.PUBLISHER] = EventPublisher(bus)
         yield
 
 
@@ -185,17 +196,43 @@ async def _close_sockets(app: web.Application) -> None:
     await asyncio.gather(*closing, return_exceptions=True)
 
 
+async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
+    """One service object per domain, each given exactly what it uses."""
+    pool, settings, publisher = app[appkeys.POOL], app[appkeys.SETTINGS], app[appkeys.PUBLISHER]
+    quota = QuotaLedger(pool=pool)
+    jobs = JobService(
+        pool=pool, settings=settings, operations=app[appkeys.OPERATIONS], publisher=publisher
+    )
+    app[appkeys.QUOTA] = quota
+    app[appkeys.JOBS] = jobs
+    app[appkeys.VIDEOS] = VideoService(pool=pool, storage=app[appkeys.STORAGE], publisher=publisher)
+    app[appkeys.UPLOADS] = UploadService(
+        pool=pool,
+        storage=app[appkeys.STORAGE],
+        settings=settings,
+        ffmpeg=app[appkeys.FFMPEG],
+        quota=quota,
+        jobs=jobs,
+        publisher=publisher,
+        metrics=app[appkeys.METRICS],
+    )
+    yield
+
+
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Always built: the API takes its operations and publisher from it even
-    # when this instance runs no workers (FRAMEFLOW_WORKERS_ENABLED=false).
+    # Only on instances that run jobs: an API-only instance builds no runner.
+    settings = app[appkeys.SETTINGS]
+    if not settings.workers_enabled:
+        yield
+        return
     runner = JobRunner(
         pool=app[appkeys.POOL],
         storage=app[appkeys.STORAGE],
-        settings=app[appkeys.SETTINGS],
+        settings=settings,
         ffmpeg=app[appkeys.FFMPEG],
-        operations=registry(),
+        operations=app[appkeys.OPERATIONS],
         dsn=app[appkeys.DATABASE_URL],
-        publish=job_publisher(app[appkeys.BUS]),
+        publish=app[appkeys.PUBLISHER].job,
     )
     app[appkeys.RUNNER] = runner
     await runner.start()
@@ -207,12 +244,11 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _uploads_ctx(app: web.Application) -> AsyncIterator[None]:
-    tracker = UploadTracker()
-    app[appkeys.UPLOADS] = tracker
+    uploads = app[appkeys.UPLOADS]
     yield
     # Shutdown: uploads still streaming after the grace period are aborted so
     # that no temp file or multipart upload outlives the process.
-    await tracker.abort_all()
+    await uploads.abort_in_flight()
 
 
 async def _cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -223,7 +259,7 @@ async def _cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def sweep() -> CleanupReport:
         return await run_sweep(
-            app[appkeys.POOL], app[appkeys.STORAGE], settings, publish=app[appkeys.BUS].publish
+            app[appkeys.POOL], app[appkeys.VIDEOS], app[appkeys.STORAGE], settings
         )
 
     task = CleanupTask(sweep, settings.cleanup_interval_seconds, app[appkeys.METRICS])

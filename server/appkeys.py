@@ -1,8 +1,15 @@
-"""Every piece of application state, declared once as a typed `web.AppKey`."""
+"""Every piece of application state, declared once as a typed `web.AppKey`.
+
+Resources (pool, storage, bus, ...) and the one service object per domain,
+each built once in `server/app.py`. Handlers reach a service through its key;
+services get their dependencies as constructor arguments, never the app.
+This module only names types: nothing it names imports it back at run time.
+"""
 
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -13,15 +20,20 @@ from config.settings import Settings
 if TYPE_CHECKING:
     from server.auth.tokens import TokenService
     from server.cleanup.task import CleanupTask
+    from server.jobs.operations.base import Operation
     from server.jobs.runner import JobRunner
+    from server.jobs.service import JobService
     from server.limits.ratelimit import RateLimiter
     from server.live.bus import Bus
+    from server.live.publisher import EventPublisher
     from server.metrics import Metrics
     from server.notify.mailer import Mailer
     from server.notify.outbox import Outbox
+    from server.quota.ledger import QuotaLedger
     from server.serving.signing import UrlSigner
     from server.storage.base import Storage
-    from server.uploads.service import UploadTracker
+    from server.uploads.service import UploadService
+    from server.videos.service import VideoService
     from server.webhooks.delivery import WebhookSender
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -32,9 +44,18 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 SIGNER: web.AppKey[UrlSigner] = web.AppKey("signer")
 FFMPEG = web.AppKey("ffmpeg", str)
-UPLOADS: web.AppKey[UploadTracker] = web.AppKey("uploads")
-RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
+PUBLISHER: web.AppKey[EventPublisher] = web.AppKey("publisher")
+# The operation registry: name -> Operation (tests inject fakes through create_app).
+OPERATIONS: web.AppKey[Mapping[str, Operation]] = web.AppKey("operations")
+# Absent when FRAMEFLOW_WORKERS_ENABLED=false: such an instance runs no ffmpeg.
+RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
+
+# One service per domain.
+QUOTA: web.AppKey[QuotaLedger] = web.AppKey("quota")
+VIDEOS: web.AppKey[VideoService] = web.AppKey("videos")
+JOBS: web.AppKey[JobService] = web.AppKey("jobs")
+UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 # Absent when FRAMEFLOW_CLEANUP_ENABLED=false.
 CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")

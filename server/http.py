@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from server import appkeys
 from server.errors import BadRequest, NotFound, PayloadTooLarge
 
 MAX_JSON_BYTES = 64 * 1024
@@ -63,3 +64,9 @@ def query_int(request: web.Request, name: str, default: int, *, lo: int, hi: int
             f"'{name}' must be between {lo} and {hi}", code="invalid_query", field=name
         )
     return value
+
+
+def external_url(request: web.Request, path: str) -> str:
+    """`path` as an absolute URL: FRAMEFLOW_PUBLIC_URL when set, else the request's origin."""
+    base = request.app[appkeys.SETTINGS].public_url.rstrip("/") or str(request.url.origin())
+    return base + path

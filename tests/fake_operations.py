@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
 from server.jobs.operations.base import (
@@ -29,6 +28,7 @@ from server.jobs.operations.base import (
     invalid,
     run_ffmpeg_with_progress,
 )
+from server.videos.model import Video
 
 CRASH_ENV = "FRAMEFLOW_TEST_CRASH"
 

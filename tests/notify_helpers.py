@@ -48,14 +48,15 @@ def app_with_fake_runner(settings: Settings, database_url: str) -> web.Applicati
             storage=app[appkeys.STORAGE],
             settings=dataclasses.replace(settings, workers_enabled=True),
             ffmpeg=app[appkeys.FFMPEG],
-            operations=fake_operations(),
+            operations=app[appkeys.OPERATIONS],
             dsn=database_url,
         )
-        app[appkeys.RUNNER] = runner  # the API takes its operations from it
+        app[appkeys.RUNNER] = runner
         await runner.start()
         yield
         await runner.stop()
 
+    app[appkeys.OPERATIONS] = fake_operations()  # for the API and the runner alike
     app.cleanup_ctx.append(fake_runner)
     return app
 

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import RUNNING, Job, OutputFile
 from server.jobs.operations.base import Operation
@@ -37,6 +36,7 @@ from server.media.probe import MediaInfo, decoded_frames, parse_probe_output, pr
 from server.media.sniff import SNIFF_BYTES, sniff
 from server.object_keys import source_key, video_prefix
 from server.storage import Storage, open_storage
+from server.videos.model import Video
 from tests.clips import ffmpeg_exe
 from tests.s3_server import s3_settings
 

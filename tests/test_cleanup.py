@@ -20,8 +20,9 @@ from aiohttp.test_utils import TestClient
 from server import appkeys
 from server.cleanup.sweep import CLEANUP_LOCK_ID, CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask, jittered
-from server.db import jobs as jobs_db
+from server.db import quota as quota_db
 from server.storage.base import Storage
+from server.videos.service import VideoService
 from tests.conftest import User, _admin, _with_database, leftovers
 from tests.test_process import env_for, run_cli
 
@@ -82,7 +83,7 @@ async def add_job(
                 key,
                 len(output),
             )
-            await jobs_db.add_used_bytes(conn, uuid.UUID(user.id), len(output))
+            await quota_db.add(conn, uuid.UUID(user.id), len(output))
     return job_id
 
 
@@ -92,7 +93,13 @@ async def used_bytes(app: web.Application, user: User) -> int:
 
 
 async def sweep(app: web.Application, **kw: Any) -> CleanupReport:
-    return await run_sweep(app[appkeys.POOL], app[appkeys.STORAGE], app[appkeys.SETTINGS], **kw)
+    return await sweep_with(app, app[appkeys.STORAGE], **kw)
+
+
+async def sweep_with(app: web.Application, storage: Any, **kw: Any) -> CleanupReport:
+    """A sweep whose deletes go through `storage` (a wrapper that is slow or fails)."""
+    videos = VideoService(pool=app[appkeys.POOL], storage=storage, publisher=app[appkeys.PUBLISHER])
+    return await run_sweep(app[appkeys.POOL], videos, storage, app[appkeys.SETTINGS], **kw)
 
 
 async def missing_referenced(app: web.Application) -> list[str]:
@@ -118,7 +125,7 @@ async def test_expired_video_is_deleted_with_outputs_quota_and_event(
     events: list[dict[str, Any]] = []
     app[appkeys.BUS].subscribe(user.id, events.append)
 
-    report = await sweep(app, publish=app[appkeys.BUS].publish)
+    report = await sweep(app)
 
     assert report.errors == []
     assert (report.videos_deleted, report.video_ids) == (1, [gone["id"]])
@@ -195,7 +202,7 @@ async def test_two_concurrent_sweeps_only_one_deletes(
     slow: Any = SlowDeletes(app[appkeys.STORAGE], delay=0.3)
 
     async def slow_sweep() -> CleanupReport:
-        return await run_sweep(app[appkeys.POOL], slow, app[appkeys.SETTINGS])
+        return await sweep_with(app, slow)
 
     first = asyncio.create_task(slow_sweep())
     await asyncio.sleep(0.1)  # first holds the lock, deleting slowly
@@ -308,7 +315,7 @@ async def test_crash_between_row_and_objects_leaves_nothing_referenced_but_missi
     await expire(app, video["id"])
     broken: Any = SlowDeletes(app[appkeys.STORAGE], fail=True)
 
-    report = await run_sweep(app[appkeys.POOL], broken, app[appkeys.SETTINGS])
+    report = await sweep_with(app, broken)
 
     # The row (and its quota) are gone; the bytes are still there, unreferenced.
     assert report.video_ids == [video["id"]] and report.errors

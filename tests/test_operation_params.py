@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.errors import BadRequest
 from server.jobs.operations import convert, frames, thumbnail
 from server.jobs.operations.base import (
@@ -24,6 +23,7 @@ from server.jobs.operations.base import (
 )
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import available_encoders
+from server.videos.model import Video
 from tests.op_harness import fake_video as make_video
 
 

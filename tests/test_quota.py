@@ -15,11 +15,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
+from server import appkeys
 from server.app import create_app
-from server.db.videos import Video
 from server.jobs.operations import registry
 from server.jobs.operations.base import estimated_output_bytes
-from server.jobs.service import human_bytes
+from server.quota.ledger import human_bytes
+from server.videos.model import Video
 from tests.conftest import User, leftovers, register_and_login, truncate_all
 from tests.test_admin import make_admin
 
@@ -142,6 +143,68 @@ async def test_delete_frees_quota_at_once(
     assert resp.status == 204
     assert (await _me(client, user))["used_bytes"] == 0
     assert (await _upload(client, user, sample_mp4)).status == 201
+
+
+async def test_queued_jobs_hold_their_estimate_so_quick_creation_cannot_overshoot(
+    make_settings: Callable[..., Settings], aiohttp_client: MakeClient, sample_mp4: Path
+) -> None:
+    # An API-only instance: no runner is built, so the jobs stay queued.
+    settings = make_settings(workers_enabled=False)
+    client = await aiohttp_client(create_app(settings))
+    assert appkeys.RUNNER not in client.app
+    await truncate_all(client.app)
+    user = await register_and_login(client)
+    admin = await make_admin(client, settings)
+    size = sample_mp4.stat().st_size
+    await _set_quota(client, admin, user, 10_000_000)
+    resp = await _upload(client, user, sample_mp4)
+    video_id = (await resp.json())["id"]
+    url = f"/api/v1/videos/{video_id}/jobs"
+    estimate = _estimate(
+        "transcode", {}, Video(**{**_VIDEO_FIELDS, **await _video_row(client, user, video_id)})
+    )
+    # Room for one transcode's estimate, not two.
+    await _set_quota(client, admin, user, size + estimate + estimate // 2)
+
+    first = await client.post(url, json={"operation": "transcode"}, headers=user.headers)
+    assert first.status == 202, await first.text()
+    assert (await _me(client, user))["used_bytes"] == size + estimate  # held while queued
+    second = await client.post(url, json={"operation": "transcode"}, headers=user.headers)
+    assert second.status == 413, await second.text()
+    assert (await second.json())["error"]["remaining"] == estimate // 2
+
+    # Canceling the queued job releases its hold; the second now fits.
+    job_id = (await first.json())["id"]
+    resp = await client.post(f"/api/v1/jobs/{job_id}/cancel", headers=user.headers)
+    assert resp.status == 202
+    assert (await _me(client, user))["used_bytes"] == size
+    again = await client.post(url, json={"operation": "transcode"}, headers=user.headers)
+    assert again.status == 202, await again.text()
+    # Deleting the video gives back the source and the open hold at once.
+    resp = await client.delete(f"/api/v1/videos/{video_id}", headers=user.headers)
+    assert resp.status == 204
+    assert (await _me(client, user))["used_bytes"] == 0
+
+
+_VIDEO_FIELDS: dict[str, Any] = {
+    "storage_key": "k",
+    "sha256": "0" * 64,
+    "status": "ready",
+    "created_at": datetime.now(UTC),
+}
+
+
+async def _video_row(client: Client, user: User, video_id: str) -> dict[str, Any]:
+    shown = await (await client.get(f"/api/v1/videos/{video_id}", headers=user.headers)).json()
+    return {
+        "id": uuid.UUID(shown["id"]),
+        "user_id": uuid.UUID(user.id),
+        "filename": shown["filename"],
+        "size": shown["size"],
+        "content_type": shown["content_type"],
+        "kind": shown["kind"],
+        "metadata": shown["metadata"],
+    }
 
 
 # --- estimates -------------------------------------------------------------------

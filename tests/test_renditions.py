@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.errors import BadRequest
 from server.jobs.operations import hls, renditions, transcode
 from server.jobs.operations.base import OperationFailed
@@ -25,6 +24,7 @@ from server.jobs.operations.renditions import (
     plan,
     small_rung,
 )
+from server.videos.model import Video
 from tests.clips import ffmpeg_exe
 
 SETTINGS = Settings(data_dir=Path("/nonexistent"))

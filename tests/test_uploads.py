@@ -174,7 +174,7 @@ async def test_disconnect_mid_upload_leaves_nothing(
     )
     await writer.drain()
     # Wait until the server has started streaming this upload, then vanish.
-    tracker = client.app[appkeys.UPLOADS]
+    tracker = client.app[appkeys.UPLOADS].tracker
     for _ in range(200):
         if len(tracker):
             break

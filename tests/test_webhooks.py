@@ -152,7 +152,10 @@ async def test_a_finished_job_is_delivered_signed_and_the_secret_is_shown_once(
     assert got["valid"] and got["fresh"]
     assert got["event"] == "job.succeeded" and got["delivery"] == delivery["id"]
     assert got["body"]["id"] == delivery["id"] and got["body"]["type"] == "job.succeeded"
-    assert got["body"]["data"]["job"]["id"] == job["id"]
+    # The same serializer as the API's: the job as GET /api/v1/jobs/{id} shows it.
+    shown = await (await client.get(f"/api/v1/jobs/{job['id']}", headers=user.headers)).json()
+    api_job = {k: v for k, v in shown.items() if k not in {"outputs", "output_count"}}
+    assert got["body"]["data"]["job"] == api_job
     assert got["body"]["data"]["job"]["status"] == "succeeded"
 
 

@@ -18,7 +18,7 @@ from config.settings import Settings
 from server import appkeys
 from server.app import create_app
 from server.jobs.runner import JobRunner
-from server.live.bus import job_publisher
+from server.live.publisher import EventPublisher
 from tests.conftest import User, register_and_login
 from tests.fake_operations import fake_operations
 
@@ -46,15 +46,16 @@ def with_fake_runner(app: web.Application, settings: Settings, dsn: str) -> web.
             storage=app[appkeys.STORAGE],
             settings=dataclasses.replace(settings, workers_enabled=True),
             ffmpeg=app[appkeys.FFMPEG],
-            operations=fake_operations(),
+            operations=app[appkeys.OPERATIONS],
             dsn=dsn,
-            publish=job_publisher(app[appkeys.BUS]),
+            publish=EventPublisher(app[appkeys.BUS]).job,
         )
         app[appkeys.RUNNER] = runner
         await runner.start()
         yield
         await runner.stop()
 
+    app[appkeys.OPERATIONS] = fake_operations()  # for the API and the runner alike
     app.cleanup_ctx.append(fake_runner)
     return app
 

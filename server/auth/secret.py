@@ -12,11 +12,11 @@ import stat
 from pathlib import Path
 
 from config.settings import Settings
+from server import data_dirs
 from server.logs import get_logger
 
 log = get_logger("frameflow.auth")
 
-SECRET_FILE_NAME = "jwt_secret"  # noqa: S105 -- a file name, not a secret
 # Same floor as the jwt_secret setting: HS256 wants at least 32 bytes of key.
 MIN_SECRET_LENGTH = 32
 
@@ -24,7 +24,7 @@ MIN_SECRET_LENGTH = 32
 def load_or_create_secret(settings: Settings) -> str:
     if settings.jwt_secret:
         return settings.jwt_secret
-    path = settings.data_dir / SECRET_FILE_NAME
+    path = data_dirs.secret_file(settings.data_dir)
     try:
         return _read_secret(path)
     except FileNotFoundError:

@@ -6,21 +6,17 @@ Safety rules, in the order the pass applies them:
   advisory lock taken with `pg_try_advisory_lock`; an instance that does not
   get it reports `skipped` and leaves the work to the holder.
 - Never delete what a job uses: a video with a queued or running job is kept
-  until its jobs end (see `videos_db.delete_expired_video` for why no job can
-  slip in between the check and the delete).
-- Row first, bytes second: the row (and its quota) go in one transaction that
-  also records the video's prefix in `pending_deletions`; the objects are
-  deleted afterwards and the record cleared. A crash or storage error in
-  between leaves unreferenced bytes and the record, never a row pointing at
-  missing bytes; the next pass deletes every recorded prefix again.
+  until its jobs end (see `videos_db.lock_expired_unused_video` for why no
+  job can slip in between the check and the delete).
+- Row first, bytes second: expired videos go through the same deletion path
+  as a user's DELETE (`VideoService`), which records the prefix in
+  `pending_deletions`; the next pass deletes every recorded prefix again.
 - Dry run reads only: it lists what a real pass would remove.
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -31,24 +27,18 @@ from typing import Any
 import asyncpg
 
 from config.settings import Settings
+from server import scratch
 from server.db import videos as videos_db
-from server.live.events import video_deleted_event
 from server.logs import get_logger
-from server.object_keys import video_prefix
 from server.storage.base import Storage
+from server.videos.model import Video
+from server.videos.service import VideoService
 
 log = get_logger("frameflow.cleanup")
 
 # Any fixed 64-bit number shared by every instance; differs from the migration lock.
 CLEANUP_LOCK_ID = 0x46_66_43_6C_65_61_6E_31  # "FfClean1"
 BATCH_SIZE = 100
-# Scratch roots under the data dir. `work/` holds one dir per job attempt;
-# `tmp/` holds one dir per backend (`tmp/s3`, kept: the storage writes into
-# it) whose entries are the per-operation scratch dirs.
-WORK_DIR = "work"
-TMP_DIR = "tmp"
-
-Publish = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -71,10 +61,10 @@ class CleanupReport:
 
 async def run_sweep(
     pool: asyncpg.Pool,
+    videos: VideoService,
     storage: Storage,
     settings: Settings,
     *,
-    publish: Publish | None = None,
     dry_run: bool = False,
     stale_after: timedelta | None = None,
 ) -> CleanupReport:
@@ -91,7 +81,7 @@ async def run_sweep(
             report.skipped = True
             return report
         try:
-            sweep = _Sweep(conn, storage, settings, publish, report)
+            sweep = _Sweep(conn, videos, storage, settings, report)
             await sweep.step("expired_videos", sweep.expired_videos)
             await sweep.step("pending_deletions", sweep.pending_deletions)
             await sweep.step("stale_uploads", lambda: sweep.stale_uploads(stale))
@@ -108,15 +98,15 @@ class _Sweep:
     def __init__(
         self,
         conn: asyncpg.Connection,
+        videos: VideoService,
         storage: Storage,
         settings: Settings,
-        publish: Publish | None,
         report: CleanupReport,
     ) -> None:
-        self.conn = conn
+        self.conn = conn  # holds the advisory lock; the deletes use their own
+        self.videos = videos
         self.storage = storage
         self.settings = settings
-        self.publish = publish
         self.report = report
         self.dry_run = report.dry_run
 
@@ -132,47 +122,42 @@ class _Sweep:
         now: datetime = await self.conn.fetchval("SELECT now()")  # the database's clock
         after: tuple[datetime, Any] | None = None
         while batch := await videos_db.expired_videos(self.conn, now, BATCH_SIZE, after):
-            last = batch[-1].video
+            last = batch[-1]
             assert last.expires_at is not None  # always set on stored rows
             after = (last.expires_at, last.id)
-            for candidate in batch:
+            for video in batch:
                 if self.dry_run:
-                    self._count(candidate)
+                    self._count(video, await self.videos.bytes_freed_by(video))
                     continue
-                deleted = await videos_db.delete_expired_video(self.conn, candidate.video.id, now)
+                deleted = await self.videos.delete_if_expired(video.id, now)
                 if deleted is None:
                     continue  # a job arrived, or it is gone already: not ours to count
-                self._count(deleted)
-                video = deleted.video
-                if self.publish is not None:
-                    self.publish(video_deleted_event(video.user_id, video.id))
-                log.info("video_expired", video_id=str(video.id), size=deleted.total_size)
-                await self._delete_prefix(video_prefix(video.user_id, video.id))
+                self._count(deleted.video, deleted.bytes_freed)
+                if not deleted.objects_deleted:
+                    # The pending_deletions record stays: the next pass tries again.
+                    self.report.errors.append(f"delete objects of video {video.id}")
 
-    def _count(self, expired: videos_db.ExpiredVideo) -> None:
+    def _count(self, video: Video, bytes_freed: int) -> None:
         self.report.videos_deleted += 1
-        self.report.bytes_freed += expired.total_size
-        self.report.video_ids.append(str(expired.video.id))
+        self.report.bytes_freed += bytes_freed
+        self.report.video_ids.append(str(video.id))
 
     async def pending_deletions(self) -> None:
         """Prefixes whose row is gone but whose delete did not finish (crash, storage error),
         including those of videos their owners deleted."""
         now: datetime = await self.conn.fetchval("SELECT now()")
-        prefixes = await videos_db.pending_deletions(self.conn, now, limit=10_000)
-        for prefix in prefixes:
-            if self.dry_run or await self._delete_prefix(prefix):
+        for prefix in await self.videos.pending_prefixes(now, limit=10_000):
+            if self.dry_run:
                 self.report.pending_prefixes_removed += 1
-
-    async def _delete_prefix(self, prefix: str) -> bool:
-        try:
-            await self.storage.delete_prefix(prefix)
-        except Exception as exc:
-            # The pending_deletions row stays: the next pass tries again.
-            log.exception("cleanup_delete_prefix_failed", prefix=prefix)
-            self.report.errors.append(f"delete {prefix}: {type(exc).__name__}: {exc}")
-            return False
-        await videos_db.clear_pending_deletion(self.conn, prefix)
-        return True
+                continue
+            try:
+                await self.videos.delete_pending_prefix(prefix)
+            except Exception as exc:
+                # The pending_deletions row stays: the next pass tries again.
+                log.exception("cleanup_delete_prefix_failed", prefix=prefix)
+                self.report.errors.append(f"delete {prefix}: {type(exc).__name__}: {exc}")
+                continue
+            self.report.pending_prefixes_removed += 1
 
     async def stale_uploads(self, older_than: timedelta) -> None:
         if not self.dry_run:
@@ -181,45 +166,7 @@ class _Sweep:
     async def scratch(self, older_than: timedelta) -> None:
         cutoff = time.time() - older_than.total_seconds()
         data_dir = Path(self.settings.data_dir)
-        stale = await asyncio.to_thread(stale_scratch, data_dir, cutoff)
+        stale = await asyncio.to_thread(scratch.stale_in_data_dir, data_dir, cutoff)
         if not self.dry_run:
-            await asyncio.to_thread(_remove_all, stale)
+            await asyncio.to_thread(scratch.remove, stale)
         self.report.temp_files_removed += len(stale)
-
-
-def stale_scratch(data_dir: Path, cutoff: float) -> list[Path]:
-    """Scratch entries nothing has touched since `cutoff` (newest mtime inside counts:
-    a live job keeps writing into its dir, so it never looks stale)."""
-    roots = [data_dir / WORK_DIR]
-    tmp = data_dir / TMP_DIR
-    found: list[Path] = []
-    if tmp.is_dir():
-        for entry in tmp.iterdir():
-            if entry.is_dir() and not entry.is_symlink():
-                roots.append(entry)
-            elif _newest_mtime(entry) < cutoff:
-                found.append(entry)
-    for root in roots:
-        if root.is_dir():
-            found += [entry for entry in root.iterdir() if _newest_mtime(entry) < cutoff]
-    return found
-
-
-def _newest_mtime(path: Path) -> float:
-    try:
-        newest = path.lstat().st_mtime
-        if path.is_dir() and not path.is_symlink():
-            for dirpath, dirnames, filenames in os.walk(path):
-                for name in dirnames + filenames:
-                    newest = max(newest, os.lstat(os.path.join(dirpath, name)).st_mtime)
-    except FileNotFoundError:
-        return float("inf")  # changing under us: not stale
-    return newest
-
-
-def _remove_all(paths: list[Path]) -> None:
-    for path in paths:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)

@@ -10,7 +10,7 @@ owner wrote; they return None when the guard did not match.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -47,6 +47,22 @@ def _job(row: asyncpg.Record) -> Job:
 
 def _job_or_none(row: asyncpg.Record | None) -> Job | None:
     return None if row is None else _job(row)
+
+
+_TIMESTAMPS = ("lease_expires_at", "created_at", "started_at", "finished_at")
+
+
+def job_from_snapshot(row: Mapping[str, Any]) -> Job:
+    """A job from `to_jsonb(jobs_row)`, as the email and webhook triggers record it."""
+    values: dict[str, Any] = {name: row.get(name) for name in Job.__dataclass_fields__}
+    for name in ("id", "user_id", "video_id"):
+        values[name] = uuid.UUID(str(values[name]))
+    for name in _TIMESTAMPS:
+        if values[name] is not None:
+            values[name] = datetime.fromisoformat(str(values[name]))
+    values["progress"] = float(values["progress"] or 0)
+    values["params"] = values["params"] or {}
+    return Job(**values)
 
 
 async def insert_job(
@@ -354,14 +370,6 @@ async def replace_outputs(
         [(job_id, o.name, o.storage_key, o.size, o.content_type) for o in outputs],
     )
     return sum(o.size for o in outputs) - int(old)
-
-
-async def add_used_bytes(conn: asyncpg.Connection, user_id: uuid.UUID, delta: int) -> None:
-    await conn.execute(
-        "UPDATE users SET used_bytes = GREATEST(used_bytes + $2, 0) WHERE id = $1",
-        user_id,
-        delta,
-    )
 
 
 async def list_outputs(conn: asyncpg.Connection, job_id: uuid.UUID) -> list[OutputFile]:

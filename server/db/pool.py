@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 
 from config.settings import Settings
+from server import data_dirs
 from server.db.migrate import migrate
 from server.logs import get_logger
 
@@ -25,7 +26,7 @@ log = get_logger("frameflow.db")
 
 def start_embedded_postgres(data_dir: Path) -> str:
     """Start (or reuse) the embedded server; returns its socket URI."""
-    pgdata = (data_dir / "postgres").resolve()
+    pgdata = data_dirs.postgres_dir(data_dir).resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here.

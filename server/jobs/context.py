@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.jobs.model import Job
+from server.videos.model import Video
 
 if TYPE_CHECKING:
     from server.storage.base import Storage

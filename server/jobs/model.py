@@ -5,17 +5,17 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
-QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED = (
-    "queued",
-    "running",
-    "succeeded",
-    "failed",
-    "canceled",
-)
-STATUSES = (QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELED)
-FINISHED = frozenset({SUCCEEDED, FAILED, CANCELED})
+# A Literal, so that mypy catches a misspelt status; server.jobs.state owns changes.
+JobStatus = Literal["queued", "running", "succeeded", "failed", "canceled"]
+QUEUED: Final = "queued"
+RUNNING: Final = "running"
+SUCCEEDED: Final = "succeeded"
+FAILED: Final = "failed"
+CANCELED: Final = "canceled"
+STATUSES: tuple[JobStatus, ...] = get_args(JobStatus)
+FINISHED: frozenset[JobStatus] = frozenset({SUCCEEDED, FAILED, CANCELED})
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,7 @@ class Job:
     video_id: uuid.UUID
     operation: str
     params: dict[str, Any]
-    status: str
+    status: JobStatus
     priority: int
     progress: float
     attempts: int

@@ -10,29 +10,16 @@ delivery as sources.
 from __future__ import annotations
 
 import hashlib
-import uuid
 
 from aiohttp import web
 
 from server import appkeys
 from server.auth.middleware import current_user
-from server.db import jobs as jobs_db
 from server.errors import NotFound
 from server.http import path_uuid
 from server.jobs.links import verify_token
-from server.jobs.model import SUCCEEDED, Job, OutputFile
+from server.jobs.model import Job, OutputFile
 from server.serving.serve import StoredFile, serve_stored_file
-
-
-async def _output(request: web.Request, job: Job | None) -> tuple[Job, OutputFile]:
-    name = request.match_info["name"]
-    if job is None or job.status != SUCCEEDED:
-        raise NotFound("No such job output", code="output_not_found")
-    async with request.app[appkeys.POOL].acquire() as conn:
-        output = await jobs_db.get_output(conn, job.id, name)
-    if output is None:
-        raise NotFound("No such job output", code="output_not_found")
-    return job, output
 
 
 async def _serve(request: web.Request, job: Job, output: OutputFile) -> web.StreamResponse:
@@ -51,15 +38,10 @@ async def _serve(request: web.Request, job: Job, output: OutputFile) -> web.Stre
     return await serve_stored_file(request, request.app[appkeys.STORAGE], stored, download=download)
 
 
-async def _job(request: web.Request, job_id: uuid.UUID, user_id: uuid.UUID | None) -> Job | None:
-    async with request.app[appkeys.POOL].acquire() as conn:
-        return await jobs_db.get_job(conn, job_id, user_id)
-
-
 async def output_with_bearer(request: web.Request) -> web.StreamResponse:
-    user = current_user(request)
-    job_id = path_uuid(request)
-    job, output = await _output(request, await _job(request, job_id, user.id))
+    job, output = await request.app[appkeys.JOBS].finished_output(
+        path_uuid(request), current_user(request).id, request.match_info["name"]
+    )
     return await _serve(request, job, output)
 
 
@@ -67,7 +49,9 @@ async def output_with_token(request: web.Request) -> web.StreamResponse:
     job_id = path_uuid(request)
     if not verify_token(request.app[appkeys.SIGNER], job_id, request.match_info["token"]):
         raise NotFound("No such job output, or the link has expired", code="invalid_signature")
-    job, output = await _output(request, await _job(request, job_id, None))
+    job, output = await request.app[appkeys.JOBS].finished_output(
+        job_id, None, request.match_info["name"]
+    )
     return await _serve(request, job, output)
 
 

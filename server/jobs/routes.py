@@ -10,11 +10,9 @@ from aiohttp import web
 from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import BadRequest
-from server.http import path_uuid, query_int, read_json_object
-from server.jobs import service
+from server.http import external_url, path_uuid, query_int, read_json_object
 from server.jobs.model import STATUSES, Job, OutputFile
-from server.jobs.service import JobDeps
-from server.jobs.views import (
+from server.jobs.serializers import (
     event_json,
     job_detail_json,
     job_json,
@@ -25,9 +23,6 @@ from server.pagination import decode_cursor, encode_cursor
 
 
 def _link_maker(request: web.Request, job: Job) -> Callable[[str], str]:
-    # Imported here: server.videos.routes is another domain's handler module.
-    from server.videos.routes import external_url
-
     return output_link_maker(
         request.app[appkeys.SIGNER],
         job.id,
@@ -55,8 +50,7 @@ async def create_job(request: web.Request) -> web.Response:
     priority = body.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise BadRequest("'priority' must be an integer", code="invalid_field", field="priority")
-    job = await service.create_job(
-        JobDeps.from_app(request.app),
+    job = await request.app[appkeys.JOBS].create_job(
         user.id,
         video_id,
         body.get("operation"),
@@ -69,8 +63,9 @@ async def create_job(request: web.Request) -> web.Response:
 async def list_jobs(request: web.Request) -> web.Response:
     user = current_user(request)
     limit = query_int(request, "limit", 20, lo=1, hi=100)
-    status = request.query.get("status") or None
-    if status is not None and status not in STATUSES:
+    raw_status = request.query.get("status") or None
+    status = next((s for s in STATUSES if s == raw_status), None)
+    if raw_status is not None and status is None:
         raise BadRequest(
             f"'status' must be one of {', '.join(STATUSES)}", code="invalid_query", field="status"
         )
@@ -85,8 +80,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     cursor = request.query.get("cursor")
     before = decode_cursor(cursor) if cursor else None
     # One extra row tells whether there is a next page.
-    rows = await service.list_jobs(
-        JobDeps.from_app(request.app),
+    rows = await request.app[appkeys.JOBS].list_jobs(
         user.id,
         status=status,
         video_id=video_id,
@@ -99,22 +93,20 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 async def get_job(request: web.Request) -> web.Response:
-    job, outputs = await service.get_job(
-        JobDeps.from_app(request.app), current_user(request).id, path_uuid(request)
+    job, outputs = await request.app[appkeys.JOBS].get_job(
+        current_user(request).id, path_uuid(request)
     )
     return _detail(request, job, outputs)
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    job = await service.cancel_job(
-        JobDeps.from_app(request.app), current_user(request).id, path_uuid(request)
-    )
+    job = await request.app[appkeys.JOBS].cancel_job(current_user(request).id, path_uuid(request))
     return _detail(request, job, [], status=202)
 
 
 async def job_events(request: web.Request) -> web.Response:
-    events = await service.job_events(
-        JobDeps.from_app(request.app), current_user(request).id, path_uuid(request)
+    events = await request.app[appkeys.JOBS].job_events(
+        current_user(request).id, path_uuid(request)
     )
     return web.json_response({"items": [event_json(e) for e in events]})
 

@@ -35,22 +35,24 @@ from typing import Any
 import asyncpg
 
 from config.settings import Settings
+from server import data_dirs, scratch
 from server.db import jobs as jobs_db
 from server.db import videos as videos_db
-from server.db.videos import Video
 from server.errors import HTTPError
 from server.jobs import state
 from server.jobs.context import JobContext
 from server.jobs.model import QUEUED, Job, OutputFile
 from server.jobs.operations.base import Operation, OperationFailed
+from server.live.events import JobEventType, status_event
 from server.logs import get_logger
 from server.media.process import FfmpegError
 from server.object_keys import video_prefix
 from server.storage.base import Storage
+from server.videos.model import Video
 
 log = get_logger("frameflow.jobs")
 
-Publish = Callable[[str, Job], Awaitable[None]]
+Publish = Callable[[JobEventType, Job], Awaitable[None]]
 
 # Progress is written and published at most this often per job (~4/s).
 PROGRESS_INTERVAL_SECONDS = 0.25
@@ -83,7 +85,7 @@ def job_timeout(settings: Settings, video: Video) -> float:
     return min(scaled, settings.job_timeout_max_seconds)
 
 
-async def _no_publish(_event: str, _job: Job) -> None:
+async def _no_publish(_event: JobEventType, _job: Job) -> None:
     return None
 
 
@@ -209,7 +211,7 @@ class JobRunner:
         """Look for work now (NOTIFY does this across instances)."""
         self._wake.set()
 
-    async def publish(self, event: str, job: Job) -> None:
+    async def publish(self, event: JobEventType, job: Job) -> None:
         """Tell subscribers; a failing subscriber never fails a job."""
         try:
             await self._publish(event, job)
@@ -311,7 +313,7 @@ class JobRunner:
         if job.attempts > 1:
             # Whatever an attempt that died left behind must not mix with ours.
             await self.storage.delete_prefix(prefix)
-        workdir = self.settings.data_dir / "work" / f"{job.id}-{job.attempts}"
+        workdir = data_dirs.attempt_dir(self.settings.data_dir, job.id, job.attempts)
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
         ctx = JobContext(
             job=job,
@@ -423,7 +425,7 @@ class JobRunner:
             await self._lost(job)
             return
         log.info("job_" + done.status, job_id=str(job.id), attempt=job.attempts, error=done.error)
-        await self.publish("job." + done.status, done)
+        await self.publish(status_event(done.status), done)
 
     async def _lost(self, job: Job) -> None:
         """The attempt no longer owns its job. If the job is gone altogether (its
@@ -505,7 +507,7 @@ class JobRunner:
             )
             if job.status != QUEUED:
                 await self._delete_outputs(job)  # no later attempt will overwrite them
-            await self.publish("job." + job.status, job)
+            await self.publish(status_event(job.status), job)
         if any(j.status == QUEUED for j in jobs):
             self._wake.set()
         return jobs
@@ -575,14 +577,8 @@ class JobRunner:
 
     def _remove_stale_workdirs(self) -> None:
         """Scratch dirs of attempts killed with their process; no attempt lives this long."""
-        root = self.settings.data_dir / "work"
-        if not root.is_dir():
-            return
         cutoff = time.time() - self.settings.job_timeout_max_seconds
-        for path in root.iterdir():
-            with contextlib.suppress(OSError):
-                if path.stat().st_mtime < cutoff:
-                    shutil.rmtree(path, ignore_errors=True)
+        scratch.remove_stale([data_dirs.work_dir(self.settings.data_dir)], cutoff)
 
 
 async def _cancel_and_wait(*tasks: asyncio.Future[Any] | None) -> None:

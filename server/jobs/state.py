@@ -26,6 +26,7 @@ from server.jobs.model import (
     Job,
     OutputFile,
 )
+from server.quota.ledger import QuotaLedger
 
 TRANSITIONS: frozenset[tuple[str, str]] = frozenset(
     {
@@ -72,7 +73,7 @@ async def succeed(
         if done is None:
             return None
         delta = await jobs_db.replace_outputs(conn, job.id, outputs)
-        await jobs_db.add_used_bytes(conn, job.user_id, delta)
+        await QuotaLedger.settle_job(conn, job.user_id, job.id, delta)
         await jobs_db.close_attempt(conn, job.id, job.attempts, SUCCEEDED, None)
         return done
 
@@ -97,6 +98,7 @@ async def _finish(
         )
         if done is not None:
             await jobs_db.close_attempt(conn, job.id, job.attempts, target, error)
+            await QuotaLedger.settle_job(conn, job.user_id, job.id)
         return done
 
 
@@ -123,6 +125,9 @@ async def requeue_expired_leases(conn: asyncpg.Connection) -> list[Job]:
         _check(None, RUNNING, target)
     async with conn.transaction():
         jobs = await jobs_db.requeue_expired_leases(conn)
+        for job in jobs:
+            if job.status in FINISHED:
+                await QuotaLedger.settle_job(conn, job.user_id, job.id)
         if any(j.status == QUEUED for j in jobs):
             await jobs_db.notify_new_job(conn)
     return jobs
@@ -144,6 +149,7 @@ async def request_cancel(conn: asyncpg.Connection, job_id: uuid.UUID, user_id: u
             _check(job, QUEUED, CANCELED)
             canceled = await jobs_db.cancel_queued_job(conn, job.id)
             assert canceled is not None  # the row is locked and was queued
+            await QuotaLedger.settle_job(conn, job.user_id, job.id)
             return canceled
         flagged = await jobs_db.set_cancel_requested(conn, job.id)
         assert flagged is not None

@@ -19,18 +19,14 @@ import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from config.settings import Settings
-from server.live.events import SharedEvent, job_event
+from server.live.events import SharedEvent
 from server.logs import get_logger
-
-if TYPE_CHECKING:
-    from server.jobs.model import Job
-    from server.jobs.runner import Publish
 
 log = get_logger("frameflow.live")
 
@@ -211,12 +207,3 @@ async def open_bus(settings: Settings) -> AsyncIterator[Bus]:
         yield bus
     finally:
         await bus.close()
-
-
-def job_publisher(bus: Bus) -> Publish:
-    """The job runner's `publish` callback, onto `bus`."""
-
-    async def publish(kind: str, job: Job) -> None:
-        bus.publish(job_event(kind, job))
-
-    return publish

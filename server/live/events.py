@@ -9,25 +9,36 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final, Literal, get_args
 
-from server.db.videos import Video
-from server.jobs.model import Job
-from server.jobs.views import job_json
-from server.videos.views import video_json
+from server.jobs.model import Job, JobStatus
+from server.jobs.serializers import job_json
+from server.videos.model import Video
+from server.videos.serializers import video_json
 
-JOB_EVENTS = frozenset(
-    {
-        "job.queued",
-        "job.started",
-        "job.progress",
-        "job.succeeded",
-        "job.failed",
-        "job.canceled",
-    }
-)
-VIDEO_READY = "video.ready"
-VIDEO_DELETED = "video.deleted"
+# Literals, so that mypy catches a misspelt event name.
+JobEventType = Literal[
+    "job.queued", "job.started", "job.progress", "job.succeeded", "job.failed", "job.canceled"
+]
+VideoEventType = Literal["video.ready", "video.deleted"]
+JOB_EVENTS: frozenset[JobEventType] = frozenset(get_args(JobEventType))
+VIDEO_READY: Final = "video.ready"
+VIDEO_DELETED: Final = "video.deleted"
+
+# The event that announces a job reaching each status.
+_STATUS_EVENTS: dict[JobStatus, JobEventType] = {
+    "queued": "job.queued",
+    "running": "job.started",
+    "succeeded": "job.succeeded",
+    "failed": "job.failed",
+    "canceled": "job.canceled",
+}
+
+
+def status_event(status: JobStatus) -> JobEventType:
+    """The event for a job that has just reached `status`."""
+    return _STATUS_EVENTS[status]
+
 
 Event = dict[str, Any]
 
@@ -51,9 +62,7 @@ def _now() -> str:
     return datetime.now(UTC).isoformat()
 
 
-def job_event(kind: str, job: Job) -> Event:
-    if kind not in JOB_EVENTS:
-        raise ValueError(f"not a job event: {kind!r}")
+def job_event(kind: JobEventType, job: Job) -> Event:
     body = job_json(job)
     return {
         "type": kind,

@@ -18,10 +18,8 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from server import appkeys
-from server.db import jobs as jobs_db
 from server.errors import Forbidden, HTTPError
-from server.jobs.model import QUEUED, RUNNING
-from server.jobs.views import job_json
+from server.jobs.serializers import job_json
 from server.live.events import SharedEvent
 from server.live.origins import origin_allowed
 from server.live.queue import EventQueue
@@ -32,7 +30,6 @@ log = get_logger("frameflow.live")
 UNAUTHORIZED = 4401  # 4000-4999 are the application's; 4401 mirrors HTTP 401
 MAX_MESSAGE_BYTES = 64 * 1024
 CLOSE_TIMEOUT_SECONDS = 5.0
-SNAPSHOT_LIMIT = 500  # per status; a user with more unfinished jobs pages via the API
 
 Event = dict[str, Any]
 
@@ -186,15 +183,7 @@ class _LiveSocket:
             self._enqueue(_error("invalid_job_id", "job_id must be a UUID or null"))
 
     async def _snapshot(self) -> Event:
-        async with self.app[appkeys.POOL].acquire() as conn:
-            jobs = [
-                job
-                for status in (RUNNING, QUEUED)
-                for job in await jobs_db.list_jobs(
-                    conn, self.user_id, status=status, limit=SNAPSHOT_LIMIT
-                )
-            ]
-        jobs.sort(key=lambda j: j.created_at)
+        jobs = await self.app[appkeys.JOBS].active_jobs(self.user_id)
         return {"type": "snapshot", "jobs": [job_json(j) for j in jobs]}
 
 

@@ -10,6 +10,9 @@ failed attempt is retried with exponential backoff until
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
@@ -17,9 +20,10 @@ import asyncpg
 from config.settings import Settings
 from server.db import jobs as jobs_db
 from server.db import notifications as notifications_db
+from server.db.jobs import job_from_snapshot
 from server.db.notifications import Notification
 from server.drain import DrainLoop
-from server.jobs.views import listed_outputs, output_link_maker
+from server.jobs.serializers import job_json, listed_outputs, output_link_maker
 from server.logs import get_logger
 from server.notify.email import body_for, compose, subject_for
 from server.notify.mailer import Mailer, MailError
@@ -48,6 +52,15 @@ def base_url(settings: Settings) -> str:
         return settings.public_url.rstrip("/")
     host = "localhost" if settings.host in {"0.0.0.0", "::", ""} else settings.host  # noqa: S104
     return f"http://{host}:{settings.port}"
+
+
+def email_facts(facts: Mapping[str, Any]) -> dict[str, Any]:
+    """What a job email says: the job recorded by the trigger, rendered like the API
+    renders it, and the video's name (rows queued before migration 007 hold their
+    rendering already)."""
+    if "job_row" in facts:
+        return {**job_json(job_from_snapshot(facts["job_row"])), "filename": facts.get("filename")}
+    return dict(facts)
 
 
 class Outbox:
@@ -105,6 +118,7 @@ class Outbox:
 
     async def _send(self, n: Notification) -> None:
         subject: str | None = None
+        n = dataclasses.replace(n, facts=email_facts(n.facts))
         try:
             subject = subject_for(n.event, n.facts)
             message = compose(

@@ -7,6 +7,7 @@ configured; everything else codes against `server.storage.base.Storage`.
 from __future__ import annotations
 
 from config.settings import Settings
+from server import data_dirs
 from server.storage.base import (
     ObjectInfo,
     ObjectNotFound,
@@ -48,7 +49,7 @@ async def open_storage(settings: Settings) -> Storage:
         part_size=settings.s3_part_size,
         # local_path() copies for ffmpeg; under the data dir so they land on a
         # disk the operator sized for media, not on a small /tmp.
-        tmp_dir=settings.data_dir / "tmp" / "s3",
+        tmp_dir=data_dirs.s3_copies_dir(settings.data_dir),
         endpoint_url=settings.s3_endpoint_url,
         region=settings.s3_region,
         access_key_id=settings.s3_access_key_id,

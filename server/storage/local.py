@@ -22,6 +22,7 @@ from typing import Any
 import aiofiles
 import aiofiles.os
 
+from server import data_dirs, scratch
 from server.storage.base import (
     DEFAULT_CHUNK_SIZE,
     RESERVED_TOP_LEVEL,
@@ -100,7 +101,7 @@ def _flush_and_sync(file: Any) -> None:
 
 def _make_root(data_dir: Path) -> Path:
     # Absolute, so a later chdir cannot move the objects out from under us.
-    root = data_dir.resolve() / "objects"
+    root = data_dirs.objects_dir(data_dir.resolve())
     (root / RESERVED_TOP_LEVEL).mkdir(parents=True, exist_ok=True)
     return root
 
@@ -222,7 +223,8 @@ class LocalStorage:
 
     async def abort_stale_uploads(self, older_than: timedelta) -> int:
         cutoff = time.time() - older_than.total_seconds()
-        return await asyncio.to_thread(self._remove_old_temp_files, cutoff)
+        # mtime moves on every write, so only idle temp files age.
+        return await asyncio.to_thread(scratch.remove_stale, [self.tmp_dir], cutoff)
 
     async def close(self) -> None:
         """Nothing to release: files are opened per operation."""
@@ -263,16 +265,3 @@ class LocalStorage:
                 if key.startswith(prefix) and self._delete_and_prune(path):
                     deleted += 1
         return deleted
-
-    def _remove_old_temp_files(self, cutoff: float) -> int:
-        removed = 0
-        with os.scandir(self.tmp_dir) as entries:
-            for entry in entries:
-                try:
-                    # mtime moves on every write, so only idle temp files age.
-                    if entry.is_file() and entry.stat().st_mtime < cutoff:
-                        os.unlink(entry.path)
-                        removed += 1
-                except FileNotFoundError:
-                    continue  # committed or aborted while we looked
-        return removed

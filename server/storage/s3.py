@@ -31,6 +31,7 @@ import aioboto3
 from aiobotocore.config import AioConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from server import scratch
 from server.storage.base import (
     DEFAULT_CHUNK_SIZE,
     ObjectInfo,
@@ -475,7 +476,7 @@ class S3Storage:
                         await self._abort_upload(upload["Key"], upload["UploadId"])
                         aborted += 1
         return aborted + await asyncio.to_thread(
-            _remove_old_dirs, self.tmp_dir, time.time() - older_than.total_seconds()
+            scratch.remove_stale, [self.tmp_dir], time.time() - older_than.total_seconds()
         )
 
     async def close(self) -> None:
@@ -486,15 +487,3 @@ def _make_dir(path: Path) -> Path:
     path = path.resolve()
     path.mkdir(parents=True, exist_ok=True)
     return path
-
-
-def _remove_old_dirs(parent: Path, cutoff: float) -> int:
-    removed = 0
-    for entry in parent.iterdir():
-        try:
-            if entry.is_dir() and entry.stat().st_mtime < cutoff:
-                shutil.rmtree(entry)
-                removed += 1
-        except FileNotFoundError:
-            continue
-    return removed

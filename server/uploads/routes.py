@@ -9,13 +9,11 @@ from aiohttp import BodyPartReader, MultipartReader, web
 from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import BadRequest, LengthRequired, PayloadTooLarge, UnsupportedMediaType
-from server.jobs import service as jobs_service
-from server.jobs.operations.base import Operation
-from server.jobs.views import job_json
+from server.jobs.serializers import job_json
 from server.limits import policy
 from server.serving.disposition import sanitize_filename
-from server.uploads.service import StoredUpload, parse_ttl, receive_upload
-from server.videos.views import video_json
+from server.uploads.service import StoredUpload
+from server.videos.serializers import video_json
 
 FILE_FIELD = "file"
 TEXT_FIELDS = frozenset({"process", "ttl"})
@@ -29,16 +27,17 @@ async def put_upload(request: web.Request) -> web.Response:
     await policy.limit_upload(request, user.id)
     if request.content_length is None and not request.body_exists:
         raise LengthRequired("Send the file as the request body (curl -T FILE URL)")
-    settings = request.app[appkeys.SETTINGS]
-    chunk = settings.upload_chunk_bytes
-    ttl = parse_ttl(settings, request.query.get("ttl"))  # before the body: a typo costs nothing
-    stored = await receive_upload(
-        request.app,
+    uploads = request.app[appkeys.UPLOADS]
+    chunk = request.app[appkeys.SETTINGS].upload_chunk_bytes
+    # Options are checked before the body is read: a typo costs no upload.
+    ttl = uploads.parse_ttl(request.query.get("ttl"))
+    process = uploads.parse_process(request.query.get("process"))
+    stored = await uploads.receive(
         user_id=user.id,
         filename=sanitize_filename(request.match_info["filename"]),
         chunks=request.content.iter_chunked(chunk).__aiter__(),
         declared_size=request.content_length,
-        process=_process(request, request.query.get("process")),
+        process=process,
         ttl_seconds=ttl,
     )
     return _created(stored)
@@ -63,22 +62,18 @@ async def post_upload(request: web.Request) -> web.Response:
     except (ValueError, AssertionError):
         raise BadRequest("Malformed multipart body", code="invalid_multipart") from None
     fields, part = await _read_until_file(reader)
-    ttl = parse_ttl(settings, fields.get("ttl", request.query.get("ttl")))
-    stored = await receive_upload(
-        request.app,
+    uploads = request.app[appkeys.UPLOADS]
+    ttl = uploads.parse_ttl(fields.get("ttl", request.query.get("ttl")))
+    process = uploads.parse_process(fields.get("process", request.query.get("process")))
+    stored = await uploads.receive(
         user_id=user.id,
         filename=sanitize_filename(part.filename or "upload"),
         chunks=_file_chunks(reader, part, settings.upload_chunk_bytes),
         declared_size=None,
-        process=_process(request, fields.get("process", request.query.get("process"))),
+        process=process,
         ttl_seconds=ttl,
     )
     return _created(stored)
-
-
-def _process(request: web.Request, raw: str | None) -> list[Operation]:
-    # Checked before the body is read: a typo costs no upload.
-    return jobs_service.parse_process(jobs_service.JobDeps.from_app(request.app), raw)
 
 
 def _created(stored: StoredUpload) -> web.Response:

@@ -12,18 +12,17 @@ Order matters for "nothing is lost, nothing is left behind":
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
-from aiohttp import web
+import asyncpg
 from aiohttp.http_exceptions import HttpProcessingError
 
 from config.settings import Settings
-from server import appkeys
 from server.db import videos as videos_db
 from server.errors import (
     BadRequest,
@@ -32,18 +31,19 @@ from server.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
-from server.jobs import service as jobs_service
 from server.jobs.model import Job
 from server.jobs.operations.base import Operation
-from server.live.events import video_ready_event
+from server.jobs.service import JobService
+from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.media.probe import ProbeError, probe
 from server.media.process import FfmpegTimeout
 from server.media.sniff import SNIFF_BYTES, SniffResult, sniff
+from server.metrics import Metrics
 from server.object_keys import source_key
-
-if TYPE_CHECKING:
-    from server.storage.base import ObjectWriter
+from server.quota.ledger import QuotaLedger
+from server.storage.base import ObjectWriter, Storage
+from server.videos.model import Video
 
 log = get_logger("frameflow.uploads")
 
@@ -73,7 +73,7 @@ class UploadTracker:
 
 @dataclass(frozen=True)
 class StoredUpload:
-    video: videos_db.Video
+    video: Video
     jobs: list[Job]
 
 
@@ -122,12 +122,6 @@ def parse_ttl(settings: Settings, raw: str | None) -> int | None:
     return ttl
 
 
-async def upload_limits(app: web.Application, user_id: uuid.UUID) -> UploadLimits:
-    async with app[appkeys.POOL].acquire() as conn:
-        headroom = await videos_db.quota_headroom(conn, user_id)
-    return UploadLimits(app[appkeys.SETTINGS].max_upload_bytes, headroom)
-
-
 async def _read_head(chunks: AsyncIterator[bytes]) -> bytes:
     """At least SNIFF_BYTES from the stream (fewer only at its end)."""
     head = bytearray()
@@ -138,159 +132,186 @@ async def _read_head(chunks: AsyncIterator[bytes]) -> bytes:
     return bytes(head)
 
 
-async def receive_upload(
-    app: web.Application,
-    *,
-    user_id: uuid.UUID,
-    filename: str,
-    chunks: AsyncIterator[bytes],
-    declared_size: int | None,
-    process: Sequence[Operation] = (),
-    ttl_seconds: int | None = None,
-) -> StoredUpload:
-    """Store one upload; with `process`, queue those operations in the same transaction.
+class UploadService:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        storage: Storage,
+        settings: Settings,
+        ffmpeg: str,
+        quota: QuotaLedger,
+        jobs: JobService,
+        publisher: EventPublisher,
+        metrics: Metrics,
+    ) -> None:
+        self._pool = pool
+        self._storage = storage
+        self._settings = settings
+        self._ffmpeg = ffmpeg
+        self._quota = quota
+        self._jobs = jobs
+        self._publisher = publisher
+        self._metrics = metrics
+        self.tracker = UploadTracker()
 
-    `ttl_seconds` (checked by `parse_ttl`) defaults to `video_ttl_seconds`."""
-    ttl = app[appkeys.SETTINGS].video_ttl_seconds if ttl_seconds is None else ttl_seconds
-    limits = await upload_limits(app, user_id)
-    limits.check_declared(declared_size)
-    try:
-        head = await _read_head(chunks)
-        sniffed = sniff(head)
-        if sniffed is None:
-            raise UnsupportedMediaType(
-                "Not a supported video or image (mp4/mov, webm/mkv, avi, mpeg-ts, jpeg, png, webp)"
-            )
-        jobs_service.check_process_kind(process, sniffed.kind)
-        video_id = uuid.uuid4()
-        key = source_key(user_id, video_id)
-        size, sha256 = await _stream_to_storage(app, key, sniffed, head, chunks, limits)
-    except (ConnectionResetError, HttpProcessingError) as exc:
-        # The client went away or sent a broken body; the writer has been aborted.
-        app[appkeys.METRICS].uploads.labels("aborted").inc()
-        log.info("upload_aborted", reason=str(exc) or type(exc).__name__)
-        raise ClientClosedRequest() from None
-    except Exception:
-        app[appkeys.METRICS].uploads.labels("rejected").inc()
-        raise
-    if declared_size is not None and size != declared_size:
-        await _discard(app, key)
-        raise BadRequest("The body ended before Content-Length bytes", code="incomplete_body")
-    try:
-        stored = await _probe_and_record(
-            app, video_id, user_id, key, filename, sniffed, size, sha256, process, ttl
+    def parse_ttl(self, raw: str | None) -> int | None:
+        return parse_ttl(self._settings, raw)
+
+    def parse_process(self, raw: str | None) -> list[Operation]:
+        return self._jobs.parse_process(raw)
+
+    async def limits(self, user_id: uuid.UUID) -> UploadLimits:
+        return UploadLimits(self._settings.max_upload_bytes, await self._quota.headroom(user_id))
+
+    async def abort_in_flight(self) -> None:
+        """Shutdown: uploads still streaming after the grace period are aborted so
+        that no temp file or multipart upload outlives the process."""
+        await self.tracker.abort_all()
+
+    async def receive(
+        self,
+        *,
+        user_id: uuid.UUID,
+        filename: str,
+        chunks: AsyncIterator[bytes],
+        declared_size: int | None,
+        process: Sequence[Operation] = (),
+        ttl_seconds: int | None = None,
+    ) -> StoredUpload:
+        """Store one upload; with `process`, queue those operations in the same transaction.
+
+        `ttl_seconds` (checked by `parse_ttl`) defaults to `video_ttl_seconds`."""
+        ttl = self._settings.video_ttl_seconds if ttl_seconds is None else ttl_seconds
+        limits = await self.limits(user_id)
+        limits.check_declared(declared_size)
+        try:
+            head = await _read_head(chunks)
+            sniffed = sniff(head)
+            if sniffed is None:
+                raise UnsupportedMediaType(
+                    "Not a supported video or image "
+                    "(mp4/mov, webm/mkv, avi, mpeg-ts, jpeg, png, webp)"
+                )
+            JobService.check_process_kind(process, sniffed.kind)
+            video_id = uuid.uuid4()
+            key = source_key(user_id, video_id)
+            size, sha256 = await self._stream_to_storage(key, sniffed, head, chunks, limits)
+        except (ConnectionResetError, HttpProcessingError) as exc:
+            # The client went away or sent a broken body; the writer has been aborted.
+            self._metrics.uploads.labels("aborted").inc()
+            log.info("upload_aborted", reason=str(exc) or type(exc).__name__)
+            raise ClientClosedRequest() from None
+        except Exception:
+            self._metrics.uploads.labels("rejected").inc()
+            raise
+        if declared_size is not None and size != declared_size:
+            await self._discard(key)
+            raise BadRequest("The body ended before Content-Length bytes", code="incomplete_body")
+        candidate = Video(
+            id=video_id,
+            user_id=user_id,
+            filename=filename,
+            storage_key=key,
+            size=size,
+            sha256=sha256,
+            content_type=sniffed.content_type,
+            kind=sniffed.kind,
+            status="ready",
+            metadata={},
+            created_at=datetime.now(UTC),
         )
-    except BaseException:
-        await _discard(app, key)
-        app[appkeys.METRICS].uploads.labels("rejected").inc()
-        raise
-    app[appkeys.METRICS].uploads.labels("stored").inc()
-    app[appkeys.METRICS].bytes_uploaded.inc(size)
-    video = stored.video
-    log.info("upload_stored", video_id=str(video.id), size=size, content_type=video.content_type)
-    app[appkeys.BUS].publish(video_ready_event(video))
-    deps = jobs_service.JobDeps.from_app(app)
-    for job in stored.jobs:
-        await deps.publish("job.queued", job)
-    return stored
-
-
-async def _stream_to_storage(
-    app: web.Application,
-    key: str,
-    sniffed: SniffResult,
-    head: bytes,
-    chunks: AsyncIterator[bytes],
-    limits: UploadLimits,
-) -> tuple[int, str]:
-    storage, tracker, metrics = app[appkeys.STORAGE], app[appkeys.UPLOADS], app[appkeys.METRICS]
-    digest = hashlib.sha256()
-    size = 0
-    metrics.uploads_in_flight.inc()
-    try:
-        async with storage.writer(key, sniffed.content_type) as writer:
-            tracker.add(writer)
-            try:
-                pending: bytes | None = head
-                while pending is not None:
-                    size += len(pending)
-                    limits.check(size)
-                    digest.update(pending)
-                    await writer.write(pending)
-                    pending = await anext(chunks, None)
-                await writer.commit()
-            finally:
-                tracker.discard(writer)
-    finally:
-        metrics.uploads_in_flight.dec()
-    return size, digest.hexdigest()
-
-
-async def _probe_and_record(
-    app: web.Application,
-    video_id: uuid.UUID,
-    user_id: uuid.UUID,
-    key: str,
-    filename: str,
-    sniffed: SniffResult,
-    size: int,
-    sha256: str,
-    process: Sequence[Operation],
-    ttl_seconds: int,
-) -> StoredUpload:
-    settings = app[appkeys.SETTINGS]
-    try:
-        async with app[appkeys.STORAGE].local_path(key) as path:
-            info = await probe(
-                app[appkeys.FFMPEG], path, sniffed.demuxer, timeout=settings.probe_timeout_seconds
-            )
-    except ProbeError as exc:
-        raise Unprocessable(f"The file cannot be decoded: {exc}", code="undecodable") from None
-    except FfmpegTimeout:
-        raise Unprocessable("Probing the file took too long", code="probe_timeout") from None
-    candidate = videos_db.Video(
-        id=video_id,
-        user_id=user_id,
-        filename=filename,
-        storage_key=key,
-        size=size,
-        sha256=sha256,
-        content_type=sniffed.content_type,
-        kind=sniffed.kind,
-        status="ready",
-        metadata=info.to_json(),
-        created_at=datetime.now(UTC),
-    )
-    deps = jobs_service.JobDeps.from_app(app)
-    # Default params are checked against the probed metadata before anything
-    # is kept: a 400 here still discards the object.
-    planned = jobs_service.plan_jobs(deps, process, candidate)
-    await jobs_service.check_planned_quota(deps, user_id, planned, candidate, also_needed=size)
-    async with app[appkeys.POOL].acquire() as conn, conn.transaction():
-        if not await videos_db.reserve_quota(conn, user_id, size):
-            raise PayloadTooLarge(
-                "This upload would exceed your storage quota", code="quota_exceeded"
-            )
-        video = await videos_db.insert_video(
-            conn,
-            id=candidate.id,
-            user_id=candidate.user_id,
-            filename=candidate.filename,
-            storage_key=candidate.storage_key,
-            size=candidate.size,
-            sha256=candidate.sha256,
-            content_type=candidate.content_type,
-            kind=candidate.kind,
-            metadata=candidate.metadata,
-            ttl_seconds=ttl_seconds,
+        try:
+            stored = await self._probe_and_record(candidate, sniffed, process, ttl)
+        except BaseException:
+            await self._discard(key)
+            self._metrics.uploads.labels("rejected").inc()
+            raise
+        self._metrics.uploads.labels("stored").inc()
+        self._metrics.bytes_uploaded.inc(size)
+        video = stored.video
+        log.info(
+            "upload_stored", video_id=str(video.id), size=size, content_type=video.content_type
         )
-        jobs = await jobs_service.insert_planned_jobs(conn, deps, video, planned)
-    return StoredUpload(video, jobs)
+        self._publisher.video_ready(video)
+        await self._jobs.announce_queued(stored.jobs)
+        return stored
 
+    async def _stream_to_storage(
+        self,
+        key: str,
+        sniffed: SniffResult,
+        head: bytes,
+        chunks: AsyncIterator[bytes],
+        limits: UploadLimits,
+    ) -> tuple[int, str]:
+        digest = hashlib.sha256()
+        size = 0
+        self._metrics.uploads_in_flight.inc()
+        try:
+            async with self._storage.writer(key, sniffed.content_type) as writer:
+                self.tracker.add(writer)
+                try:
+                    pending: bytes | None = head
+                    while pending is not None:
+                        size += len(pending)
+                        limits.check(size)
+                        digest.update(pending)
+                        await writer.write(pending)
+                        pending = await anext(chunks, None)
+                    await writer.commit()
+                finally:
+                    self.tracker.discard(writer)
+        finally:
+            self._metrics.uploads_in_flight.dec()
+        return size, digest.hexdigest()
 
-async def _discard(app: web.Application, key: str) -> None:
-    # Shielded: runs on the way out of a cancelled request too.
-    try:
-        await asyncio.shield(app[appkeys.STORAGE].delete(key))
-    except Exception:
-        log.exception("orphan_object_delete_failed", key=key)
+    async def _probe_and_record(
+        self,
+        candidate: Video,
+        sniffed: SniffResult,
+        process: Sequence[Operation],
+        ttl_seconds: int,
+    ) -> StoredUpload:
+        try:
+            async with self._storage.local_path(candidate.storage_key) as path:
+                info = await probe(
+                    self._ffmpeg,
+                    path,
+                    sniffed.demuxer,
+                    timeout=self._settings.probe_timeout_seconds,
+                )
+        except ProbeError as exc:
+            raise Unprocessable(f"The file cannot be decoded: {exc}", code="undecodable") from None
+        except FfmpegTimeout:
+            raise Unprocessable("Probing the file took too long", code="probe_timeout") from None
+        candidate = dataclasses.replace(candidate, metadata=info.to_json())
+        # Default params are checked against the probed metadata before anything
+        # is kept: a 400 here still discards the object.
+        planned = self._jobs.plan_defaults(process, candidate)
+        async with self._pool.acquire() as conn, conn.transaction():
+            await QuotaLedger.charge_upload(conn, candidate.user_id, candidate.size)
+            video = await videos_db.insert_video(
+                conn,
+                id=candidate.id,
+                user_id=candidate.user_id,
+                filename=candidate.filename,
+                storage_key=candidate.storage_key,
+                size=candidate.size,
+                sha256=candidate.sha256,
+                content_type=candidate.content_type,
+                kind=candidate.kind,
+                metadata=candidate.metadata,
+                ttl_seconds=ttl_seconds,
+            )
+            # Holds each job's estimated outputs: 413 (and nothing kept) when they
+            # do not fit beside the upload itself.
+            jobs = await self._jobs.queue_planned(conn, video, planned)
+        return StoredUpload(video, jobs)
+
+    async def _discard(self, key: str) -> None:
+        # Shielded: runs on the way out of a cancelled request too.
+        try:
+            await asyncio.shield(self._storage.delete(key))
+        except Exception:
+            log.exception("orphan_object_delete_failed", key=key)

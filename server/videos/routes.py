@@ -8,13 +8,12 @@ from aiohttp import web
 
 from server import appkeys
 from server.auth.middleware import current_user
-from server.db import videos as videos_db
 from server.errors import NotFound
-from server.http import path_uuid, query_int
+from server.http import external_url, path_uuid, query_int
 from server.pagination import decode_cursor, encode_cursor
 from server.serving.serve import StoredFile, serve_stored_file
-from server.videos import service as videos_service
-from server.videos.views import content_path, video_json
+from server.videos.model import Video
+from server.videos.serializers import content_path, video_json
 
 
 async def list_videos(request: web.Request) -> web.Response:
@@ -22,22 +21,15 @@ async def list_videos(request: web.Request) -> web.Response:
     limit = query_int(request, "limit", 20, lo=1, hi=100)
     cursor = request.query.get("cursor")
     before = decode_cursor(cursor) if cursor else None
-    async with request.app[appkeys.POOL].acquire() as conn:
-        # One extra row tells whether there is a next page.
-        rows = await videos_db.list_videos(conn, user.id, limit=limit + 1, before=before)
+    # One extra row tells whether there is a next page.
+    rows = await request.app[appkeys.VIDEOS].list_page(user.id, limit=limit + 1, before=before)
     page = rows[:limit]
     next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
     return web.json_response({"items": [video_json(v) for v in page], "next_cursor": next_cursor})
 
 
-async def _owned_video(request: web.Request) -> videos_db.Video:
-    user = current_user(request)
-    video_id = path_uuid(request)
-    async with request.app[appkeys.POOL].acquire() as conn:
-        video = await videos_db.get_video(conn, video_id, user.id)
-    if video is None:
-        raise NotFound("No such video", code="video_not_found")
-    return video
+async def _owned_video(request: web.Request) -> Video:
+    return await request.app[appkeys.VIDEOS].get(current_user(request).id, path_uuid(request))
 
 
 async def get_video(request: web.Request) -> web.Response:
@@ -45,7 +37,7 @@ async def get_video(request: web.Request) -> web.Response:
 
 
 async def delete_video(request: web.Request) -> web.Response:
-    await videos_service.delete_video(request.app, current_user(request).id, path_uuid(request))
+    await request.app[appkeys.VIDEOS].delete(current_user(request).id, path_uuid(request))
     return web.Response(status=204)
 
 
@@ -55,10 +47,7 @@ async def video_content(request: web.Request) -> web.StreamResponse:
     if "signature" in request.query:
         if not request.app[appkeys.SIGNER].verify_query(request.path, request.query):
             raise NotFound("No such video, or the link has expired", code="invalid_signature")
-        async with request.app[appkeys.POOL].acquire() as conn:
-            video = await videos_db.get_video(conn, video_id, None)
-        if video is None:
-            raise NotFound("No such video", code="video_not_found")
+        video = await request.app[appkeys.VIDEOS].get_by_link(video_id)
     else:
         video = await _owned_video(request)
     stored = StoredFile(
@@ -71,11 +60,6 @@ async def video_content(request: web.Request) -> web.StreamResponse:
     )
     download = request.query.get("download") in {"1", "true"}
     return await serve_stored_file(request, request.app[appkeys.STORAGE], stored, download=download)
-
-
-def external_url(request: web.Request, path: str) -> str:
-    base = request.app[appkeys.SETTINGS].public_url.rstrip("/") or str(request.url.origin())
-    return base + path
 
 
 async def video_content_url(request: web.Request) -> web.Response:

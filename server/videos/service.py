@@ -1,31 +1,124 @@
-"""Video lifecycle operations that touch both the database and storage."""
+"""`VideoService`: reading videos, and the one path that deletes them.
+
+Deleting is the same for a user's DELETE and for the expiry sweep:
+row first, bytes second. One transaction gives the owner back everything
+the video counted for (the quota ledger), deletes the row (its jobs and
+outputs cascade) and records its prefix in `pending_deletions`; then the
+event goes out and the prefix is deleted, and the record cleared. A crash
+or storage error in between leaves unreferenced bytes and the record —
+the sweep deletes the prefix again — never a row pointing at nothing.
+"""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
 
-from aiohttp import web
+import asyncpg
 
-from server import appkeys
 from server.db import videos as videos_db
 from server.errors import NotFound
-from server.live.events import video_deleted_event
+from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.object_keys import video_prefix
+from server.quota.ledger import QuotaLedger
+from server.storage.base import Storage
+from server.videos.model import Video
 
 log = get_logger("frameflow.videos")
 
 
-async def delete_video(app: web.Application, user_id: uuid.UUID, video_id: uuid.UUID) -> None:
-    async with app[appkeys.POOL].acquire() as conn:
-        video = await videos_db.delete_video(conn, video_id, user_id)
-    if video is None:
-        raise NotFound("No such video", code="video_not_found")
-    app[appkeys.BUS].publish(video_deleted_event(user_id, video_id))
-    # Row (and quota) first, then bytes: a failure here leaves unreferenced
-    # objects for a sweep to find, never a row that points at nothing.
-    try:
-        await app[appkeys.STORAGE].delete_prefix(video_prefix(user_id, video_id))
-    except Exception:
-        log.exception("video_objects_delete_failed", video_id=str(video_id))
-    log.info("video_deleted", video_id=str(video_id), size=video.size)
+@dataclass(frozen=True)
+class DeletedVideo:
+    video: Video
+    bytes_freed: int  # source, outputs and open job holds
+    objects_deleted: bool  # False: storage failed; the sweep retries the prefix
+
+
+def _not_found() -> NotFound:
+    return NotFound("No such video", code="video_not_found")
+
+
+class VideoService:
+    def __init__(self, *, pool: asyncpg.Pool, storage: Storage, publisher: EventPublisher) -> None:
+        self._pool = pool
+        self._storage = storage
+        self._publisher = publisher
+
+    async def list_page(
+        self, user_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None
+    ) -> list[Video]:
+        """Newest first; `limit` rows after the `before` cursor."""
+        async with self._pool.acquire() as conn:
+            return await videos_db.list_videos(conn, user_id, limit=limit, before=before)
+
+    async def get(self, user_id: uuid.UUID, video_id: uuid.UUID) -> Video:
+        """The user's video; 404 also when it is someone else's."""
+        async with self._pool.acquire() as conn:
+            video = await videos_db.get_video(conn, video_id, user_id)
+        if video is None:
+            raise _not_found()
+        return video
+
+    async def get_by_link(self, video_id: uuid.UUID) -> Video:
+        """A video reached through a signed link (the signature is its authority)."""
+        async with self._pool.acquire() as conn:
+            video = await videos_db.get_video(conn, video_id, None)
+        if video is None:
+            raise _not_found()
+        return video
+
+    async def delete(self, user_id: uuid.UUID, video_id: uuid.UUID) -> DeletedVideo:
+        async with self._pool.acquire() as conn, conn.transaction():
+            video = await videos_db.lock_video(conn, video_id, user_id)
+            if video is None:
+                raise _not_found()
+            freed = await self._delete_row(conn, video)
+        deleted = await self._forget(video, freed)
+        log.info("video_deleted", video_id=str(video.id), size=freed)
+        return deleted
+
+    async def delete_if_expired(self, video_id: uuid.UUID, now: datetime) -> DeletedVideo | None:
+        """The sweep's delete: None when the video was kept (a job appeared, its
+        TTL was extended, or it is gone already)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            video = await videos_db.lock_expired_unused_video(conn, video_id, now)
+            if video is None:
+                return None
+            freed = await self._delete_row(conn, video)
+        deleted = await self._forget(video, freed)
+        log.info("video_expired", video_id=str(video.id), size=freed)
+        return deleted
+
+    async def bytes_freed_by(self, video: Video) -> int:
+        """What deleting `video` would free (for a dry run)."""
+        async with self._pool.acquire() as conn:
+            return await QuotaLedger.video_total(conn, video)
+
+    async def delete_pending_prefix(self, prefix: str) -> None:
+        """Delete the objects of a video whose row is already gone; raises when storage
+        fails (the record stays for the next try)."""
+        await self._storage.delete_prefix(prefix)
+        async with self._pool.acquire() as conn:
+            await videos_db.clear_pending_deletion(conn, prefix)
+
+    async def pending_prefixes(self, older_than: datetime, limit: int) -> list[str]:
+        async with self._pool.acquire() as conn:
+            return await videos_db.pending_deletions(conn, older_than, limit)
+
+    @staticmethod
+    async def _delete_row(conn: asyncpg.Connection, video: Video) -> int:
+        freed = await QuotaLedger.release_video(conn, video)
+        await videos_db.delete_video(conn, video.id, video.user_id)
+        return freed
+
+    async def _forget(self, video: Video, freed: int) -> DeletedVideo:
+        self._publisher.video_deleted(video.user_id, video.id)
+        prefix = video_prefix(video.user_id, video.id)
+        try:
+            await self.delete_pending_prefix(prefix)
+        except Exception:
+            log.exception("video_objects_delete_failed", video_id=str(video.id), prefix=prefix)
+            return DeletedVideo(video, freed, objects_deleted=False)
+        return DeletedVideo(video, freed, objects_deleted=True)

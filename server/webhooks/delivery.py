@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -28,8 +29,10 @@ import asyncpg
 
 from config.settings import Settings
 from server.db import webhooks as webhooks_db
+from server.db.jobs import job_from_snapshot
 from server.db.webhooks import Delivery, Webhook
 from server.drain import DrainLoop
+from server.jobs.serializers import job_json
 from server.logs import get_logger
 from server.notify.outbox import retry_delay
 from server.webhooks.ssrf import (
@@ -49,13 +52,21 @@ RETRY_BASE_SECONDS = 30.0
 USER_AGENT = "Frameflow-Webhooks/1"
 
 
+def delivery_data(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The event's data: the job recorded by the trigger, rendered like the API renders
+    it (rows queued before migration 007 hold their rendering already)."""
+    if "job_row" in data:
+        return {"job": job_json(job_from_snapshot(data["job_row"]))}
+    return dict(data)
+
+
 def body_bytes(delivery: Delivery) -> bytes:
     """The JSON body, built from the row alone: every retry sends the same bytes."""
     payload = {
         "id": str(delivery.id),
         "type": delivery.event,
         "created_at": delivery.created_at.isoformat(),
-        "data": delivery.data,
+        "data": delivery_data(delivery.data),
     }
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 

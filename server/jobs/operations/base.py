@@ -13,7 +13,6 @@ from typing import Any, Protocol
 import aiofiles
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.errors import BadRequest
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
@@ -21,6 +20,7 @@ from server.media.probe import error_reason
 from server.media.process import FfmpegResult, run_ffmpeg
 from server.media.progress import ProgressParser
 from server.media.sniff import ALL_TYPES
+from server.videos.model import Video
 
 COPY_CHUNK = 1024 * 1024
 

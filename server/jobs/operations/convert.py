@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
 from server.jobs.operations.base import (
@@ -42,6 +41,7 @@ from server.jobs.operations.base import (
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import available_encoders, first_available, load_encoders
 from server.media.progress import scaled
+from server.videos.model import Video
 
 
 @dataclass(frozen=True)

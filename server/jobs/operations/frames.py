@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
 from server.jobs.operations.base import (
@@ -38,6 +37,7 @@ from server.jobs.operations.base import (
 )
 from server.jobs.operations.zipstream import ZipStream
 from server.media.progress import scaled
+from server.videos.model import Video
 
 ZIP_NAME = "frames.zip"
 FORMATS = ("jpg", "png")

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
 from server.jobs.operations.base import (
@@ -56,6 +55,7 @@ from server.jobs.operations.renditions import (
     require_encoders,
 )
 from server.media.progress import scaled
+from server.videos.model import Video
 
 PARAMS = ("renditions", "preset", "segment_seconds")
 DEFAULT_SEGMENT_SECONDS = 4

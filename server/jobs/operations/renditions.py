@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.errors import BadRequest
 from server.jobs.operations.base import (
     OperationFailed,
@@ -36,6 +35,7 @@ from server.jobs.operations.base import (
     source_duration,
 )
 from server.media.encoders import load_encoders
+from server.videos.model import Video
 
 
 @dataclass(frozen=True, slots=True)

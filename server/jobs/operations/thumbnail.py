@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
 from server.jobs.operations.base import (
@@ -42,6 +41,7 @@ from server.jobs.operations.base import (
     validated_params,
 )
 from server.media.progress import scaled
+from server.videos.model import Video
 
 THUMBNAIL_NAME = "thumbnail.jpg"
 SPRITE_NAME = "sprite.jpg"

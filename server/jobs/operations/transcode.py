@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
-from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
 from server.jobs.operations.base import (
@@ -46,6 +45,7 @@ from server.jobs.operations.renditions import (
     require_encoders,
 )
 from server.media.progress import scaled
+from server.videos.model import Video
 
 # Share of the progress bar for encoding; the rest is storing the outputs.
 _ENCODE_SHARE = 95.0

@@ -10,12 +10,13 @@ from typing import Any
 
 from server.jobs.links import make_token, output_path
 from server.jobs.model import Job, JobEvent, OutputFile
+from server.jobs.operations import hls
 from server.serving.signing import UrlSigner
 
 # An HLS job has a playlist per rendition and many segments; clients need only
 # the master playlist (everything else loads relative to it).
-HLS_PREFIX = "hls/"
-HLS_MASTER = "hls/master.m3u8"
+HLS_PREFIX = hls.OUTPUT_PREFIX
+HLS_MASTER = hls.OUTPUT_PREFIX + hls.MASTER
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from server.db.videos import Video
+from server.videos.model import Video
 
 
 def content_path(video_id: object) -> str:

@@ -1,0 +1,31 @@
+"""`EventPublisher`: the one way domain code announces what happened.
+
+Services and the job runner get one as a dependency (`appkeys.PUBLISHER`);
+event names are Literals, so a misspelt one fails mypy, not a client.
+Publishing never blocks: the bus queues the event for local sockets and,
+with Redis, for the other instances.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from server.jobs.model import Job
+from server.live.bus import Bus
+from server.live.events import JobEventType, job_event, video_deleted_event, video_ready_event
+from server.videos.model import Video
+
+
+class EventPublisher:
+    def __init__(self, bus: Bus) -> None:
+        self._bus = bus
+
+    async def job(self, kind: JobEventType, job: Job) -> None:
+        """The job runner's `publish` callback (async: the runner awaits its callbacks)."""
+        self._bus.publish(job_event(kind, job))
+
+    def video_ready(self, video: Video) -> None:
+        self._bus.publish(video_ready_event(video))
+
+    def video_deleted(self, user_id: uuid.UUID, video_id: uuid.UUID) -> None:
+        self._bus.publish(video_deleted_event(user_id, video_id))
