@@ -28,10 +28,9 @@ import asyncpg
 
 from config.settings import Settings
 from server.db import webhooks as webhooks_db
-from server.db.webhooks import Delivery, Webhook
-from server.drain import DrainLoop
+from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.logs import get_logger
-from server.notify.outbox import retry_delay
+from server.webhooks.model import Delivery, Webhook
 from server.webhooks.ssrf import (
     GuardedResolver,
     UnsafeURL,
@@ -45,7 +44,6 @@ log = get_logger("frameflow.webhooks")
 
 POLL_SECONDS = 1.0
 BATCH = 20
-RETRY_BASE_SECONDS = 30.0
 USER_AGENT = "Frameflow-Webhooks/1"
 
 
@@ -152,8 +150,13 @@ class WebhookSender:
             return  # deleted meanwhile; its deliveries went with it
         status, error = await self._post(hook, delivery)
         delivered = error is None
-        final = delivered or delivery.attempts >= self.settings.notify_max_attempts
-        retry_in = None if final else retry_delay(delivery.attempts, self.retry_base_seconds)
+        retry_in = (
+            None
+            if delivered
+            else next_retry(
+                delivery.attempts, self.settings.notify_max_attempts, self.retry_base_seconds
+            )
+        )
         async with self.pool.acquire() as conn:
             await webhooks_db.record_attempt(
                 conn,
