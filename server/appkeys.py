@@ -11,6 +11,8 @@ from aiohttp import web
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from server.admin.service import AdminService
+    from server.auth.service import AuthService
     from server.auth.tokens import TokenService
     from server.cleanup.task import CleanupTask
     from server.jobs.runner import JobRunner
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from server.storage.base import Storage
     from server.uploads.service import UploadTracker
     from server.webhooks.delivery import WebhookSender
+    from server.webhooks.service import WebhookService
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -39,7 +42,11 @@ BUS: web.AppKey[Bus] = web.AppKey("bus")
 CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
-WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
+# The background sender of deliveries, and the service that registers hooks.
+WEBHOOK_SENDER: web.AppKey[WebhookSender] = web.AppKey("webhook_sender")
+WEBHOOK_SERVICE: web.AppKey[WebhookService] = web.AppKey("webhook_service")
+AUTH: web.AppKey[AuthService] = web.AppKey("auth")
+ADMIN: web.AppKey[AdminService] = web.AppKey("admin")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 # Open WebSockets, closed with GOING_AWAY at shutdown.
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

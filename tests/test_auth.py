@@ -15,7 +15,6 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 
 from config.settings import Settings
 from server import appkeys
-from server.auth import service
 from server.auth.middleware import USER, AuthUser, current_user, optional_user, require_admin
 from server.auth.tokens import TokenService
 from server.db import refresh_tokens, users
@@ -410,9 +409,7 @@ def test_current_user_and_require_admin() -> None:
 
 
 async def test_create_admin_creates_an_administrator(client: Client, settings: Settings) -> None:
-    admin = await service.create_admin(
-        _app(client)[appkeys.POOL], settings, " Root@Example.com", "admin password"
-    )
+    admin = await _app(client)[appkeys.ADMIN].create_admin(" Root@Example.com", "admin password")
     assert admin.role == "admin" and admin.email == "Root@Example.com"
     assert admin.quota_bytes == settings.default_quota_bytes
     resp = await client.post(
@@ -428,9 +425,7 @@ async def test_create_admin_creates_an_administrator(client: Client, settings: S
 async def test_create_admin_promotes_and_resets_an_existing_account(
     client: Client, user: User, settings: Settings
 ) -> None:
-    admin = await service.create_admin(
-        _app(client)[appkeys.POOL], settings, user.email.upper(), "new admin password"
-    )
+    admin = await _app(client)[appkeys.ADMIN].create_admin(user.email.upper(), "new admin password")
     assert str(admin.id) == user.id and admin.role == "admin"
     assert admin.email == user.email  # the stored spelling is kept
     # The old password and the old sessions are gone; the new password works.
@@ -442,10 +437,10 @@ async def test_create_admin_promotes_and_resets_an_existing_account(
 
 
 async def test_create_admin_validates_its_input(client: Client, settings: Settings) -> None:
-    pool = _app(client)[appkeys.POOL]
+    admins = _app(client)[appkeys.ADMIN]
     with pytest.raises(BadRequest) as info:
-        await service.create_admin(pool, settings, "not-an-email", "admin password")
+        await admins.create_admin("not-an-email", "admin password")
     assert info.value.error_code == "invalid_email"
     with pytest.raises(BadRequest) as info:
-        await service.create_admin(pool, settings, "ok@example.com", "short")
+        await admins.create_admin("ok@example.com", "short")
     assert info.value.error_code == "invalid_password"

@@ -99,7 +99,7 @@ def app(settings: Settings, database_url: str) -> web.Application:
 
 @pytest.fixture
 async def video_id(client: Client, user: User, sample_mp4: Path) -> str:
-    sender = client.server.app[appkeys.WEBHOOKS]
+    sender = client.server.app[appkeys.WEBHOOK_SENDER]
     sender.poll_seconds = 0.05
     sender.retry_base_seconds = 0.2
     return await upload(client, user, sample_mp4)
@@ -264,7 +264,7 @@ async def test_the_resolved_address_is_checked_again_at_delivery(
     allow-list lost the host): `localhost` now resolves to loopback, and a
     literal loopback address; neither receives anything."""
     client = await aiohttp_client(app_with_fake_runner(strict_settings, database_url))
-    sender = client.server.app[appkeys.WEBHOOKS]
+    sender = client.server.app[appkeys.WEBHOOK_SENDER]
     sender.poll_seconds = 0.05
     user = await register_and_login(client)
     video_id = await upload(client, user, sample_mp4)
