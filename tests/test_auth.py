@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -382,6 +383,37 @@ async def test_token_of_a_deleted_user_is_401(client: Client, user: User) -> Non
         await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(user.id))
     await _error(await client.get(ME, headers=user.headers), 401, "invalid_token")
     await _error(await _refresh(client, user.refresh_token), 401, "invalid_token")
+
+
+def _api_calls(app: web.Application) -> list[tuple[str, str]]:
+    """(method, path) of every API route that reads the bearer token, ids made up."""
+    calls = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        template = info.get("path") or info.get("formatter") or ""
+        if (
+            not template.startswith("/api/v1/")
+            or route.method in {"HEAD", "OPTIONS"}
+            or getattr(route.handler, "__frameflow_ignores_bearer__", False)
+        ):
+            continue
+        names = re.findall(r"{(\w+)", template)
+        calls.append((route.method, template.format(**{n: str(uuid.uuid4()) for n in names})))
+    return calls
+
+
+async def test_token_of_a_deleted_user_is_401_on_every_route(client: Client, user: User) -> None:
+    # Issue 9 #6: such a token used to create webhooks (500, foreign key) and list
+    # empty collections (200); the account is gone, so the token is no longer valid.
+    async with _app(client)[appkeys.POOL].acquire() as conn:
+        await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(user.id))
+    calls = _api_calls(_app(client))
+    assert ("POST", "/api/v1/webhooks") in calls and ("GET", "/api/v1/videos") in calls
+    for method, path in calls:
+        resp = await client.request(method, path, json={}, headers=user.headers)
+        assert resp.status == 401, (method, path, resp.status, await resp.text())
+        assert (await resp.json())["error"]["code"] == "invalid_token", (method, path)
+        assert 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
 
 
 def _request_as(user: AuthUser | None) -> web.Request:

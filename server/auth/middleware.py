@@ -1,8 +1,8 @@
 """Who is calling: the bearer access token, checked once per request.
 
-`auth_middleware` only identifies (`AuthService.authenticate`); handlers
-decide what needs a user (`current_user`) or an administrator
-(`require_admin`). Tokens are never
+`auth_middleware` only identifies (`AuthService.authenticate`: the signature,
+the expiry, and that the account still exists); handlers decide what needs a
+user (`current_user`) or an administrator (`require_admin`). Tokens are never
 logged or echoed back in errors.
 """
 

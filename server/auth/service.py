@@ -3,6 +3,10 @@
 Sessions are refresh-token families. Each refresh spends the presented token
 and issues the next one in the same family; a spent token presented again
 means it was copied, so the whole family is revoked and its holder signed out.
+
+Every access token is checked against the accounts that still exist
+(`authenticate`): a token outliving its account is a 401 everywhere, not a
+foreign-key error or an empty list.
 """
 
 from __future__ import annotations
@@ -142,11 +146,15 @@ class AuthService:
             await refresh_tokens.revoke_family(conn, claims.family_id, user_id=claims.user_id)
 
     async def authenticate(self, access_token: str) -> AuthUser:
-        """The caller an access token names; else 401.
+        """The caller an access token names, if the account still exists; else 401.
 
         Raises `Unauthorized` with code `invalid_token` or `token_expired`.
         """
         claims = self.tokens.decode_access(access_token)
+        async with self.pool.acquire() as conn:
+            exists = await users.user_exists(conn, claims.user_id)
+        if not exists:  # deleted since the token was issued
+            raise invalid_token()
         return AuthUser(id=claims.user_id, role=claims.role)
 
     async def account(self, user_id: uuid.UUID) -> User:

@@ -22,6 +22,12 @@ async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> User | None:
     return _user(row)
 
 
+async def user_exists(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
+    """One index probe: called for every request that carries an access token."""
+    found: bool = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", user_id)
+    return found
+
+
 async def get_user_by_email(conn: asyncpg.Connection, email: str) -> User | None:
     # lower() on both sides matches the unique index users_email_lower_key.
     row = await conn.fetchrow(

@@ -13,6 +13,7 @@ import uuid
 import asyncpg
 
 from config.settings import Settings
+from server.auth.tokens import invalid_token
 from server.db import webhooks as webhooks_db
 from server.errors import BadRequest, Conflict, NotFound
 from server.webhooks.model import Delivery, Webhook
@@ -40,7 +41,8 @@ class WebhookService:
             ) from None
         secret = "whsec_" + secrets.token_urlsafe(32)
         async with self.pool.acquire() as conn, conn.transaction():
-            await webhooks_db.lock_owner(conn, user_id)
+            if not await webhooks_db.lock_owner(conn, user_id):
+                raise invalid_token()  # the account was deleted under its token
             if await webhooks_db.count_webhooks(conn, user_id) >= MAX_WEBHOOKS_PER_USER:
                 raise Conflict(
                     f"At most {MAX_WEBHOOKS_PER_USER} webhooks per account",
