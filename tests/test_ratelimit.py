@@ -212,6 +212,24 @@ async def test_login_is_limited_per_account(limited: Callable[..., Awaitable[Cli
     assert await _login(client, other.email, "10.0.1.3", PASSWORD) == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "limit"),
+    [(LOGIN, "rate_limit_login_per_minute"), (REFRESH, "rate_limit_refresh_per_minute")],
+)
+async def test_malformed_bodies_count_against_the_limit(
+    limited: Callable[..., Awaitable[Client]], path: str, limit: str
+) -> None:
+    # Issue 9 #1: the body used to be parsed first, so 14 hostile bodies gave
+    # 14 errors and no 429. The address is counted before the body is read.
+    client = await limited(**{limit: 10})
+    headers = {**_from("10.0.6.1"), "Content-Type": "application/json"}
+    statuses = [
+        (await client.post(path, data=b'{"email": ', headers=headers)).status for _ in range(14)
+    ]
+    assert statuses == [400] * 10 + [429] * 4
+    await assert_429(await client.post(path, data=b"[" * 1000, headers=headers))
+
+
 async def test_register_is_limited_per_ip(limited: Callable[..., Awaitable[Client]]) -> None:
     client = await limited(rate_limit_register_per_hour=1)
 

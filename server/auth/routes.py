@@ -42,16 +42,19 @@ async def register(request: web.Request) -> web.Response:
 
 @ignores_bearer
 async def login(request: web.Request) -> web.Response:
+    # Counted before the body is read: a malformed or hostile body is an attempt too.
+    await policy.limit_login_ip(request)
     data = await read_json_object(request)
     email, password = require_str(data, "email"), require_str(data, "password")
-    await policy.limit_login(request, email)
+    await policy.limit_login_account(request, email)
     return _token_response(await request.app[appkeys.AUTH].login(email, password))
 
 
 @ignores_bearer
 async def refresh(request: web.Request) -> web.Response:
+    await policy.limit_refresh_ip(request)
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
-    await policy.limit_refresh(request, token)
+    await policy.limit_refresh_account(request, token)
     return _token_response(await request.app[appkeys.AUTH].refresh(token))
 
 

@@ -3,6 +3,9 @@
 Per IP, the limits slow down guessing and mass sign-ups from one place; per
 account, guessing one account's password from many places; per user, one
 account flooding uploads or the job queue. A limit of 0 turns that one off.
+
+Limits keyed by the client alone are hit before the body is read, so a
+request counts even when its body turns out malformed or hostile.
 """
 
 from __future__ import annotations
@@ -57,10 +60,15 @@ def _account(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
 
 
-async def limit_login(request: web.Request, email: str) -> None:
+async def limit_login_ip(request: web.Request) -> None:
+    """Before the body is read: every attempt from an address counts, even one
+    whose body is not JSON at all."""
+    await _check(request, "login", "ip:" + client_ip(request))
+
+
+async def limit_login_account(request: web.Request, email: str) -> None:
     """Every attempt counts, right or wrong: a limit on failures alone could be
     probed for which passwords are right."""
-    await _check(request, "login", "ip:" + client_ip(request))
     await _check(request, "login", "account:" + _account(email))
 
 
@@ -68,8 +76,12 @@ async def limit_register(request: web.Request) -> None:
     await _check(request, "register", "ip:" + client_ip(request))
 
 
-async def limit_refresh(request: web.Request, refresh_token: str) -> None:
+async def limit_refresh_ip(request: web.Request) -> None:
+    """Before the body is read, like `limit_login_ip`."""
     await _check(request, "refresh", "ip:" + client_ip(request))
+
+
+async def limit_refresh_account(request: web.Request, refresh_token: str) -> None:
     try:
         claims = request.app[appkeys.TOKENS].decode_refresh(refresh_token)
     except HTTPError:
