@@ -55,3 +55,12 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """A new session, and the known-device token that marks this client for the account."""
+
+    tokens: TokenPair
+    device_token: str
+    device_ttl_seconds: int

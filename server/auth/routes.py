@@ -7,8 +7,9 @@ from typing import Any
 from aiohttp import web
 
 from server import appkeys
+from server.auth.devices import DEVICE_COOKIE, DEVICE_COOKIE_PATH
 from server.auth.middleware import current_user, ignores_bearer
-from server.auth.model import TokenPair
+from server.auth.model import LoginResult, TokenPair
 from server.auth.views import token_pair_json, user_json
 from server.errors import BadRequest
 from server.http import read_json_object, require_str
@@ -31,6 +32,20 @@ def _token_response(pair: TokenPair) -> web.Response:
     return web.json_response(token_pair_json(pair), headers=NO_STORE)
 
 
+def _set_device_cookie(request: web.Request, resp: web.Response, result: LoginResult) -> None:
+    settings = request.app[appkeys.SETTINGS]
+    resp.set_cookie(
+        DEVICE_COOKIE,
+        result.device_token,
+        max_age=result.device_ttl_seconds,
+        path=DEVICE_COOKIE_PATH,  # sent with login attempts only
+        httponly=True,
+        samesite="Strict",
+        # Behind a TLS-terminating proxy the request itself is plain HTTP.
+        secure=request.secure or settings.public_url.startswith("https://"),
+    )
+
+
 @ignores_bearer
 async def register(request: web.Request) -> web.Response:
     await policy.limit_register(request)
@@ -47,7 +62,10 @@ async def login(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     email, password = require_str(data, "email"), require_str(data, "password")
     await policy.limit_login_account(request, email)
-    return _token_response(await request.app[appkeys.AUTH].login(email, password))
+    result = await request.app[appkeys.AUTH].login(email, password)
+    resp = _token_response(result.tokens)
+    _set_device_cookie(request, resp, result)
+    return resp
 
 
 @ignores_bearer

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 import asyncpg
 
 from config.settings import Settings
-from server.auth.model import AuthUser, TokenPair, User
+from server.auth.devices import account_key
+from server.auth.model import AuthUser, LoginResult, TokenPair, User
 from server.auth.passwords import PasswordHasher
 from server.auth.tokens import TokenService, invalid_token, token_expired
 from server.db import refresh_tokens, users
@@ -87,7 +88,7 @@ class AuthService:
         log.info("user_registered", user_id=str(user.id))
         return user
 
-    async def login(self, email: str, password: str) -> TokenPair:
+    async def login(self, email: str, password: str) -> LoginResult:
         """A new session; unknown email and wrong password fail alike, in about equal time."""
         try:
             email = validate_email(email)
@@ -103,8 +104,9 @@ class AuthService:
             raise _invalid_credentials()
         async with self.pool.acquire() as conn:
             pair = await self._start_token(conn, user, family_id=uuid.uuid4())
+        device_token, device_ttl = self.tokens.issue_device(account_key(email))
         log.info("user_logged_in", user_id=str(user.id))
-        return pair
+        return LoginResult(pair, device_token, device_ttl)
 
     async def refresh(self, refresh_token: str) -> TokenPair:
         """Spends `refresh_token` and returns the next pair of its session."""
