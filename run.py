@@ -102,11 +102,15 @@ def _read_password() -> str:
 
 
 async def _create_admin(settings: Settings, email: str, password: str) -> None:
-    from server.auth.service import create_admin
+    from server.admin.service import AdminService
+    from server.auth.passwords import PasswordHasher
     from server.db.pool import open_database
 
     async with open_database(settings) as pool:
-        user = await create_admin(pool, settings, email, password)
+        admins = AdminService(
+            pool=pool, passwords=PasswordHasher(settings.bcrypt_rounds), settings=settings
+        )
+        user = await admins.create_admin(email, password)
     print(f"admin {user.email} ({user.id})")
 
 

@@ -119,7 +119,9 @@ class Settings:
 
     # --- rate limits (0 turns one off) ---------------------------------------
     rate_limit_login_per_minute: int = _setting(
-        10, "Login attempts per minute, counted per client IP and per account (email)."
+        10,
+        "Login attempts per minute, counted per client IP and per account (email); "
+        "a client that has logged in to the account before is counted on its own.",
     )
     rate_limit_register_per_hour: int = _setting(20, "Sign-ups per hour per client IP.")
     rate_limit_refresh_per_minute: int = _setting(

@@ -15,8 +15,11 @@ from aiohttp import WSCloseCode, web
 
 from config.settings import Settings
 from server import appkeys
+from server.admin.service import AdminService
 from server.auth.middleware import auth_middleware
+from server.auth.passwords import PasswordHasher
 from server.auth.secret import load_or_create_secret
+from server.auth.service import AuthService
 from server.auth.tokens import TokenService
 from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
@@ -41,6 +44,7 @@ from server.storage import open_storage
 from server.uploads.service import UploadService
 from server.videos.service import VideoService
 from server.webhooks.delivery import WebhookSender
+from server.webhooks.service import WebhookService
 
 log = get_logger("frameflow.app")
 
@@ -66,6 +70,7 @@ def create_app(
         [
             _secrets_ctx,
             _database_ctx,
+            _accounts_ctx,
             _storage_ctx,
             _ffmpeg_ctx,
             _bus_ctx,
@@ -127,6 +132,19 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
+async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Sign-ups, sessions, the per-request token check, and administration.
+    settings = app[appkeys.SETTINGS]
+    passwords = PasswordHasher(settings.bcrypt_rounds)
+    app[appkeys.AUTH] = AuthService(
+        pool=app[appkeys.POOL], passwords=passwords, tokens=app[appkeys.TOKENS], settings=settings
+    )
+    app[appkeys.ADMIN] = AdminService(
+        pool=app[appkeys.POOL], passwords=passwords, settings=settings
+    )
+    yield
+
+
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
     storage = await open_storage(app[appkeys.SETTINGS])
     app[appkeys.STORAGE] = storage
@@ -177,9 +195,12 @@ async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[appkeys.WEBHOOK_SERVICE] = WebhookService(
+        pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS]
+    )
     # Sends the webhook deliveries that job endings queued in the database.
     sender = WebhookSender(pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS])
-    app[appkeys.WEBHOOKS] = sender
+    app[appkeys.WEBHOOK_SENDER] = sender
     await sender.start()
     try:
         yield

@@ -18,6 +18,8 @@ from aiohttp import web
 from config.settings import Settings
 
 if TYPE_CHECKING:
+    from server.admin.service import AdminService
+    from server.auth.service import AuthService
     from server.auth.tokens import TokenService
     from server.cleanup.task import CleanupTask
     from server.jobs.operations.base import Operation
@@ -35,6 +37,7 @@ if TYPE_CHECKING:
     from server.uploads.service import UploadService
     from server.videos.service import VideoService
     from server.webhooks.delivery import WebhookSender
+    from server.webhooks.service import WebhookService
 
 SETTINGS = web.AppKey("settings", Settings)
 POOL = web.AppKey("pool", asyncpg.Pool)
@@ -60,7 +63,11 @@ UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")
 OUTBOX: web.AppKey[Outbox] = web.AppKey("outbox")
-WEBHOOKS: web.AppKey[WebhookSender] = web.AppKey("webhooks")
+# The background sender of deliveries, and the service that registers hooks.
+WEBHOOK_SENDER: web.AppKey[WebhookSender] = web.AppKey("webhook_sender")
+WEBHOOK_SERVICE: web.AppKey[WebhookService] = web.AppKey("webhook_service")
+AUTH: web.AppKey[AuthService] = web.AppKey("auth")
+ADMIN: web.AppKey[AdminService] = web.AppKey("admin")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 # Open WebSockets, closed with GOING_AWAY at shutdown.
 SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("sockets")

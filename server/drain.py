@@ -1,8 +1,13 @@
-"""A background loop that drains a PostgreSQL-backed queue (mail outbox, webhook deliveries).
+"""Draining a PostgreSQL-backed queue (mail outbox, webhook deliveries): the loop and
+the retry policy of its rows.
 
-It calls `run_once` again at once while batches come back full, otherwise
-after a wake-up or `poll_seconds`. Errors are logged and never end the loop;
-`stop()` cancels the task and waits for it.
+`DrainLoop` calls `run_once` again at once while batches come back full,
+otherwise after a wake-up or `poll_seconds`. Errors are logged and never end
+the loop; `stop()` cancels the task and waits for it.
+
+`next_retry` is the one backoff policy of both queues: a failed row is due
+again after base, 2·base, 4·base, ... seconds (capped), until it has had its
+attempts.
 """
 
 from __future__ import annotations
@@ -19,6 +24,19 @@ log = get_logger("frameflow.drain")
 
 # A database or network hiccup: worth a warning, then the next poll.
 TRANSIENT_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+RETRY_BASE_SECONDS = 30.0
+RETRY_MAX_SECONDS = 6 * 3600.0
+
+
+def retry_delay(attempts: int, base: float, cap: float = RETRY_MAX_SECONDS) -> float:
+    """Exponential backoff after the `attempts`-th failure: base, 2·base, 4·base, ..."""
+    return min(base * 2 ** max(attempts - 1, 0), cap)
+
+
+def next_retry(attempts: int, max_attempts: int, base: float = RETRY_BASE_SECONDS) -> float | None:
+    """Seconds until the next try after the `attempts`-th failure; None once that was the last."""
+    return None if attempts >= max_attempts else retry_delay(attempts, base)
 
 
 class DrainLoop:

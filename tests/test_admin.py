@@ -10,7 +10,6 @@ from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
 from server import appkeys
-from server.auth import service
 from tests.conftest import User, register_and_login
 
 Client = TestClient[Any, Any]
@@ -19,7 +18,7 @@ Client = TestClient[Any, Any]
 async def make_admin(client: Client, settings: Settings) -> User:
     email = f"admin-{uuid.uuid4().hex[:8]}@example.com"
     password = "admin password"
-    await service.create_admin(client.app[appkeys.POOL], settings, email, password)
+    await client.app[appkeys.ADMIN].create_admin(email, password)
     resp = await client.post("/api/v1/auth/login", json={"email": email, "password": password})
     assert resp.status == 200, await resp.text()
     body = await resp.json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,7 +16,6 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 
 from config.settings import Settings
 from server import appkeys
-from server.auth import service
 from server.auth.middleware import USER, AuthUser, current_user, optional_user, require_admin
 from server.auth.tokens import TokenService
 from server.db import refresh_tokens, users
@@ -385,6 +385,37 @@ async def test_token_of_a_deleted_user_is_401(client: Client, user: User) -> Non
     await _error(await _refresh(client, user.refresh_token), 401, "invalid_token")
 
 
+def _api_calls(app: web.Application) -> list[tuple[str, str]]:
+    """(method, path) of every API route that reads the bearer token, ids made up."""
+    calls = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        template = info.get("path") or info.get("formatter") or ""
+        if (
+            not template.startswith("/api/v1/")
+            or route.method in {"HEAD", "OPTIONS"}
+            or getattr(route.handler, "__frameflow_ignores_bearer__", False)
+        ):
+            continue
+        names = re.findall(r"{(\w+)", template)
+        calls.append((route.method, template.format(**{n: str(uuid.uuid4()) for n in names})))
+    return calls
+
+
+async def test_token_of_a_deleted_user_is_401_on_every_route(client: Client, user: User) -> None:
+    # Issue 9 #6: such a token used to create webhooks (500, foreign key) and list
+    # empty collections (200); the account is gone, so the token is no longer valid.
+    async with _app(client)[appkeys.POOL].acquire() as conn:
+        await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(user.id))
+    calls = _api_calls(_app(client))
+    assert ("POST", "/api/v1/webhooks") in calls and ("GET", "/api/v1/videos") in calls
+    for method, path in calls:
+        resp = await client.request(method, path, json={}, headers=user.headers)
+        assert resp.status == 401, (method, path, resp.status, await resp.text())
+        assert (await resp.json())["error"]["code"] == "invalid_token", (method, path)
+        assert 'error="invalid_token"' in resp.headers["WWW-Authenticate"]
+
+
 def _request_as(user: AuthUser | None) -> web.Request:
     request = make_mocked_request("GET", "/")
     if user is not None:
@@ -410,9 +441,7 @@ def test_current_user_and_require_admin() -> None:
 
 
 async def test_create_admin_creates_an_administrator(client: Client, settings: Settings) -> None:
-    admin = await service.create_admin(
-        _app(client)[appkeys.POOL], settings, " Root@Example.com", "admin password"
-    )
+    admin = await _app(client)[appkeys.ADMIN].create_admin(" Root@Example.com", "admin password")
     assert admin.role == "admin" and admin.email == "Root@Example.com"
     assert admin.quota_bytes == settings.default_quota_bytes
     resp = await client.post(
@@ -428,9 +457,7 @@ async def test_create_admin_creates_an_administrator(client: Client, settings: S
 async def test_create_admin_promotes_and_resets_an_existing_account(
     client: Client, user: User, settings: Settings
 ) -> None:
-    admin = await service.create_admin(
-        _app(client)[appkeys.POOL], settings, user.email.upper(), "new admin password"
-    )
+    admin = await _app(client)[appkeys.ADMIN].create_admin(user.email.upper(), "new admin password")
     assert str(admin.id) == user.id and admin.role == "admin"
     assert admin.email == user.email  # the stored spelling is kept
     # The old password and the old sessions are gone; the new password works.
@@ -442,10 +469,10 @@ async def test_create_admin_promotes_and_resets_an_existing_account(
 
 
 async def test_create_admin_validates_its_input(client: Client, settings: Settings) -> None:
-    pool = _app(client)[appkeys.POOL]
+    admins = _app(client)[appkeys.ADMIN]
     with pytest.raises(BadRequest) as info:
-        await service.create_admin(pool, settings, "not-an-email", "admin password")
+        await admins.create_admin("not-an-email", "admin password")
     assert info.value.error_code == "invalid_email"
     with pytest.raises(BadRequest) as info:
-        await service.create_admin(pool, settings, "ok@example.com", "short")
+        await admins.create_admin("ok@example.com", "short")
     assert info.value.error_code == "invalid_password"

@@ -21,8 +21,8 @@ from structlog.testing import capture_logs
 
 from config.settings import Settings
 from server import appkeys
+from server.drain import retry_delay
 from server.notify.email import clean_header_text, compose, subject_for
-from server.notify.outbox import retry_delay
 from tests.conftest import User
 from tests.notify_helpers import (
     FAST_JOBS,

@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from config.settings import Settings, SettingsError
 from server import appkeys
 from server.app import create_app
+from server.auth.devices import DEVICE_COOKIE
 from server.limits.ratelimit import (
     DEFAULT_PREFIX,
     InMemoryRateLimiter,
@@ -200,6 +201,7 @@ async def test_login_is_limited_per_ip(limited: Callable[..., Awaitable[Client]]
 async def test_login_is_limited_per_account(limited: Callable[..., Awaitable[Client]]) -> None:
     client = await limited(rate_limit_login_per_minute=2)
     user = await register_and_login(client)  # not from a listed IP, and limits count it
+    client.session.cookie_jar.clear()  # from here on, clients that never logged in
     # The account already had one login; one more from elsewhere, then refused.
     assert await _login(client, user.email, "10.0.1.1") == 401
     resp = await client.post(
@@ -210,6 +212,106 @@ async def test_login_is_limited_per_account(limited: Callable[..., Awaitable[Cli
     await assert_429(resp)
     other = await register_and_login(client)  # another account: unaffected
     assert await _login(client, other.email, "10.0.1.3", PASSWORD) == 200
+
+
+@pytest.mark.parametrize(
+    ("path", "limit"),
+    [(LOGIN, "rate_limit_login_per_minute"), (REFRESH, "rate_limit_refresh_per_minute")],
+)
+async def test_malformed_bodies_count_against_the_limit(
+    limited: Callable[..., Awaitable[Client]], path: str, limit: str
+) -> None:
+    # Issue 9 #1: the body used to be parsed first, so 14 hostile bodies gave
+    # 14 errors and no 429. The address is counted before the body is read.
+    client = await limited(**{limit: 10})
+    headers = {**_from("10.0.6.1"), "Content-Type": "application/json"}
+    statuses = [
+        (await client.post(path, data=b'{"email": ', headers=headers)).status for _ in range(14)
+    ]
+    assert statuses == [400] * 10 + [429] * 4
+    await assert_429(await client.post(path, data=b"[" * 1000, headers=headers))
+
+
+def _cookie(device: str | None) -> dict[str, str]:
+    return {"Cookie": f"{DEVICE_COOKIE}={device}"} if device else {}
+
+
+async def _login_with(
+    client: Client, email: str, ip: str, password: str, device: str | None = None
+) -> int:
+    resp = await client.post(
+        LOGIN, json={"email": email, "password": password}, headers={**_from(ip), **_cookie(device)}
+    )
+    return resp.status
+
+
+async def test_strangers_cannot_lock_the_owner_out(
+    limited: Callable[..., Awaitable[Client]],
+) -> None:
+    # Issue 9 #18: 10 wrong guesses from 10 addresses used to lock the owner out.
+    client = await limited(rate_limit_login_per_minute=10)
+    owner, other = await register_and_login(client), await register_and_login(client)
+    resp = await client.post(
+        LOGIN, json={"email": owner.email, "password": PASSWORD}, headers=_from("10.0.7.100")
+    )
+    assert resp.status == 200
+    morsel = resp.cookies.get(DEVICE_COOKIE)
+    device = morsel.value if morsel is not None else None
+    client.session.cookie_jar.clear()  # the strangers below never logged in
+
+    guesses = [await _login(client, owner.email, f"10.0.7.{i}") for i in range(1, 11)]
+    assert set(guesses) <= {401, 429} and guesses[-1] == 429
+    # The account is closed to unknown clients, even with the right password...
+    assert await _login_with(client, owner.email, "10.0.7.20", PASSWORD) == 429
+    # ...but the owner's own client logs in...
+    assert await _login_with(client, owner.email, "10.0.7.100", PASSWORD, device) == 200
+    client.session.cookie_jar.clear()
+    # ...and a device cookie of another account, or a forged one, does not.
+    other_resp = await client.post(
+        LOGIN, json={"email": other.email, "password": PASSWORD}, headers=_from("10.0.7.21")
+    )
+    assert other_resp.status == 200
+    other_device = other_resp.cookies[DEVICE_COOKIE].value
+    client.session.cookie_jar.clear()
+    assert await _login_with(client, owner.email, "10.0.7.22", PASSWORD, other_device) == 429
+    assert await _login_with(client, owner.email, "10.0.7.23", PASSWORD, "forged") == 429
+
+
+async def test_a_known_device_is_still_limited(
+    limited: Callable[..., Awaitable[Client]],
+) -> None:
+    client = await limited(rate_limit_login_per_minute=3)
+    owner = await register_and_login(client)
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url(LOGIN))[DEVICE_COOKIE]
+    client.session.cookie_jar.clear()
+    # A stolen device cookie buys its own allowance, no more, from any address.
+    statuses = [
+        await _login_with(client, owner.email, f"10.0.9.{i}", "wrong", cookie.value)
+        for i in range(1, 5)
+    ]
+    assert statuses == [401, 401, 401, 429]
+    # Guessing from one address stays limited whatever the account.
+    statuses = [
+        await _login_with(client, f"x{i}@example.com", "10.0.9.50", "wrong") for i in range(4)
+    ]
+    assert statuses == [401, 401, 401, 429]
+
+
+async def test_the_device_cookie_is_set_on_success_only(
+    limited: Callable[..., Awaitable[Client]],
+) -> None:
+    client = await limited()
+    user = await register_and_login(client)
+    client.session.cookie_jar.clear()
+    resp = await client.post(LOGIN, json={"email": user.email, "password": "wrong"})
+    assert resp.status == 401 and DEVICE_COOKIE not in resp.cookies
+    resp = await client.post(LOGIN, json={"email": user.email, "password": PASSWORD})
+    assert resp.status == 200
+    morsel = resp.cookies[DEVICE_COOKIE]
+    assert morsel["httponly"] and morsel["samesite"] == "Strict"
+    assert morsel["path"] == "/api/v1/auth/login"
+    assert not morsel["secure"]  # plain HTTP here; set behind https (public URL or TLS)
+    assert int(morsel["max-age"]) > 0
 
 
 async def test_register_is_limited_per_ip(limited: Callable[..., Awaitable[Client]]) -> None:

@@ -19,11 +19,13 @@ from structlog.testing import capture_logs
 
 from config.settings import Settings
 from server.auth import secret as secret_module
+from server.auth.devices import account_key, known_device
 from server.auth.passwords import PasswordHasher, password_bytes
 from server.auth.secret import load_or_create_secret
 from server.auth.service import validate_email
 from server.auth.tokens import (
     ACCESS_AUDIENCE,
+    DEVICE_AUDIENCE,
     REFRESH_AUDIENCE,
     AccessClaims,
     RefreshClaims,
@@ -139,6 +141,34 @@ def test_access_and_refresh_tokens_are_not_interchangeable(tokens: TokenService)
     refresh, _ = tokens.issue_refresh(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
     _rejected(tokens.decode_refresh, access)
     _rejected(tokens.decode_access, refresh)
+
+
+def test_device_tokens_stand_in_for_nothing_else(tokens: TokenService, settings: Settings) -> None:
+    device, ttl = tokens.issue_device(account_key("Owner@Example.com"))
+    assert ttl == settings.refresh_token_ttl_seconds  # as long as a session can last
+    _rejected(tokens.decode_access, device)
+    _rejected(tokens.decode_refresh, device)
+    access, _ = tokens.issue_access(uuid.uuid4(), "user")
+    refresh, _ = tokens.issue_refresh(uuid.uuid4(), uuid.uuid4(), uuid.uuid4())
+    _rejected(tokens.decode_device, access)
+    _rejected(tokens.decode_device, refresh)
+    _rejected(tokens.decode_device, _sign(_claims(DEVICE_AUDIENCE, "device"), OTHER_SECRET))
+    _rejected(tokens.decode_device, _sign(_claims(DEVICE_AUDIENCE, "access")))
+
+
+def test_known_device_names_one_account(tokens: TokenService, settings: Settings) -> None:
+    device, _ = tokens.issue_device(account_key("owner@example.com"))
+    device_id = tokens.decode_device(device).device_id
+    # Any spelling of the same account, as login accepts it.
+    assert known_device(tokens, device, " OWNER@example.com") == device_id
+    assert known_device(tokens, device, "other@example.com") is None
+    assert known_device(tokens, None, "owner@example.com") is None
+    assert known_device(tokens, "garbage", "owner@example.com") is None
+    past = time.time() - settings.refresh_token_ttl_seconds - 60
+    old, _ = TokenService(SECRET, settings, clock=lambda: past).issue_device(
+        account_key("owner@example.com")
+    )
+    assert known_device(tokens, old, "owner@example.com") is None
 
 
 @pytest.mark.parametrize(

@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config.settings import Settings
 from server import appkeys
+from server.errors import Unauthorized
 from server.webhooks.ssrf import address_problem
 from tests.conftest import User, register_and_login
 from tests.notify_helpers import FAST_JOBS, app_with_fake_runner, eventually, run_job, upload
@@ -99,7 +100,7 @@ def app(settings: Settings, database_url: str) -> web.Application:
 
 @pytest.fixture
 async def video_id(client: Client, user: User, sample_mp4: Path) -> str:
-    sender = client.server.app[appkeys.WEBHOOKS]
+    sender = client.server.app[appkeys.WEBHOOK_SENDER]
     sender.poll_seconds = 0.05
     sender.retry_base_seconds = 0.2
     return await upload(client, user, sample_mp4)
@@ -267,7 +268,7 @@ async def test_the_resolved_address_is_checked_again_at_delivery(
     allow-list lost the host): `localhost` now resolves to loopback, and a
     literal loopback address; neither receives anything."""
     client = await aiohttp_client(app_with_fake_runner(strict_settings, database_url))
-    sender = client.server.app[appkeys.WEBHOOKS]
+    sender = client.server.app[appkeys.WEBHOOK_SENDER]
     sender.poll_seconds = 0.05
     user = await register_and_login(client)
     video_id = await upload(client, user, sample_mp4)
@@ -310,3 +311,18 @@ async def test_another_users_webhooks_are_404(
     resp = await client.delete(f"{HOOKS}/{hook['id']}", headers=user.headers)
     assert resp.status == 204
     assert (await (await client.get(HOOKS, headers=user.headers)).json())["items"] == []
+
+
+async def test_an_account_deleted_during_registration_is_401_not_500(
+    client: Client, user: User, receiver: Receiver
+) -> None:
+    # The middleware refuses a deleted account's token; this is the race after it:
+    # the account goes between that check and the insert (was a foreign-key 500).
+    app = client.server.app
+    async with app[appkeys.POOL].acquire() as conn:
+        await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(user.id))
+    with pytest.raises(Unauthorized) as info:
+        await app[appkeys.WEBHOOK_SERVICE].create(
+            uuid.UUID(user.id), receiver.url(), ["job.succeeded"]
+        )
+    assert info.value.error_code == "invalid_token"

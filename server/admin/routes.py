@@ -1,8 +1,7 @@
 """`/api/v1/admin/users/{id}`: read an account, change its quota or role. Admins only.
 
-A role change applies to access tokens issued from then on (a refresh reads
-the role from the database); tokens already out keep their role until they
-expire (FRAMEFLOW_ACCESS_TOKEN_TTL_SECONDS).
+The rules (who may change what) live in `AdminService`; this module parses
+and renders.
 """
 
 from __future__ import annotations
@@ -13,30 +12,14 @@ from aiohttp import web
 
 from server import appkeys
 from server.auth.middleware import require_admin
-from server.db import users
-from server.db.users import User
-from server.errors import BadRequest, Conflict, NotFound
+from server.auth.serializers import user_json
+from server.errors import BadRequest
 from server.http import path_uuid, read_json_object
 
 ROLES = ("user", "admin")
 MAX_QUOTA_BYTES = 2**63 - 1  # PostgreSQL bigint
 _FIELDS = frozenset({"quota_bytes", "role"})
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def user_json(user: User) -> dict[str, Any]:
-    return {
-        "id": str(user.id),
-        "email": user.email,
-        "role": user.role,
-        "quota_bytes": user.quota_bytes,
-        "used_bytes": user.used_bytes,
-        "created_at": user.created_at.isoformat(),
-    }
-
-
-def _not_found() -> NotFound:
-    return NotFound("No such user", code="user_not_found")
 
 
 def parse_changes(body: dict[str, Any]) -> tuple[int | None, str | None]:
@@ -69,28 +52,18 @@ def parse_changes(body: dict[str, Any]) -> tuple[int | None, str | None]:
 
 async def get_user(request: web.Request) -> web.Response:
     require_admin(request)
-    user_id = path_uuid(request)
-    async with request.app[appkeys.POOL].acquire() as conn:
-        user = await users.get_user(conn, user_id)
-    if user is None:
-        raise _not_found()
-    return web.json_response(user_json(user), headers=NO_STORE)
+    user = await request.app[appkeys.ADMIN].get_user(path_uuid(request))
+    return web.json_response(user_json(user, "admin"), headers=NO_STORE)
 
 
 async def patch_user(request: web.Request) -> web.Response:
     admin = require_admin(request)
     user_id = path_uuid(request)
     quota, role = parse_changes(await read_json_object(request))
-    if user_id == admin.id and role not in (None, "admin"):
-        # An admin demoting themselves could leave the server with none.
-        raise Conflict(
-            "Administrators cannot remove their own admin role", code="cannot_demote_self"
-        )
-    async with request.app[appkeys.POOL].acquire() as conn:
-        user = await users.update_user(conn, user_id, quota_bytes=quota, role=role)
-    if user is None:
-        raise _not_found()
-    return web.json_response(user_json(user), headers=NO_STORE)
+    user = await request.app[appkeys.ADMIN].update_user(
+        admin, user_id, quota_bytes=quota, role=role
+    )
+    return web.json_response(user_json(user, "admin"), headers=NO_STORE)
 
 
 def add_routes(app: web.Application) -> None:

@@ -1,34 +1,33 @@
-"""Who is calling: the bearer access token, decoded once per request.
+"""Who is calling: the bearer access token, checked once per request.
 
-`auth_middleware` only identifies; handlers decide what needs a user
-(`current_user`) or an administrator (`require_admin`). Tokens are never
+`auth_middleware` only identifies (`AuthService.authenticate`: the signature,
+the expiry, and that the account still exists); handlers decide what needs a
+user (`current_user`) or an administrator (`require_admin`). Tokens are never
 logged or echoed back in errors.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server import appkeys
+from server.auth.model import AuthUser
 from server.auth.tokens import invalid_token
 from server.errors import Forbidden, Unauthorized
 
-
-@dataclass(frozen=True)
-class AuthUser:
-    id: uuid.UUID
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
+__all__ = [
+    "USER",
+    "AuthUser",
+    "auth_middleware",
+    "current_user",
+    "ignores_bearer",
+    "optional_user",
+    "require_admin",
+]
 
 # A typed key: aiohttp 3.14 warns about plain string keys on requests.
 USER = web.RequestKey("user", AuthUser)
@@ -51,18 +50,18 @@ def ignores_bearer(handler: F) -> F:
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     header = request.headers.get("Authorization")
     if header is not None and not getattr(request.match_info.handler, _IGNORES_BEARER, False):
-        request[USER] = _authenticate(request, header)
+        token = bearer_token(header)
+        request[USER] = await request.app[appkeys.AUTH].authenticate(token)
     return await handler(request)
 
 
-def _authenticate(request: web.Request, header: str) -> AuthUser:
+def bearer_token(header: str) -> str:
     scheme, _, token = header.strip().partition(" ")
     token = token.strip()
     # The scheme is case-insensitive (RFC 7235); the token has no spaces.
     if scheme.lower() != "bearer" or not token or " " in token:
         raise invalid_token("The Authorization header must be 'Bearer <access token>'")
-    claims = request.app[appkeys.TOKENS].decode_access(token)
-    return AuthUser(id=claims.user_id, role=claims.role)
+    return token
 
 
 def optional_user(request: web.Request) -> AuthUser | None:

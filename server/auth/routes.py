@@ -1,17 +1,16 @@
-"""HTTP endpoints for accounts and sessions; the rules live in `service`."""
+"""HTTP endpoints for accounts and sessions; the rules live in `AuthService`."""
 
 from __future__ import annotations
 
-import uuid
+from typing import Any
 
 from aiohttp import web
 
 from server import appkeys
-from server.auth import service
+from server.auth.devices import DEVICE_COOKIE, DEVICE_COOKIE_PATH
 from server.auth.middleware import current_user, ignores_bearer
-from server.auth.passwords import PasswordHasher
-from server.auth.tokens import invalid_token
-from server.db import users
+from server.auth.model import LoginResult, TokenPair
+from server.auth.serializers import token_pair_json, user_json
 from server.errors import BadRequest
 from server.http import read_json_object, require_str
 from server.limits import policy
@@ -29,18 +28,22 @@ def add_routes(app: web.Application) -> None:
     app.router.add_patch("/api/v1/me", update_me)
 
 
-def _hasher(request: web.Request) -> PasswordHasher:
-    return PasswordHasher(request.app[appkeys.SETTINGS].bcrypt_rounds)
+def _token_response(pair: TokenPair) -> web.Response:
+    return web.json_response(token_pair_json(pair), headers=NO_STORE)
 
 
-def _token_response(pair: service.TokenPair) -> web.Response:
-    body = {
-        "access_token": pair.access_token,
-        "refresh_token": pair.refresh_token,
-        "token_type": "bearer",
-        "expires_in": pair.expires_in,
-    }
-    return web.json_response(body, headers=NO_STORE)
+def _set_device_cookie(request: web.Request, resp: web.Response, result: LoginResult) -> None:
+    settings = request.app[appkeys.SETTINGS]
+    resp.set_cookie(
+        DEVICE_COOKIE,
+        result.device_token,
+        max_age=result.device_ttl_seconds,
+        path=DEVICE_COOKIE_PATH,  # sent with login attempts only
+        httponly=True,
+        samesite="Strict",
+        # Behind a TLS-terminating proxy the request itself is plain HTTP.
+        secure=request.secure or settings.public_url.startswith("https://"),
+    )
 
 
 @ignores_bearer
@@ -48,65 +51,45 @@ async def register(request: web.Request) -> web.Response:
     await policy.limit_register(request)
     data = await read_json_object(request)
     email, password = require_str(data, "email"), require_str(data, "password")
-    settings = request.app[appkeys.SETTINGS]
-    user = await service.register(
-        request.app[appkeys.POOL], _hasher(request), email, password, settings.default_quota_bytes
-    )
-    return web.json_response({"id": str(user.id), "email": user.email}, status=201)
+    user = await request.app[appkeys.AUTH].register(email, password)
+    return web.json_response(user_json(user, "registered"), status=201)
 
 
 @ignores_bearer
 async def login(request: web.Request) -> web.Response:
+    # Counted before the body is read: a malformed or hostile body is an attempt too.
+    await policy.limit_login_ip(request)
     data = await read_json_object(request)
     email, password = require_str(data, "email"), require_str(data, "password")
-    await policy.limit_login(request, email)
-    pair = await service.login(
-        request.app[appkeys.POOL], _hasher(request), request.app[appkeys.TOKENS], email, password
-    )
-    return _token_response(pair)
+    await policy.limit_login_account(request, email)
+    result = await request.app[appkeys.AUTH].login(email, password)
+    resp = _token_response(result.tokens)
+    _set_device_cookie(request, resp, result)
+    return resp
 
 
 @ignores_bearer
 async def refresh(request: web.Request) -> web.Response:
+    await policy.limit_refresh_ip(request)
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
-    await policy.limit_refresh(request, token)
-    pair = await service.refresh(request.app[appkeys.POOL], request.app[appkeys.TOKENS], token)
-    return _token_response(pair)
+    await policy.limit_refresh_account(request, token)
+    return _token_response(await request.app[appkeys.AUTH].refresh(token))
 
 
 @ignores_bearer
 async def logout(request: web.Request) -> web.Response:
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
-    await service.logout(request.app[appkeys.POOL], request.app[appkeys.TOKENS], token)
+    await request.app[appkeys.AUTH].logout(token)
     return web.Response(status=204, headers=NO_STORE)
 
 
 async def me(request: web.Request) -> web.Response:
-    auth = current_user(request)
-    async with request.app[appkeys.POOL].acquire() as conn:
-        user = await users.get_user(conn, auth.id)
-    if user is None:  # deleted since the token was issued
-        raise invalid_token()
-    body = {
-        "id": str(user.id),
-        "email": user.email,
-        "role": user.role,
-        "quota_bytes": user.quota_bytes,
-        "used_bytes": user.used_bytes,
-        "email_notifications": bool(await _email_notifications(request, user.id)),
-    }
-    return web.json_response(body, headers=NO_STORE)
+    user = await request.app[appkeys.AUTH].account(current_user(request).id)
+    return web.json_response(user_json(user, "self"), headers=NO_STORE)
 
 
-async def _email_notifications(request: web.Request, user_id: uuid.UUID) -> bool | None:
-    async with request.app[appkeys.POOL].acquire() as conn:
-        return await users.email_notifications(conn, user_id)
-
-
-async def update_me(request: web.Request) -> web.Response:
+def _email_notifications(data: dict[str, Any]) -> bool:
     """The account's own settings; only `email_notifications` so far."""
-    auth = current_user(request)
-    data = await read_json_object(request)
     unknown = sorted(set(data) - {"email_notifications"})
     if unknown:
         raise BadRequest(
@@ -119,7 +102,11 @@ async def update_me(request: web.Request) -> web.Response:
             code="invalid_field",
             field="email_notifications",
         )
-    async with request.app[appkeys.POOL].acquire() as conn:
-        if not await users.set_email_notifications(conn, auth.id, enabled):
-            raise invalid_token()
-    return await me(request)
+    return enabled
+
+
+async def update_me(request: web.Request) -> web.Response:
+    auth = current_user(request)
+    enabled = _email_notifications(await read_json_object(request))
+    user = await request.app[appkeys.AUTH].set_email_notifications(auth.id, enabled)
+    return web.json_response(user_json(user, "self"), headers=NO_STORE)

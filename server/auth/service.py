@@ -1,37 +1,34 @@
-"""Account and session rules: register, login, refresh rotation, logout, admins.
+"""Account and session rules: register, login, refresh rotation, logout, who is calling.
 
 Sessions are refresh-token families. Each refresh spends the presented token
 and issues the next one in the same family; a spent token presented again
 means it was copied, so the whole family is revoked and its holder signed out.
+
+Every access token is checked against the accounts that still exist
+(`authenticate`): a token outliving its account is a 401 everywhere, not a
+foreign-key error or an empty list.
 """
 
 from __future__ import annotations
 
 import unicodedata
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import asyncpg
 
 from config.settings import Settings
+from server.auth.devices import account_key
+from server.auth.model import AuthUser, LoginResult, TokenPair, User
 from server.auth.passwords import PasswordHasher
 from server.auth.tokens import TokenService, invalid_token, token_expired
 from server.db import refresh_tokens, users
-from server.db.users import User
 from server.errors import BadRequest, Conflict, Unauthorized
 from server.logs import get_logger
 
 log = get_logger("frameflow.auth")
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the brackets
-
-
-@dataclass(frozen=True)
-class TokenPair:
-    access_token: str
-    refresh_token: str
-    expires_in: int
 
 
 def validate_email(email: str) -> str:
@@ -59,127 +56,132 @@ def _invalid_credentials() -> Unauthorized:
     return Unauthorized("The email or password is incorrect", code="invalid_credentials")
 
 
-async def register(
-    pool: asyncpg.Pool, passwords: PasswordHasher, email: str, password: str, quota: int
-) -> User:
-    email = validate_email(email)
-    password_hash = await passwords.hash(password)  # validates the password first
-    async with pool.acquire() as conn:
-        try:
-            user = await users.insert_user(
-                conn, email=email, password_hash=password_hash, quota_bytes=quota
-            )
-        except asyncpg.UniqueViolationError:
-            raise Conflict(
-                "An account with this email already exists", code="email_taken"
-            ) from None
-    log.info("user_registered", user_id=str(user.id))
-    return user
+class AuthService:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        passwords: PasswordHasher,
+        tokens: TokenService,
+        settings: Settings,
+    ) -> None:
+        self.pool = pool
+        self.passwords = passwords
+        self.tokens = tokens
+        self.settings = settings
 
-
-async def login(
-    pool: asyncpg.Pool,
-    passwords: PasswordHasher,
-    tokens: TokenService,
-    email: str,
-    password: str,
-) -> TokenPair:
-    """A new session; unknown email and wrong password fail alike, in about equal time."""
-    try:
+    async def register(self, email: str, password: str) -> User:
         email = validate_email(email)
-    except BadRequest:
-        raise _invalid_credentials() from None  # no account can have this address
-    # No connection is held while bcrypt runs: slow logins must not drain the pool.
-    async with pool.acquire() as conn:
-        user = await users.get_user_by_email(conn, email)
-    if user is None:
-        await passwords.verify_dummy(password)
-        raise _invalid_credentials()
-    if not await passwords.verify(password, user.password_hash):
-        raise _invalid_credentials()
-    async with pool.acquire() as conn:
-        pair = await _start_token(conn, tokens, user, family_id=uuid.uuid4())
-    log.info("user_logged_in", user_id=str(user.id))
-    return pair
+        password_hash = await self.passwords.hash(password)  # validates the password first
+        async with self.pool.acquire() as conn:
+            try:
+                user = await users.insert_user(
+                    conn,
+                    email=email,
+                    password_hash=password_hash,
+                    quota_bytes=self.settings.default_quota_bytes,
+                )
+            except asyncpg.UniqueViolationError:
+                raise Conflict(
+                    "An account with this email already exists", code="email_taken"
+                ) from None
+        log.info("user_registered", user_id=str(user.id))
+        return user
 
+    async def login(self, email: str, password: str) -> LoginResult:
+        """A new session; unknown email and wrong password fail alike, in about equal time."""
+        try:
+            email = validate_email(email)
+        except BadRequest:
+            raise _invalid_credentials() from None  # no account can have this address
+        # No connection is held while bcrypt runs: slow logins must not drain the pool.
+        async with self.pool.acquire() as conn:
+            user = await users.get_user_by_email(conn, email)
+        if user is None:
+            await self.passwords.verify_dummy(password)
+            raise _invalid_credentials()
+        if not await self.passwords.verify(password, user.password_hash):
+            raise _invalid_credentials()
+        async with self.pool.acquire() as conn:
+            pair = await self._start_token(conn, user, family_id=uuid.uuid4())
+        device_token, device_ttl = self.tokens.issue_device(account_key(email))
+        log.info("user_logged_in", user_id=str(user.id))
+        return LoginResult(pair, device_token, device_ttl)
 
-async def refresh(pool: asyncpg.Pool, tokens: TokenService, refresh_token: str) -> TokenPair:
-    """Spends `refresh_token` and returns the next pair of its session."""
-    claims = tokens.decode_refresh(refresh_token)
-    pair: TokenPair | None = None
-    async with pool.acquire() as conn, conn.transaction():
-        row = await refresh_tokens.lock_token(conn, claims.jti)
-        if (
-            row is None
-            or row.user_id != claims.user_id
-            or row.family_id != claims.family_id
-            or row.revoked_at is not None
-        ):
-            raise invalid_token()
-        if row.expires_at <= datetime.now(UTC):
-            raise token_expired()
-        if row.used_at is not None:
-            # A replay. The revocation must commit, so the 401 is raised only
-            # after the transaction block has ended (pair stays None).
-            await refresh_tokens.revoke_family(conn, row.family_id)
-        else:
-            user = await users.get_user(conn, row.user_id)
-            if user is None:
+    async def refresh(self, refresh_token: str) -> TokenPair:
+        """Spends `refresh_token` and returns the next pair of its session."""
+        claims = self.tokens.decode_refresh(refresh_token)
+        pair: TokenPair | None = None
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await refresh_tokens.lock_token(conn, claims.jti)
+            if (
+                row is None
+                or row.user_id != claims.user_id
+                or row.family_id != claims.family_id
+                or row.revoked_at is not None
+            ):
                 raise invalid_token()
-            await refresh_tokens.mark_used(conn, row.jti)
-            pair = await _start_token(conn, tokens, user, family_id=row.family_id)
-    if pair is None:
-        log.warning("refresh_token_reused", user_id=str(claims.user_id))
-        raise Unauthorized(
-            "This refresh token was already used; the session has been ended",
-            code="token_reused",
-        )
-    return pair
-
-
-async def logout(pool: asyncpg.Pool, tokens: TokenService, refresh_token: str) -> None:
-    """Ends the session `refresh_token` belongs to; repeating it is harmless."""
-    claims = tokens.decode_refresh(refresh_token)
-    async with pool.acquire() as conn:
-        await refresh_tokens.revoke_family(conn, claims.family_id, user_id=claims.user_id)
-
-
-async def create_admin(pool: asyncpg.Pool, settings: Settings, email: str, password: str) -> User:
-    """Creates an administrator, or promotes the existing account with that email.
-
-    Either way the account ends up with this password, so the command doubles as
-    an admin password reset; on an existing account its sessions are ended.
-    """
-    email = validate_email(email)
-    password_hash = await PasswordHasher(settings.bcrypt_rounds).hash(password)
-    async with pool.acquire() as conn, conn.transaction():
-        existing = await users.get_user_by_email(conn, email)
-        if existing is None:
-            user = await users.insert_user(
-                conn,
-                email=email,
-                password_hash=password_hash,
-                quota_bytes=settings.default_quota_bytes,
-                role="admin",
+            if row.expires_at <= datetime.now(UTC):
+                raise token_expired()
+            if row.used_at is not None:
+                # A replay. The revocation must commit, so the 401 is raised only
+                # after the transaction block has ended (pair stays None).
+                await refresh_tokens.revoke_family(conn, row.family_id)
+            else:
+                user = await users.get_user(conn, row.user_id)
+                if user is None:
+                    raise invalid_token()
+                await refresh_tokens.mark_used(conn, row.jti)
+                pair = await self._start_token(conn, user, family_id=row.family_id)
+        if pair is None:
+            log.warning("refresh_token_reused", user_id=str(claims.user_id))
+            raise Unauthorized(
+                "This refresh token was already used; the session has been ended",
+                code="token_reused",
             )
-        else:
-            await users.set_password_hash(conn, existing.id, password_hash)
-            promoted = await users.set_role(conn, existing.id, "admin")
-            assert promoted is not None  # the row is ours: same transaction
-            await refresh_tokens.revoke_user_tokens(conn, existing.id)
-            user = promoted
-    log.info("admin_created", user_id=str(user.id), promoted=existing is not None)
-    return user
+        return pair
 
+    async def logout(self, refresh_token: str) -> None:
+        """Ends the session `refresh_token` belongs to; repeating it is harmless."""
+        claims = self.tokens.decode_refresh(refresh_token)
+        async with self.pool.acquire() as conn:
+            await refresh_tokens.revoke_family(conn, claims.family_id, user_id=claims.user_id)
 
-async def _start_token(
-    conn: asyncpg.Connection, tokens: TokenService, user: User, *, family_id: uuid.UUID
-) -> TokenPair:
-    """Records a new refresh token in `family_id` and signs it with a fresh access token."""
-    jti = uuid.uuid4()
-    refresh_token, expires_at = tokens.issue_refresh(user.id, jti, family_id)
-    await refresh_tokens.insert_token(
-        conn, jti=jti, family_id=family_id, user_id=user.id, expires_at=expires_at
-    )
-    access_token, expires_in = tokens.issue_access(user.id, user.role)
-    return TokenPair(access_token, refresh_token, expires_in)
+    async def authenticate(self, access_token: str) -> AuthUser:
+        """The caller an access token names, if the account still exists; else 401.
+
+        Raises `Unauthorized` with code `invalid_token` or `token_expired`.
+        """
+        claims = self.tokens.decode_access(access_token)
+        async with self.pool.acquire() as conn:
+            exists = await users.user_exists(conn, claims.user_id)
+        if not exists:  # deleted since the token was issued
+            raise invalid_token()
+        return AuthUser(id=claims.user_id, role=claims.role)
+
+    async def account(self, user_id: uuid.UUID) -> User:
+        """The caller's own account."""
+        async with self.pool.acquire() as conn:
+            user = await users.get_user(conn, user_id)
+        if user is None:  # deleted since the token was checked
+            raise invalid_token()
+        return user
+
+    async def set_email_notifications(self, user_id: uuid.UUID, enabled: bool) -> User:
+        async with self.pool.acquire() as conn:
+            user = await users.set_email_notifications(conn, user_id, enabled)
+        if user is None:
+            raise invalid_token()
+        return user
+
+    async def _start_token(
+        self, conn: asyncpg.Connection, user: User, *, family_id: uuid.UUID
+    ) -> TokenPair:
+        """Records a new refresh token in `family_id` and signs it with a fresh access token."""
+        jti = uuid.uuid4()
+        refresh_token, expires_at = self.tokens.issue_refresh(user.id, jti, family_id)
+        await refresh_tokens.insert_token(
+            conn, jti=jti, family_id=family_id, user_id=user.id, expires_at=expires_at
+        )
+        access_token, expires_in = self.tokens.issue_access(user.id, user.role)
+        return TokenPair(access_token, refresh_token, expires_in)

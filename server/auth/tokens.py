@@ -1,8 +1,10 @@
-"""Access and refresh JWTs (HS256), kept apart by audience and type.
+"""Access, refresh and known-device JWTs (HS256), kept apart by audience and type.
 
 An access token proves who is calling; a refresh token can only be exchanged
-for a new pair. Each is rejected where the other is expected, so a leaked
-refresh token cannot call the API and an access token cannot mint sessions.
+for a new pair; a device token only says "this client has logged in to this
+account before" (see `server.auth.devices`). Each is rejected where another is
+expected, so a leaked refresh token cannot call the API, an access token
+cannot mint sessions, and a device token opens nothing.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from server.errors import Unauthorized
 ALGORITHM = "HS256"
 ACCESS_AUDIENCE = "frameflow:access"
 REFRESH_AUDIENCE = "frameflow:refresh"
+DEVICE_AUDIENCE = "frameflow:device"
 ACCESS_TYPE = "access"
 REFRESH_TYPE = "refresh"
+DEVICE_TYPE = "device"
 ROLES = frozenset({"user", "admin"})
 # Tolerates small clock differences between instances behind one load balancer.
 LEEWAY_SECONDS = 5
@@ -42,6 +46,12 @@ class RefreshClaims:
     user_id: uuid.UUID
     jti: uuid.UUID
     family_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class DeviceClaims:
+    account: str  # `devices.account_key` of the email it logged in with
+    device_id: str
 
 
 def invalid_token(message: str = "The token is invalid") -> Unauthorized:
@@ -96,6 +106,30 @@ class TokenService:
         }
         token = jwt.encode(payload, self._key, algorithm=ALGORITHM)
         return token, datetime.fromtimestamp(exp, UTC)
+
+    def issue_device(self, account: str) -> tuple[str, int]:
+        """A signed known-device token for `account` and its lifetime in seconds.
+
+        It lives as long as a session can: a client that logged in within that
+        time is still "known"; every login renews it.
+        """
+        now = int(self._clock())
+        payload = {
+            "sub": account,
+            "aud": DEVICE_AUDIENCE,
+            "typ": DEVICE_TYPE,
+            "jti": uuid.uuid4().hex,
+            "iat": now,
+            "exp": now + self._refresh_ttl,
+        }
+        return jwt.encode(payload, self._key, algorithm=ALGORITHM), self._refresh_ttl
+
+    def decode_device(self, token: str) -> DeviceClaims:
+        claims = self._decode(token, DEVICE_AUDIENCE, DEVICE_TYPE)
+        account, device_id = claims["sub"], claims["jti"]
+        if not isinstance(account, str) or not isinstance(device_id, str):
+            raise invalid_token()
+        return DeviceClaims(account=account, device_id=device_id)
 
     def decode_access(self, token: str) -> AccessClaims:
         claims = self._decode(token, ACCESS_AUDIENCE, ACCESS_TYPE)

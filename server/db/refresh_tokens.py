@@ -8,23 +8,13 @@ so a replayed token can always be recognised until it expires.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
+from server.auth.model import RefreshToken
+
 _COLUMNS = "jti, family_id, user_id, expires_at, used_at, revoked_at, created_at"
-
-
-@dataclass(frozen=True)
-class RefreshToken:
-    jti: uuid.UUID
-    family_id: uuid.UUID
-    user_id: uuid.UUID
-    expires_at: datetime
-    used_at: datetime | None
-    revoked_at: datetime | None
-    created_at: datetime
 
 
 async def insert_token(

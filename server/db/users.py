@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 
-_COLUMNS = "id, email, password_hash, role, quota_bytes, used_bytes, created_at"
+from server.auth.model import User
 
-
-@dataclass(frozen=True)
-class User:
-    id: uuid.UUID
-    email: str
-    password_hash: str
-    role: str
-    quota_bytes: int
-    used_bytes: int
-    created_at: datetime
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
+_COLUMNS = (
+    "id, email, password_hash, role, quota_bytes, used_bytes, created_at, email_notifications"
+)
 
 
 def _user(row: asyncpg.Record | None) -> User | None:
@@ -33,6 +20,12 @@ def _user(row: asyncpg.Record | None) -> User | None:
 async def get_user(conn: asyncpg.Connection, user_id: uuid.UUID) -> User | None:
     row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM users WHERE id = $1", user_id)  # noqa: S608
     return _user(row)
+
+
+async def user_exists(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
+    """One index probe: called for every request that carries an access token."""
+    found: bool = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", user_id)
+    return found
 
 
 async def get_user_by_email(conn: asyncpg.Connection, email: str) -> User | None:
@@ -113,19 +106,13 @@ async def update_user(
     return _user(row)
 
 
-async def email_notifications(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool | None:
-    """Whether the user gets job emails; None when there is no such user."""
-    value: bool | None = await conn.fetchval(
-        "SELECT email_notifications FROM users WHERE id = $1", user_id
-    )
-    return value
-
-
 async def set_email_notifications(
     conn: asyncpg.Connection, user_id: uuid.UUID, enabled: bool
-) -> bool:
-    """False when there is no such user."""
-    status = await conn.execute(
-        "UPDATE users SET email_notifications = $2 WHERE id = $1", user_id, enabled
+) -> User | None:
+    """The updated account; None when there is no such user."""
+    row = await conn.fetchrow(
+        f"UPDATE users SET email_notifications = $2 WHERE id = $1 RETURNING {_COLUMNS}",  # noqa: S608
+        user_id,
+        enabled,
     )
-    return status == "UPDATE 1"
+    return _user(row)

@@ -8,42 +8,16 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import asyncpg
+
+from server.webhooks.model import Delivery, Webhook
 
 _HOOK = "id, user_id, url, events, secret, created_at"
 _DELIVERY = (
     "id, webhook_id, event, data, status, attempts, response_status, error, "
     "next_attempt_at, last_attempt_at, created_at"
 )
-
-
-@dataclass(frozen=True)
-class Webhook:
-    id: uuid.UUID
-    user_id: uuid.UUID
-    url: str
-    events: list[str]
-    secret: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class Delivery:
-    id: uuid.UUID
-    webhook_id: uuid.UUID
-    event: str
-    data: dict[str, Any]
-    status: str
-    attempts: int
-    response_status: int | None
-    error: str | None
-    next_attempt_at: datetime
-    last_attempt_at: datetime | None
-    created_at: datetime
 
 
 def _hook(row: asyncpg.Record) -> Webhook:
@@ -74,6 +48,20 @@ async def insert_webhook(
     )
     assert row is not None
     return _hook(row)
+
+
+async def lock_owner(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
+    """Locks the user's row until the transaction ends; False if there is no such user.
+
+    Serialises one user's registrations, so a per-user cap holds under concurrency.
+    """
+    found = await conn.fetchval("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+    return found is not None
+
+
+async def count_webhooks(conn: asyncpg.Connection, user_id: uuid.UUID) -> int:
+    count: int = await conn.fetchval("SELECT count(*) FROM webhooks WHERE user_id = $1", user_id)
+    return count
 
 
 async def list_webhooks(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[Webhook]:

@@ -3,11 +3,13 @@
 Per IP, the limits slow down guessing and mass sign-ups from one place; per
 account, guessing one account's password from many places; per user, one
 account flooding uploads or the job queue. A limit of 0 turns that one off.
+
+Limits keyed by the client alone are hit before the body is read, so a
+request counts even when its body turns out malformed or hostile.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import uuid
 from dataclasses import dataclass
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from server import appkeys
+from server.auth.devices import DEVICE_COOKIE, account_key, known_device
 from server.errors import HTTPError, TooManyRequests
 from server.limits.client_ip import client_ip
 
@@ -52,24 +55,38 @@ async def _check(request: web.Request, rule_name: str, subject: str) -> None:
         raise TooManyRequests(seconds, f"Too many {rule.what}; try again in {seconds} s")
 
 
-def _account(email: str) -> str:
-    # Hashed: keeps addresses out of Redis and bounds the key's length.
-    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
-
-
-async def limit_login(request: web.Request, email: str) -> None:
-    """Every attempt counts, right or wrong: a limit on failures alone could be
-    probed for which passwords are right."""
+async def limit_login_ip(request: web.Request) -> None:
+    """Before the body is read: every attempt from an address counts, even one
+    whose body is not JSON at all."""
     await _check(request, "login", "ip:" + client_ip(request))
-    await _check(request, "login", "account:" + _account(email))
+
+
+async def limit_login_account(request: web.Request, email: str) -> None:
+    """Every attempt counts, right or wrong: a limit on failures alone could be
+    probed for which passwords are right.
+
+    Per account for unknown clients; a client with a known-device cookie for
+    this account is counted on its own instead, so strangers failing on
+    purpose cannot lock the owner out (`server.auth.devices`).
+    """
+    cookie = request.cookies.get(DEVICE_COOKIE)
+    device = known_device(request.app[appkeys.TOKENS], cookie, email)
+    if device is not None:
+        await _check(request, "login", "device:" + device)
+    else:
+        await _check(request, "login", "account:" + account_key(email))
 
 
 async def limit_register(request: web.Request) -> None:
     await _check(request, "register", "ip:" + client_ip(request))
 
 
-async def limit_refresh(request: web.Request, refresh_token: str) -> None:
+async def limit_refresh_ip(request: web.Request) -> None:
+    """Before the body is read, like `limit_login_ip`."""
     await _check(request, "refresh", "ip:" + client_ip(request))
+
+
+async def limit_refresh_account(request: web.Request, refresh_token: str) -> None:
     try:
         claims = request.app[appkeys.TOKENS].decode_refresh(refresh_token)
     except HTTPError:

@@ -75,7 +75,8 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> uuid
     if not isinstance(token, str) or not token:
         raise _Rejected("auth needs a token")
     try:
-        return request.app[appkeys.TOKENS].decode_access(token).user_id
+        # Also refuses a valid token of an account deleted since it was issued.
+        return (await request.app[appkeys.AUTH].authenticate(token)).id
     except HTTPError as exc:
         raise _Rejected(exc.error_code) from None
 

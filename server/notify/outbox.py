@@ -22,7 +22,7 @@ from server.db import jobs as jobs_db
 from server.db import notifications as notifications_db
 from server.db.jobs import job_from_snapshot
 from server.db.notifications import Notification
-from server.drain import DrainLoop
+from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.jobs.serializers import job_json, listed_outputs, output_link_maker
 from server.logs import get_logger
 from server.notify.email import body_for, compose, subject_for
@@ -35,15 +35,8 @@ POLL_SECONDS = 1.0
 BATCH = 20
 # A claimed row is skipped by others this long: more than one SMTP conversation.
 CLAIM_LEASE_SECONDS = 120.0
-RETRY_BASE_SECONDS = 30.0
-RETRY_MAX_SECONDS = 6 * 3600.0
 # Outputs outlive one signed-URL lifetime; a mail read tomorrow should still work.
 EMAIL_LINK_TTL_SECONDS = 7 * 24 * 3600
-
-
-def retry_delay(attempts: int, base: float, cap: float = RETRY_MAX_SECONDS) -> float:
-    """Exponential backoff after the `attempts`-th failure: base, 2·base, 4·base, ..."""
-    return min(base * 2 ** max(attempts - 1, 0), cap)
 
 
 def base_url(settings: Settings) -> str:
@@ -140,8 +133,10 @@ class Outbox:
         log.info("notification_done", status=status, notification_id=str(n.id))
 
     async def _failed(self, n: Notification, subject: str | None, error: str) -> None:
-        final = n.attempts >= self.settings.notify_max_attempts
-        retry_in = None if final else retry_delay(n.attempts, self.retry_base_seconds)
+        retry_in = next_retry(
+            n.attempts, self.settings.notify_max_attempts, self.retry_base_seconds
+        )
+        final = retry_in is None
         async with self.pool.acquire() as conn:
             await notifications_db.record_failure(
                 conn, n.id, subject=subject, error=error[:1000], retry_in=retry_in

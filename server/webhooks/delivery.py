@@ -30,11 +30,10 @@ import asyncpg
 from config.settings import Settings
 from server.db import webhooks as webhooks_db
 from server.db.jobs import job_from_snapshot
-from server.db.webhooks import Delivery, Webhook
-from server.drain import DrainLoop
+from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.jobs.serializers import job_json
 from server.logs import get_logger
-from server.notify.outbox import retry_delay
+from server.webhooks.model import Delivery, Webhook
 from server.webhooks.ssrf import (
     GuardedResolver,
     UnsafeURL,
@@ -48,7 +47,6 @@ log = get_logger("frameflow.webhooks")
 
 POLL_SECONDS = 1.0
 BATCH = 20
-RETRY_BASE_SECONDS = 30.0
 USER_AGENT = "Frameflow-Webhooks/1"
 
 
@@ -163,8 +161,13 @@ class WebhookSender:
             return  # deleted meanwhile; its deliveries went with it
         status, error = await self._post(hook, delivery)
         delivered = error is None
-        final = delivered or delivery.attempts >= self.settings.notify_max_attempts
-        retry_in = None if final else retry_delay(delivery.attempts, self.retry_base_seconds)
+        retry_in = (
+            None
+            if delivered
+            else next_retry(
+                delivery.attempts, self.settings.notify_max_attempts, self.retry_base_seconds
+            )
+        )
         async with self.pool.acquire() as conn:
             await webhooks_db.record_attempt(
                 conn,

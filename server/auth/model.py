@@ -1,0 +1,66 @@
+"""The auth domain's records: accounts, who is calling, sessions and token pairs.
+
+`server.db.users` and `server.db.refresh_tokens` build these from rows; the
+services and views use them without knowing about SQL.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class User:
+    id: uuid.UUID
+    email: str
+    password_hash: str
+    role: str
+    quota_bytes: int
+    used_bytes: int
+    created_at: datetime
+    email_notifications: bool = True
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class AuthUser:
+    """The caller, as proven by an access token of an account that still exists."""
+
+    id: uuid.UUID
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+@dataclass(frozen=True)
+class RefreshToken:
+    jti: uuid.UUID
+    family_id: uuid.UUID
+    user_id: uuid.UUID
+    expires_at: datetime
+    used_at: datetime | None
+    revoked_at: datetime | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class LoginResult:
+    """A new session, and the known-device token that marks this client for the account."""
+
+    tokens: TokenPair
+    device_token: str
+    device_ttl_seconds: int

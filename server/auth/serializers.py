@@ -1,0 +1,40 @@
+"""The JSON of accounts and token pairs: the one user serializer of the API.
+
+An account is shown in three places, each a view of the same fields: the
+answer to a sign-up (`registered`: who was created), its owner's
+`/api/v1/me` (`self`: with the owner's settings) and an administrator's
+`/api/v1/admin/users/{id}` (`admin`: with when it was created).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from server.auth.model import TokenPair, User
+
+UserView = Literal["registered", "self", "admin"]
+
+
+def user_json(user: User, view: UserView) -> dict[str, Any]:
+    body: dict[str, Any] = {"id": str(user.id), "email": user.email}
+    if view == "registered":
+        return body
+    body.update(
+        role=user.role,
+        quota_bytes=user.quota_bytes,
+        used_bytes=user.used_bytes,
+    )
+    if view == "self":
+        body["email_notifications"] = user.email_notifications
+    else:
+        body["created_at"] = user.created_at.isoformat()
+    return body
+
+
+def token_pair_json(pair: TokenPair) -> dict[str, Any]:
+    return {
+        "access_token": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "token_type": "bearer",
+        "expires_in": pair.expires_in,
+    }
