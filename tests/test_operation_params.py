@@ -15,13 +15,10 @@ from config.settings import Settings
 from server.db.videos import Video
 from server.errors import BadRequest
 from server.jobs.operations import convert, frames, thumbnail
-from server.jobs.operations.base import (
-    Operation,
-    ParamReader,
-    decimal,
-    display_size,
-    fit_size,
-)
+from server.jobs.operations.argv import decimal
+from server.jobs.operations.geometry import display_size, fit_size
+from server.jobs.operations.params import ParamReader
+from server.jobs.operations.protocol import Operation
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import available_encoders
 from tests.op_harness import fake_video as make_video

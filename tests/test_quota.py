@@ -18,7 +18,7 @@ from config.settings import Settings
 from server.app import create_app
 from server.db.videos import Video
 from server.jobs.operations import registry
-from server.jobs.operations.base import estimated_output_bytes
+from server.jobs.operations.estimates import estimated_output_bytes
 from server.jobs.service import human_bytes
 from tests.conftest import User, leftovers, register_and_login, truncate_all
 from tests.test_admin import make_admin

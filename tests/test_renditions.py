@@ -13,7 +13,7 @@ from config.settings import Settings
 from server.db.videos import Video
 from server.errors import BadRequest
 from server.jobs.operations import hls, renditions, transcode
-from server.jobs.operations.base import OperationFailed
+from server.jobs.operations.protocol import OperationFailed
 from server.jobs.operations.renditions import (
     Rendition,
     Source,

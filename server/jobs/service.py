@@ -19,7 +19,8 @@ from server.db.videos import Video
 from server.errors import BadRequest, NotFound, PayloadTooLarge
 from server.jobs import state
 from server.jobs.model import CANCELED, Job, JobEvent, OutputFile
-from server.jobs.operations.base import Operation, estimated_output_bytes
+from server.jobs.operations.estimates import estimated_output_bytes
+from server.jobs.operations.protocol import Operation
 from server.logs import get_logger
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import BadRequest, LengthRequired, PayloadTooLarge, UnsupportedMediaType
 from server.jobs import service as jobs_service
-from server.jobs.operations.base import Operation
+from server.jobs.operations.protocol import Operation
 from server.jobs.views import job_json
 from server.limits import policy
 from server.serving.disposition import sanitize_filename

@@ -34,7 +34,7 @@ from server.errors import (
 )
 from server.jobs import service as jobs_service
 from server.jobs.model import Job
-from server.jobs.operations.base import Operation
+from server.jobs.operations.protocol import Operation
 from server.live.events import video_ready_event
 from server.logs import get_logger
 from server.media.probe import ProbeError, probe

@@ -35,15 +35,11 @@ from config.settings import Settings
 from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
-from server.jobs.operations.base import (
-    OperationFailed,
-    ParamReader,
-    input_args,
-    run_ffmpeg_with_progress,
-    source_file,
-    store_tree,
-    validated_params,
-)
+from server.jobs.operations.argv import input_args
+from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
+from server.jobs.operations.outputs import store_tree
+from server.jobs.operations.params import ParamReader, validated_params
+from server.jobs.operations.protocol import OperationFailed
 from server.jobs.operations.renditions import (
     Rendition,
     Source,

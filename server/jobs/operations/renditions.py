@@ -25,16 +25,12 @@ from typing import Any
 from config.settings import Settings
 from server.db.videos import Video
 from server.errors import BadRequest
-from server.jobs.operations.base import (
-    OperationFailed,
-    ParamReader,
-    bitrate_bytes,
-    decimal,
-    display_size,
-    fit_size,
-    invalid,
-    source_duration,
-)
+from server.jobs.operations.argv import decimal
+from server.jobs.operations.estimates import bitrate_bytes
+from server.jobs.operations.geometry import display_size, fit_size
+from server.jobs.operations.limits import source_duration
+from server.jobs.operations.params import ParamReader, invalid
+from server.jobs.operations.protocol import OperationFailed
 from server.media.encoders import load_encoders
 
 

@@ -25,22 +25,14 @@ from config.settings import Settings
 from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
-from server.jobs.operations.base import (
-    OperationFailed,
-    ParamReader,
-    check_pixels,
-    decimal,
-    display_size,
-    fit_size,
-    input_args,
-    invalid,
-    run_ffmpeg_with_progress,
-    source_duration,
-    source_file,
-    still_bytes,
-    store_file,
-    validated_params,
-)
+from server.jobs.operations.argv import decimal, input_args
+from server.jobs.operations.estimates import still_bytes
+from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
+from server.jobs.operations.geometry import display_size, fit_size
+from server.jobs.operations.limits import check_pixels, source_duration
+from server.jobs.operations.outputs import store_file
+from server.jobs.operations.params import ParamReader, invalid, validated_params
+from server.jobs.operations.protocol import OperationFailed
 from server.media.progress import scaled
 
 THUMBNAIL_NAME = "thumbnail.jpg"
