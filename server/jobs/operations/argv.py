@@ -15,6 +15,11 @@ def decimal(value: float) -> str:
     return "0" if text in ("", "-0") else text
 
 
+def file_url(path: Path) -> str:
+    """A path ffmpeg reads as a local file: never as an option or another protocol."""
+    return "file:" + str(path.absolute())
+
+
 def demuxer_for(content_type: str) -> str:
     for t in ALL_TYPES:
         if t.content_type == content_type:
@@ -30,5 +35,5 @@ def input_args(video: Video, path: Path) -> list[str]:
         "-f",
         demuxer_for(video.content_type),
         "-i",
-        "file:" + str(path.absolute()),
+        file_url(path),
     ]

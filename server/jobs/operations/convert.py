@@ -23,10 +23,15 @@ from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
 from server.jobs.operations.argv import decimal, input_args
-from server.jobs.operations.estimates import bitrate_bytes, still_bytes
+from server.jobs.operations.estimates import ASSUMED_FPS, bitrate_bytes, still_bytes
 from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
-from server.jobs.operations.geometry import display_size, fit_size
-from server.jobs.operations.limits import check_pixels, source_duration
+from server.jobs.operations.geometry import display_size, fit_size, source_fps
+from server.jobs.operations.limits import (
+    MAX_IMAGE_SIDE,
+    MIN_OUTPUT_SIDE,
+    check_pixels,
+    source_duration,
+)
 from server.jobs.operations.outputs import store_file
 from server.jobs.operations.params import ParamReader, invalid, validated_params
 from server.jobs.operations.protocol import OperationFailed
@@ -73,9 +78,7 @@ IMAGE_FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 _IMAGE_FORMAT_OF = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 OUTPUT_STEM = "converted"
-MIN_SIDE = 16
 MAX_SIDE = 8192  # H.264 level 6.2 and common decoders stop around here
-MAX_IMAGE_SIDE = 16384
 MIN_BITRATE_KBPS = 50
 MAX_BITRATE_KBPS = 100_000
 MIN_FPS = 1.0
@@ -176,8 +179,8 @@ def _parse_video(reader: ParamReader, video: Video, settings: Settings) -> dict[
             )
 
     source = display_size(video)
-    width = reader.integer("width", None, minimum=MIN_SIDE, maximum=MAX_SIDE, even=not gif)
-    height = reader.integer("height", None, minimum=MIN_SIDE, maximum=MAX_SIDE, even=not gif)
+    width = reader.integer("width", None, minimum=MIN_OUTPUT_SIDE, maximum=MAX_SIDE, even=not gif)
+    height = reader.integer("height", None, minimum=MIN_OUTPUT_SIDE, maximum=MAX_SIDE, even=not gif)
     if gif and width is None and height is None:
         # A full-size GIF of a video is huge and slow; default to a web-sized one.
         width = min(GIF_DEFAULT_MAX_WIDTH, source[0])
@@ -185,15 +188,12 @@ def _parse_video(reader: ParamReader, video: Video, settings: Settings) -> dict[
     size_field = "height" if width is None and height is not None else "width"
     check_pixels(size, settings, size_field)
 
-    source_fps = video.metadata.get("fps")
-    source_fps = (
-        float(source_fps) if isinstance(source_fps, int | float) and source_fps > 0 else None
-    )
+    rate = source_fps(video)
     max_fps = min(GIF_MAX_FPS, settings.max_output_fps) if gif else settings.max_output_fps
     default_fps: float | None = None
     if gif:
-        default_fps = max(MIN_FPS, min(GIF_DEFAULT_FPS, source_fps or GIF_DEFAULT_FPS, max_fps))
-    elif source_fps is not None and source_fps > max_fps:
+        default_fps = max(MIN_FPS, min(GIF_DEFAULT_FPS, rate or GIF_DEFAULT_FPS, max_fps))
+    elif rate is not None and rate > max_fps:
         default_fps = max_fps  # never more than the limit, even by default
     fps = reader.number("fps", default_fps, minimum=MIN_FPS, maximum=max_fps)
 
@@ -361,8 +361,7 @@ class ConvertOperation:
         gif = params["container"] == "gif"
         size = output_size(source, params["width"], params["height"], even=not gif)
         span = float(params["end"]) - float(params["start"])
-        source_fps = video.metadata.get("fps")
-        fps = params["fps"] or (source_fps if isinstance(source_fps, int | float) else 30.0)
+        fps = params["fps"] or source_fps(video) or ASSUMED_FPS
         if gif:
             return math.ceil(span * float(fps)) * still_bytes(size)
         audio = params["audio"] and video.metadata.get("audio_codec") is not None

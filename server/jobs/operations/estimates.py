@@ -15,6 +15,8 @@ JPEG_BYTES_PER_PIXEL = 0.3
 PNG_BYTES_PER_PIXEL = 0.6
 # Container overhead on top of the streams' bitrates (MP4/TS/fMP4 headers, index).
 MUX_OVERHEAD = 1.05
+# The frame rate assumed for a source whose rate is unknown.
+ASSUMED_FPS = 30.0
 
 
 def estimated_output_bytes(op: Operation, params: Mapping[str, Any], video: Video) -> int | None:

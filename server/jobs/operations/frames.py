@@ -22,10 +22,10 @@ from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
 from server.jobs.operations.argv import decimal, input_args
-from server.jobs.operations.estimates import still_bytes
+from server.jobs.operations.estimates import ASSUMED_FPS, still_bytes
 from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
-from server.jobs.operations.geometry import display_size, fit_size
-from server.jobs.operations.limits import check_pixels, source_duration
+from server.jobs.operations.geometry import display_size, fit_size, source_fps
+from server.jobs.operations.limits import MIN_OUTPUT_SIDE, check_pixels, source_duration
 from server.jobs.operations.params import ParamReader, invalid, validated_params
 from server.jobs.operations.protocol import OperationFailed
 from server.jobs.operations.zipstream import ZipStream
@@ -38,7 +38,6 @@ MAX_FPS = 30.0
 # float would need an exponent, which ffmpeg's rate parser does not take.
 MIN_FPS = 0.001
 MAX_EVERY_N_FRAMES = 1_000_000
-MIN_WIDTH = 16
 EXTRACT_SHARE = 90.0  # percent of the job spent in ffmpeg; the rest is zipping
 # How often finished frames are moved from the scratch directory into the ZIP.
 PACK_INTERVAL_SECONDS = 0.25
@@ -63,12 +62,12 @@ def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> di
     fmt = reader.choice("format", FORMATS, "jpg")
     source_w, _ = size = display_size(video)
     width = reader.integer(
-        "width", None, minimum=MIN_WIDTH, maximum=max(MIN_WIDTH, source_w), even=True
+        "width", None, minimum=MIN_OUTPUT_SIDE, maximum=max(MIN_OUTPUT_SIDE, source_w), even=True
     )
     check_pixels(fit_size(size, width, None, even=True), settings, "width")
     start, end = reader.span(duration)
 
-    expected = expected_frames(end - start, fps, every_n, video.metadata.get("fps"), settings)
+    expected = expected_frames(end - start, fps, every_n, source_fps(video), settings)
     if expected > settings.max_frames_per_zip:
         raise invalid(
             "fps" if fps is not None else "every_n_frames",
@@ -86,7 +85,7 @@ def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> di
 
 
 def expected_frames(
-    span: float, fps: float | None, every_n: int | None, source_fps: Any, settings: Settings
+    span: float, fps: float | None, every_n: int | None, rate: float | None, settings: Settings
 ) -> int:
     """An upper bound of the frames a run will write, for the limit check."""
     if fps is not None:
@@ -94,7 +93,6 @@ def expected_frames(
         return max(1, math.ceil(span * fps))
     assert every_n is not None
     # An unknown source rate is taken as the highest allowed: over- not under-estimate.
-    rate = source_fps if isinstance(source_fps, int | float) and source_fps > 0 else None
     source_frames = math.ceil(span * (rate or settings.max_output_fps))
     return max(1, math.ceil(source_frames / every_n))
 
@@ -145,8 +143,7 @@ class FramesOperation:
 
     def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int:
         span = float(params["end"]) - float(params["start"])
-        source_fps = video.metadata.get("fps")
-        rate = float(source_fps) if isinstance(source_fps, int | float) else 30.0
+        rate = source_fps(video) or ASSUMED_FPS
         if params["fps"] is not None:
             frames = math.ceil(span * float(params["fps"]))
         else:

@@ -1,4 +1,4 @@
-"""Picture sizes: the source as displayed, and output sizes computed like ffmpeg's scale."""
+"""The source as displayed (size, frame rate), and output sizes computed like ffmpeg's scale."""
 
 from __future__ import annotations
 
@@ -11,6 +11,14 @@ def display_size(video: Video) -> tuple[int, int]:
     if video.metadata.get("rotation") in (90, 270):
         return height, width
     return width, height
+
+
+def source_fps(video: Video) -> float | None:
+    """The source's frame rate as probed; None when unknown (a still, or no rate found)."""
+    fps = video.metadata.get("fps")
+    if isinstance(fps, bool) or not isinstance(fps, int | float) or fps <= 0:
+        return None
+    return float(fps)
 
 
 def fit_size(

@@ -35,7 +35,7 @@ from config.settings import Settings
 from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
-from server.jobs.operations.argv import input_args
+from server.jobs.operations.argv import file_url, input_args
 from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
 from server.jobs.operations.outputs import store_tree
 from server.jobs.operations.params import ParamReader, validated_params
@@ -122,11 +122,10 @@ def hls_args(
 
 
 def _file_url(path: Path) -> str:
-    text = str(path.absolute())
     # ffmpeg expands "%" sequences in segment names; our paths have none.
-    if "%" in text.replace(SEGMENT_PATTERN, ""):
+    if "%" in str(path.absolute()).replace(SEGMENT_PATTERN, ""):
         raise OperationFailed("the work directory's path contains '%'")
-    return "file:" + text
+    return file_url(path)
 
 
 # --- playlists (pure) ---------------------------------------------------------

@@ -24,11 +24,10 @@ from typing import Any
 
 from config.settings import Settings
 from server.db.videos import Video
-from server.errors import BadRequest
 from server.jobs.operations.argv import decimal
 from server.jobs.operations.estimates import bitrate_bytes
-from server.jobs.operations.geometry import display_size, fit_size
-from server.jobs.operations.limits import source_duration
+from server.jobs.operations.geometry import display_size, fit_size, source_fps
+from server.jobs.operations.limits import check_source_pixels, source_duration
 from server.jobs.operations.params import ParamReader, invalid
 from server.jobs.operations.protocol import OperationFailed
 from server.media.encoders import load_encoders
@@ -73,11 +72,10 @@ class Source:
     @classmethod
     def of(cls, video: Video) -> Source:
         width, height = display_size(video)
-        fps = video.metadata.get("fps")
         return cls(
             width=width,
             height=height,
-            fps=float(fps) if isinstance(fps, int | float) and fps > 0 else None,
+            fps=source_fps(video),
             has_audio=video.metadata.get("audio_codec") is not None,
         )
 
@@ -194,15 +192,9 @@ def read_ladder_params(
     `reader` has checked the names in `raw` already; ParamReader has no list
     reader, so `renditions` is read from `raw` here.
     """
-    source_duration(video, settings)  # the duration limit, before any work
+    source_duration(video, settings)  # the limits on the input, before any work
+    check_source_pixels(video, settings)
     source = Source.of(video)
-    if source.width * source.height > settings.max_pixels:
-        raise BadRequest(
-            f"the video is {source.width}x{source.height}, more than the "
-            f"{settings.max_pixels} pixels allowed",
-            code="input_too_large",
-            field="video",
-        )
     return {
         "renditions": parse_renditions(raw.get("renditions"), source),
         "preset": reader.choice("preset", PRESETS, DEFAULT_PRESET),

@@ -29,7 +29,12 @@ from server.jobs.operations.argv import decimal, input_args
 from server.jobs.operations.estimates import still_bytes
 from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
 from server.jobs.operations.geometry import display_size, fit_size
-from server.jobs.operations.limits import check_pixels, source_duration
+from server.jobs.operations.limits import (
+    MAX_IMAGE_SIDE,
+    MIN_OUTPUT_SIDE,
+    check_pixels,
+    source_duration,
+)
 from server.jobs.operations.outputs import store_file
 from server.jobs.operations.params import ParamReader, invalid, validated_params
 from server.jobs.operations.protocol import OperationFailed
@@ -39,7 +44,6 @@ THUMBNAIL_NAME = "thumbnail.jpg"
 SPRITE_NAME = "sprite.jpg"
 STORYBOARD_NAME = "storyboard.vtt"
 
-MIN_WIDTH = 16
 DEFAULT_TIME_FRACTION = 0.1
 DEFAULT_SPRITE_COLUMNS = 10
 MAX_SPRITE_COLUMNS = 50
@@ -48,8 +52,6 @@ MAX_SPRITE_WIDTH = 640
 MIN_SPRITE_INTERVAL = 0.1
 # Enough for a 4-hour video at one tile every 6 s; a storyboard is for scrubbing.
 MAX_SPRITE_TILES = 2500
-# Browsers and image decoders cope with JPEGs up to here; the format allows 65535.
-MAX_SPRITE_SIDE = 16384
 # Seconds before the end from which the last frame is looked for when the
 # requested time is past the last video frame (audio may outlast video).
 LAST_FRAME_WINDOW = 3.0
@@ -106,7 +108,7 @@ def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> di
     if time >= duration:
         raise invalid("time", f"must be less than the duration ({decimal(duration)} s)")
     width = reader.integer(
-        "width", None, minimum=MIN_WIDTH, maximum=max(MIN_WIDTH, size[0]), even=True
+        "width", None, minimum=MIN_OUTPUT_SIDE, maximum=max(MIN_OUTPUT_SIDE, size[0]), even=True
     )
     check_pixels(fit_size(size, width, None, even=True), settings, "width")
 
@@ -134,7 +136,11 @@ def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> di
         "sprite_columns", DEFAULT_SPRITE_COLUMNS, minimum=1, maximum=MAX_SPRITE_COLUMNS
     )
     tile_width = reader.integer(
-        "sprite_width", DEFAULT_SPRITE_WIDTH, minimum=MIN_WIDTH, maximum=MAX_SPRITE_WIDTH, even=True
+        "sprite_width",
+        DEFAULT_SPRITE_WIDTH,
+        minimum=MIN_OUTPUT_SIDE,
+        maximum=MAX_SPRITE_WIDTH,
+        even=True,
     )
     assert interval is not None and columns is not None and tile_width is not None
     layout = sprite_layout(video, duration, interval, columns, tile_width)
@@ -144,10 +150,10 @@ def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> di
             f"would make {layout.tiles} tiles; at most {MAX_SPRITE_TILES} (use a longer interval)",
         )
     sprite_w, sprite_h = layout.size
-    if max(sprite_w, sprite_h) > MAX_SPRITE_SIDE:
+    if max(sprite_w, sprite_h) > MAX_IMAGE_SIDE:
         raise invalid(
             "sprite_interval",
-            f"the sprite would be {sprite_w}x{sprite_h}; at most {MAX_SPRITE_SIDE} per side "
+            f"the sprite would be {sprite_w}x{sprite_h}; at most {MAX_IMAGE_SIDE} per side "
             "(use a longer interval, more columns or narrower tiles)",
         )
     check_pixels(layout.size, settings, "sprite_width")

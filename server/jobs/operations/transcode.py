@@ -25,7 +25,7 @@ from config.settings import Settings
 from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
-from server.jobs.operations.argv import input_args
+from server.jobs.operations.argv import file_url, input_args
 from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
 from server.jobs.operations.outputs import store_file
 from server.jobs.operations.params import ParamReader, validated_params
@@ -66,18 +66,13 @@ def transcode_args(
             "+faststart",
             "-f",
             "mp4",
-            _file_url(out_dir / output_name(rendition)),
+            file_url(out_dir / output_name(rendition)),
         ]
     return args
 
 
 def output_name(rendition: Rendition) -> str:
     return f"{rendition.name}.mp4"
-
-
-def _file_url(path: Path) -> str:
-    # "file:" + absolute path: never read as an option or another protocol.
-    return "file:" + str(path.absolute())
 
 
 class Transcode:
