@@ -195,6 +195,48 @@ def test_bad_params_are_400_naming_the_field(
     assert named == expected
 
 
+HUGE = 10**400  # JSON allows it; a float cannot hold it (issue 9 #2)
+
+# Every numeric param, with what else it needs to be read at all.
+NUMERIC: list[tuple[Operation, str, str, dict[str, Any]]] = [
+    (F, "video", "fps", {}),
+    (F, "video", "every_n_frames", {}),
+    (F, "video", "width", {}),
+    (F, "video", "start", {}),
+    (F, "video", "end", {}),
+    (T, "video", "time", {}),
+    (T, "video", "width", {}),
+    (T, "video", "sprite_interval", {"sprite": True}),
+    (T, "video", "sprite_columns", {"sprite": True}),
+    (T, "video", "sprite_width", {"sprite": True}),
+    (T, "image", "width", {}),
+    (C, "video", "width", {}),
+    (C, "video", "height", {}),
+    (C, "video", "crf", {}),
+    (C, "video", "bitrate", {}),
+    (C, "video", "fps", {}),
+    (C, "video", "start", {}),
+    (C, "video", "end", {}),
+    (C, "image", "width", {}),
+    (C, "image", "height", {}),
+]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [HUGE, -HUGE, float("nan"), float("inf"), -float("inf"), True],
+    ids=["huge", "-huge", "nan", "inf", "-inf", "true"],
+)
+@pytest.mark.parametrize(
+    ("op", "kind", "name", "extra"), NUMERIC, ids=[f"{n[0].name}-{n[1]}-{n[2]}" for n in NUMERIC]
+)
+def test_numbers_out_of_any_range_are_400_naming_the_field(
+    settings: Settings, op: Operation, kind: str, name: str, extra: dict[str, Any], value: Any
+) -> None:
+    """Huge integers, NaN, infinities and booleans: a 400 on the field, never a 500."""
+    assert field_of(op, {**extra, name: value}, make_video(kind), settings) == f"params.{name}"
+
+
 @pytest.mark.parametrize("op", [F, T, C])
 @pytest.mark.parametrize("raw", [[1], "fps=1", 3])
 def test_params_must_be_an_object(settings: Settings, op: Operation, raw: Any) -> None:

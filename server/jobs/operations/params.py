@@ -79,9 +79,13 @@ class ParamReader:
         # bool is an int subclass: `true` must not read as 1.
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise invalid(name, "must be a number")
+        try:
+            value = float(value)
+        except OverflowError:
+            # An integer past the float range: JSON allows any number of digits.
+            raise invalid(name, "is out of range") from None
         if not math.isfinite(value):
             raise invalid(name, "must be a finite number")
-        value = float(value)
         if minimum is not None and value < minimum:
             raise invalid(name, f"must be at least {decimal(minimum)}")
         if above is not None and value <= above:
