@@ -16,8 +16,9 @@ from server.db.videos import Video
 from server.errors import BadRequest
 from server.jobs.operations import convert, frames, thumbnail
 from server.jobs.operations.argv import decimal
+from server.jobs.operations.frames import FramesParams
 from server.jobs.operations.geometry import display_size, fit_size
-from server.jobs.operations.params import ParamReader
+from server.jobs.operations.params import read_params
 from server.jobs.operations.protocol import Operation
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import available_encoders
@@ -424,11 +425,11 @@ def test_decimal_is_plain() -> None:
     assert decimal(-3.0) == "-3"
 
 
-def test_param_reader_treats_null_as_absent() -> None:
-    reader = ParamReader({"a": None, "b": 2}, ["a", "b"])
-    assert not reader.given("a") and reader.given("b")
-    assert reader.integer("a", 7, minimum=0, maximum=10) == 7
-    assert ParamReader(None, []).boolean("x", True) is True
+def test_read_params_treats_null_as_absent(settings: Settings) -> None:
+    params = read_params(FramesParams, {"format": None, "width": 160}, settings)
+    assert params.model_fields_set == {"width"}
+    assert params.format == "jpg"
+    assert read_params(FramesParams, None, settings) == FramesParams()
 
 
 def test_the_build_lists_its_encoders() -> None:

@@ -15,7 +15,10 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from config.settings import Settings
 from server.db.videos import Video
@@ -26,7 +29,16 @@ from server.jobs.operations.estimates import ASSUMED_FPS, still_bytes
 from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
 from server.jobs.operations.geometry import display_size, fit_size, source_fps
 from server.jobs.operations.limits import MIN_OUTPUT_SIDE, check_pixels, source_duration
-from server.jobs.operations.params import ParamReader, invalid, validated_params
+from server.jobs.operations.params import (
+    AtMostSetting,
+    OneOf,
+    OperationParams,
+    check_at_most,
+    check_span,
+    invalid,
+    read_params,
+    validated_params,
+)
 from server.jobs.operations.protocol import OperationFailed
 from server.jobs.operations.zipstream import ZipStream
 from server.media.progress import scaled
@@ -42,30 +54,57 @@ EXTRACT_SHARE = 90.0  # percent of the job spent in ffmpeg; the rest is zipping
 # How often finished frames are moved from the scratch directory into the ZIP.
 PACK_INTERVAL_SECONDS = 0.25
 _FRAME_NAME = re.compile(r"frame_\d{6,}\.(?:jpg|png)")
-
-_PARAMS = ("fps", "every_n_frames", "format", "width", "start", "end")
 ZIP_ENTRY_OVERHEAD = 128
 
 
+class FramesParams(OperationParams):
+    """Frames of a video as image files in one ZIP, `frames.zip`."""
+
+    fps: Annotated[
+        float,
+        Field(ge=MIN_FPS, le=MAX_FPS, description="Frames per second to extract."),
+        AtMostSetting("max_output_fps"),
+    ] = 1.0
+    every_n_frames: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=MAX_EVERY_N_FRAMES,
+            description="Instead of fps: every n-th frame of the source (not with fps).",
+        ),
+    ] = None
+    format: Annotated[str, OneOf(FORMATS), Field(description="Image format of the frames.")] = "jpg"
+    width: Annotated[
+        int | None,
+        Field(
+            ge=MIN_OUTPUT_SIDE,
+            multiple_of=2,
+            description="Width of the frames, at most the video's; the height keeps the "
+            "aspect ratio. Default: the video's size.",
+        ),
+    ] = None
+    start: Annotated[
+        float, Field(ge=0, description="Second to start at; less than the duration.")
+    ] = 0.0
+    end: Annotated[
+        float | None,
+        Field(gt=0, description="Second to stop at, after start. Default: the end of the video."),
+    ] = None
+
+
 def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> dict[str, Any]:
-    reader = ParamReader(raw, _PARAMS)
+    p = read_params(FramesParams, raw, settings)
     duration = source_duration(video, settings)
 
-    every_n = reader.integer("every_n_frames", None, minimum=1, maximum=MAX_EVERY_N_FRAMES)
-    if every_n is not None and reader.given("fps"):
+    every_n = p.every_n_frames
+    if every_n is not None and "fps" in p.model_fields_set:
         raise invalid("every_n_frames", "give either fps or every_n_frames, not both")
-    fps = None
-    if every_n is None:
-        max_fps = min(MAX_FPS, settings.max_output_fps)
-        fps = reader.number("fps", min(1.0, max_fps), minimum=MIN_FPS, maximum=max_fps)
+    fps = p.fps if every_n is None else None
 
-    fmt = reader.choice("format", FORMATS, "jpg")
     source_w, _ = size = display_size(video)
-    width = reader.integer(
-        "width", None, minimum=MIN_OUTPUT_SIDE, maximum=max(MIN_OUTPUT_SIDE, source_w), even=True
-    )
-    check_pixels(fit_size(size, width, None, even=True), settings, "width")
-    start, end = reader.span(duration)
+    check_at_most("width", p.width, max(MIN_OUTPUT_SIDE, source_w))  # no upscaling
+    check_pixels(fit_size(size, p.width, None, even=True), settings, "width")
+    start, end = check_span(p.start, p.end, duration)
 
     expected = expected_frames(end - start, fps, every_n, source_fps(video), settings)
     if expected > settings.max_frames_per_zip:
@@ -77,8 +116,8 @@ def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> di
     return {
         "fps": fps,
         "every_n_frames": every_n,
-        "format": fmt,
-        "width": width,
+        "format": p.format,
+        "width": p.width,
         "start": start,
         "end": end,
     }
@@ -135,6 +174,8 @@ def frames_argv(
 class FramesOperation:
     name = "frames"
     kinds = frozenset({"video"})
+    summary = "Frames of a video as JPEG or PNG files in one ZIP, frames.zip."
+    param_models = MappingProxyType({"video": FramesParams})
 
     def parse_params(
         self, raw: Mapping[str, Any], video: Video, settings: Settings
