@@ -22,6 +22,7 @@ from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
 from server.db.pool import open_database, resolve_database_url
 from server.jobs.operations import registry
+from server.jobs.operations.catalog import OperationCatalog
 from server.jobs.runner import JobRunner
 from server.limits.ratelimit import open_rate_limiter
 from server.live.bus import job_publisher, open_bus
@@ -50,6 +51,10 @@ def create_app(settings: Settings) -> web.Application:
     )
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
+    app[appkeys.OPERATIONS] = registry()
+    app[appkeys.OPERATION_CATALOG] = OperationCatalog(
+        operations=app[appkeys.OPERATIONS], settings=settings
+    )
     app[appkeys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
     app.on_response_prepare.append(add_request_id_header)
     app.on_shutdown.append(_close_sockets)
@@ -77,6 +82,7 @@ def _add_routes(app: web.Application) -> None:
     from server.admin.routes import add_routes as admin_routes
     from server.auth.routes import add_routes as auth_routes
     from server.health.routes import add_routes as ops_routes
+    from server.jobs.operation_routes import add_routes as operation_routes
     from server.jobs.output_routes import add_routes as output_routes
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
@@ -92,6 +98,7 @@ def _add_routes(app: web.Application) -> None:
         upload_routes,
         video_routes,
         job_routes,
+        operation_routes,
         output_routes,
         live_routes,
         webhook_routes,
@@ -193,7 +200,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         storage=app[appkeys.STORAGE],
         settings=app[appkeys.SETTINGS],
         ffmpeg=app[appkeys.FFMPEG],
-        operations=registry(),
+        operations=app[appkeys.OPERATIONS],
         dsn=app[appkeys.DATABASE_URL],
         publish=job_publisher(app[appkeys.BUS]),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -13,6 +14,8 @@ from config.settings import Settings
 if TYPE_CHECKING:
     from server.auth.tokens import TokenService
     from server.cleanup.task import CleanupTask
+    from server.jobs.operations.catalog import OperationCatalog
+    from server.jobs.operations.protocol import Operation
     from server.jobs.runner import JobRunner
     from server.limits.ratelimit import RateLimiter
     from server.live.bus import Bus
@@ -34,6 +37,9 @@ SIGNER: web.AppKey[UrlSigner] = web.AppKey("signer")
 FFMPEG = web.AppKey("ffmpeg", str)
 UPLOADS: web.AppKey[UploadTracker] = web.AppKey("uploads")
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
+# Every operation by name, built once; the runner runs these.
+OPERATIONS: web.AppKey[Mapping[str, Operation]] = web.AppKey("operations")
+OPERATION_CATALOG: web.AppKey[OperationCatalog] = web.AppKey("operation_catalog")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 # Absent when FRAMEFLOW_CLEANUP_ENABLED=false.
 CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from config.settings import Settings
 from server.db.videos import Video
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
+
+if TYPE_CHECKING:
+    # params imports this module: the type is for annotations only.
+    from server.jobs.operations.params import OperationParams
 
 
 class OperationFailed(Exception):
@@ -29,7 +33,16 @@ class Operation(Protocol):
         """Do the work; store outputs under ctx.output_prefix; return them."""
         ...
 
-    # Optional, so operations without it (tests' fakes) still work:
+    # Optional, so operations without them (tests' fakes) still work:
     #     def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int
     # A rough size of the outputs for validated `params`, used to refuse a job
     # that could not fit in its owner's quota. Read it with `estimated_output_bytes`.
+    #     param_models: Mapping[str, type[OperationParams]]   (kind -> declaration)
+    #     summary: str
+    # What GET /api/v1/operations lists. Read the models with `param_models`.
+
+
+def param_models(op: Operation) -> Mapping[str, type[OperationParams]]:
+    """`op`'s param declarations by kind of source; empty when it declares none."""
+    models: Mapping[str, type[OperationParams]] = getattr(op, "param_models", {})
+    return models

@@ -32,6 +32,7 @@ from server.jobs.operations.outputs import store_file
 from server.jobs.operations.params import read_params, validated_params
 from server.jobs.operations.protocol import OperationFailed
 from server.jobs.operations.renditions import (
+    LADDER_NAMES,
     LadderParams,
     Rendition,
     Source,
@@ -83,7 +84,7 @@ class TranscodeParams(LadderParams):
 class Transcode:
     name = "transcode"
     kinds = frozenset({"video"})
-    summary = "H.264/AAC MP4 renditions (480p, 720p, 1080p), <rendition>.mp4 each."
+    summary = f"H.264/AAC MP4 renditions ({', '.join(LADDER_NAMES)}), <rendition>.mp4 each."
     param_models = MappingProxyType({"video": TranscodeParams})
 
     def parse_params(
