@@ -17,9 +17,9 @@ time without special cases.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
 from pydantic import (
@@ -62,7 +62,7 @@ class OperationParams(BaseModel):
 P = TypeVar("P", bound=OperationParams)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class OneOf:
     """Field metadata: the value must be one of `choices` (JSON Schema `enum`).
 
@@ -78,7 +78,7 @@ class OneOf:
         return core_schema.literal_schema(list(self.choices))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class AtMostSetting:
     """Field metadata: the value is also bounded by a setting; the lower bound applies.
 
@@ -98,7 +98,7 @@ class AtMostSetting:
         return float(getattr(settings, self.setting))
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class ParamInfo:
     """One param as clients see it, flattened from its JSON Schema."""
 
@@ -122,11 +122,7 @@ class ParamInfo:
         default = self.default
         if isinstance(default, int | float) and not isinstance(default, bool):
             default = min(default, maximum)
-        return _replace(self, maximum=maximum, default=default)
-
-
-def _replace(info: ParamInfo, **changes: Any) -> ParamInfo:
-    return ParamInfo(**{**info.__dict__, **changes})
+        return dataclasses.replace(self, maximum=maximum, default=default)
 
 
 @functools.cache
