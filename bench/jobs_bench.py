@@ -56,7 +56,7 @@ from _common import (
 
 from config.settings import Settings
 from server.jobs.operations import frames, transcode
-from server.jobs.operations.base import input_args
+from server.jobs.operations.argv import input_args
 from server.jobs.operations.renditions import Source, output_fps, plan
 from server.media.binary import resolve_ffmpeg
 from server.media.probe import MediaInfo, probe
@@ -76,7 +76,7 @@ WARMUP_WIDTH, WARMUP_HEIGHT, WARMUP_SECONDS = 1280, 720, 2
 POLL_INTERVAL = 0.1
 FRAME_ENTRY = re.compile(r"frame_\d{6,}\.jpg")
 # The exact global flags run_ffmpeg_with_progress puts before an operation's
-# argv (server/jobs/operations/base.py), progress pipe included: the direct
+# argv (server/jobs/operations/ffmpeg_run.py), progress pipe included: the direct
 # run also writes progress to a pipe, which subprocess drains.
 GLOBAL_FLAGS = ("-hide_banner", "-nostdin", "-y", "-progress", "pipe:1", "-nostats")
 # What the bench sets on the server; also the Settings the baseline's

@@ -25,7 +25,8 @@ from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
 from server.db.pool import open_database, resolve_database_url
 from server.jobs.operations import registry
-from server.jobs.operations.base import Operation
+from server.jobs.operations.catalog import OperationCatalog
+from server.jobs.operations.protocol import Operation
 from server.jobs.runner import JobRunner
 from server.jobs.service import JobService
 from server.limits.ratelimit import open_rate_limiter
@@ -63,6 +64,9 @@ def create_app(
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
     app[appkeys.OPERATIONS] = registry() if operations is None else operations
+    app[appkeys.OPERATION_CATALOG] = OperationCatalog(
+        operations=app[appkeys.OPERATIONS], settings=settings
+    )
     app[appkeys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
     app.on_response_prepare.append(add_request_id_header)
     app.on_shutdown.append(_close_sockets)
@@ -92,6 +96,7 @@ def _add_routes(app: web.Application) -> None:
     from server.admin.routes import add_routes as admin_routes
     from server.auth.routes import add_routes as auth_routes
     from server.health.routes import add_routes as ops_routes
+    from server.jobs.operation_routes import add_routes as operation_routes
     from server.jobs.output_routes import add_routes as output_routes
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
@@ -107,6 +112,7 @@ def _add_routes(app: web.Application) -> None:
         upload_routes,
         video_routes,
         job_routes,
+        operation_routes,
         output_routes,
         live_routes,
         webhook_routes,

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from server.auth.service import AuthService
     from server.auth.tokens import TokenService
     from server.cleanup.task import CleanupTask
-    from server.jobs.operations.base import Operation
+    from server.jobs.operations.catalog import OperationCatalog
+    from server.jobs.operations.protocol import Operation
     from server.jobs.runner import JobRunner
     from server.jobs.service import JobService
     from server.limits.ratelimit import RateLimiter
@@ -51,6 +52,8 @@ BUS: web.AppKey[Bus] = web.AppKey("bus")
 PUBLISHER: web.AppKey[EventPublisher] = web.AppKey("publisher")
 # The operation registry: name -> Operation (tests inject fakes through create_app).
 OPERATIONS: web.AppKey[Mapping[str, Operation]] = web.AppKey("operations")
+# What GET /api/v1/operations describes, from the same declarations.
+OPERATION_CATALOG: web.AppKey[OperationCatalog] = web.AppKey("operation_catalog")
 # Absent when FRAMEFLOW_WORKERS_ENABLED=false: such an instance runs no ffmpeg.
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 

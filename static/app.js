@@ -8,7 +8,7 @@ import {
 } from './jobs.js';
 import { startLive } from './live.js';
 import { hidePlayer, initPlayer, renderOutputs, showVideo, shownVideoId } from './player.js';
-import { cancelAllUploads, initUploads } from './upload.js';
+import { cancelAllUploads, initUploads, showOperationChoices } from './upload.js';
 import {
   addVideo, clearVideos, getVideo, initVideos, loadVideos, markSelected, removeVideo, videoName,
 } from './videos.js';
@@ -67,6 +67,7 @@ async function enter() {
   $('#app').hidden = false;
   $('#account').hidden = false;
   updateQuota();
+  showOperationChoices();
   try {
     // Videos first: job rows show their video's name.
     await loadVideos();

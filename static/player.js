@@ -6,45 +6,33 @@
 import { api } from './api.js';
 import { h, $, formatBytes, formatSeconds, announce } from './dom.js';
 import { fetchJob, jobsOfVideo, upsertJob, outputLinks } from './jobs.js';
+import { loadOperations, operationsFor, paramControl, paramOf } from './operations.js';
 
 let section = null;
 let current = null; // the video shown
 let hooks = { onDeleted: () => {}, onJobCreated: () => {} };
 
-// Options of each operation the "run an operation" form offers. Only the main
-// knobs: everything else keeps the server's defaults (README, Operations).
-const OPERATION_FIELDS = {
-  frames: () => [numberField('fps', 'Frames per second', 1, { min: 0.001, max: 30, step: 'any' })],
-  transcode: () => [],
-  hls: () => [numberField('segment_seconds', 'Segment length (s)', 4, { min: 2, max: 10, step: 1 })],
-  thumbnail: () => [numberField('time', 'At second (empty: 10%)', '', { min: 0, step: 'any' })],
-  convert: () => [
-    selectField('container', 'Container', ['mp4', 'mov', 'mkv', 'webm', 'gif']),
-    numberField('width', 'Width (empty: source)', '', { min: 16, max: 8192, step: 2 }),
-  ],
+// The params the "run an operation" form offers, with their labels: only the
+// main knobs; everything else keeps the server's defaults. Which operations
+// apply to the video, and each param's default, bounds and choices, come from
+// GET /api/v1/operations.
+const FORM_PARAMS = {
+  frames: { fps: 'Frames per second' },
+  hls: { segment_seconds: 'Segment length (s)' },
+  thumbnail: { time: 'At second' },
+  convert: { container: 'Container', width: 'Width' },
 };
-const IMAGE_OPERATIONS = ['thumbnail', 'convert'];
 
-let fieldCounter = 0;
-
-function numberField(name, label, value, attrs) {
-  const id = `op-field-${(fieldCounter += 1)}`;
-  return h(
-    'div',
-    { class: 'field' },
-    h('label', { for: id }, label),
-    h('input', { id, name, type: 'number', inputmode: 'decimal', value, ...attrs }),
-  );
-}
-
-function selectField(name, label, options) {
-  const id = `op-field-${(fieldCounter += 1)}`;
-  return h(
-    'div',
-    { class: 'field' },
-    h('label', { for: id }, label),
-    h('select', { id, name }, options.map((o) => h('option', { value: o }, o))),
-  );
+function paramFields(op, kind) {
+  return Object.entries(FORM_PARAMS[op.name] || {})
+    .map(([name, label]) => [paramOf(op, kind, name), label])
+    .filter(([param]) => param)
+    .map(([param, label]) => {
+      const control = paramControl(param);
+      // An empty field leaves the choice to the server (the help says what it picks).
+      const text = param.default === null ? `${label} (empty: default)` : label;
+      return h('div', { class: 'field' }, h('label', { for: control.id }, text), control);
+    });
 }
 
 export function initPlayer(element, options) {
@@ -99,16 +87,19 @@ async function copyText(input, button) {
   }, 2000);
 }
 
-function jobForm(video) {
-  const operations = video.kind === 'image' ? IMAGE_OPERATIONS : Object.keys(OPERATION_FIELDS);
+function jobForm(video, catalog) {
+  const operations = operationsFor(catalog, video.kind);
   const select = h(
     'select',
     { id: 'new-job-op', name: 'operation' },
-    operations.map((op) => h('option', { value: op }, op)),
+    operations.map((op) => h('option', { value: op.name, title: op.summary || null }, op.name)),
   );
   const fields = h('div', { class: 'op-fields' });
   const status = h('p', { class: 'form-status', role: 'status' });
-  const showFields = () => fields.replaceChildren(...OPERATION_FIELDS[select.value]());
+  const showFields = () => {
+    const op = operations.find((o) => o.name === select.value);
+    fields.replaceChildren(...(op ? paramFields(op, video.kind) : []));
+  };
   select.addEventListener('change', showFields);
   showFields();
   const form = h(
@@ -185,6 +176,16 @@ export async function showVideo(video) {
   const media = isImage
     ? h('img', { class: 'media', alt: video.filename })
     : h('video', { class: 'media', controls: true, preload: 'metadata', playsinline: true });
+  const jobFormSlot = h('div', { class: 'job-form-slot' });
+  loadOperations()
+    .then((catalog) => {
+      if (current === video) jobFormSlot.replaceChildren(jobForm(video, catalog));
+    })
+    .catch((err) => {
+      if (current === video) {
+        jobFormSlot.replaceChildren(h('p', { class: 'error' }, `Could not load the operations: ${err.message}`));
+      }
+    });
   const del = h('button', { type: 'button', class: 'danger' }, 'Delete video');
   del.addEventListener('click', () => deleteVideo(video, del));
   section.replaceChildren(
@@ -197,7 +198,7 @@ export async function showVideo(video) {
     h('ul', { class: 'outputs video-outputs' }),
     h('div', { class: 'hls-slot field' }),
     h('h3', { id: 'run-op-title' }, 'Run an operation'),
-    jobForm(video),
+    jobFormSlot,
     h('div', { class: 'danger-zone' }, del),
   );
   section.hidden = false;

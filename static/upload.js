@@ -4,6 +4,7 @@
 
 import { api, freshToken, refresh, ApiError } from './api.js';
 import { h, formatBytes, formatSeconds, announce } from './dom.js';
+import { inputValue, loadOperations, paramControl, paramOf } from './operations.js';
 
 // Speed is smoothed so the "time left" does not jump around with every event.
 const SMOOTHING = 0.3;
@@ -84,37 +85,83 @@ export function startUpload(file, { process = [], onProgress = () => {} } = {}) 
 // The upload panel: drop zone, file picker, operation choices, one row per file.
 
 const PARALLEL = 3; // more parallel uploads only split the same bandwidth
-const VIDEO_ONLY = new Set(['frames', 'transcode', 'hls']);
 const queue = [];
 const running = new Set();
 let active = 0;
 let panel = null;
 let hooks = { onUploaded: () => {}, onJobs: () => {} };
+let offered = []; // the operations shown, from the server's catalog
+
+// How the panel presents an operation: its label and at most one param it
+// offers next to it. Which operations exist, for which kinds, with which
+// defaults, choices and bounds comes from GET /api/v1/operations.
+const PRESENTATION = {
+  frames: { label: 'Frames as a ZIP', param: 'fps', paramLabel: 'at fps' },
+  transcode: { label: (op) => `MP4 renditions (${choiceRange(op, 'renditions')})` },
+  hls: { label: 'HLS streaming' },
+  thumbnail: { label: 'Thumbnail' },
+  convert: { label: 'Convert to', param: 'container', paramLabel: 'Container for convert', hideParamLabel: true },
+};
+
+function choiceRange(op, name) {
+  const choices = (paramOf(op, 'video', name) || {}).choices || [];
+  return choices.length ? `${choices[0]}–${choices[choices.length - 1]}` : name;
+}
+
+function operationRow(op) {
+  const shown = PRESENTATION[op.name] || {};
+  const label = typeof shown.label === 'function' ? shown.label(op) : shown.label || op.name;
+  const boxId = `op-${op.name}`;
+  const row = h(
+    'div',
+    { class: 'op' },
+    h('input', { id: boxId, name: 'op', type: 'checkbox', value: op.name }),
+    h('label', { for: boxId, title: op.summary || null }, label),
+  );
+  // The offered param is one that videos take: images get the defaults.
+  const param = shown.param && paramOf(op, 'video', shown.param);
+  if (param) {
+    const id = `${op.name}-${param.name}`;
+    row.append(
+      h('label', { for: id, class: shown.hideParamLabel ? 'visually-hidden' : 'sub' }, shown.paramLabel || param.name),
+      paramControl(param, { id, name: id }),
+    );
+  }
+  return row;
+}
+
+/** Fill the panel's operation choices from the server's catalog (after login). */
+export async function showOperationChoices() {
+  const list = panel.form.querySelector('.op-choices');
+  try {
+    const catalog = await loadOperations();
+    offered = catalog.operations;
+    list.replaceChildren(...offered.map(operationRow));
+  } catch (err) {
+    offered = [];
+    list.replaceChildren(h('p', { class: 'error' }, `Could not load the operations: ${err.message}`));
+  }
+}
 
 /**
  * What to ask for, from the checkboxes: operations with default params ride
  * along on the upload (`?process=`, queued in the same transaction as the
- * video); ones with custom options are POSTed as jobs right after.
+ * video); ones with a changed option are POSTed as jobs right after.
  */
 function chosenOperations(file) {
   const form = panel.form;
-  const isImage = file.type.startsWith('image/');
+  const kind = file.type.startsWith('image/') ? 'image' : 'video';
   const process = [];
   const jobs = [];
   for (const box of form.querySelectorAll('input[name="op"]:checked')) {
-    const op = box.value;
-    if (isImage && VIDEO_ONLY.has(op)) continue; // would be a 400 for the whole upload
-    if (op === 'frames') {
-      const fps = Number(form.elements['frames-fps'].value || 1);
-      if (fps === 1) process.push(op);
-      else jobs.push({ operation: op, params: { fps } });
-    } else if (op === 'convert') {
-      const container = form.elements['convert-container'].value;
-      if (container === 'mp4') process.push(op);
-      else jobs.push({ operation: op, params: { container } });
-    } else {
-      process.push(op);
-    }
+    const op = offered.find((o) => o.name === box.value);
+    if (!op || !op.kinds.includes(kind)) continue; // would be a 400 for the whole upload
+    const shown = PRESENTATION[op.name] || {};
+    const param = shown.param && paramOf(op, kind, shown.param);
+    const input = param && form.elements[`${op.name}-${param.name}`];
+    const value = input ? inputValue(input, param) : '';
+    if (value === '' || value === param.default) process.push(op.name);
+    else jobs.push({ operation: op.name, params: { [param.name]: value } });
   }
   return { process, jobs };
 }

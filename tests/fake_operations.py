@@ -22,12 +22,9 @@ from typing import Any
 from config.settings import Settings
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
-from server.jobs.operations.base import (
-    Operation,
-    OperationFailed,
-    invalid,
-    run_ffmpeg_with_progress,
-)
+from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress
+from server.jobs.operations.params import invalid
+from server.jobs.operations.protocol import Operation, OperationFailed
 from server.videos.model import Video
 
 CRASH_ENV = "FRAMEFLOW_TEST_CRASH"

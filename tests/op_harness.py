@@ -31,7 +31,7 @@ from typing import Any
 from config.settings import Settings
 from server.jobs.context import JobContext
 from server.jobs.model import RUNNING, Job, OutputFile
-from server.jobs.operations.base import Operation
+from server.jobs.operations.protocol import Operation
 from server.media.probe import MediaInfo, decoded_frames, parse_probe_output, probe
 from server.media.sniff import SNIFF_BYTES, sniff
 from server.object_keys import source_key, video_prefix

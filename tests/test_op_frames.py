@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from server.jobs.operations import frames
-from server.jobs.operations.base import OperationFailed
+from server.jobs.operations.protocol import OperationFailed
 from server.jobs.operations.zipstream import (
     Member,
     ZipStream,

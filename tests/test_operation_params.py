@@ -14,13 +14,11 @@ import pytest
 from config.settings import Settings
 from server.errors import BadRequest
 from server.jobs.operations import convert, frames, thumbnail
-from server.jobs.operations.base import (
-    Operation,
-    ParamReader,
-    decimal,
-    display_size,
-    fit_size,
-)
+from server.jobs.operations.argv import decimal
+from server.jobs.operations.frames import FramesParams
+from server.jobs.operations.geometry import display_size, fit_size
+from server.jobs.operations.params import read_params
+from server.jobs.operations.protocol import Operation
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import available_encoders
 from server.videos.model import Video
@@ -196,6 +194,48 @@ def test_bad_params_are_400_naming_the_field(
     named = field_of(op, params, video, limits(tmp_path, **overrides))
     expected = field if field == "video" else f"params.{field}"
     assert named == expected
+
+
+HUGE = 10**400  # JSON allows it; a float cannot hold it (issue 9 #2)
+
+# Every numeric param, with what else it needs to be read at all.
+NUMERIC: list[tuple[Operation, str, str, dict[str, Any]]] = [
+    (F, "video", "fps", {}),
+    (F, "video", "every_n_frames", {}),
+    (F, "video", "width", {}),
+    (F, "video", "start", {}),
+    (F, "video", "end", {}),
+    (T, "video", "time", {}),
+    (T, "video", "width", {}),
+    (T, "video", "sprite_interval", {"sprite": True}),
+    (T, "video", "sprite_columns", {"sprite": True}),
+    (T, "video", "sprite_width", {"sprite": True}),
+    (T, "image", "width", {}),
+    (C, "video", "width", {}),
+    (C, "video", "height", {}),
+    (C, "video", "crf", {}),
+    (C, "video", "bitrate", {}),
+    (C, "video", "fps", {}),
+    (C, "video", "start", {}),
+    (C, "video", "end", {}),
+    (C, "image", "width", {}),
+    (C, "image", "height", {}),
+]
+
+
+@pytest.mark.parametrize(
+    "value",
+    [HUGE, -HUGE, float("nan"), float("inf"), -float("inf"), True],
+    ids=["huge", "-huge", "nan", "inf", "-inf", "true"],
+)
+@pytest.mark.parametrize(
+    ("op", "kind", "name", "extra"), NUMERIC, ids=[f"{n[0].name}-{n[1]}-{n[2]}" for n in NUMERIC]
+)
+def test_numbers_out_of_any_range_are_400_naming_the_field(
+    settings: Settings, op: Operation, kind: str, name: str, extra: dict[str, Any], value: Any
+) -> None:
+    """Huge integers, NaN, infinities and booleans: a 400 on the field, never a 500."""
+    assert field_of(op, {**extra, name: value}, make_video(kind), settings) == f"params.{name}"
 
 
 @pytest.mark.parametrize("op", [F, T, C])
@@ -385,11 +425,11 @@ def test_decimal_is_plain() -> None:
     assert decimal(-3.0) == "-3"
 
 
-def test_param_reader_treats_null_as_absent() -> None:
-    reader = ParamReader({"a": None, "b": 2}, ["a", "b"])
-    assert not reader.given("a") and reader.given("b")
-    assert reader.integer("a", 7, minimum=0, maximum=10) == 7
-    assert ParamReader(None, []).boolean("x", True) is True
+def test_read_params_treats_null_as_absent(settings: Settings) -> None:
+    params = read_params(FramesParams, {"format": None, "width": 160}, settings)
+    assert params.model_fields_set == {"width"}
+    assert params.format == "jpg"
+    assert read_params(FramesParams, None, settings) == FramesParams()
 
 
 def test_the_build_lists_its_encoders() -> None:

@@ -24,6 +24,7 @@ from playwright.async_api import ConsoleMessage, Page, Route, expect
 
 from config.settings import Settings
 from server.app import create_app
+from server.jobs.operations import registry
 from tests.browser import chromium
 from tests.conftest import PASSWORD, truncate_all
 
@@ -280,4 +281,63 @@ async def test_page_errors_cancels_refresh_and_delete(
         await expect(page.locator("li.job")).to_have_count(0)
         await expect(page.locator("#quota")).to_have_js_property("value", 0)
 
+        assert problems == []
+
+
+async def test_page_offers_the_servers_operations_with_its_defaults_and_limits(
+    make_settings: Callable[..., Settings],
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
+    sample_mp4: Path,
+) -> None:
+    """The choices come from GET /api/v1/operations: a lower frame-rate limit shows."""
+    app = create_app(make_settings(workers_enabled=False, max_output_fps=12.0))
+    client = await aiohttp_client(app)
+    await truncate_all(app)
+
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1000, "height": 900})
+        problems = _collect_problems(page, _has_websocket_route(client))
+        posted: list[Any] = []
+        page.on(
+            "request",
+            lambda r: (
+                posted.append(r.post_data_json)
+                if r.method == "POST" and r.url.endswith("/jobs")
+                else None
+            ),
+        )
+        await page.goto(str(client.make_url("/")))
+        await page.get_by_label("Email").fill(f"page-{uuid.uuid4().hex[:8]}@example.com")
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_role("button", name="Create account").click()
+        await expect(page.locator("#app")).to_be_visible()
+
+        boxes = page.locator("#upload-form input[name='op']")
+        await expect(boxes).to_have_count(len(registry()))
+        assert [await b.get_attribute("value") for b in await boxes.all()] == list(registry())
+        fps = page.get_by_label("at fps")
+        await expect(fps).to_have_value("1")
+        await expect(fps).to_have_attribute("max", "12")  # min(30, the setting)
+        containers = await page.locator("#convert-container option").all_inner_texts()
+        assert containers == ["mp4", "mov", "mkv", "webm", "gif"]
+        await expect(page.locator("#convert-container")).to_have_value("mp4")
+
+        # A rate other than the default: the upload carries no ?process=, and
+        # the job is posted on its own with that rate.
+        await page.get_by_label("Frames as a ZIP").check()
+        await fps.fill("2")
+        await page.set_input_files("#file-input", str(sample_mp4))
+        await expect(page.locator("li.job", has_text="frames")).to_have_count(1)
+        assert posted == [{"operation": "frames", "params": {"fps": 2}}]
+
+        # The video view offers the operations that apply to videos, with their params.
+        await page.locator("#videos button", has_text=sample_mp4.name).click()
+        operation = page.locator("#player").get_by_label("Operation", exact=True)
+        names = await operation.locator("option").all_inner_texts()
+        assert names == [n for n, op in registry().items() if "video" in op.kinds]
+        await operation.select_option("hls")
+        segment = page.locator("#player").get_by_label("Segment length (s)")
+        await expect(segment).to_have_value("4")
+        await expect(segment).to_have_attribute("min", "2")
+        await expect(segment).to_have_attribute("max", "10")
         assert problems == []

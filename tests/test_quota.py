@@ -18,7 +18,7 @@ from config.settings import Settings
 from server import appkeys
 from server.app import create_app
 from server.jobs.operations import registry
-from server.jobs.operations.base import estimated_output_bytes
+from server.jobs.operations.estimates import estimated_output_bytes
 from server.quota.ledger import human_bytes
 from server.videos.model import Video
 from tests.conftest import User, leftovers, register_and_login, truncate_all

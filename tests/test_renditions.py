@@ -12,7 +12,7 @@ import pytest
 from config.settings import Settings
 from server.errors import BadRequest
 from server.jobs.operations import hls, renditions, transcode
-from server.jobs.operations.base import OperationFailed
+from server.jobs.operations.protocol import OperationFailed
 from server.jobs.operations.renditions import (
     Rendition,
     Source,

@@ -42,7 +42,7 @@ from server.errors import HTTPError
 from server.jobs import state
 from server.jobs.context import JobContext
 from server.jobs.model import QUEUED, Job, OutputFile
-from server.jobs.operations.base import Operation, OperationFailed
+from server.jobs.operations.protocol import Operation, OperationFailed
 from server.live.events import JobEventType, status_event
 from server.logs import get_logger
 from server.media.process import FfmpegError

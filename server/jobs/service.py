@@ -23,7 +23,8 @@ from server.db import videos as videos_db
 from server.errors import BadRequest, NotFound
 from server.jobs import state
 from server.jobs.model import CANCELED, QUEUED, RUNNING, Job, JobEvent, JobStatus, OutputFile
-from server.jobs.operations.base import Operation, estimated_output_bytes
+from server.jobs.operations.estimates import estimated_output_bytes
+from server.jobs.operations.protocol import Operation
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.quota.ledger import QuotaLedger

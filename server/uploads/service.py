@@ -32,7 +32,7 @@ from server.errors import (
     UnsupportedMediaType,
 )
 from server.jobs.model import Job
-from server.jobs.operations.base import Operation
+from server.jobs.operations.protocol import Operation
 from server.jobs.service import JobService
 from server.live.publisher import EventPublisher
 from server.logs import get_logger

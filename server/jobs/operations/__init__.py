@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.jobs.operations.base import Operation
+from server.jobs.operations.protocol import Operation
 
 
 def registry() -> dict[str, Operation]:

@@ -16,28 +16,38 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BeforeValidator, Field, WithJsonSchema
+from pydantic_core import PydanticCustomError
 
 from config.settings import Settings
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
-from server.jobs.operations.base import (
-    OperationFailed,
-    ParamReader,
-    bitrate_bytes,
+from server.jobs.operations.argv import decimal, input_args
+from server.jobs.operations.estimates import ASSUMED_FPS, bitrate_bytes, still_bytes
+from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
+from server.jobs.operations.geometry import display_size, fit_size, source_fps
+from server.jobs.operations.limits import (
+    MAX_IMAGE_SIDE,
+    MIN_OUTPUT_SIDE,
     check_pixels,
-    decimal,
-    display_size,
-    fit_size,
-    input_args,
-    invalid,
-    run_ffmpeg_with_progress,
     source_duration,
-    source_file,
-    still_bytes,
-    store_file,
+)
+from server.jobs.operations.outputs import store_file
+from server.jobs.operations.params import (
+    AtMostSetting,
+    OneOf,
+    OperationParams,
+    check_at_least,
+    check_at_most,
+    check_span,
+    invalid,
+    read_params,
     validated_params,
 )
+from server.jobs.operations.protocol import OperationFailed
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import available_encoders, first_available, load_encoders
 from server.media.progress import scaled
@@ -82,9 +92,7 @@ IMAGE_FORMATS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 _IMAGE_FORMAT_OF = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
 
 OUTPUT_STEM = "converted"
-MIN_SIDE = 16
 MAX_SIDE = 8192  # H.264 level 6.2 and common decoders stop around here
-MAX_IMAGE_SIDE = 16384
 MIN_BITRATE_KBPS = 50
 MAX_BITRATE_KBPS = 100_000
 MIN_FPS = 1.0
@@ -101,20 +109,150 @@ ENCODE_SHARE = 95.0
 CRF_BITS_PER_PIXEL = 0.1
 ESTIMATE_AUDIO_KBPS = 128
 
-_VIDEO_PARAMS = (
-    "width",
-    "height",
-    "container",
-    "video_codec",
-    "crf",
-    "bitrate",
-    "fps",
-    "audio",
-    "start",
-    "end",
-)
-_IMAGE_PARAMS = ("width", "height", "format")
 _BITRATE_RE = re.compile(r"(?P<value>\d+(?:\.\d+)?)(?P<unit>[kKmM]?)")
+_BITRATE_SYNTAX = 'must be kbps as an integer, or a string like "2M" or "500k"'
+# The widest crf any codec takes; each codec's own range is checked after.
+_CRF_RANGE = (
+    min(c.crf_range[0] for c in CODECS.values()),
+    max(c.crf_range[1] for c in CODECS.values()),
+)
+
+
+def _kbps(value: object) -> int:
+    """`bitrate` as kbps: an integer (kbps) or a string like "2M", "500k", "1.5M"."""
+    kbps: float
+    if isinstance(value, int) and not isinstance(value, bool):
+        kbps = value
+    elif isinstance(value, str) and (m := _BITRATE_RE.fullmatch(value.strip())):
+        kbps = float(m["value"]) * (1000 if m["unit"] in "mM" and m["unit"] else 1)
+    else:
+        raise PydanticCustomError("bitrate_syntax", _BITRATE_SYNTAX)
+    if not MIN_BITRATE_KBPS <= kbps <= MAX_BITRATE_KBPS:
+        raise PydanticCustomError(
+            "bitrate_range", f"must be between {MIN_BITRATE_KBPS} and {MAX_BITRATE_KBPS} kbps"
+        )
+    return round(kbps)
+
+
+_BITRATE_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": MIN_BITRATE_KBPS, "maximum": MAX_BITRATE_KBPS},
+        {"type": "string", "pattern": r"^\s*\d+(\.\d+)?[kKmM]?\s*$"},
+        {"type": "null"},
+    ]
+}
+
+
+class ConvertParams(OperationParams):
+    """A video resized, re-encoded, trimmed or turned into a GIF, as converted.<container>."""
+
+    misplaced_hints: ClassVar[Mapping[str, str]] = {
+        "format": "applies to images only; videos choose a container"
+    }
+
+    width: Annotated[
+        int | None,
+        Field(
+            ge=MIN_OUTPUT_SIDE,
+            le=MAX_SIDE,
+            description="Output width (even, except for gif); with height alone the aspect "
+            "ratio is kept. Default: the video's (gif: at most 480).",
+        ),
+    ] = None
+    height: Annotated[
+        int | None,
+        Field(
+            ge=MIN_OUTPUT_SIDE,
+            le=MAX_SIDE,
+            description="Output height (even, except for gif); with width alone the aspect "
+            "ratio is kept. Default: the video's.",
+        ),
+    ] = None
+    container: Annotated[
+        str, OneOf(tuple(CONTAINERS)), Field(description="Container of the output.")
+    ] = "mp4"
+    video_codec: Annotated[
+        Annotated[str, OneOf(tuple(CODECS))] | None,
+        Field(
+            description="Video codec; the container must hold it (not with gif). "
+            "Default: the container's first (mp4, mov, mkv: h264; webm: vp9)."
+        ),
+    ] = None
+    crf: Annotated[
+        int | None,
+        Field(
+            ge=_CRF_RANGE[0],
+            le=_CRF_RANGE[1],
+            description="Constant quality, lower is better (not with bitrate or gif): "
+            + "; ".join(f"{n} {c.crf_range[0]}-{c.crf_range[1]}" for n, c in CODECS.items())
+            + ". Default: "
+            + ", ".join(f"{n} {c.default_crf}" for n, c in CODECS.items())
+            + ".",
+        ),
+    ] = None
+    bitrate: Annotated[
+        int | None,
+        BeforeValidator(_kbps),
+        WithJsonSchema(_BITRATE_SCHEMA),
+        Field(
+            description='Average video bitrate instead of crf: kbps, or a string like "2M" or '
+            '"500k" (not with gif).'
+        ),
+    ] = None
+    fps: Annotated[
+        float | None,
+        Field(
+            ge=MIN_FPS,
+            description="Output frame rate (gif: at most 30). Default: the video's, "
+            "at most the server's limit (gif: 15).",
+        ),
+        AtMostSetting("max_output_fps"),
+    ] = None
+    audio: Annotated[bool, Field(description="Keep the audio (gif has none, so false there).")] = (
+        True
+    )
+    start: Annotated[
+        float, Field(ge=0, description="Second to start at; less than the duration.")
+    ] = 0.0
+    end: Annotated[
+        float | None,
+        Field(gt=0, description="Second to stop at, after start. Default: the end of the video."),
+    ] = None
+
+    def maximums_from_params(self) -> Mapping[str, float]:
+        return {"fps": GIF_MAX_FPS} if self.container == "gif" else {}
+
+
+class ConvertImageParams(OperationParams):
+    """An image resized or in another format, as converted.<format>."""
+
+    width: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=MAX_IMAGE_SIDE,
+            description="Output width; with height alone the aspect ratio is kept. "
+            "Default: the image's.",
+        ),
+    ] = None
+    height: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=MAX_IMAGE_SIDE,
+            description="Output height; with width alone the aspect ratio is kept. "
+            "Default: the image's.",
+        ),
+    ] = None
+    format: Annotated[
+        Annotated[str, OneOf(tuple(IMAGE_FORMATS))] | None,
+        Field(description="Image format of the output. Default: the image's own."),
+    ] = None
+
+
+PARAM_MODELS: Mapping[str, type[OperationParams]] = MappingProxyType(
+    {"video": ConvertParams, "image": ConvertImageParams}
+)
 
 
 def _encoders(settings: Settings) -> frozenset[str]:
@@ -123,70 +261,62 @@ def _encoders(settings: Settings) -> frozenset[str]:
 
 def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> dict[str, Any]:
     if video.kind == "image":
-        video_only = set(_VIDEO_PARAMS) - set(_IMAGE_PARAMS)
-        reader = ParamReader(
-            raw, _IMAGE_PARAMS, misplaced=dict.fromkeys(video_only, "applies to videos only")
-        )
-        return _parse_image(reader, video, settings)
-    reader = ParamReader(
-        raw,
-        _VIDEO_PARAMS,
-        misplaced={"format": "applies to images only; videos choose a container"},
-    )
-    return _parse_video(reader, video, settings)
+        image = read_params(ConvertImageParams, raw, settings, siblings=PARAM_MODELS)
+        return _parse_image(image, video, settings)
+    p = read_params(ConvertParams, raw, settings, siblings=PARAM_MODELS)
+    return _parse_video(p, video, settings)
 
 
-def _parse_image(reader: ParamReader, video: Video, settings: Settings) -> dict[str, Any]:
-    fmt = reader.choice("format", IMAGE_FORMATS, _IMAGE_FORMAT_OF.get(video.content_type, "jpg"))
+def _parse_image(p: ConvertImageParams, video: Video, settings: Settings) -> dict[str, Any]:
+    fmt = p.format or _IMAGE_FORMAT_OF.get(video.content_type, "jpg")
     if IMAGE_FORMATS[fmt][0] not in _encoders(settings):
         raise invalid("format", f"this server's ffmpeg cannot write {fmt}")
-    width = reader.integer("width", None, minimum=1, maximum=MAX_IMAGE_SIDE)
-    height = reader.integer("height", None, minimum=1, maximum=MAX_IMAGE_SIDE)
-    size = fit_size(display_size(video), width, height, even=False)
-    check_pixels(size, settings, "height" if width is None and height is not None else "width")
-    return {"width": width, "height": height, "format": fmt}
+    size = fit_size(display_size(video), p.width, p.height, even=False)
+    check_pixels(size, settings, "height" if p.width is None and p.height is not None else "width")
+    return {"width": p.width, "height": p.height, "format": fmt}
 
 
-def _parse_video(reader: ParamReader, video: Video, settings: Settings) -> dict[str, Any]:
+def _parse_video(p: ConvertParams, video: Video, settings: Settings) -> dict[str, Any]:
     duration = source_duration(video, settings)
     encoders = _encoders(settings)
-    container_name = reader.choice("container", CONTAINERS, "mp4")
-    container = CONTAINERS[container_name]
-    gif = container_name == "gif"
+    container = CONTAINERS[p.container]
+    gif = p.container == "gif"
+    given = p.model_fields_set
 
     codec = crf = bitrate = None
     if gif:
         for name in ("video_codec", "crf", "bitrate"):
-            if reader.given(name):
+            if name in given:
                 raise invalid(name, "does not apply to gif")
-        if reader.boolean("audio", False):
+        if "audio" in given and p.audio:
             raise invalid("audio", "gif has no audio")
         audio = False
     else:
-        codec = reader.choice("video_codec", CODECS, container.codecs[0])
+        codec = p.video_codec or container.codecs[0]
         if codec not in container.codecs:
-            raise invalid(
-                "video_codec", f"{container_name} holds only " + ", ".join(container.codecs)
-            )
+            raise invalid("video_codec", f"{p.container} holds only " + ", ".join(container.codecs))
         spec = CODECS[codec]
         if first_available(encoders, *spec.encoders) is None:
             raise invalid("video_codec", f"this server's ffmpeg has no {codec} encoder")
-        bitrate = _bitrate(reader)
-        if bitrate is not None and reader.given("crf"):
+        bitrate = p.bitrate
+        if bitrate is not None and "crf" in given:
             raise invalid("crf", "give either crf or bitrate, not both")
         if bitrate is None:
-            low, high = spec.crf_range
-            crf = reader.integer("crf", spec.default_crf, minimum=low, maximum=high)
-        audio = reader.boolean("audio", True)
+            crf = spec.default_crf if p.crf is None else p.crf
+            check_at_least("crf", crf, spec.crf_range[0])
+            check_at_most("crf", crf, spec.crf_range[1])
+        audio = p.audio
         has_audio = video.metadata.get("audio_codec") is not None
         if audio and has_audio and first_available(encoders, *container.audio_encoders) is None:
-            raise invalid(
-                "audio", f"this server's ffmpeg has no audio encoder for {container_name}"
-            )
+            raise invalid("audio", f"this server's ffmpeg has no audio encoder for {p.container}")
 
+    width, height = p.width, p.height
+    if not gif:
+        # 4:2:0 video halves the chroma planes: odd sizes cannot be encoded.
+        for name, value in (("width", width), ("height", height)):
+            if value is not None and value % 2:
+                raise invalid(name, "must be an even number")
     source = display_size(video)
-    width = reader.integer("width", None, minimum=MIN_SIDE, maximum=MAX_SIDE, even=not gif)
-    height = reader.integer("height", None, minimum=MIN_SIDE, maximum=MAX_SIDE, even=not gif)
     if gif and width is None and height is None:
         # A full-size GIF of a video is huge and slow; default to a web-sized one.
         width = min(GIF_DEFAULT_MAX_WIDTH, source[0])
@@ -194,19 +324,15 @@ def _parse_video(reader: ParamReader, video: Video, settings: Settings) -> dict[
     size_field = "height" if width is None and height is not None else "width"
     check_pixels(size, settings, size_field)
 
-    source_fps = video.metadata.get("fps")
-    source_fps = (
-        float(source_fps) if isinstance(source_fps, int | float) and source_fps > 0 else None
-    )
+    rate = source_fps(video)
     max_fps = min(GIF_MAX_FPS, settings.max_output_fps) if gif else settings.max_output_fps
-    default_fps: float | None = None
-    if gif:
-        default_fps = max(MIN_FPS, min(GIF_DEFAULT_FPS, source_fps or GIF_DEFAULT_FPS, max_fps))
-    elif source_fps is not None and source_fps > max_fps:
-        default_fps = max_fps  # never more than the limit, even by default
-    fps = reader.number("fps", default_fps, minimum=MIN_FPS, maximum=max_fps)
+    fps = p.fps  # at most max_fps when given: read_params checked it
+    if fps is None and gif:
+        fps = max(MIN_FPS, min(GIF_DEFAULT_FPS, rate or GIF_DEFAULT_FPS, max_fps))
+    elif fps is None and rate is not None and rate > max_fps:
+        fps = max_fps  # never more than the limit, even by default
 
-    start, end = reader.span(duration)
+    start, end = check_span(p.start, p.end, duration)
     if gif:
         assert fps is not None
         frames = math.ceil((end - start) * fps)
@@ -218,7 +344,7 @@ def _parse_video(reader: ParamReader, video: Video, settings: Settings) -> dict[
                 "shorten it with start/end, or lower fps or width",
             )
     return {
-        "container": container_name,
+        "container": p.container,
         "video_codec": codec,
         "width": width,
         "height": height,
@@ -229,25 +355,6 @@ def _parse_video(reader: ParamReader, video: Video, settings: Settings) -> dict[
         "start": start,
         "end": end,
     }
-
-
-def _bitrate(reader: ParamReader) -> int | None:
-    """`bitrate` as kbps: an integer (kbps) or a string like "2M", "500k", "1.5M"."""
-    value = reader.value("bitrate")
-    if value is None:
-        return None
-    kbps: float
-    if isinstance(value, bool):
-        raise invalid("bitrate", 'must be kbps as an integer, or a string like "2M" or "500k"')
-    if isinstance(value, int):
-        kbps = value
-    elif isinstance(value, str) and (m := _BITRATE_RE.fullmatch(value.strip())):
-        kbps = float(m["value"]) * (1000 if m["unit"] in "mM" and m["unit"] else 1)
-    else:
-        raise invalid("bitrate", 'must be kbps as an integer, or a string like "2M" or "500k"')
-    if not MIN_BITRATE_KBPS <= kbps <= MAX_BITRATE_KBPS:
-        raise invalid("bitrate", f"must be between {MIN_BITRATE_KBPS} and {MAX_BITRATE_KBPS} kbps")
-    return round(kbps)
 
 
 def output_size(
@@ -356,6 +463,11 @@ def _video_codec_args(params: Mapping[str, Any], encoders: frozenset[str]) -> li
 class ConvertOperation:
     name = "convert"
     kinds = frozenset({"video", "image"})
+    summary = (
+        "A video resized, re-encoded (H.264, VP9, AV1), trimmed or made a GIF, as "
+        "converted.<container>; an image resized or in another format, as converted.<format>."
+    )
+    param_models = PARAM_MODELS
 
     def parse_params(
         self, raw: Mapping[str, Any], video: Video, settings: Settings
@@ -370,8 +482,7 @@ class ConvertOperation:
         gif = params["container"] == "gif"
         size = output_size(source, params["width"], params["height"], even=not gif)
         span = float(params["end"]) - float(params["start"])
-        source_fps = video.metadata.get("fps")
-        fps = params["fps"] or (source_fps if isinstance(source_fps, int | float) else 30.0)
+        fps = params["fps"] or source_fps(video) or ASSUMED_FPS
         if gif:
             return math.ceil(span * float(fps)) * still_bytes(size)
         audio = params["audio"] and video.metadata.get("audio_codec") is not None

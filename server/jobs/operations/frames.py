@@ -15,26 +15,30 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from config.settings import Settings
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
-from server.jobs.operations.base import (
-    OperationFailed,
-    ParamReader,
-    check_pixels,
-    decimal,
-    display_size,
-    fit_size,
-    input_args,
+from server.jobs.operations.argv import decimal, input_args
+from server.jobs.operations.estimates import ASSUMED_FPS, still_bytes
+from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
+from server.jobs.operations.geometry import display_size, fit_size, source_fps
+from server.jobs.operations.limits import MIN_OUTPUT_SIDE, check_pixels, source_duration
+from server.jobs.operations.params import (
+    AtMostSetting,
+    OneOf,
+    OperationParams,
+    check_at_most,
+    check_span,
     invalid,
-    run_ffmpeg_with_progress,
-    source_duration,
-    source_file,
-    still_bytes,
+    read_params,
     validated_params,
 )
+from server.jobs.operations.protocol import OperationFailed
 from server.jobs.operations.zipstream import ZipStream
 from server.media.progress import scaled
 from server.videos.model import Video
@@ -46,37 +50,63 @@ MAX_FPS = 30.0
 # float would need an exponent, which ffmpeg's rate parser does not take.
 MIN_FPS = 0.001
 MAX_EVERY_N_FRAMES = 1_000_000
-MIN_WIDTH = 16
 EXTRACT_SHARE = 90.0  # percent of the job spent in ffmpeg; the rest is zipping
 # How often finished frames are moved from the scratch directory into the ZIP.
 PACK_INTERVAL_SECONDS = 0.25
 _FRAME_NAME = re.compile(r"frame_\d{6,}\.(?:jpg|png)")
-
-_PARAMS = ("fps", "every_n_frames", "format", "width", "start", "end")
 ZIP_ENTRY_OVERHEAD = 128
 
 
+class FramesParams(OperationParams):
+    """Frames of a video as image files in one ZIP, `frames.zip`."""
+
+    fps: Annotated[
+        float,
+        Field(ge=MIN_FPS, le=MAX_FPS, description="Frames per second to extract."),
+        AtMostSetting("max_output_fps"),
+    ] = 1.0
+    every_n_frames: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            le=MAX_EVERY_N_FRAMES,
+            description="Instead of fps: every n-th frame of the source (not with fps).",
+        ),
+    ] = None
+    format: Annotated[str, OneOf(FORMATS), Field(description="Image format of the frames.")] = "jpg"
+    width: Annotated[
+        int | None,
+        Field(
+            ge=MIN_OUTPUT_SIDE,
+            multiple_of=2,
+            description="Width of the frames, at most the video's; the height keeps the "
+            "aspect ratio. Default: the video's size.",
+        ),
+    ] = None
+    start: Annotated[
+        float, Field(ge=0, description="Second to start at; less than the duration.")
+    ] = 0.0
+    end: Annotated[
+        float | None,
+        Field(gt=0, description="Second to stop at, after start. Default: the end of the video."),
+    ] = None
+
+
 def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> dict[str, Any]:
-    reader = ParamReader(raw, _PARAMS)
+    p = read_params(FramesParams, raw, settings)
     duration = source_duration(video, settings)
 
-    every_n = reader.integer("every_n_frames", None, minimum=1, maximum=MAX_EVERY_N_FRAMES)
-    if every_n is not None and reader.given("fps"):
+    every_n = p.every_n_frames
+    if every_n is not None and "fps" in p.model_fields_set:
         raise invalid("every_n_frames", "give either fps or every_n_frames, not both")
-    fps = None
-    if every_n is None:
-        max_fps = min(MAX_FPS, settings.max_output_fps)
-        fps = reader.number("fps", min(1.0, max_fps), minimum=MIN_FPS, maximum=max_fps)
+    fps = p.fps if every_n is None else None
 
-    fmt = reader.choice("format", FORMATS, "jpg")
     source_w, _ = size = display_size(video)
-    width = reader.integer(
-        "width", None, minimum=MIN_WIDTH, maximum=max(MIN_WIDTH, source_w), even=True
-    )
-    check_pixels(fit_size(size, width, None, even=True), settings, "width")
-    start, end = reader.span(duration)
+    check_at_most("width", p.width, max(MIN_OUTPUT_SIDE, source_w))  # no upscaling
+    check_pixels(fit_size(size, p.width, None, even=True), settings, "width")
+    start, end = check_span(p.start, p.end, duration)
 
-    expected = expected_frames(end - start, fps, every_n, video.metadata.get("fps"), settings)
+    expected = expected_frames(end - start, fps, every_n, source_fps(video), settings)
     if expected > settings.max_frames_per_zip:
         raise invalid(
             "fps" if fps is not None else "every_n_frames",
@@ -86,15 +116,15 @@ def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> di
     return {
         "fps": fps,
         "every_n_frames": every_n,
-        "format": fmt,
-        "width": width,
+        "format": p.format,
+        "width": p.width,
         "start": start,
         "end": end,
     }
 
 
 def expected_frames(
-    span: float, fps: float | None, every_n: int | None, source_fps: Any, settings: Settings
+    span: float, fps: float | None, every_n: int | None, rate: float | None, settings: Settings
 ) -> int:
     """An upper bound of the frames a run will write, for the limit check."""
     if fps is not None:
@@ -102,7 +132,6 @@ def expected_frames(
         return max(1, math.ceil(span * fps))
     assert every_n is not None
     # An unknown source rate is taken as the highest allowed: over- not under-estimate.
-    rate = source_fps if isinstance(source_fps, int | float) and source_fps > 0 else None
     source_frames = math.ceil(span * (rate or settings.max_output_fps))
     return max(1, math.ceil(source_frames / every_n))
 
@@ -145,6 +174,8 @@ def frames_argv(
 class FramesOperation:
     name = "frames"
     kinds = frozenset({"video"})
+    summary = "Frames of a video as JPEG or PNG files in one ZIP, frames.zip."
+    param_models = MappingProxyType({"video": FramesParams})
 
     def parse_params(
         self, raw: Mapping[str, Any], video: Video, settings: Settings
@@ -153,8 +184,7 @@ class FramesOperation:
 
     def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int:
         span = float(params["end"]) - float(params["start"])
-        source_fps = video.metadata.get("fps")
-        rate = float(source_fps) if isinstance(source_fps, int | float) else 30.0
+        rate = source_fps(video) or ASSUMED_FPS
         if params["fps"] is not None:
             frames = math.ceil(span * float(params["fps"]))
         else:

@@ -29,21 +29,21 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from config.settings import Settings
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
-from server.jobs.operations.base import (
-    OperationFailed,
-    ParamReader,
-    input_args,
-    run_ffmpeg_with_progress,
-    source_file,
-    store_tree,
-    validated_params,
-)
+from server.jobs.operations.argv import file_url, input_args
+from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
+from server.jobs.operations.outputs import store_tree
+from server.jobs.operations.params import read_params, validated_params
+from server.jobs.operations.protocol import OperationFailed
 from server.jobs.operations.renditions import (
+    LadderParams,
     Rendition,
     Source,
     encoder_args,
@@ -57,7 +57,6 @@ from server.jobs.operations.renditions import (
 from server.media.progress import scaled
 from server.videos.model import Video
 
-PARAMS = ("renditions", "preset", "segment_seconds")
 DEFAULT_SEGMENT_SECONDS = 4
 MIN_SEGMENT_SECONDS, MAX_SEGMENT_SECONDS = 2, 10
 MASTER = "master.m3u8"
@@ -126,11 +125,10 @@ def hls_args(
 
 
 def _file_url(path: Path) -> str:
-    text = str(path.absolute())
     # ffmpeg expands "%" sequences in segment names; our paths have none.
-    if "%" in text.replace(SEGMENT_PATTERN, ""):
+    if "%" in str(path.absolute()).replace(SEGMENT_PATTERN, ""):
         raise OperationFailed("the work directory's path contains '%'")
-    return "file:" + text
+    return file_url(path)
 
 
 # --- playlists (pure) ---------------------------------------------------------
@@ -276,22 +274,34 @@ def write_master(
 # --- the operation --------------------------------------------------------------
 
 
+class HlsParams(LadderParams):
+    """Adaptive HLS: a master playlist and one variant per rendition, under hls/."""
+
+    segment_seconds: Annotated[
+        int,
+        Field(
+            ge=MIN_SEGMENT_SECONDS,
+            le=MAX_SEGMENT_SECONDS,
+            description="Length of each segment in seconds; players switch renditions "
+            "between segments.",
+        ),
+    ] = DEFAULT_SEGMENT_SECONDS
+
+
 class Hls:
     name = "hls"
     kinds = frozenset({"video"})
+    summary = "Adaptive HLS: hls/master.m3u8 and one variant playlist with segments per rendition."
+    param_models = MappingProxyType({"video": HlsParams})
 
     def parse_params(
         self, raw: Mapping[str, Any], video: Video, settings: Settings
     ) -> dict[str, Any]:
-        reader = ParamReader(raw, PARAMS)
-        params = read_ladder_params(raw or {}, reader, video, settings)
-        params["segment_seconds"] = reader.integer(
-            "segment_seconds",
-            DEFAULT_SEGMENT_SECONDS,
-            minimum=MIN_SEGMENT_SECONDS,
-            maximum=MAX_SEGMENT_SECONDS,
-        )
-        return params
+        p = read_params(HlsParams, raw, settings)
+        return {
+            **read_ladder_params(p, video, settings),
+            "segment_seconds": p.segment_seconds,
+        }
 
     def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int:
         # Segments at the ladder's caps, plus a few hundred bytes of playlist per segment.

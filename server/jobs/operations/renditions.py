@@ -18,22 +18,19 @@ as on 854x480; the cap is what players and the HLS BANDWIDTH care about.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import Field, WithJsonSchema
 
 from config.settings import Settings
-from server.errors import BadRequest
-from server.jobs.operations.base import (
-    OperationFailed,
-    ParamReader,
-    bitrate_bytes,
-    decimal,
-    display_size,
-    fit_size,
-    invalid,
-    source_duration,
-)
+from server.jobs.operations.argv import decimal
+from server.jobs.operations.estimates import bitrate_bytes
+from server.jobs.operations.geometry import display_size, fit_size, source_fps
+from server.jobs.operations.limits import check_source_pixels, source_duration
+from server.jobs.operations.params import OneOf, OperationParams, invalid
+from server.jobs.operations.protocol import OperationFailed
 from server.media.encoders import load_encoders
 from server.videos.model import Video
 
@@ -77,11 +74,10 @@ class Source:
     @classmethod
     def of(cls, video: Video) -> Source:
         width, height = display_size(video)
-        fps = video.metadata.get("fps")
         return cls(
             width=width,
             height=height,
-            fps=float(fps) if isinstance(fps, int | float) and fps > 0 else None,
+            fps=source_fps(video),
             has_audio=video.metadata.get("audio_codec") is not None,
         )
 
@@ -190,26 +186,32 @@ def output_fps(source: Source, max_fps: float) -> float | None:
     return None
 
 
-def read_ladder_params(
-    raw: Mapping[str, Any], reader: ParamReader, video: Video, settings: Settings
-) -> dict[str, Any]:
-    """Limits and the params both operations share: `renditions` and `preset`.
+class LadderParams(OperationParams):
+    """Params that transcode and hls share: which renditions, and how fast to encode."""
 
-    `reader` has checked the names in `raw` already; ParamReader has no list
-    reader, so `renditions` is read from `raw` here.
-    """
-    source_duration(video, settings)  # the duration limit, before any work
-    source = Source.of(video)
-    if source.width * source.height > settings.max_pixels:
-        raise BadRequest(
-            f"the video is {source.width}x{source.height}, more than the "
-            f"{settings.max_pixels} pixels allowed",
-            code="input_too_large",
-            field="video",
-        )
+    renditions: Annotated[
+        list[Annotated[str, WithJsonSchema({"type": "string", "enum": list(LADDER_NAMES)})]] | None,
+        Field(
+            min_length=1,
+            description="Renditions to make, never above the video's height; a video below "
+            "480p gets one at its own height, named after it (e.g. 360p). "
+            "Default: every one up to the video's height.",
+        ),
+    ] = None
+    preset: Annotated[
+        str,
+        OneOf(PRESETS),
+        Field(description="x264 preset: faster ones make bigger files for the same quality."),
+    ] = DEFAULT_PRESET
+
+
+def read_ladder_params(p: LadderParams, video: Video, settings: Settings) -> dict[str, Any]:
+    """Limits on the input, then the params both operations share: `renditions`, `preset`."""
+    source_duration(video, settings)
+    check_source_pixels(video, settings)
     return {
-        "renditions": parse_renditions(raw.get("renditions"), source),
-        "preset": reader.choice("preset", PRESETS, DEFAULT_PRESET),
+        "renditions": parse_renditions(p.renditions, Source.of(video)),
+        "preset": p.preset,
     }
 
 

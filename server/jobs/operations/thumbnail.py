@@ -19,27 +19,33 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Annotated, Any
+
+from pydantic import Field
 
 from config.settings import Settings
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
-from server.jobs.operations.base import (
-    OperationFailed,
-    ParamReader,
+from server.jobs.operations.argv import decimal, input_args
+from server.jobs.operations.estimates import still_bytes
+from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
+from server.jobs.operations.geometry import display_size, fit_size
+from server.jobs.operations.limits import (
+    MAX_IMAGE_SIDE,
+    MIN_OUTPUT_SIDE,
     check_pixels,
-    decimal,
-    display_size,
-    fit_size,
-    input_args,
-    invalid,
-    run_ffmpeg_with_progress,
     source_duration,
-    source_file,
-    still_bytes,
-    store_file,
+)
+from server.jobs.operations.outputs import store_file
+from server.jobs.operations.params import (
+    OperationParams,
+    check_at_most,
+    invalid,
+    read_params,
     validated_params,
 )
+from server.jobs.operations.protocol import OperationFailed
 from server.media.progress import scaled
 from server.videos.model import Video
 
@@ -47,7 +53,6 @@ THUMBNAIL_NAME = "thumbnail.jpg"
 SPRITE_NAME = "sprite.jpg"
 STORYBOARD_NAME = "storyboard.vtt"
 
-MIN_WIDTH = 16
 DEFAULT_TIME_FRACTION = 0.1
 DEFAULT_SPRITE_COLUMNS = 10
 MAX_SPRITE_COLUMNS = 50
@@ -56,14 +61,9 @@ MAX_SPRITE_WIDTH = 640
 MIN_SPRITE_INTERVAL = 0.1
 # Enough for a 4-hour video at one tile every 6 s; a storyboard is for scrubbing.
 MAX_SPRITE_TILES = 2500
-# Browsers and image decoders cope with JPEGs up to here; the format allows 65535.
-MAX_SPRITE_SIDE = 16384
 # Seconds before the end from which the last frame is looked for when the
 # requested time is past the last video frame (audio may outlast video).
 LAST_FRAME_WINDOW = 3.0
-
-_VIDEO_PARAMS = ("time", "width", "sprite", "sprite_interval", "sprite_columns", "sprite_width")
-_IMAGE_PARAMS = ("width",)
 
 
 @dataclass(frozen=True)
@@ -95,56 +95,107 @@ def sprite_layout(
     return SpriteLayout(interval, count, cols, math.ceil(count / cols), tile_width, tile_height)
 
 
-def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> dict[str, Any]:
-    if video.kind == "image":
-        video_only = set(_VIDEO_PARAMS) - set(_IMAGE_PARAMS)
-        reader = ParamReader(
-            raw, _IMAGE_PARAMS, misplaced=dict.fromkeys(video_only, "applies to videos only")
-        )
-        size = display_size(video)
-        width = reader.integer("width", None, minimum=1, maximum=size[0])
-        check_pixels(fit_size(size, width, None, even=False), settings, "width")
-        return {"width": width}
+class ThumbnailParams(OperationParams):
+    """A JPEG of a video at a chosen time, and optionally a sprite sheet with a storyboard."""
 
-    reader = ParamReader(raw, _VIDEO_PARAMS)
-    duration = source_duration(video, settings)
+    time: Annotated[
+        float | None,
+        Field(
+            ge=0,
+            description="Second of the video to take; less than the duration. "
+            "Default: 10% of the duration.",
+        ),
+    ] = None
+    width: Annotated[
+        int | None,
+        Field(
+            ge=MIN_OUTPUT_SIDE,
+            multiple_of=2,
+            description="Width of the thumbnail, at most the video's; the height keeps the "
+            "aspect ratio. Default: the video's size.",
+        ),
+    ] = None
+    sprite: Annotated[
+        bool,
+        Field(description="Also make sprite.jpg (a grid of tiles) and storyboard.vtt."),
+    ] = False
+    sprite_interval: Annotated[
+        float | None,
+        Field(
+            ge=MIN_SPRITE_INTERVAL,
+            description="Seconds between tiles, at most the duration (with sprite). "
+            "Default: about 100 tiles, at least 1 s apart.",
+        ),
+    ] = None
+    sprite_columns: Annotated[
+        int,
+        Field(ge=1, le=MAX_SPRITE_COLUMNS, description="Tiles per row (with sprite)."),
+    ] = DEFAULT_SPRITE_COLUMNS
+    sprite_width: Annotated[
+        int,
+        Field(
+            ge=MIN_OUTPUT_SIDE,
+            le=MAX_SPRITE_WIDTH,
+            multiple_of=2,
+            description="Width of each tile (with sprite).",
+        ),
+    ] = DEFAULT_SPRITE_WIDTH
+
+
+class ThumbnailImageParams(OperationParams):
+    """A JPEG of an image, optionally smaller."""
+
+    width: Annotated[
+        int | None,
+        Field(
+            ge=1,
+            description="Width of the thumbnail, at most the image's; the height keeps the "
+            "aspect ratio. Default: the image's size.",
+        ),
+    ] = None
+
+
+PARAM_MODELS: Mapping[str, type[OperationParams]] = MappingProxyType(
+    {"video": ThumbnailParams, "image": ThumbnailImageParams}
+)
+_SPRITE_ONLY = ("sprite_interval", "sprite_columns", "sprite_width")
+
+
+def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> dict[str, Any]:
     size = display_size(video)
-    time = reader.number("time", duration * DEFAULT_TIME_FRACTION, minimum=0.0)
-    assert time is not None
+    if video.kind == "image":
+        image = read_params(ThumbnailImageParams, raw, settings, siblings=PARAM_MODELS)
+        check_at_most("width", image.width, size[0])  # no upscaling
+        check_pixels(fit_size(size, image.width, None, even=False), settings, "width")
+        return {"width": image.width}
+
+    p = read_params(ThumbnailParams, raw, settings, siblings=PARAM_MODELS)
+    duration = source_duration(video, settings)
+    time = duration * DEFAULT_TIME_FRACTION if p.time is None else p.time
     if time >= duration:
         raise invalid("time", f"must be less than the duration ({decimal(duration)} s)")
-    width = reader.integer(
-        "width", None, minimum=MIN_WIDTH, maximum=max(MIN_WIDTH, size[0]), even=True
-    )
-    check_pixels(fit_size(size, width, None, even=True), settings, "width")
+    check_at_most("width", p.width, max(MIN_OUTPUT_SIDE, size[0]))  # no upscaling
+    check_pixels(fit_size(size, p.width, None, even=True), settings, "width")
 
-    sprite = reader.boolean("sprite", False)
     params: dict[str, Any] = {
         "time": time,
-        "width": width,
-        "sprite": sprite,
+        "width": p.width,
+        "sprite": p.sprite,
         "sprite_interval": None,
         "sprite_columns": None,
         "sprite_width": None,
     }
-    if not sprite:
-        for name in ("sprite_interval", "sprite_columns", "sprite_width"):
-            if reader.given(name):
+    if not p.sprite:
+        for name in _SPRITE_ONLY:
+            if name in p.model_fields_set:
                 raise invalid(name, "applies only with sprite: true")
         return params
 
     # About 100 tiles, at least a second apart (a clip shorter than that: one tile).
     default_interval = min(duration, max(1.0, duration / 100))
-    interval = reader.number(
-        "sprite_interval", default_interval, minimum=MIN_SPRITE_INTERVAL, maximum=duration
-    )
-    columns = reader.integer(
-        "sprite_columns", DEFAULT_SPRITE_COLUMNS, minimum=1, maximum=MAX_SPRITE_COLUMNS
-    )
-    tile_width = reader.integer(
-        "sprite_width", DEFAULT_SPRITE_WIDTH, minimum=MIN_WIDTH, maximum=MAX_SPRITE_WIDTH, even=True
-    )
-    assert interval is not None and columns is not None and tile_width is not None
+    interval = default_interval if p.sprite_interval is None else p.sprite_interval
+    check_at_most("sprite_interval", interval, duration)
+    columns, tile_width = p.sprite_columns, p.sprite_width
     layout = sprite_layout(video, duration, interval, columns, tile_width)
     if layout.tiles > MAX_SPRITE_TILES:
         raise invalid(
@@ -152,10 +203,10 @@ def parse_params(raw: Mapping[str, Any], video: Video, settings: Settings) -> di
             f"would make {layout.tiles} tiles; at most {MAX_SPRITE_TILES} (use a longer interval)",
         )
     sprite_w, sprite_h = layout.size
-    if max(sprite_w, sprite_h) > MAX_SPRITE_SIDE:
+    if max(sprite_w, sprite_h) > MAX_IMAGE_SIDE:
         raise invalid(
             "sprite_interval",
-            f"the sprite would be {sprite_w}x{sprite_h}; at most {MAX_SPRITE_SIDE} per side "
+            f"the sprite would be {sprite_w}x{sprite_h}; at most {MAX_IMAGE_SIDE} per side "
             "(use a longer interval, more columns or narrower tiles)",
         )
     check_pixels(layout.size, settings, "sprite_width")
@@ -297,6 +348,11 @@ def vtt_time(seconds: float) -> str:
 class ThumbnailOperation:
     name = "thumbnail"
     kinds = frozenset({"video", "image"})
+    summary = (
+        "thumbnail.jpg of a video at a chosen time (or of an image); optionally a sprite "
+        "sheet, sprite.jpg, with a WebVTT storyboard, storyboard.vtt."
+    )
+    param_models = PARAM_MODELS
 
     def parse_params(
         self, raw: Mapping[str, Any], video: Video, settings: Settings

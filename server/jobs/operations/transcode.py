@@ -19,21 +19,20 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from config.settings import Settings
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
-from server.jobs.operations.base import (
-    OperationFailed,
-    ParamReader,
-    input_args,
-    run_ffmpeg_with_progress,
-    source_file,
-    store_file,
-    validated_params,
-)
+from server.jobs.operations.argv import file_url, input_args
+from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress, source_file
+from server.jobs.operations.outputs import store_file
+from server.jobs.operations.params import read_params, validated_params
+from server.jobs.operations.protocol import OperationFailed
 from server.jobs.operations.renditions import (
+    LADDER_NAMES,
+    LadderParams,
     Rendition,
     Source,
     encoder_args,
@@ -49,7 +48,6 @@ from server.videos.model import Video
 
 # Share of the progress bar for encoding; the rest is storing the outputs.
 _ENCODE_SHARE = 95.0
-PARAMS = ("renditions", "preset")
 
 
 def transcode_args(
@@ -70,7 +68,7 @@ def transcode_args(
             "+faststart",
             "-f",
             "mp4",
-            _file_url(out_dir / output_name(rendition)),
+            file_url(out_dir / output_name(rendition)),
         ]
     return args
 
@@ -79,20 +77,20 @@ def output_name(rendition: Rendition) -> str:
     return f"{rendition.name}.mp4"
 
 
-def _file_url(path: Path) -> str:
-    # "file:" + absolute path: never read as an option or another protocol.
-    return "file:" + str(path.absolute())
+class TranscodeParams(LadderParams):
+    """H.264/AAC MP4 renditions of the ladder, <rendition>.mp4 each."""
 
 
 class Transcode:
     name = "transcode"
     kinds = frozenset({"video"})
+    summary = f"H.264/AAC MP4 renditions ({', '.join(LADDER_NAMES)}), <rendition>.mp4 each."
+    param_models = MappingProxyType({"video": TranscodeParams})
 
     def parse_params(
         self, raw: Mapping[str, Any], video: Video, settings: Settings
     ) -> dict[str, Any]:
-        reader = ParamReader(raw, PARAMS)
-        return read_ladder_params(raw or {}, reader, video, settings)
+        return read_ladder_params(read_params(TranscodeParams, raw, settings), video, settings)
 
     def estimate_output_bytes(self, params: Mapping[str, Any], video: Video) -> int:
         return ladder_bytes(video, params["renditions"])

@@ -1,0 +1,19 @@
+"""`GET /api/v1/operations`: every operation, its params and the server's limits."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from server import appkeys
+from server.auth.middleware import current_user
+from server.jobs.operation_serializers import catalog_json
+
+
+async def list_operations(request: web.Request) -> web.Response:
+    current_user(request)  # authenticated like the rest of /api/v1
+    catalog = request.app[appkeys.OPERATION_CATALOG].describe()
+    return web.json_response(catalog_json(catalog))
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/v1/operations", list_operations, name="operations.list")
