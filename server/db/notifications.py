@@ -8,33 +8,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 import asyncpg
+
+from server.notify.model import Notification
 
 _COLUMNS = (
     "id, user_id, job_id, event, recipient, subject, facts, status, attempts, error, "
     "next_attempt_at, created_at, sent_at"
 )
-
-
-@dataclass(frozen=True)
-class Notification:
-    id: uuid.UUID
-    user_id: uuid.UUID
-    job_id: uuid.UUID | None
-    event: str
-    recipient: str
-    subject: str | None
-    facts: dict[str, Any]
-    status: str
-    attempts: int
-    error: str | None
-    next_attempt_at: datetime
-    created_at: datetime
-    sent_at: datetime | None
 
 
 def _notification(row: asyncpg.Record) -> Notification:

@@ -71,3 +71,9 @@ async def open_database(settings: Settings, dsn: str | None = None) -> AsyncIter
         yield pool
     finally:
         await pool.close()
+
+
+async def ping(pool: asyncpg.Pool, *, acquire_timeout: float) -> None:
+    """A round trip to the database (readiness checks); raises when it cannot."""
+    async with pool.acquire(timeout=acquire_timeout) as conn:
+        await conn.fetchval("SELECT 1")

@@ -8,6 +8,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from server import appkeys
+from server.db.pool import ping
 from server.logs import get_logger
 
 log = get_logger("frameflow.health")
@@ -21,8 +22,7 @@ async def live(request: web.Request) -> web.Response:
 
 
 async def _check_database(app: web.Application) -> None:
-    async with app[appkeys.POOL].acquire(timeout=CHECK_TIMEOUT) as conn:
-        await conn.fetchval("SELECT 1")
+    await ping(app[appkeys.POOL], acquire_timeout=CHECK_TIMEOUT)
 
 
 async def _check_storage(app: web.Application) -> None:

@@ -21,12 +21,12 @@ from config.settings import Settings
 from server.db import jobs as jobs_db
 from server.db import notifications as notifications_db
 from server.db.jobs import job_from_snapshot
-from server.db.notifications import Notification
 from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.jobs.serializers import job_json, listed_outputs, output_link_maker
 from server.logs import get_logger
 from server.notify.email import body_for, compose, subject_for
 from server.notify.mailer import Mailer, MailError
+from server.notify.model import Notification
 from server.serving.signing import UrlSigner
 
 log = get_logger("frameflow.notify")
