@@ -28,6 +28,9 @@ from server.live.bus import job_publisher, open_bus
 from server.logs import get_logger
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import load_encoders
+from server.media.prober import Prober
+from server.media.sandbox import detect_sandbox
+from server.media.version import check_ffmpeg_version, parse_min_version, read_ffmpeg_version
 from server.metrics import Metrics
 from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
@@ -127,11 +130,26 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ffmpeg_ctx(app: web.Application) -> AsyncIterator[None]:
-    ffmpeg = resolve_ffmpeg(app[appkeys.SETTINGS].ffmpeg_path)
+    settings = app[appkeys.SETTINGS]
+    ffmpeg = resolve_ffmpeg(settings.ffmpeg_path)
+    # Too old a release: refuse to start rather than fail on some upload later.
+    version = await read_ffmpeg_version(ffmpeg)
+    check_ffmpeg_version(ffmpeg, version, parse_min_version(settings.ffmpeg_min_version))
     app[appkeys.FFMPEG] = ffmpeg
+    sandbox = await detect_sandbox(
+        settings.ffmpeg_sandbox, ffmpeg=ffmpeg, scratch_root=settings.data_dir / "tmp"
+    )
+    app[appkeys.SANDBOX] = sandbox
+    app[appkeys.PROBER] = Prober(ffmpeg=ffmpeg, sandbox=sandbox, settings=settings)
     # Cached per binary; loading it now keeps the ~30 ms probe off request paths.
     encoders = await load_encoders(ffmpeg)
-    log.info("ffmpeg_found", path=ffmpeg, encoders=len(encoders))
+    log.info(
+        "ffmpeg_found",
+        path=ffmpeg,
+        version=version.describe(),
+        sandbox=sandbox.name,
+        encoders=len(encoders),
+    )
     yield
 
 
@@ -193,6 +211,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         storage=app[appkeys.STORAGE],
         settings=app[appkeys.SETTINGS],
         ffmpeg=app[appkeys.FFMPEG],
+        sandbox=app[appkeys.SANDBOX],
         operations=registry(),
         dsn=app[appkeys.DATABASE_URL],
         publish=job_publisher(app[appkeys.BUS]),

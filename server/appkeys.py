@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from server.jobs.runner import JobRunner
     from server.limits.ratelimit import RateLimiter
     from server.live.bus import Bus
+    from server.media.prober import Prober
+    from server.media.sandbox import Sandbox
     from server.metrics import Metrics
     from server.notify.mailer import Mailer
     from server.notify.outbox import Outbox
@@ -32,6 +34,9 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 SIGNER: web.AppKey[UrlSigner] = web.AppKey("signer")
 FFMPEG = web.AppKey("ffmpeg", str)
+# How every ffmpeg that touches an upload is confined (detected at start-up).
+SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox")
+PROBER: web.AppKey[Prober] = web.AppKey("prober")
 UPLOADS: web.AppKey[UploadTracker] = web.AppKey("uploads")
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 BUS: web.AppKey[Bus] = web.AppKey("bus")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from server.media.process import run_ffmpeg
+from server.media.sandbox import NO_SANDBOX, Sandbox
 from server.media.sniff import ALLOWED_DEMUXERS
 
 
@@ -51,9 +52,9 @@ class MediaInfo:
 
 
 # Decoding the first frame allocates width x height pixels, which a few bytes
-# of PNG or JPEG header can make gigantic. 16384 x 16384 passes 8K video and
-# big panoramas; callers can tighten it.
-DEFAULT_MAX_PIXELS = 16384 * 16384
+# of PNG or JPEG header can make gigantic (16000x16000 RGB: 768 MB from a file
+# of 1 MB). So every probe takes the limit explicitly, the server's
+# `max_pixels` setting, and ffmpeg's decoder enforces it before it allocates.
 
 
 def _ffmpeg_pixel_limit(max_pixels: int) -> int:
@@ -63,9 +64,7 @@ def _ffmpeg_pixel_limit(max_pixels: int) -> int:
     return max_pixels + max_pixels // 4 + 65536
 
 
-def probe_argv(
-    ffmpeg: str, path: Path, demuxer: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> list[str]:
+def probe_argv(ffmpeg: str, path: Path, demuxer: str, *, max_pixels: int) -> list[str]:
     """The probe command line; each part is explained where it is added."""
     if demuxer not in ALLOWED_DEMUXERS:
         raise ValueError(f"demuxer {demuxer!r} is not on the allow-list")
@@ -73,6 +72,9 @@ def probe_argv(
         ffmpeg,
         "-hide_banner",
         "-nostdin",
+        # An input option, so it applies to the decoder (ffmpeg 5.1 and 9.x
+        # alike): the picture size is refused as the header is parsed,
+        # before a frame is allocated.
         "-max_pixels",
         str(_ffmpeg_pixel_limit(max_pixels)),
         # Pinning the demuxer and the protocols is what stops a playlist or a
@@ -101,16 +103,18 @@ async def probe(
     demuxer: str,
     *,
     timeout: float,  # noqa: ASYNC109 -- becomes FfmpegTimeout after killing ffmpeg
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int,
+    sandbox: Sandbox = NO_SANDBOX,
 ) -> MediaInfo:
     """Metadata of the server-made file ``path``, opened with the pinned ``demuxer``.
 
     Raises ProbeError when ffmpeg cannot open or decode it, it has no video,
     or its frames are larger than ``max_pixels``; FfmpegTimeout when that
-    takes longer than ``timeout`` seconds.
+    takes longer than ``timeout`` seconds. ffmpeg runs in ``sandbox``, able
+    to read ``path`` and nothing it does not need.
     """
     argv = probe_argv(ffmpeg, path, demuxer, max_pixels=max_pixels)
-    result = await run_ffmpeg(argv, timeout=timeout)
+    result = await run_ffmpeg(sandbox.wrap(argv, read=[path]), timeout=timeout)
     if result.returncode != 0:
         hidden_url = _input_url(path)
         hidden = (str(path), hidden_url, hidden_url.removeprefix("file:"))

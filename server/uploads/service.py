@@ -37,7 +37,7 @@ from server.jobs.model import Job
 from server.jobs.operations.base import Operation
 from server.live.events import video_ready_event
 from server.logs import get_logger
-from server.media.probe import ProbeError, probe
+from server.media.probe import ProbeError
 from server.media.process import FfmpegTimeout
 from server.media.sniff import SNIFF_BYTES, SniffResult, sniff
 from server.object_keys import source_key
@@ -238,12 +238,10 @@ async def _probe_and_record(
     process: Sequence[Operation],
     ttl_seconds: int,
 ) -> StoredUpload:
-    settings = app[appkeys.SETTINGS]
     try:
         async with app[appkeys.STORAGE].local_path(key) as path:
-            info = await probe(
-                app[appkeys.FFMPEG], path, sniffed.demuxer, timeout=settings.probe_timeout_seconds
-            )
+            # Hook (issue 9, item 13): the bounded, sandboxed probe of the Prober.
+            info = await app[appkeys.PROBER].probe(path, sniffed.demuxer)
     except ProbeError as exc:
         raise Unprocessable(f"The file cannot be decoded: {exc}", code="undecodable") from None
     except FfmpegTimeout:

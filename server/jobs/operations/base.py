@@ -20,6 +20,7 @@ from server.jobs.model import OutputFile
 from server.media.probe import error_reason
 from server.media.process import FfmpegResult, run_ffmpeg
 from server.media.progress import ProgressParser
+from server.media.sandbox import ffmpeg_input_paths
 from server.media.sniff import ALL_TYPES
 
 COPY_CHUNK = 1024 * 1024
@@ -122,8 +123,11 @@ async def run_ffmpeg_with_progress(
         parser.feed(chunk)
 
     argv = [ctx.ffmpeg, "-hide_banner", "-nostdin", "-y", "-progress", "pipe:1", "-nostats", *args]
+    # Inputs are the `-i file:` paths (the source, or files of the scratch
+    # directory); everything ffmpeg writes goes into the scratch directory.
+    confined = ctx.sandbox.wrap(argv, read=ffmpeg_input_paths(args), write=[ctx.workdir])
     result = await run_ffmpeg(
-        argv,
+        confined,
         # The runner enforces the job's own wall-clock limit; this is a backstop.
         timeout=ctx.settings.job_timeout_max_seconds,
         on_stdout=on_stdout,
