@@ -172,6 +172,25 @@ class Settings:
         "that works here and warns when none does.",
     )
 
+    # --- malware scanning ------------------------------------------------------
+    malware_scan: bool = _setting(
+        False,
+        "Scan each upload with clamd before it becomes a video: infected is refused (422), "
+        "nothing is kept.",
+    )
+    clamd_address: str = _setting(
+        "unix:/run/clamav/clamd.ctl",
+        "clamd's socket: `unix:/path` or `tcp://host:port`.",
+    )
+    malware_scan_timeout_seconds: float = _setting(
+        120.0, "Time limit of one scan (connect, stream the file, read the verdict)."
+    )
+    malware_scan_fail_open: bool = _setting(
+        False,
+        "When clamd cannot be reached or fails, keep the upload unscanned (logged) instead "
+        "of refusing it with 503.",
+    )
+
     # --- jobs ----------------------------------------------------------------
     workers_enabled: bool = _setting(
         True, "Run queued jobs in this instance (false: API only, another instance works)."
@@ -351,6 +370,12 @@ def _validate(s: Settings) -> None:
         "ffmpeg_sandbox",
         "must be auto, bwrap, unshare or none",
     )
+    need(
+        _is_clamd_address(s.clamd_address),
+        "clamd_address",
+        "must be unix:/absolute/path or tcp://host:port",
+    )
+    need(s.malware_scan_timeout_seconds > 0, "malware_scan_timeout_seconds", "must be positive")
     need(1 <= s.job_max_attempts <= 20, "job_max_attempts", "must be between 1 and 20")
     need(s.job_lease_seconds >= 2, "job_lease_seconds", "must be at least 2")
     need(
@@ -416,6 +441,17 @@ def _are_networks(value: str) -> bool:
 
 def _is_version(value: str) -> bool:
     return value.strip() in ("", "0") or re.fullmatch(r"\d+(\.\d+){0,2}", value.strip()) is not None
+
+
+def _is_clamd_address(value: str) -> bool:
+    if value.startswith("unix:"):
+        return value.removeprefix("unix:").startswith("/")
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    return parts.scheme == "tcp" and bool(parts.hostname) and port is not None
 
 
 def _is_origin(value: str) -> bool:

@@ -35,6 +35,7 @@ from server.metrics import Metrics
 from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
+from server.scanning.service import ScanService
 from server.serving.signing import UrlSigner
 from server.storage import open_storage
 from server.uploads.service import UploadTracker
@@ -62,6 +63,7 @@ def create_app(settings: Settings) -> web.Application:
             _database_ctx,
             _storage_ctx,
             _ffmpeg_ctx,
+            _scanning_ctx,
             _bus_ctx,
             _notify_ctx,
             _webhooks_ctx,
@@ -150,6 +152,11 @@ async def _ffmpeg_ctx(app: web.Application) -> AsyncIterator[None]:
         sandbox=sandbox.name,
         encoders=len(encoders),
     )
+    yield
+
+
+async def _scanning_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[appkeys.SCANNER] = ScanService(settings=app[appkeys.SETTINGS])
     yield
 
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from server.metrics import Metrics
     from server.notify.mailer import Mailer
     from server.notify.outbox import Outbox
+    from server.scanning.service import ScanService
     from server.serving.signing import UrlSigner
     from server.storage.base import Storage
     from server.uploads.service import UploadTracker
@@ -37,6 +38,8 @@ FFMPEG = web.AppKey("ffmpeg", str)
 # How every ffmpeg that touches an upload is confined (detected at start-up).
 SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox")
 PROBER: web.AppKey[Prober] = web.AppKey("prober")
+# The malware scan of uploads (a no-op unless FRAMEFLOW_MALWARE_SCAN is on).
+SCANNER: web.AppKey[ScanService] = web.AppKey("scanner")
 UPLOADS: web.AppKey[UploadTracker] = web.AppKey("uploads")
 RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 BUS: web.AppKey[Bus] = web.AppKey("bus")

@@ -240,7 +240,8 @@ async def _probe_and_record(
 ) -> StoredUpload:
     try:
         async with app[appkeys.STORAGE].local_path(key) as path:
-            # Hook (issue 9, item 13): the bounded, sandboxed probe of the Prober.
+            # Hook (issue 9, items 13 and 21): malware scan, then the bounded, sandboxed probe.
+            await app[appkeys.SCANNER].require_clean(path)
             info = await app[appkeys.PROBER].probe(path, sniffed.demuxer)
     except ProbeError as exc:
         raise Unprocessable(f"The file cannot be decoded: {exc}", code="undecodable") from None
