@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import dataclasses
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +23,21 @@ from aiohttp.test_utils import TestClient
 from config.settings import Settings
 from server import appkeys
 from server.app import create_app
+from server.db.videos import Video
+from server.jobs.context import JobContext
+from server.jobs.model import OutputFile
+from server.jobs.operations.base import (
+    OperationFailed,
+    input_args,
+    run_ffmpeg_with_progress,
+    source_file,
+)
+from server.media.pixels import decoder_pixel_limit, limit_input_pixels
 from server.media.prober import Prober
 from server.media.sandbox import NO_SANDBOX
 from tests import clips
 from tests.conftest import User, leftovers, register_and_login, truncate_all
+from tests.op_harness import OpHarness
 
 MiB = 1024 * 1024
 
@@ -121,3 +134,58 @@ async def test_probes_run_at_most_probe_concurrency_at_once(
     assert [(i.width, i.height) for i in infos] == [(320, 240)] * 6
     assert 1 <= watch.most_ffmpegs <= concurrency
     assert prober.running == 0
+
+
+# --- jobs: every input's decoder has the limit too ---------------------------------
+
+
+def test_limit_input_pixels_goes_before_each_input() -> None:
+    args = ["-ss", "1", "-f", "mov", "-i", "file:/a", "-i", "file:/b", "-f", "null", "-"]
+    limit = str(decoder_pixel_limit(1_000_000))
+    assert limit_input_pixels(args, 1_000_000) == [
+        "-ss",
+        "1",
+        "-f",
+        "mov",
+        "-max_pixels",
+        limit,
+        "-i",
+        "file:/a",
+        "-max_pixels",
+        limit,
+        "-i",
+        "file:/b",
+        "-f",
+        "null",
+        "-",
+    ]
+    assert 1_000_000 <= decoder_pixel_limit(1_000_000) < 2_000_000
+
+
+@dataclass
+class DecodeAll:
+    """An operation that decodes its whole source, as every real one does."""
+
+    name: str = "decode"
+    kinds: frozenset[str] = frozenset({"video"})
+
+    def parse_params(
+        self, raw: Mapping[str, Any], video: Video, settings: Settings
+    ) -> dict[str, Any]:
+        return {}
+
+    async def run(self, ctx: JobContext) -> list[OutputFile]:
+        async with source_file(ctx) as path:
+            args = [*input_args(ctx.video, path), "-f", "null", "-"]
+            await run_ffmpeg_with_progress(ctx, args, duration=None)
+        return []
+
+
+async def test_job_decoders_refuse_pictures_over_the_limit(tmp_path: Path) -> None:
+    clip = clips.make_clip(tmp_path / "vga.mp4", seconds=1, width=640, height=480)
+    async with OpHarness.open(clip, tmp_path) as h:
+        assert await h.run(DecodeAll()) == []
+        # As if the stream grew past the limit after the part the probe saw.
+        h.settings = dataclasses.replace(h.settings, max_pixels=100_000)
+        with pytest.raises(OperationFailed, match="640x480, more than the 100000 pixels allowed"):
+            await h.run(DecodeAll())
