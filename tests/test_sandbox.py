@@ -137,6 +137,7 @@ async def test_missing_sandbox_is_fatal_when_asked_for_and_a_warning_on_auto(
     assert await detect_sandbox("none", ffmpeg=ffmpeg, scratch_root=tmp_path) is NO_SANDBOX
 
 
+@needs_bwrap
 async def test_a_sandbox_that_cannot_run_ffmpeg_is_refused(tmp_path: Path) -> None:
     # An ffmpeg outside /usr that needs a library the sandbox does not bind.
     script = tmp_path / "ffmpeg"
@@ -144,9 +145,8 @@ async def test_a_sandbox_that_cannot_run_ffmpeg_is_refused(tmp_path: Path) -> No
     script.chmod(0o755)
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "real-ffmpeg").symlink_to(clips.ffmpeg_exe())
-    if HAS_BWRAP:
-        with pytest.raises(SandboxError, match="FRAMEFLOW_FFMPEG_SANDBOX=bwrap cannot run"):
-            await detect_sandbox("bwrap", ffmpeg=str(script), scratch_root=tmp_path / "s")
+    with pytest.raises(SandboxError, match="FRAMEFLOW_FFMPEG_SANDBOX=bwrap cannot run"):
+        await detect_sandbox("bwrap", ffmpeg=str(script), scratch_root=tmp_path / "s")
 
 
 @needs_bwrap
