@@ -9,8 +9,11 @@ FROM python:3.11-slim-bookworm
 
 # Debian's ffmpeg package brings ffprobe too (imageio-ffmpeg's static build has
 # no ffprobe). --no-install-recommends keeps the X11/GL bits out of the image.
+# bubblewrap confines each ffmpeg (no network, only its own files); it needs
+# user namespaces, which Docker's default seccomp profile refuses: see the
+# README's "Defences" section (without them ffmpeg runs unconfined, with a warning).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends ffmpeg \
+    && apt-get install -y --no-install-recommends ffmpeg bubblewrap \
     && rm -rf /var/lib/apt/lists/*
 
 ENV PYTHONUNBUFFERED=1 \

@@ -157,7 +157,8 @@ def probe_file(ffmpeg: str, path: Path) -> tuple[str, str, MediaInfo]:
         sniffed = sniff(f.read(SNIFF_BYTES))
     if sniffed is None:
         raise BenchError(f"{path} is not a file Frameflow accepts")
-    info = asyncio.run(probe(ffmpeg, path, sniffed.demuxer, timeout=60))
+    max_pixels = Settings().max_pixels  # the server's default limit
+    info = asyncio.run(probe(ffmpeg, path, sniffed.demuxer, timeout=60, max_pixels=max_pixels))
     return sniffed.content_type, sniffed.demuxer, info
 
 

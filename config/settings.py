@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,43 @@ class Settings:
         "ffmpeg binary; empty uses `ffmpeg` on PATH, else the one bundled by imageio-ffmpeg.",
     )
     probe_timeout_seconds: float = _setting(60.0, "Wall-clock limit of one probe of an upload.")
+    probe_concurrency: int = _setting(
+        2,
+        "Probes of uploads run at once in this instance; more wait their turn (each may "
+        "decode a frame of up to `max_pixels`).",
+    )
+    # 5.1: operations use `-fps_mode` (new in 5.1), and 5.1 (Debian 12) is the
+    # oldest release the test suite runs on.
+    ffmpeg_min_version: str = _setting(
+        "5.1",
+        "Oldest FFmpeg release the server starts with (e.g. `5.1`); `0` skips the check "
+        "(for testing only).",
+    )
+    ffmpeg_sandbox: str = _setting(
+        "auto",
+        "Confinement of every ffmpeg run: `bwrap` (bubblewrap: no network, only its own "
+        "files, no privileges), `unshare` (no network), `none`; `auto` picks the first "
+        "that works here and warns when none does.",
+    )
+
+    # --- malware scanning ------------------------------------------------------
+    malware_scan: bool = _setting(
+        False,
+        "Scan each upload with clamd before it becomes a video: infected is refused (422), "
+        "nothing is kept.",
+    )
+    clamd_address: str = _setting(
+        "unix:/run/clamav/clamd.ctl",
+        "clamd's socket: `unix:/path` or `tcp://host:port`.",
+    )
+    malware_scan_timeout_seconds: float = _setting(
+        120.0, "Time limit of one scan (connect, stream the file, read the verdict)."
+    )
+    malware_scan_fail_open: bool = _setting(
+        False,
+        "When clamd cannot be reached or fails, keep the upload unscanned (logged) instead "
+        "of refusing it with 503.",
+    )
 
     # --- jobs ----------------------------------------------------------------
     workers_enabled: bool = _setting(
@@ -323,6 +361,23 @@ def _validate(s: Settings) -> None:
     need(s.shutdown_grace_seconds >= 0, "shutdown_grace_seconds", "must not be negative")
     need(s.probe_timeout_seconds > 0, "probe_timeout_seconds", "must be positive")
     need(s.worker_concurrency >= 0, "worker_concurrency", "must not be negative")
+    need(s.probe_concurrency >= 1, "probe_concurrency", "must be at least 1")
+    need(
+        _is_version(s.ffmpeg_min_version),
+        "ffmpeg_min_version",
+        "must be a release like 5.1 or 6.0.1, or 0 to skip the check",
+    )
+    need(
+        s.ffmpeg_sandbox in {"auto", "bwrap", "unshare", "none"},
+        "ffmpeg_sandbox",
+        "must be auto, bwrap, unshare or none",
+    )
+    need(
+        _is_clamd_address(s.clamd_address),
+        "clamd_address",
+        "must be unix:/absolute/path or tcp://host:port",
+    )
+    need(s.malware_scan_timeout_seconds > 0, "malware_scan_timeout_seconds", "must be positive")
     need(1 <= s.job_max_attempts <= 20, "job_max_attempts", "must be between 1 and 20")
     need(s.job_lease_seconds >= 2, "job_lease_seconds", "must be at least 2")
     need(
@@ -384,6 +439,21 @@ def _are_networks(value: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _is_version(value: str) -> bool:
+    return value.strip() in ("", "0") or re.fullmatch(r"\d+(\.\d+){0,2}", value.strip()) is not None
+
+
+def _is_clamd_address(value: str) -> bool:
+    if value.startswith("unix:"):
+        return value.removeprefix("unix:").startswith("/")
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        return False
+    return parts.scheme == "tcp" and bool(parts.hostname) and port is not None
 
 
 def _is_origin(value: str) -> bool:

@@ -35,11 +35,15 @@ from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import load_encoders
+from server.media.prober import Prober
+from server.media.sandbox import detect_sandbox
+from server.media.version import check_ffmpeg_version, parse_min_version, read_ffmpeg_version
 from server.metrics import Metrics
 from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
 from server.quota.ledger import QuotaLedger
+from server.scanning.service import ScanService
 from server.serving.signing import UrlSigner
 from server.storage import open_storage
 from server.uploads.service import UploadService
@@ -77,6 +81,7 @@ def create_app(
             _accounts_ctx,
             _storage_ctx,
             _ffmpeg_ctx,
+            _scanning_ctx,
             _bus_ctx,
             _notify_ctx,
             _webhooks_ctx,
@@ -161,11 +166,31 @@ async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _ffmpeg_ctx(app: web.Application) -> AsyncIterator[None]:
-    ffmpeg = resolve_ffmpeg(app[appkeys.SETTINGS].ffmpeg_path)
+    settings = app[appkeys.SETTINGS]
+    ffmpeg = resolve_ffmpeg(settings.ffmpeg_path)
+    # Too old a release: refuse to start rather than fail on some upload later.
+    version = await read_ffmpeg_version(ffmpeg)
+    check_ffmpeg_version(ffmpeg, version, parse_min_version(settings.ffmpeg_min_version))
     app[appkeys.FFMPEG] = ffmpeg
+    sandbox = await detect_sandbox(
+        settings.ffmpeg_sandbox, ffmpeg=ffmpeg, scratch_root=settings.data_dir / "tmp"
+    )
+    app[appkeys.SANDBOX] = sandbox
+    app[appkeys.PROBER] = Prober(ffmpeg=ffmpeg, sandbox=sandbox, settings=settings)
     # Cached per binary; loading it now keeps the ~30 ms probe off request paths.
     encoders = await load_encoders(ffmpeg)
-    log.info("ffmpeg_found", path=ffmpeg, encoders=len(encoders))
+    log.info(
+        "ffmpeg_found",
+        path=ffmpeg,
+        version=version.describe(),
+        sandbox=sandbox.name,
+        encoders=len(encoders),
+    )
+    yield
+
+
+async def _scanning_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[appkeys.SCANNER] = ScanService(settings=app[appkeys.SETTINGS])
     yield
 
 
@@ -237,7 +262,8 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         pool=pool,
         storage=app[appkeys.STORAGE],
         settings=settings,
-        ffmpeg=app[appkeys.FFMPEG],
+        prober=app[appkeys.PROBER],
+        scanner=app[appkeys.SCANNER],
         quota=quota,
         jobs=jobs,
         publisher=publisher,
@@ -257,6 +283,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         storage=app[appkeys.STORAGE],
         settings=settings,
         ffmpeg=app[appkeys.FFMPEG],
+        sandbox=app[appkeys.SANDBOX],
         operations=app[appkeys.OPERATIONS],
         dsn=app[appkeys.DATABASE_URL],
         publish=app[appkeys.PUBLISHER].job,

@@ -29,10 +29,13 @@ if TYPE_CHECKING:
     from server.limits.ratelimit import RateLimiter
     from server.live.bus import Bus
     from server.live.publisher import EventPublisher
+    from server.media.prober import Prober
+    from server.media.sandbox import Sandbox
     from server.metrics import Metrics
     from server.notify.mailer import Mailer
     from server.notify.outbox import Outbox
     from server.quota.ledger import QuotaLedger
+    from server.scanning.service import ScanService
     from server.serving.signing import UrlSigner
     from server.storage.base import Storage
     from server.uploads.service import UploadService
@@ -48,6 +51,11 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 SIGNER: web.AppKey[UrlSigner] = web.AppKey("signer")
 FFMPEG = web.AppKey("ffmpeg", str)
+# How every ffmpeg that touches an upload is confined (detected at start-up).
+SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox")
+PROBER: web.AppKey[Prober] = web.AppKey("prober")
+# The malware scan of uploads (a no-op unless FRAMEFLOW_MALWARE_SCAN is on).
+SCANNER: web.AppKey[ScanService] = web.AppKey("scanner")
 BUS: web.AppKey[Bus] = web.AppKey("bus")
 PUBLISHER: web.AppKey[EventPublisher] = web.AppKey("publisher")
 # The operation registry: name -> Operation (tests inject fakes through create_app).

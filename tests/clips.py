@@ -10,8 +10,11 @@ fraction of a second. Video is yuv420p so that browsers can play it.
 from __future__ import annotations
 
 import functools
+import math
 import os
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 from server.media.binary import resolve_ffmpeg
@@ -165,3 +168,39 @@ def make_image(path: str | Path, fmt: str = "png", *, width: int = 320, height: 
         ]
     )
     return path
+
+
+def black_png(width: int, height: int) -> bytes:
+    """A valid all-black RGB PNG of any size, made in ~50 ms whatever the size.
+
+    ffmpeg would need seconds and gigabytes to encode a 16000x16000 picture;
+    this writes the compressed rows directly: each block of rows compresses
+    to the same bytes after a full flush, so one block is compressed and
+    repeated. Decoded, it takes width x height x 3 bytes: a decompression bomb.
+    """
+    row = bytes(1 + width * 3)  # filter type 0, then black pixels
+    rows_per_block = math.gcd(height, 64)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)  # raw deflate
+    compressor.compress(row * rows_per_block)
+    compressor.flush(zlib.Z_FULL_FLUSH)
+    # The first block may differ (no history yet); from the second on they repeat.
+    block = compressor.compress(row * rows_per_block) + compressor.flush(zlib.Z_FULL_FLUSH)
+    first = zlib.compressobj(9, zlib.DEFLATED, -15)
+    head = first.compress(row * rows_per_block) + first.flush(zlib.Z_FULL_FLUSH)
+    tail = compressor.flush()
+    # Adler-32 of zeros only: a = 1, b = the number of bytes.
+    adler = ((len(row) * height % 65521) << 16) | 1
+    blocks = height // rows_per_block
+    idat = b"\x78\xda" + head + block * (blocks - 1) + tail + struct.pack(">I", adler)
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)

@@ -33,6 +33,7 @@ from server.jobs.context import JobContext
 from server.jobs.model import RUNNING, Job, OutputFile
 from server.jobs.operations.protocol import Operation
 from server.media.probe import MediaInfo, decoded_frames, parse_probe_output, probe
+from server.media.sandbox import Sandbox, detect_sandbox
 from server.media.sniff import SNIFF_BYTES, sniff
 from server.object_keys import source_key, video_prefix
 from server.storage import Storage, open_storage
@@ -48,6 +49,8 @@ class OpHarness:
     video: Video
     info: MediaInfo
     root: Path
+    # Operations run confined as in the server (bwrap here when it works).
+    sandbox: Sandbox
     progress: list[float] = field(default_factory=list)
     touches: int = 0
     runs: int = 0
@@ -65,9 +68,12 @@ class OpHarness:
             **{**storage_settings, **overrides},
         )
         storage = await open_storage(settings)
+        sandbox = await detect_sandbox(
+            settings.ffmpeg_sandbox, ffmpeg=ffmpeg_exe(), scratch_root=tmp / "sandbox-check"
+        )
         try:
             video, info = await _store_source(storage, settings, source)
-            yield cls(settings, storage, video, info, tmp)
+            yield cls(settings, storage, video, info, tmp, sandbox)
         finally:
             await storage.close()
 
@@ -88,6 +94,7 @@ class OpHarness:
             storage=self.storage,
             settings=self.settings,
             ffmpeg=ffmpeg_exe(),
+            sandbox=self.sandbox,
             workdir=workdir,
             output_prefix=video_prefix(self.video.user_id, self.video.id) + f"jobs/{job.id}/",
             report_progress=self.progress.append,
@@ -205,7 +212,9 @@ async def _store_source(
     data = path.read_bytes()
     sniffed = sniff(data[:SNIFF_BYTES])
     assert sniffed is not None, f"{path} is not an accepted media type"
-    info = await probe(ffmpeg_exe(), path, sniffed.demuxer, timeout=60)
+    info = await probe(
+        ffmpeg_exe(), path, sniffed.demuxer, timeout=60, max_pixels=settings.max_pixels
+    )
     user_id, video_id = uuid.uuid4(), uuid.uuid4()
     key = source_key(user_id, video_id)
     async with storage.writer(key, sniffed.content_type) as writer:

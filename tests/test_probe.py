@@ -21,6 +21,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from config.settings import Settings
 from server.media import binary
 from server.media.binary import FfmpegNotFoundError, resolve_ffmpeg
 from server.media.probe import (
@@ -35,6 +36,9 @@ from server.media.probe import (
 from server.media.process import FfmpegResult, FfmpegTimeout, StderrCollector, run_ffmpeg
 from server.media.sniff import SNIFF_BYTES, sniff
 from tests import clips
+
+# The server's default limit, which the upload path passes to every probe.
+MAX_PIXELS = Settings().max_pixels
 
 FF9_MP4 = """\
 Input #0, mov,mp4,m4a,3gp,3g2,mj2, from 'file:/var/lib/frameflow/tmp/a.mp4':
@@ -840,7 +844,7 @@ async def test_probe_video(
     assert sniffed is not None
     assert (sniffed.content_type, sniffed.demuxer, sniffed.kind) == (content_type, demuxer, "video")
 
-    info = await probe(ffmpeg, path, sniffed.demuxer, timeout=30)
+    info = await probe(ffmpeg, path, sniffed.demuxer, timeout=30, max_pixels=MAX_PIXELS)
     assert (info.width, info.height) == (width, height)
     assert info.fps == pytest.approx(fps)
     assert (info.video_codec, info.audio_codec) == (vcodec, acodec)
@@ -861,7 +865,7 @@ async def test_probe_image(
     sniffed = sniff(path.read_bytes()[:SNIFF_BYTES])
     assert sniffed is not None
     assert (sniffed.content_type, sniffed.kind) == (content_type, "image")
-    info = await probe(ffmpeg, path, sniffed.demuxer, timeout=30)
+    info = await probe(ffmpeg, path, sniffed.demuxer, timeout=30, max_pixels=MAX_PIXELS)
     assert (info.width, info.height, info.video_codec) == (200, 100, codec)
     assert info.duration is None
     assert info.audio_codec is None
@@ -871,14 +875,14 @@ async def test_probe_image(
 @pytest.mark.parametrize("rotate", [90, 180, 270])
 async def test_probe_rotated_phone_video(ffmpeg: str, tmp_path: Path, rotate: int) -> None:
     path = clips.make_clip(tmp_path / "phone.mp4", seconds=1, rotate=rotate)
-    info = await probe(ffmpeg, path, "mov", timeout=30)
+    info = await probe(ffmpeg, path, "mov", timeout=30, max_pixels=MAX_PIXELS)
     assert info.rotation == rotate
     assert (info.width, info.height) == (320, 240)
 
 
 async def test_probe_video_without_audio(ffmpeg: str, tmp_path: Path) -> None:
     path = clips.make_clip(tmp_path / "silent.mov", seconds=1, container="mov", audio=False)
-    info = await probe(ffmpeg, path, "mov", timeout=30)
+    info = await probe(ffmpeg, path, "mov", timeout=30, max_pixels=MAX_PIXELS)
     assert info.audio_codec is None
     assert info.video_codec == "h264"
 
@@ -895,7 +899,7 @@ async def test_probe_rejects_truncated_mp4(ffmpeg: str, tmp_path: Path, real_mp4
     path.write_bytes(real_mp4[:3072])
     assert sniff(path.read_bytes()) is not None  # it looks like an mp4 ...
     with pytest.raises(ProbeError) as caught:
-        await probe(ffmpeg, path, "mov", timeout=30)  # ... but is not one
+        await probe(ffmpeg, path, "mov", timeout=30, max_pixels=MAX_PIXELS)  # ... but is not one
     assert caught.value.reason
     # The server's paths never reach the uploader.
     assert "srv-objects" not in str(caught.value) and "upload-9c1d" not in str(caught.value)
@@ -908,14 +912,14 @@ async def test_probe_rejects_random_bytes_behind_ftyp(
     path.write_bytes(real_mp4[:32] + os.urandom(20_000))
     assert sniff(path.read_bytes()[:SNIFF_BYTES]) is not None
     with pytest.raises(ProbeError):
-        await probe(ffmpeg, path, "mov", timeout=30)
+        await probe(ffmpeg, path, "mov", timeout=30, max_pixels=MAX_PIXELS)
 
 
 async def test_probe_rejects_audio_only(ffmpeg: str, tmp_path: Path) -> None:
     path = tmp_path / "audio.mp4"
     clips.run(["-f", "lavfi", "-i", "sine=duration=1", "-c:a", "aac", "-f", "mp4", str(path)])
     with pytest.raises(ProbeError, match="no video stream"):
-        await probe(ffmpeg, path, "mov", timeout=30)
+        await probe(ffmpeg, path, "mov", timeout=30, max_pixels=MAX_PIXELS)
 
 
 async def test_probe_ignores_cover_art(ffmpeg: str, tmp_path: Path) -> None:
@@ -926,7 +930,7 @@ async def test_probe_ignores_cover_art(ffmpeg: str, tmp_path: Path) -> None:
     attachment = ["-attach", str(cover), "-metadata:s:t", "mimetype=image/png"]
     clips.run([*audio, *attachment, "-f", "matroska", str(path)])
     with pytest.raises(ProbeError, match="no video stream"):
-        await probe(ffmpeg, path, "matroska", timeout=30)
+        await probe(ffmpeg, path, "matroska", timeout=30, max_pixels=MAX_PIXELS)
 
 
 async def test_playlists_and_concat_lists_are_never_media(
@@ -947,25 +951,26 @@ async def test_playlists_and_concat_lists_are_never_media(
         # Even if one got past sniffing, a pinned demuxer does not follow it.
         for demuxer in ("mov", "mpegts"):
             with pytest.raises(ProbeError):
-                await probe(ffmpeg, path, demuxer, timeout=30)
+                await probe(ffmpeg, path, demuxer, timeout=30, max_pixels=MAX_PIXELS)
 
 
 def test_probe_argv_pins_an_allowed_demuxer(tmp_path: Path) -> None:
-    argv = probe_argv("/usr/bin/ffmpeg", tmp_path / "x.mp4", "mov")
+    argv = probe_argv("/usr/bin/ffmpeg", tmp_path / "x.mp4", "mov", max_pixels=MAX_PIXELS)
     assert argv[argv.index("-f") + 1] == "mov"
     assert argv[argv.index("-protocol_whitelist") + 1] == "file,pipe"
-    assert int(argv[argv.index("-max_pixels") + 1]) >= 16384 * 16384
+    # The decoder's limit follows the setting (with headroom for its padding only).
+    assert MAX_PIXELS <= int(argv[argv.index("-max_pixels") + 1]) < 2 * MAX_PIXELS
     assert argv[argv.index("-i") + 1] == f"file:{tmp_path / 'x.mp4'}"
     for demuxer in ("hls", "concat", "image2", "lavfi", ""):
         with pytest.raises(ValueError):
-            probe_argv("/usr/bin/ffmpeg", tmp_path / "x.mp4", demuxer)
+            probe_argv("/usr/bin/ffmpeg", tmp_path / "x.mp4", demuxer, max_pixels=MAX_PIXELS)
 
 
 async def test_probe_relative_and_odd_paths(ffmpeg: str, tmp_path: Path, real_mp4: bytes) -> None:
     # "file:" + absolute path: a leading dash or a colon is just part of the name.
     odd = tmp_path / "-i:weird name.mp4"
     odd.write_bytes(real_mp4)
-    info = await probe(ffmpeg, odd, "mov", timeout=30)
+    info = await probe(ffmpeg, odd, "mov", timeout=30, max_pixels=MAX_PIXELS)
     assert (info.width, info.height) == (320, 240)
 
 
@@ -993,6 +998,6 @@ async def test_probe_timeout(ffmpeg: str, real_mp4: bytes, tmp_path: Path) -> No
     path = tmp_path / "slow.mp4"
     path.write_bytes(real_mp4)
     with ChildWatch() as watch, pytest.raises(FfmpegTimeout):
-        await probe(ffmpeg, path, "mov", timeout=0.001)
+        await probe(ffmpeg, path, "mov", timeout=0.001, max_pixels=MAX_PIXELS)
     watch.assert_all_gone()
     gc.collect()

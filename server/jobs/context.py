@@ -18,6 +18,7 @@ from server.jobs.model import Job
 from server.videos.model import Video
 
 if TYPE_CHECKING:
+    from server.media.sandbox import Sandbox
     from server.storage.base import Storage
 
 
@@ -28,6 +29,8 @@ class JobContext:
     storage: Storage
     settings: Settings
     ffmpeg: str
+    # Confines ffmpeg: it may write `workdir` and read its inputs, nothing else.
+    sandbox: Sandbox
     workdir: Path  # empty scratch directory of this attempt; removed afterwards
     output_prefix: str  # e.g. "videos/<user>/<video>/jobs/<job>/"; keys are deterministic
     # Percent done, 0-100. The runner keeps it monotonic, throttles

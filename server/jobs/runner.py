@@ -46,6 +46,7 @@ from server.jobs.operations.protocol import Operation, OperationFailed
 from server.live.events import JobEventType, status_event
 from server.logs import get_logger
 from server.media.process import FfmpegError
+from server.media.sandbox import NO_SANDBOX, Sandbox
 from server.object_keys import video_prefix
 from server.storage.base import Storage
 from server.videos.model import Video
@@ -140,13 +141,16 @@ class JobRunner:
         dsn: str | None = None,
         worker_id: str | None = None,
         publish: Publish | None = None,
+        sandbox: Sandbox = NO_SANDBOX,
     ) -> None:
         """`dsn` opens the dedicated LISTEN connection; without it one connection
-        of `pool` is held for as long as the runner runs."""
+        of `pool` is held for as long as the runner runs. `sandbox` confines
+        each operation's ffmpeg (the app passes the one detected at start-up)."""
         self.pool = pool
         self.storage = storage
         self.settings = settings
         self.ffmpeg = ffmpeg
+        self.sandbox = sandbox
         self.operations = operations
         self.worker_id = worker_id or make_worker_id()
         self.concurrency = settings.worker_concurrency or os.cpu_count() or 1
@@ -321,6 +325,7 @@ class JobRunner:
             storage=self.storage,
             settings=self.settings,
             ffmpeg=self.ffmpeg,
+            sandbox=self.sandbox,
             workdir=workdir,
             output_prefix=prefix,
             report_progress=attempt.report_progress,

@@ -1,9 +1,12 @@
 """Media handling: what an upload is, which ffmpeg to run, running it safely, probing.
 
 - :mod:`sniff` — type from magic numbers, and the demuxer to pin (pure);
-- :mod:`binary` — locate the ffmpeg binary;
+- :mod:`binary` — locate the ffmpeg binary; :mod:`version` — refuse one that is too old;
 - :mod:`process` — run ffmpeg with timeouts, capped stderr and group kill;
-- :mod:`probe` — metadata from one ffmpeg run (the parser is pure).
+- :mod:`sandbox` — confine it (no network, only its own files);
+- :mod:`pixels` — the decoders' pixel limit;
+- :mod:`probe` — metadata from one ffmpeg run (the parser is pure);
+  :mod:`prober` — the server's probes, bounded in number.
 """
 
 from server.media.binary import FfmpegNotFoundError, resolve_ffmpeg

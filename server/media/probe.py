@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from server.media.pixels import (
+    decoder_pixel_limit,
+    refused_picture_reason,
+    too_many_pixels_reason,
+)
 from server.media.process import run_ffmpeg
+from server.media.sandbox import NO_SANDBOX, Sandbox
 from server.media.sniff import ALLOWED_DEMUXERS
 
 
@@ -51,21 +57,10 @@ class MediaInfo:
 
 
 # Decoding the first frame allocates width x height pixels, which a few bytes
-# of PNG or JPEG header can make gigantic. 16384 x 16384 passes 8K video and
-# big panoramas; callers can tighten it.
-DEFAULT_MAX_PIXELS = 16384 * 16384
-
-
-def _ffmpeg_pixel_limit(max_pixels: int) -> int:
-    # ffmpeg (whose own default is INT_MAX) checks the size it allocates,
-    # which decoders pad (a 1000x1000 H.264 frame asks for 1024x1000): give it
-    # headroom and check the exact declared size against max_pixels ourselves.
-    return max_pixels + max_pixels // 4 + 65536
-
-
-def probe_argv(
-    ffmpeg: str, path: Path, demuxer: str, *, max_pixels: int = DEFAULT_MAX_PIXELS
-) -> list[str]:
+# of PNG or JPEG header can make gigantic (16000x16000 RGB: 768 MB from a file
+# of 1 MB). So every probe takes the limit explicitly, the server's
+# `max_pixels` setting, and ffmpeg's decoder enforces it before it allocates.
+def probe_argv(ffmpeg: str, path: Path, demuxer: str, *, max_pixels: int) -> list[str]:
     """The probe command line; each part is explained where it is added."""
     if demuxer not in ALLOWED_DEMUXERS:
         raise ValueError(f"demuxer {demuxer!r} is not on the allow-list")
@@ -73,8 +68,11 @@ def probe_argv(
         ffmpeg,
         "-hide_banner",
         "-nostdin",
+        # An input option, so it applies to the decoder (ffmpeg 5.1 and 9.x
+        # alike): the picture size is refused as the header is parsed,
+        # before a frame is allocated.
         "-max_pixels",
-        str(_ffmpeg_pixel_limit(max_pixels)),
+        str(decoder_pixel_limit(max_pixels)),
         # Pinning the demuxer and the protocols is what stops a playlist or a
         # concat list from reaching other files or the network.
         "-protocol_whitelist",
@@ -101,16 +99,18 @@ async def probe(
     demuxer: str,
     *,
     timeout: float,  # noqa: ASYNC109 -- becomes FfmpegTimeout after killing ffmpeg
-    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_pixels: int,
+    sandbox: Sandbox = NO_SANDBOX,
 ) -> MediaInfo:
     """Metadata of the server-made file ``path``, opened with the pinned ``demuxer``.
 
     Raises ProbeError when ffmpeg cannot open or decode it, it has no video,
     or its frames are larger than ``max_pixels``; FfmpegTimeout when that
-    takes longer than ``timeout`` seconds.
+    takes longer than ``timeout`` seconds. ffmpeg runs in ``sandbox``, able
+    to read ``path`` and nothing it does not need.
     """
     argv = probe_argv(ffmpeg, path, demuxer, max_pixels=max_pixels)
-    result = await run_ffmpeg(argv, timeout=timeout)
+    result = await run_ffmpeg(sandbox.wrap(argv, read=[path]), timeout=timeout)
     if result.returncode != 0:
         hidden_url = _input_url(path)
         hidden = (str(path), hidden_url, hidden_url.removeprefix("file:"))
@@ -133,9 +133,9 @@ def _explained_by_dump(stderr_head: str, max_pixels: int) -> str | None:
     It says it more plainly than the error lines, where ffmpeg 7+ buries the
     decoder's message under its own thread bookkeeping.
     """
-    over = _OVER_PIXEL_LIMIT_RE.search(stderr_head)
+    over = refused_picture_reason(stderr_head, max_pixels)
     if over:
-        return _too_many_pixels_reason(int(over["w"]), int(over["h"]), max_pixels)
+        return over
     section = _input_section(stderr_head)
     if section is None:
         return None
@@ -151,11 +151,7 @@ def _explained_by_dump(stderr_head: str, max_pixels: int) -> str | None:
 def _too_many_pixels(info: MediaInfo, max_pixels: int) -> str | None:
     if info.width * info.height <= max_pixels:
         return None
-    return _too_many_pixels_reason(info.width, info.height, max_pixels)
-
-
-def _too_many_pixels_reason(width: int, height: int, max_pixels: int) -> str:
-    return f"the picture is {width}x{height}, more than the {max_pixels} pixels allowed"
+    return too_many_pixels_reason(info.width, info.height, max_pixels)
 
 
 def _input_url(path: Path) -> str:
@@ -193,10 +189,6 @@ _NOISE_RE = re.compile(
     r"|Last message repeated \d+ times"
     r"|Task finished with error code: .*"
     r"|Terminating thread with return code .*"
-)
-# libavutil's refusal of a frame above -max_pixels (same text in 5.1 and 9.x).
-_OVER_PIXEL_LIMIT_RE = re.compile(
-    r"Picture size (?P<w>\d+)x(?P<h>\d+) exceeds specified max pixel count"
 )
 _LOG_PREFIX_RE = re.compile(r"^(?:\[[^\]]* @ (?:0x)?[0-9a-fA-F]+\]\s*)+")
 

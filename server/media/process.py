@@ -4,6 +4,7 @@ Every ffmpeg that Frameflow starts goes through :func:`run_ffmpeg`:
 
 - argv is a list handed to ``exec`` (no shell, so nothing in it is interpreted);
 - stdin is /dev/null, so ffmpeg never waits for keyboard input;
+- its environment is a short allow-list, without the server's secrets;
 - it runs in its own session (process group), so a timeout or a cancel can
   signal ffmpeg and anything it started in one go;
 - stderr is drained while the process runs (a full pipe would block ffmpeg)
@@ -12,7 +13,8 @@ Every ffmpeg that Frameflow starts goes through :func:`run_ffmpeg`:
   SIGTERM, then SIGKILL after a grace period, and the process is always
   reaped before this function returns or raises.
 
-The job runner builds on ``on_stdout`` to read ``-progress pipe:1``.
+The job runner builds on ``on_stdout`` to read ``-progress pipe:1``. Callers
+confine ffmpeg by passing ``argv`` through a :mod:`sandbox`'s ``wrap`` first.
 """
 
 from __future__ import annotations
@@ -34,10 +36,12 @@ _READ_SIZE = 64 * 1024
 # outside the group kept them open); never wait longer than this for that.
 _PIPE_EOF_WAIT_SECONDS = 1.0
 
-# Variables that change what ffmpeg writes: FFREPORT makes it write report
-# files into the working directory, the colour ones put ANSI escapes into the
-# stderr that probe and error messages parse.
-_DROPPED_ENV = ("FFREPORT", "AV_LOG_FORCE_COLOR", "AV_LOG_FORCE_256COLOR")
+# ffmpeg gets only these variables of the server's environment: the rest
+# holds secrets (FRAMEFLOW_JWT_SECRET, DATABASE_URL, S3 keys) that an exploited
+# decoder could otherwise copy into an output its uploader downloads, and
+# variables that change what ffmpeg writes (FFREPORT writes report files, the
+# AV_LOG_FORCE_*COLOR ones put ANSI escapes into the stderr we parse).
+_KEPT_ENV = ("PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "LD_LIBRARY_PATH")
 
 
 class FfmpegError(Exception):
@@ -251,6 +255,6 @@ def _signal_group(proc: asyncio.subprocess.Process, sig: signal.Signals) -> None
 
 
 def _child_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _DROPPED_ENV}
+    env = {k: v for k, v in os.environ.items() if k in _KEPT_ENV or k.startswith("LC_")}
     env["AV_LOG_FORCE_NOCOLOR"] = "1"
     return env

@@ -36,12 +36,14 @@ from server.jobs.operations.protocol import Operation
 from server.jobs.service import JobService
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
-from server.media.probe import ProbeError, probe
+from server.media.probe import ProbeError
+from server.media.prober import Prober
 from server.media.process import FfmpegTimeout
 from server.media.sniff import SNIFF_BYTES, SniffResult, sniff
 from server.metrics import Metrics
 from server.object_keys import source_key
 from server.quota.ledger import QuotaLedger
+from server.scanning.service import ScanService
 from server.storage.base import ObjectWriter, Storage
 from server.videos.model import Video
 
@@ -139,7 +141,8 @@ class UploadService:
         pool: asyncpg.Pool,
         storage: Storage,
         settings: Settings,
-        ffmpeg: str,
+        prober: Prober,
+        scanner: ScanService,
         quota: QuotaLedger,
         jobs: JobService,
         publisher: EventPublisher,
@@ -148,7 +151,8 @@ class UploadService:
         self._pool = pool
         self._storage = storage
         self._settings = settings
-        self._ffmpeg = ffmpeg
+        self._prober = prober
+        self._scanner = scanner
         self._quota = quota
         self._jobs = jobs
         self._publisher = publisher
@@ -275,12 +279,10 @@ class UploadService:
     ) -> StoredUpload:
         try:
             async with self._storage.local_path(candidate.storage_key) as path:
-                info = await probe(
-                    self._ffmpeg,
-                    path,
-                    sniffed.demuxer,
-                    timeout=self._settings.probe_timeout_seconds,
-                )
+                # The malware scan (a no-op unless enabled), then the bounded,
+                # sandboxed probe, both on the one local copy of the object.
+                await self._scanner.require_clean(path)
+                info = await self._prober.probe(path, sniffed.demuxer)
         except ProbeError as exc:
             raise Unprocessable(f"The file cannot be decoded: {exc}", code="undecodable") from None
         except FfmpegTimeout:

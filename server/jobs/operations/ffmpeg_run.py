@@ -8,9 +8,11 @@ from pathlib import Path
 
 from server.jobs.context import JobContext
 from server.jobs.operations.protocol import OperationFailed
+from server.media.pixels import limit_input_pixels, refused_picture_reason
 from server.media.probe import error_reason
 from server.media.process import FfmpegResult, run_ffmpeg
 from server.media.progress import ProgressParser
+from server.media.sandbox import ffmpeg_input_paths
 
 
 @asynccontextmanager
@@ -34,15 +36,22 @@ async def run_ffmpeg_with_progress(
         ctx.touch()
         parser.feed(chunk)
 
+    # Every input's decoder refuses pictures over the limit, also ones a stream
+    # switches to after the part the probe saw.
+    args = limit_input_pixels(args, ctx.settings.max_pixels)
     argv = [ctx.ffmpeg, "-hide_banner", "-nostdin", "-y", "-progress", "pipe:1", "-nostats", *args]
+    # Inputs are the `-i file:` paths (the source, or files of the scratch
+    # directory); everything ffmpeg writes goes into the scratch directory.
+    confined = ctx.sandbox.wrap(argv, read=ffmpeg_input_paths(args), write=[ctx.workdir])
     result = await run_ffmpeg(
-        argv,
+        confined,
         # The runner enforces the job's own wall-clock limit; this is a backstop.
         timeout=ctx.settings.job_timeout_max_seconds,
         on_stdout=on_stdout,
     )
     if not result.ok:
-        raise OperationFailed(
-            "ffmpeg failed: " + error_reason(result.stderr_tail, hide=(str(ctx.workdir),))
-        )
+        reason = refused_picture_reason(
+            result.stderr_head + result.stderr_tail, ctx.settings.max_pixels
+        ) or error_reason(result.stderr_tail, hide=(str(ctx.workdir),))
+        raise OperationFailed("ffmpeg failed: " + reason)
     return result
