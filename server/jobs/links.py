@@ -20,7 +20,6 @@ Two kinds, told apart by their number of fields:
 
 from __future__ import annotations
 
-import math
 import time
 import uuid
 from dataclasses import dataclass
@@ -30,8 +29,6 @@ from server.serving.signing import UrlSigner
 
 # Digits in an epoch second for the next few thousand years; bounds int().
 _MAX_DIGITS = 12
-# Bounds what a probed duration can add to a link (a day, whatever the metadata says).
-MAX_MEDIA_SECONDS = 24 * 3600
 
 
 @dataclass(frozen=True)
@@ -93,19 +90,6 @@ def renewed_token(
     start = int(time.time() if now is None else now)
     expires_at = min(start, token.link_expires_at) + lifetime_seconds
     return make_playback_token(signer, job_id, expires_at, token.link_expires_at)
-
-
-def playback_seconds(link_ttl_seconds: int, duration: object) -> int:
-    """How long a link to media must last: its duration (when known) plus the link TTL.
-
-    With only the TTL, a film longer than the TTL stops halfway; the TTL on
-    top is the margin for pauses and a late start.
-    """
-    if isinstance(duration, bool) or not isinstance(duration, int | float):
-        return link_ttl_seconds
-    if not math.isfinite(duration) or duration <= 0:
-        return link_ttl_seconds
-    return link_ttl_seconds + math.ceil(min(float(duration), MAX_MEDIA_SECONDS))
 
 
 def output_path(job_id: uuid.UUID | str, token: str, name: str) -> str:

@@ -23,7 +23,7 @@ from server.db import jobs as jobs_db
 from server.db import videos as videos_db
 from server.errors import NotFound
 from server.http import path_uuid
-from server.jobs.links import OutputToken, playback_seconds, read_token, renewed_token
+from server.jobs.links import OutputToken, read_token, renewed_token
 from server.jobs.model import SUCCEEDED, Job, OutputFile
 from server.jobs.playlists import (
     UriRewriter,
@@ -34,6 +34,7 @@ from server.jobs.playlists import (
 )
 from server.serving.disposition import content_disposition
 from server.serving.serve import StoredFile, serve_stored_file
+from server.serving.signing import playback_seconds
 
 
 async def _output(request: web.Request, job: Job | None) -> tuple[Job, OutputFile]:

@@ -1,15 +1,17 @@
-"""HLS playback outlives its signed link: playlists served under a valid token name
+"""Playback outlives its signed link. HLS playlists served under a valid token name
 their URIs with a fresh playback token, bounded by the link's expiry plus the media's
-duration and the TTL. Real app, runner, ffmpeg and storage; a short link TTL."""
+duration and the TTL; a source's content URL lasts its duration plus the TTL. Real app,
+runner, ffmpeg and storage; a short link TTL. (The page renewing its link: test_page.py.)"""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient
@@ -20,13 +22,12 @@ from server import appkeys
 from server.jobs.links import (
     OutputToken,
     make_token,
-    playback_seconds,
     read_token,
     renewed_token,
     token_prefix,
 )
 from server.jobs.playlists import UriRewriter, rewrite_lines
-from server.serving.signing import UrlSigner
+from server.serving.signing import UrlSigner, playback_seconds
 from tests.clips import make_clip
 from tests.conftest import User
 from tests.test_jobs_e2e import output, start_job, upload, wait_for_job
@@ -157,6 +158,22 @@ async def test_access_log_lines_carry_no_output_token(
     [line] = [e for e in logs if e["event"] == "request"]
     assert line["path"] == f"/api/v1/jobs/{job_id}/t/[redacted]/hls/master.m3u8"
     assert token not in repr(logs)
+
+
+async def test_a_content_url_lasts_the_videos_duration_plus_the_ttl(
+    client: TestClient[Any, Any], user: User, clip: Path
+) -> None:
+    video = await upload(client, user, clip)
+    before = time.time()
+    resp = await client.get(f"/api/v1/videos/{video['id']}/content-url", headers=user.headers)
+    body = await resp.json()
+    expires = int(parse_qs(urlsplit(body["url"]).query)["expires"][0])
+    assert int(before) + CLIP_SECONDS + TTL <= expires <= time.time() + CLIP_SECONDS + TTL + 1
+    assert datetime.fromisoformat(body["expires_at"]).timestamp() == expires
+    # Still plays after the bare TTL: a film longer than the TTL does not stop halfway.
+    await asyncio.sleep(max(before + TTL - time.time(), 0) + 0.5)
+    resp = await client.session.get(body["url"], headers={"Range": "bytes=0-99"})
+    assert resp.status == 206
 
 
 # --- the pure parts ------------------------------------------------------------------
