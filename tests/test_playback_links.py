@@ -170,6 +170,7 @@ async def test_a_content_url_lasts_the_videos_duration_plus_the_ttl(
     expires = int(parse_qs(urlsplit(body["url"]).query)["expires"][0])
     assert int(before) + CLIP_SECONDS + TTL <= expires <= time.time() + CLIP_SECONDS + TTL + 1
     assert datetime.fromisoformat(body["expires_at"]).timestamp() == expires
+    assert body["expires_in"] in {CLIP_SECONDS + TTL, CLIP_SECONDS + TTL + 1}  # duration rounded up
     # Still plays after the bare TTL: a film longer than the TTL does not stop halfway.
     await asyncio.sleep(max(before + TTL - time.time(), 0) + 0.5)
     resp = await client.session.get(body["url"], headers={"Range": "bytes=0-99"})

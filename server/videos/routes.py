@@ -89,7 +89,12 @@ async def video_content_url(request: web.Request) -> web.Response:
     query, expires_at = request.app[appkeys.SIGNER].signed_query(path, ttl)
     url = external_url(request, path) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
     return web.json_response(
-        {"url": url, "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()},
+        {
+            "url": url,
+            "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat(),
+            # Lets a client time its renewal on its own clock, whatever its skew.
+            "expires_in": ttl,
+        },
         headers={"Cache-Control": "no-store"},
     )
 
