@@ -15,6 +15,7 @@ from server.db import users
 from server.errors import BadRequest
 from server.http import read_json_object, require_str
 from server.limits import policy
+from server.live.bus import session_ended_publisher
 
 # Token and account answers must never sit in a browser or proxy cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -70,14 +71,24 @@ async def login(request: web.Request) -> web.Response:
 async def refresh(request: web.Request) -> web.Response:
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
     await policy.limit_refresh(request, token)
-    pair = await service.refresh(request.app[appkeys.POOL], request.app[appkeys.TOKENS], token)
+    pair = await service.refresh(
+        request.app[appkeys.POOL],
+        request.app[appkeys.TOKENS],
+        token,
+        on_session_ended=session_ended_publisher(request.app[appkeys.BUS]),
+    )
     return _token_response(pair)
 
 
 @ignores_bearer
 async def logout(request: web.Request) -> web.Response:
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
-    await service.logout(request.app[appkeys.POOL], request.app[appkeys.TOKENS], token)
+    await service.logout(
+        request.app[appkeys.POOL],
+        request.app[appkeys.TOKENS],
+        token,
+        on_session_ended=session_ended_publisher(request.app[appkeys.BUS]),
+    )
     return web.Response(status=204, headers=NO_STORE)
 
 

@@ -3,12 +3,15 @@
 Sessions are refresh-token families. Each refresh spends the presented token
 and issues the next one in the same family; a spent token presented again
 means it was copied, so the whole family is revoked and its holder signed out.
+Access tokens name their family (`sid`); when one ends, `on_session_ended`
+is told after the commit, so live connections of that session close at once.
 """
 
 from __future__ import annotations
 
 import unicodedata
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -25,6 +28,9 @@ from server.logs import get_logger
 log = get_logger("frameflow.auth")
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the brackets
+
+# (user id, session id): called when a session has been revoked.
+SessionEnded = Callable[[uuid.UUID, uuid.UUID], None]
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,13 @@ async def login(
     return pair
 
 
-async def refresh(pool: asyncpg.Pool, tokens: TokenService, refresh_token: str) -> TokenPair:
+async def refresh(
+    pool: asyncpg.Pool,
+    tokens: TokenService,
+    refresh_token: str,
+    *,
+    on_session_ended: SessionEnded | None = None,
+) -> TokenPair:
     """Spends `refresh_token` and returns the next pair of its session."""
     claims = tokens.decode_refresh(refresh_token)
     pair: TokenPair | None = None
@@ -130,6 +142,8 @@ async def refresh(pool: asyncpg.Pool, tokens: TokenService, refresh_token: str) 
             pair = await _start_token(conn, tokens, user, family_id=row.family_id)
     if pair is None:
         log.warning("refresh_token_reused", user_id=str(claims.user_id))
+        if on_session_ended is not None:
+            on_session_ended(claims.user_id, claims.family_id)
         raise Unauthorized(
             "This refresh token was already used; the session has been ended",
             code="token_reused",
@@ -137,11 +151,19 @@ async def refresh(pool: asyncpg.Pool, tokens: TokenService, refresh_token: str) 
     return pair
 
 
-async def logout(pool: asyncpg.Pool, tokens: TokenService, refresh_token: str) -> None:
+async def logout(
+    pool: asyncpg.Pool,
+    tokens: TokenService,
+    refresh_token: str,
+    *,
+    on_session_ended: SessionEnded | None = None,
+) -> None:
     """Ends the session `refresh_token` belongs to; repeating it is harmless."""
     claims = tokens.decode_refresh(refresh_token)
     async with pool.acquire() as conn:
         await refresh_tokens.revoke_family(conn, claims.family_id, user_id=claims.user_id)
+    if on_session_ended is not None:
+        on_session_ended(claims.user_id, claims.family_id)
 
 
 async def create_admin(pool: asyncpg.Pool, settings: Settings, email: str, password: str) -> User:
@@ -181,5 +203,5 @@ async def _start_token(
     await refresh_tokens.insert_token(
         conn, jti=jti, family_id=family_id, user_id=user.id, expires_at=expires_at
     )
-    access_token, expires_in = tokens.issue_access(user.id, user.role)
+    access_token, expires_in = tokens.issue_access(user.id, user.role, family_id)
     return TokenPair(access_token, refresh_token, expires_in)

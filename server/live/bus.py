@@ -25,10 +25,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from config.settings import Settings
-from server.live.events import SharedEvent, job_event
+from server.live.events import SharedEvent, job_event, session_revoked_event
 from server.logs import get_logger
 
 if TYPE_CHECKING:
+    from server.auth.service import SessionEnded
     from server.jobs.model import Job
     from server.jobs.runner import Publish
 
@@ -73,7 +74,10 @@ class Bus:
             if not subs:
                 del self._subscribers[sub.user_id]
 
-    def subscriber_count(self) -> int:
+    def subscriber_count(self, user_id: str | None = None) -> int:
+        """Subscriptions in this process: of `user_id`, or of everyone."""
+        if user_id is not None:
+            return len(self._subscribers.get(user_id, ()))
         return sum(len(s) for s in self._subscribers.values())
 
     def publish(self, event: Event) -> None:
@@ -218,5 +222,15 @@ def job_publisher(bus: Bus) -> Publish:
 
     async def publish(kind: str, job: Job) -> None:
         bus.publish(job_event(kind, job))
+
+    return publish
+
+
+def session_ended_publisher(bus: Bus) -> SessionEnded:
+    """The auth service's `on_session_ended`: sockets of that session, on every
+    instance, close with 4401."""
+
+    def publish(user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        bus.publish(session_revoked_event(user_id, session_id))
 
     return publish

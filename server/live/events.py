@@ -28,6 +28,8 @@ JOB_EVENTS = frozenset(
 )
 VIDEO_READY = "video.ready"
 VIDEO_DELETED = "video.deleted"
+# Server-side only: closes the user's sockets of that session, never sent to a client.
+SESSION_REVOKED = "session.revoked"
 
 Event = dict[str, Any]
 
@@ -88,5 +90,14 @@ def video_deleted_event(user_id: uuid.UUID, video_id: uuid.UUID) -> Event:
         "video_id": str(video_id),
         "status": "deleted",
         "progress": None,
+        "at": _now(),
+    }
+
+
+def session_revoked_event(user_id: uuid.UUID, session_id: uuid.UUID) -> Event:
+    return {
+        "type": SESSION_REVOKED,
+        "user_id": str(user_id),
+        "session_id": str(session_id),
         "at": _now(),
     }
