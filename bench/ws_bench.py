@@ -939,7 +939,13 @@ def main() -> None:
                 work_dir,
                 database_server=args.database_url,
                 max_upload_bytes=clip.stat().st_size + 64 * MiB,
-                extra_env=SERVER_ENV | {"FRAMEFLOW_FFMPEG_PATH": ffmpeg},
+                extra_env=SERVER_ENV
+                | {
+                    "FRAMEFLOW_FFMPEG_PATH": ffmpeg,
+                    # All N sockets are one user's: lift the per-user cap for them
+                    # (twice: a round's sockets may still be closing as the next connects).
+                    "FRAMEFLOW_WS_MAX_SOCKETS_PER_USER": str(2 * args.subscribers),
+                },
             ) as server,
             bare_server(work_dir) as (bare_url, bare_pid),
         ):

@@ -100,6 +100,15 @@ class Settings:
         "Events buffered per WebSocket for a slow reader (progress is coalesced); a socket "
         "that stays full is closed with 1013.",
     )
+    ws_queue_bytes: int = _setting(
+        1024 * 1024,
+        "Bytes (as sent) buffered per WebSocket for a slow reader; past this too, progress "
+        "is dropped and then the socket is closed with 1013.",
+    )
+    ws_max_sockets_per_user: int = _setting(
+        20,
+        "Open WebSockets one user may have on one instance; one more is closed with 4429.",
+    )
     ws_auth_timeout_seconds: float = _setting(
         10.0, "A WebSocket must send its `auth` message within this time (else close 4401)."
     )
@@ -404,6 +413,8 @@ def _validate(s: Settings) -> None:
     # An upload still streaming must never look stale: keep a generous floor.
     need(s.stale_upload_seconds >= 3600, "stale_upload_seconds", "must be at least 3600")
     need(s.ws_queue_size >= 4, "ws_queue_size", "must be at least 4")
+    need(s.ws_queue_bytes >= 4096, "ws_queue_bytes", "must be at least 4096")
+    need(s.ws_max_sockets_per_user >= 1, "ws_max_sockets_per_user", "must be at least 1")
     need(0 <= s.smtp_port <= 65535, "smtp_port", "must be a TCP port")
     need(1 <= s.notify_max_attempts <= 50, "notify_max_attempts", "must be between 1 and 50")
     need(s.webhook_timeout_seconds > 0, "webhook_timeout_seconds", "must be positive")

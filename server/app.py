@@ -78,11 +78,11 @@ def create_app(
         [
             _secrets_ctx,
             _database_ctx,
-            _accounts_ctx,
             _storage_ctx,
             _ffmpeg_ctx,
             _scanning_ctx,
             _bus_ctx,
+            _accounts_ctx,
             _notify_ctx,
             _webhooks_ctx,
             _limits_ctx,
@@ -148,7 +148,12 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     passwords = PasswordHasher(settings.bcrypt_rounds)
     app[appkeys.AUTH] = AuthService(
-        pool=app[appkeys.POOL], passwords=passwords, tokens=app[appkeys.TOKENS], settings=settings
+        pool=app[appkeys.POOL],
+        passwords=passwords,
+        tokens=app[appkeys.TOKENS],
+        settings=settings,
+        # After the bus: an ended session closes its sockets on every instance.
+        on_session_ended=app[appkeys.PUBLISHER].session_revoked,
     )
     app[appkeys.ADMIN] = AdminService(
         pool=app[appkeys.POOL], passwords=passwords, settings=settings

@@ -20,6 +20,7 @@ from aiohttp.typedefs import Handler
 from server import appkeys
 from server.errors import HTTPError
 from server.logs import get_logger
+from server.serving.redact import redact_links
 
 log = get_logger("frameflow.http")
 
@@ -85,7 +86,7 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
             status = 499  # nginx's "client closed request", for logs and metrics only
             raise
         except Exception:
-            log.exception("unhandled_error", method=request.method, path=request.path)
+            log.exception("unhandled_error", method=request.method, path=redact_links(request.path))
             resp = error_response(500, "internal_error", "Internal server error")
         status = resp.status
         return resp
@@ -95,11 +96,11 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
         metrics = request.app[appkeys.METRICS]
         metrics.requests.labels(route, request.method, str(status)).inc()
         metrics.latency.labels(route, request.method).observe(elapsed)
-        # The path only: query strings can carry URL signatures.
+        # The path only (query strings can carry URL signatures), output tokens cut out.
         log.info(
             "request",
             method=request.method,
-            path=request.path,
+            path=redact_links(request.path),
             route=route,
             status=status,
             duration_ms=round(elapsed * 1000, 2),

@@ -70,7 +70,7 @@ export function startLive({ onEvent, onSnapshot, poll }) {
     try {
       data = JSON.parse(message.data);
     } catch {
-      return;
+      return null;
     }
     if (data.type === 'ready') {
       backoff = BACKOFF_MIN_MS;
@@ -84,6 +84,7 @@ export function startLive({ onEvent, onSnapshot, poll }) {
       onEvent(data);
     }
     // pong, and types added later, are ignored on purpose.
+    return data.type;
   };
 
   async function connect() {
@@ -93,9 +94,12 @@ export function startLive({ onEvent, onSnapshot, poll }) {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     const ws = new WebSocket(`${scheme}//${location.host}/api/v1/ws`);
     socket = ws;
+    let authenticated = false;
     // The token goes in the first message, never in the URL (URLs end up in logs).
     ws.addEventListener('open', () => ws.send(JSON.stringify({ type: 'auth', token })));
-    ws.addEventListener('message', onMessage);
+    ws.addEventListener('message', (message) => {
+      if (onMessage(message) === 'ready') authenticated = true;
+    });
     ws.addEventListener('close', async (event) => {
       if (socket !== ws) return;
       socket = null;
@@ -103,8 +107,11 @@ export function startLive({ onEvent, onSnapshot, poll }) {
       if (stopped) return;
       startPolling();
       if (event.code === AUTH_FAILED) {
-        // Most likely an access token that expired: get a new one and retry
-        // at once; a dead session ends in logout (refresh() announces it).
+        // The server closes a socket when its access token expires: reconnect
+        // now, connect() takes a fresh token (refreshing only if it must).
+        if (authenticated && event.reason === 'token_expired') return scheduleReconnect(0);
+        // Refused at auth, or the session ended: refresh and retry at once; a
+        // dead session ends in logout (refresh() announces it).
         if (await refresh()) return scheduleReconnect(BACKOFF_MIN_MS);
       }
       scheduleReconnect(backoff);

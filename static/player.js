@@ -12,6 +12,15 @@ let section = null;
 let current = null; // the video shown
 let hooks = { onDeleted: () => {}, onJobCreated: () => {} };
 
+// The signed source link lasts the video's duration plus the server's TTL.
+// A tab kept open longer (paused, or seeking back an hour later) would find
+// it expired, so the player fetches a new one before that — a minute early,
+// or a fifth of a short lifetime — and swaps it in where it was.
+const RENEW_LEAD_SECONDS = 60;
+const RECOVER_EVERY_MS = 30000; // after a load error, at most one new link per this
+let renewTimer = null;
+let lastRecovery = 0;
+
 // The params the "run an operation" form offers, with their labels: only the
 // main knobs; everything else keeps the server's defaults. Which operations
 // apply to the video, and each param's default, bounds and choices, come from
@@ -44,6 +53,8 @@ export const shownVideoId = () => (current ? current.id : null);
 
 export function hidePlayer() {
   current = null;
+  clearTimeout(renewTimer);
+  renewTimer = null;
   const media = section.querySelector('video');
   if (media) {
     // Release the connection the element holds open.
@@ -204,9 +215,16 @@ export async function showVideo(video) {
   section.hidden = false;
   $('#player-title', section).focus();
 
+  if (!isImage) {
+    media.addEventListener('error', () => {
+      // A link that expired while the tab slept: one new link, same position.
+      if (current !== video || Date.now() - lastRecovery < RECOVER_EVERY_MS) return;
+      lastRecovery = Date.now();
+      renewSource(video, media);
+    });
+  }
   try {
-    const { url } = await api(`/api/v1/videos/${video.id}/content-url`);
-    if (current === video) media.src = url;
+    await loadSource(video, media, false);
   } catch (err) {
     announce(`Could not load the video: ${err.message}`);
   }
@@ -221,6 +239,44 @@ export async function showVideo(video) {
     // The list stays as it is; links already shown still work.
   }
   if (current === video) renderOutputs();
+}
+
+/** Point the player at a fresh signed link; `resume` keeps its position and play state. */
+async function loadSource(video, media, resume) {
+  const { url, expires_in: lifetime } = await api(`/api/v1/videos/${video.id}/content-url`);
+  if (current !== video) return;
+  if (resume) swapSource(media, url);
+  else media.src = url;
+  // Measured from now on this machine's clock (expires_in), as for tokens.
+  const lead = Math.min(RENEW_LEAD_SECONDS, lifetime / 5);
+  clearTimeout(renewTimer);
+  renewTimer = setTimeout(() => renewSource(video, media), Math.max(lifetime - lead, 1) * 1000);
+}
+
+async function renewSource(video, media) {
+  if (current !== video) return;
+  try {
+    await loadSource(video, media, true);
+  } catch {
+    // Offline for a moment, or the session is being renewed: try again soon.
+    clearTimeout(renewTimer);
+    renewTimer = setTimeout(() => renewSource(video, media), 10000);
+  }
+}
+
+function swapSource(media, url) {
+  const time = media.currentTime;
+  const playing = !media.paused && !media.ended;
+  media.src = url;
+  if (time === 0 && !playing) return;
+  media.addEventListener(
+    'loadedmetadata',
+    () => {
+      media.currentTime = time;
+      if (playing) media.play().catch(() => {});
+    },
+    { once: true },
+  );
 }
 
 async function deleteVideo(video, button) {

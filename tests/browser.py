@@ -11,6 +11,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, async_playwright
@@ -31,6 +32,17 @@ def chromium_path() -> str:
     path = os.environ.get("FRAMEFLOW_TEST_CHROMIUM") or shutil.which("chromium")
     if not path:
         pytest.fail("Chromium not found: run scripts/test (it installs Debian's chromium)")
+    return path
+
+
+# hls.js, the player most web pages use for HLS; scripts/test installs it with npm.
+HLSJS = Path(__file__).parent.parent / ".cache" / "npm" / "node_modules" / "hls.js" / "dist"
+
+
+def hlsjs_path() -> Path:
+    path = Path(os.environ.get("FRAMEFLOW_TEST_HLSJS") or HLSJS / "hls.min.js")
+    if not path.is_file():
+        pytest.fail(f"hls.js not found at {path}: run scripts/test (it installs it with npm)")
     return path
 
 

@@ -4,6 +4,7 @@ Redis pub/sub between two buses (skipped when REDIS_URL is not set)."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import uuid
 from typing import Any
@@ -66,6 +67,61 @@ def test_state_events_evict_progress_then_overflow() -> None:
     assert not queue.overflowed
     assert not queue.put(state("v"))  # no progress left to drop: the socket must go
     assert queue.overflowed and queue.closed
+
+
+def padded(event: dict[str, Any], size: int) -> dict[str, Any]:
+    """`event` grown to exactly `size` bytes of JSON."""
+    event = {**event, "pad": ""}
+    event["pad"] = "x" * (size - len(json.dumps(event)))
+    return event
+
+
+def test_the_queue_is_bounded_in_bytes_not_only_in_events() -> None:
+    queue = EventQueue(1000, max_bytes=1000)
+    for i in range(10):
+        assert queue.put(padded(state(str(i)), 100))
+    assert (len(queue), queue.bytes) == (10, 1000)
+    assert not queue.put(padded(state("x"), 20))  # 1,020 bytes: over, nothing to drop
+    assert queue.overflowed and queue.closed
+    assert queue.bytes == 1000
+
+
+def test_byte_room_is_made_from_progress_and_given_back_on_get() -> None:
+    queue = EventQueue(1000, max_bytes=1000)
+    for job in "abcd":
+        assert queue.put(padded(progress(job, 1), 200))
+    assert queue.put(padded(state("x"), 500))  # drops the two oldest progress events
+    assert [e.get("job_id") for e in drain(queue)] == ["c", "d", "x"]
+    assert queue.bytes == 0 and not queue.overflowed
+    # Progress that does not fit is dropped, never an overflow.
+    assert queue.put(padded(state("y"), 900))
+    assert queue.put(padded(progress("e", 1), 200))
+    assert [e.get("job_id") for e in drain(queue)] == ["y"]
+
+
+def test_coalesced_progress_keeps_the_byte_count() -> None:
+    queue = EventQueue(8, max_bytes=1000)
+    queue.put(padded(progress("a", 1), 100))
+    queue.put(padded(progress("a", 2), 300))  # replaced in place: 300 now, not 400
+    assert (len(queue), queue.bytes) == (1, 300)
+    queue.put(padded(state("b"), 600))
+    queue.put(padded(progress("a", 3), 500))  # would not fit: the older value stays
+    assert queue.bytes == 900
+    assert [e.get("progress") for e in drain(queue)] == [2, None]
+
+
+def test_an_empty_queue_takes_one_event_of_any_size() -> None:
+    queue = EventQueue(8, max_bytes=100)
+    assert queue.put(padded({"type": "snapshot"}, 5000))  # a big reply is not refused
+    assert not queue.put(padded({"type": "pong"}, 50))  # ...but nothing more fits then
+    assert queue.overflowed
+
+
+def test_sizes_come_from_size_of() -> None:
+    queue = EventQueue(8, max_bytes=10, size_of=lambda e: int(e["n"]))
+    assert queue.put({"type": "a", "n": 6}) and queue.put({"type": "b", "n": 4})
+    assert queue.bytes == 10
+    assert not queue.put({"type": "c", "n": 1})
 
 
 async def test_get_waits_and_close_wakes_it() -> None:

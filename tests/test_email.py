@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -23,6 +24,7 @@ from config.settings import Settings
 from server import appkeys
 from server.drain import retry_delay
 from server.notify.email import clean_header_text, compose, subject_for
+from server.serving.redact import redact_links
 from tests.conftest import User
 from tests.notify_helpers import (
     FAST_JOBS,
@@ -276,3 +278,59 @@ async def test_without_smtp_mails_are_logged_and_recorded_not_sent(
     assert len(logged) == 1
     assert logged[0]["to"] == user.email
     assert "FRAMEFLOW_SMTP_HOST" in logged[0]["reason"]
+
+
+async def test_logged_mails_keep_their_links_but_not_their_signatures(
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    aiohttp_client: Any,
+    sample_mp4: Path,
+) -> None:
+    """Without SMTP the body goes to the log, where a signed link would be a
+    credential for whoever reads it: its token is cut out, the rest stays."""
+    from tests.conftest import register_and_login, truncate_all
+
+    app = app_with_fake_runner(
+        make_settings(public_url="https://video.example.test", **FAST_JOBS), database_url
+    )
+    client = await aiohttp_client(app)
+    await truncate_all(app)
+    app[appkeys.OUTBOX].poll_seconds = 0.05
+    user = await register_and_login(client)
+    video_id = await upload(client, user, sample_mp4)
+    with capture_logs() as logs:
+        job = await run_job(client, user, video_id, "sleep")
+        await row_with(client, status="not_sent")
+    [logged] = [e for e in logs if e["event"] == "mail_not_sent"]
+    body = logged["body"]
+    # Still useful: what happened, which outputs, where the job is.
+    assert "succeeded" in body and "result.txt" in body and "part-1.txt" in body
+    assert f"https://video.example.test/api/v1/jobs/{job['id']}" in body
+    assert f"/api/v1/jobs/{job['id']}/t/[redacted]/result.txt" in body
+    # No signature and no token path anywhere in what was logged.
+    rendered = repr(logs)
+    assert "signature=" not in rendered
+    assert re.search(r"/t/\d+\.", rendered) is None, rendered
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "https://h/api/v1/videos/V/content?expires=9&signature=abc_-DEF",
+            "https://h/api/v1/videos/V/content?expires=9&signature=[redacted]",
+        ),
+        (
+            "see http://h/x?Signature=abc&expires=9 now",
+            "see http://h/x?Signature=[redacted]&expires=9 now",
+        ),
+        (
+            "  a.zip: https://h/api/v1/jobs/J/t/1700000000.AbC-_x/hls/master.m3u8\n",
+            "  a.zip: https://h/api/v1/jobs/J/t/[redacted]/hls/master.m3u8\n",
+        ),
+        ("/api/v1/jobs/J/t/1.2.sig/a", "/api/v1/jobs/J/t/[redacted]/a"),
+        ("no links here, not even t/1.x", "no links here, not even t/1.x"),
+    ],
+)
+def test_redact_links(text: str, expected: str) -> None:
+    assert redact_links(text) == expected

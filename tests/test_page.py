@@ -26,7 +26,7 @@ from config.settings import Settings
 from server.app import create_app
 from server.jobs.operations import registry
 from tests.browser import chromium
-from tests.conftest import PASSWORD, truncate_all
+from tests.conftest import PASSWORD, register_and_login, truncate_all
 
 pytestmark = pytest.mark.browser
 
@@ -340,4 +340,57 @@ async def test_page_offers_the_servers_operations_with_its_defaults_and_limits(
         await expect(segment).to_have_value("4")
         await expect(segment).to_have_attribute("min", "2")
         await expect(segment).to_have_attribute("max", "10")
+        assert problems == []
+
+
+async def test_player_renews_its_source_link_before_it_expires(
+    make_settings: Callable[..., Settings],
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
+    sample_mp4: Path,
+) -> None:
+    # Links live 2 s plus the clip's length: the page must swap in a new one while
+    # the video is shown, keep its place, and never hit an expired link.
+    app = create_app(make_settings(workers_enabled=False, signed_url_ttl_seconds=2))
+    client = await aiohttp_client(app)
+    await truncate_all(app)
+    user = await register_and_login(client)
+    resp = await client.put(
+        f"/api/v1/uploads/{sample_mp4.name}", data=sample_mp4.read_bytes(), headers=user.headers
+    )
+    assert resp.status == 201
+
+    async with chromium() as browser:
+        page = await browser.new_page(viewport={"width": 1000, "height": 900})
+        problems = _collect_problems(page, _has_websocket_route(client))
+        refused: list[str] = []
+        page.on(
+            "response",
+            lambda r: (
+                refused.append(f"{r.status} {r.url}")
+                if "/content" in r.url and r.status >= 400
+                else None
+            ),
+        )
+        await page.goto(str(client.make_url("/")))
+        await page.get_by_label("Email").fill(user.email)
+        await page.get_by_label("Password").fill(PASSWORD)
+        await page.get_by_label("Password").press("Enter")
+        await page.locator("#videos button", has_text=sample_mp4.name).click()
+        seek = await page.evaluate(SEEK_JS, 1.0)
+        assert seek["error"] is None and seek["event"] == "seeked", seek
+        first = await page.evaluate("document.querySelector('#player video').src")
+
+        await page.wait_for_function(
+            "src => document.querySelector('#player video').src !== src", arg=first, timeout=15_000
+        )
+        # Swapped where it was, and it still seeks once the first link is long gone.
+        await page.wait_for_function(
+            "() => document.querySelector('#player video').readyState >= 1", timeout=15_000
+        )
+        kept = await page.evaluate("document.querySelector('#player video').currentTime")
+        assert kept == pytest.approx(1.0, abs=0.1)
+        await page.wait_for_timeout(2500)
+        seek = await page.evaluate(SEEK_JS, 0.5)
+        assert seek["error"] is None and seek["event"] == "seeked", seek
+        assert refused == []
         assert problems == []

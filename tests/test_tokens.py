@@ -79,10 +79,20 @@ def _rejected(decode: Any, token: str, code: str = "invalid_token") -> None:
 
 
 def test_access_round_trip(tokens: TokenService, settings: Settings) -> None:
-    user_id = uuid.uuid4()
-    token, expires_in = tokens.issue_access(user_id, "admin")
+    user_id, session = uuid.uuid4(), uuid.uuid4()
+    before = int(time.time())
+    token, expires_in = tokens.issue_access(user_id, "admin", session)
     assert expires_in == settings.access_token_ttl_seconds
-    assert tokens.decode_access(token) == AccessClaims(user_id=user_id, role="admin")
+    claims = tokens.decode_access(token)
+    assert claims == AccessClaims(user_id, "admin", session, claims.expires_at)
+    assert before + expires_in <= claims.expires_at <= time.time() + expires_in
+    # Without a session (tokens issued before sessions were named): none.
+    assert tokens.decode_access(tokens.issue_access(user_id, "user")[0]).session_id is None
+
+
+@pytest.mark.parametrize("sid", ["not-a-uuid", 7, ["x"]])
+def test_a_malformed_session_claim_is_rejected(tokens: TokenService, sid: Any) -> None:
+    _rejected(tokens.decode_access, _sign(_claims(ACCESS_AUDIENCE, "access", sid=sid)))
 
 
 def test_refresh_round_trip(tokens: TokenService, settings: Settings) -> None:

@@ -19,7 +19,7 @@ from server import appkeys
 from server.app import create_app
 from server.jobs.runner import JobRunner
 from server.live.publisher import EventPublisher
-from tests.conftest import User, register_and_login
+from tests.conftest import PASSWORD, User, register_and_login
 from tests.fake_operations import fake_operations
 
 WS = "/api/v1/ws"
@@ -343,3 +343,144 @@ async def test_shutdown_closes_sockets_going_away(
     assert not app[appkeys.SOCKETS]
     await ws.close()
     await pending.close()
+
+
+# --- memory bounds (bytes, not events) and the per-user cap -------------------------
+
+
+async def test_errors_never_echo_the_clients_text(client: TestClient[Any, Any], user: User) -> None:
+    ws, _ = await open_socket(client, user)
+    big = "A" * 60_000
+    for message in ({"type": big}, {"type": "subscribe", "job_id": big}, {"x": big}):
+        await ws.send_json(message)
+        reply = await ws.receive(timeout=5)
+        assert reply.type == WSMsgType.TEXT and len(reply.data) < 200, reply.data[:300]
+        assert "AAAA" not in reply.data
+    await ws.close()
+
+
+async def test_a_slow_readers_queue_is_bounded_in_bytes(
+    make_settings: Callable[..., Settings], aiohttp_client: MakeClient
+) -> None:
+    # Room for 10,000 events but only 64 KiB: big events must overflow it by bytes.
+    app = create_app(live_settings(make_settings, ws_queue_size=10_000, ws_queue_bytes=65_536))
+    client = await aiohttp_client(app)
+    user = await register_and_login(client)
+    slow, _ = await open_socket(client, user)  # and never reads again (until the end)
+    padding = "x" * 32_768
+    peak = 0
+    async with asyncio.timeout(30):
+        for sent in range(1, 2001):
+            app[appkeys.BUS].publish(
+                {"type": "job.started", "user_id": user.id, "job_id": str(sent), "pad": padding}
+            )
+            await asyncio.sleep(0)  # let the writer move what the socket takes
+            queues = [s.queue for s in _live_sockets(app)]
+            peak = max([peak, *(q.bytes for q in queues)])
+            if not queues or queues[0].closed:
+                break
+    # Closed long before 10,000 events (or the 2,000 sent), never past its byte budget.
+    assert sent < 2000, "the slow socket was never closed"
+    assert peak <= 65_536
+    async with asyncio.timeout(10):
+        while (msg := await slow.receive()).type == WSMsgType.TEXT:
+            pass
+    assert (msg.type, msg.data) == (WSMsgType.CLOSE, 1013), msg
+
+
+def _live_sockets(app: web.Application) -> list[Any]:
+    """The server side of the app's authenticated sockets (their queues, for the test)."""
+    from server.live.socket import _LiveSocket
+
+    bus = app[appkeys.BUS]
+    return [
+        sub.deliver.__self__
+        for subs in bus._subscribers.values()
+        for sub in subs
+        if isinstance(getattr(sub.deliver, "__self__", None), _LiveSocket)
+    ]
+
+
+async def test_one_socket_too_many_for_a_user_is_closed_4429(
+    make_settings: Callable[..., Settings], aiohttp_client: MakeClient
+) -> None:
+    app = create_app(live_settings(make_settings, ws_max_sockets_per_user=2))
+    client = await aiohttp_client(app)
+    user = await register_and_login(client)
+    other = await register_and_login(client)
+    first, _ = await open_socket(client, user)
+    second, _ = await open_socket(client, user)
+    extra = await client.ws_connect(WS)
+    await extra.send_json({"type": "auth", "token": user.access_token})
+    msg = await extra.receive(timeout=5)
+    assert (msg.type, msg.data, msg.extra) == (
+        WSMsgType.CLOSE,
+        4429,
+        "too many sockets for this user",
+    )
+    # Others are not affected, and a closed socket frees its place.
+    theirs, _ = await open_socket(client, other)
+    await first.close()
+    await until(lambda: app[appkeys.BUS].subscriber_count(user.id) == 1)
+    again, _ = await open_socket(client, user)
+    for ws in (second, theirs, again, extra):
+        await ws.close()
+
+
+# --- credentials end, the socket ends -------------------------------------------------
+
+
+async def test_the_socket_closes_4401_when_its_access_token_expires(
+    make_settings: Callable[..., Settings], aiohttp_client: MakeClient
+) -> None:
+    app = create_app(live_settings(make_settings, access_token_ttl_seconds=2))
+    client = await aiohttp_client(app)
+    user = await register_and_login(client)
+    ws, _ = await open_socket(client, user)
+    await ws.send_json({"type": "ping"})
+    assert await ws.receive_json(timeout=5) == {"type": "pong"}
+    msg = await ws.receive(timeout=5)  # the token had at most 2 s left
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "token_expired")
+    await until(lambda: not app[appkeys.SOCKETS])
+
+
+async def test_logout_closes_that_sessions_sockets_at_once(
+    client: TestClient[Any, Any], user: User, app: web.Application
+) -> None:
+    mine, _ = await open_socket(client, user)
+    also_mine, _ = await open_socket(client, user)
+    # Another login of the same account: another session.
+    resp = await client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+    elsewhere = dataclasses.replace(user, access_token=(await resp.json())["access_token"])
+    other_session, _ = await open_socket(client, elsewhere)
+
+    resp = await client.post("/api/v1/auth/logout", json={"refresh_token": user.refresh_token})
+    assert resp.status == 204
+    for ws in (mine, also_mine):
+        msg = await ws.receive(timeout=2)
+        assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_revoked")
+    # The other session's socket carries on, and gets nothing of the revocation.
+    await other_session.send_json({"type": "ping"})
+    assert await other_session.receive_json(timeout=5) == {"type": "pong"}
+    # The access token is still unexpired, but its session is over: no new socket.
+    ws = await client.ws_connect(WS)
+    await ws.send_json({"type": "auth", "token": user.access_token})
+    msg = await ws.receive(timeout=5)
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_revoked")
+    await other_session.close()
+
+
+async def test_a_replayed_refresh_token_closes_the_sessions_sockets(
+    client: TestClient[Any, Any], user: User
+) -> None:
+    resp = await client.post("/api/v1/auth/refresh", json={"refresh_token": user.refresh_token})
+    assert resp.status == 200
+    rotated = await resp.json()
+    ws, _ = await open_socket(
+        client, dataclasses.replace(user, access_token=rotated["access_token"])
+    )
+    # The spent token again: someone copied it, the whole session ends.
+    resp = await client.post("/api/v1/auth/refresh", json={"refresh_token": user.refresh_token})
+    assert resp.status == 401
+    msg = await ws.receive(timeout=2)
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_revoked")

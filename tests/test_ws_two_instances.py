@@ -1,5 +1,6 @@
 """Two app instances share one PostgreSQL, one Redis and one object store: a WebSocket
-on instance A follows a job that instance B runs, through Redis pub/sub."""
+on instance A follows a job that instance B runs, and is closed by a logout on B,
+through Redis pub/sub."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
@@ -73,3 +74,26 @@ async def test_a_socket_on_one_instance_follows_a_job_run_by_another(
     workers = {e["worker_id"] for e in (await resp.json())["items"]}
     assert workers == {app_b[appkeys.RUNNER].worker_id}
     await ws.close()
+
+
+async def test_logout_on_one_instance_closes_the_sessions_socket_on_another(
+    make_settings: Callable[..., Settings],
+    aiohttp_client: MakeClient,
+    redis_url: str,
+) -> None:
+    settings = live_settings(make_settings, redis_url=redis_url)
+    app_a, app_b = create_app(settings), create_app(settings)
+    a = await aiohttp_client(app_a)
+    b = await aiohttp_client(app_b)
+    await truncate_all(app_a)
+    for app in (app_a, app_b):
+        bus = app[appkeys.BUS]
+        assert isinstance(bus, RedisBus)
+        await bus.subscribed.wait()
+
+    user = await register_and_login(a)
+    ws, _ = await open_socket(a, user)
+    resp = await b.post("/api/v1/auth/logout", json={"refresh_token": user.refresh_token})
+    assert resp.status == 204
+    msg = await ws.receive(timeout=5)
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_revoked")

@@ -6,13 +6,16 @@ means it was copied, so the whole family is revoked and its holder signed out.
 
 Every access token is checked against the accounts that still exist
 (`authenticate`): a token outliving its account is a 401 everywhere, not a
-foreign-key error or an empty list.
+foreign-key error or an empty list. Access tokens name their family (`sid`);
+when one ends, `on_session_ended` is told after the commit, so live
+connections of that session close at once.
 """
 
 from __future__ import annotations
 
 import unicodedata
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import asyncpg
@@ -21,10 +24,13 @@ from config.settings import Settings
 from server.auth.devices import account_key
 from server.auth.model import AuthUser, LoginResult, TokenPair, User
 from server.auth.passwords import PasswordHasher
-from server.auth.tokens import TokenService, invalid_token, token_expired
+from server.auth.tokens import AccessClaims, TokenService, invalid_token, token_expired
 from server.db import refresh_tokens, users
 from server.errors import BadRequest, Conflict, Unauthorized
 from server.logs import get_logger
+
+# Called with (user id, session id) when a session ends.
+SessionEnded = Callable[[uuid.UUID, uuid.UUID], None]
 
 log = get_logger("frameflow.auth")
 
@@ -64,11 +70,14 @@ class AuthService:
         passwords: PasswordHasher,
         tokens: TokenService,
         settings: Settings,
+        on_session_ended: SessionEnded | None = None,
     ) -> None:
         self.pool = pool
         self.passwords = passwords
         self.tokens = tokens
         self.settings = settings
+        # Told (after the commit) when a session ends, so its live sockets close.
+        self.on_session_ended = on_session_ended
 
     async def register(self, email: str, password: str) -> User:
         email = validate_email(email)
@@ -135,6 +144,7 @@ class AuthService:
                 pair = await self._start_token(conn, user, family_id=row.family_id)
         if pair is None:
             log.warning("refresh_token_reused", user_id=str(claims.user_id))
+            self._session_ended(claims.user_id, claims.family_id)
             raise Unauthorized(
                 "This refresh token was already used; the session has been ended",
                 code="token_reused",
@@ -146,6 +156,19 @@ class AuthService:
         claims = self.tokens.decode_refresh(refresh_token)
         async with self.pool.acquire() as conn:
             await refresh_tokens.revoke_family(conn, claims.family_id, user_id=claims.user_id)
+        self._session_ended(claims.user_id, claims.family_id)
+
+    def _session_ended(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        if self.on_session_ended is not None:
+            self.on_session_ended(user_id, session_id)
+
+    async def session_is_live(self, claims: AccessClaims) -> bool:
+        """False once the token's session has ended, or its account is gone."""
+        async with self.pool.acquire() as conn:
+            if claims.session_id is None:
+                # A token from before sessions were named: lives to its expiry.
+                return await users.user_exists(conn, claims.user_id)
+            return await refresh_tokens.session_is_live(conn, claims.session_id, claims.user_id)
 
     async def authenticate(self, access_token: str) -> AuthUser:
         """The caller an access token names, if the account still exists; else 401.
@@ -183,5 +206,5 @@ class AuthService:
         await refresh_tokens.insert_token(
             conn, jti=jti, family_id=family_id, user_id=user.id, expires_at=expires_at
         )
-        access_token, expires_in = self.tokens.issue_access(user.id, user.role)
+        access_token, expires_in = self.tokens.issue_access(user.id, user.role, family_id)
         return TokenPair(access_token, refresh_token, expires_in)

@@ -39,6 +39,10 @@ _INVALID_TOKEN_HEADER = {"WWW-Authenticate": 'Bearer realm="frameflow", error="i
 class AccessClaims:
     user_id: uuid.UUID
     role: str
+    # The session (refresh-token family) it was issued in: live connections made
+    # with it end when that session does. None in tokens from before `sid`.
+    session_id: uuid.UUID | None = None
+    expires_at: int = 0  # epoch seconds (`exp`)
 
 
 @dataclass(frozen=True)
@@ -75,10 +79,12 @@ class TokenService:
         self._refresh_ttl = settings.refresh_token_ttl_seconds
         self._clock = clock  # injectable so tests can mint already-expired tokens
 
-    def issue_access(self, user_id: uuid.UUID, role: str) -> tuple[str, int]:
-        """A signed access token and its lifetime in seconds."""
+    def issue_access(
+        self, user_id: uuid.UUID, role: str, session_id: uuid.UUID | None = None
+    ) -> tuple[str, int]:
+        """A signed access token (of session `session_id`) and its lifetime in seconds."""
         now = int(self._clock())
-        payload = {
+        payload: dict[str, Any] = {
             "sub": str(user_id),
             "aud": ACCESS_AUDIENCE,
             "typ": ACCESS_TYPE,
@@ -87,6 +93,8 @@ class TokenService:
             "iat": now,
             "exp": now + self._access_ttl,
         }
+        if session_id is not None:
+            payload["sid"] = str(session_id)
         return jwt.encode(payload, self._key, algorithm=ALGORITHM), self._access_ttl
 
     def issue_refresh(
@@ -137,8 +145,17 @@ class TokenService:
             role = claims["role"]
             if role not in ROLES:
                 raise ValueError(role)
-            return AccessClaims(user_id=uuid.UUID(claims["sub"]), role=role)
-        except (KeyError, TypeError, ValueError):
+            sid = claims.get("sid")
+            expires_at = claims["exp"]
+            if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
+                raise TypeError(expires_at)
+            return AccessClaims(
+                user_id=uuid.UUID(claims["sub"]),
+                role=role,
+                session_id=None if sid is None else uuid.UUID(sid),
+                expires_at=int(expires_at),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError):
             raise invalid_token() from None
 
     def decode_refresh(self, token: str) -> RefreshClaims:

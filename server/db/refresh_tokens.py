@@ -80,6 +80,20 @@ async def revoke_user_tokens(conn: asyncpg.Connection, user_id: uuid.UUID) -> in
     return _count(status)
 
 
+async def session_is_live(
+    conn: asyncpg.Connection, family_id: uuid.UUID, user_id: uuid.UUID
+) -> bool:
+    """True while the session has an unrevoked token (logout and replay revoke them
+    all; deleting the user deletes them)."""
+    live: bool = await conn.fetchval(
+        """SELECT EXISTS (SELECT 1 FROM refresh_tokens
+                          WHERE family_id = $1 AND user_id = $2 AND revoked_at IS NULL)""",
+        family_id,
+        user_id,
+    )
+    return live
+
+
 async def delete_expired(conn: asyncpg.Connection) -> int:
     """Drops rows past their expiry: their JWT `exp` already rejects such tokens."""
     status = await conn.execute("DELETE FROM refresh_tokens WHERE expires_at < now()")

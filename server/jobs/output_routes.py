@@ -4,12 +4,15 @@
 header). `/api/v1/jobs/{id}/t/{token}/{name}` is what signed URLs point at:
 the token sits in the path so that relative URIs inside HLS playlists keep
 it, and players need no headers. Both end in the same range-capable
-delivery as sources.
+delivery as sources, except HLS playlists under a token: those are rewritten
+as they are served so that their URIs carry a fresh playback token
+(`playlists.py`), and playback outlives the link it started from.
 """
 
 from __future__ import annotations
 
 import hashlib
+from contextlib import aclosing
 
 from aiohttp import web
 
@@ -17,9 +20,18 @@ from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import NotFound
 from server.http import path_uuid
-from server.jobs.links import verify_token
+from server.jobs.links import OutputToken, read_token, renewed_token
 from server.jobs.model import Job, OutputFile
+from server.jobs.playlists import (
+    UriRewriter,
+    directory_of,
+    is_playlist,
+    rewrite_lines,
+    up_to_token,
+)
+from server.serving.disposition import content_disposition
 from server.serving.serve import StoredFile, serve_stored_file
+from server.serving.signing import playback_seconds
 
 
 async def _serve(request: web.Request, job: Job, output: OutputFile) -> web.StreamResponse:
@@ -47,12 +59,60 @@ async def output_with_bearer(request: web.Request) -> web.StreamResponse:
 
 async def output_with_token(request: web.Request) -> web.StreamResponse:
     job_id = path_uuid(request)
-    if not verify_token(request.app[appkeys.SIGNER], job_id, request.match_info["token"]):
+    token = read_token(request.app[appkeys.SIGNER], job_id, request.match_info["token"])
+    if token is None:
         raise NotFound("No such job output, or the link has expired", code="invalid_signature")
     job, output = await request.app[appkeys.JOBS].finished_output(
         job_id, None, request.match_info["name"]
     )
+    if is_playlist(output.name, output.content_type):
+        return await _serve_playlist(request, job, output, token)
     return await _serve(request, job, output)
+
+
+async def _serve_playlist(
+    request: web.Request, job: Job, output: OutputFile, token: OutputToken
+) -> web.StreamResponse:
+    """The playlist with its URIs under a fresh playback token, streamed line by line.
+
+    Its bytes differ on each fetch, so it has no ETag or length, ignores
+    Range, and is not to be cached.
+    """
+    app = request.app
+    duration = await app[appkeys.JOBS].source_duration(job)
+    lifetime = playback_seconds(app[appkeys.SETTINGS].signed_url_ttl_seconds, duration)
+    rewriter = UriRewriter(
+        base_dir=directory_of(output.name),
+        up=up_to_token(_segments_after_token(request)),
+        token=renewed_token(app[appkeys.SIGNER], job.id, token, lifetime),
+    )
+    download = request.query.get("download") in {"1", "true"}
+    resp = web.StreamResponse(
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Disposition": content_disposition(
+                output.name.rsplit("/", 1)[-1], inline=not download
+            ),
+            "X-Content-Type-Options": "nosniff",
+        }
+    )
+    resp.content_type = output.content_type
+    await resp.prepare(request)
+    if request.method != "HEAD" and output.size > 0:
+        async with (
+            aclosing(app[appkeys.STORAGE].read(output.storage_key)) as chunks,
+            aclosing(rewrite_lines(chunks, rewriter.line)) as lines,
+        ):
+            async for part in lines:
+                await resp.write(part)
+    await resp.write_eof()
+    return resp
+
+
+def _segments_after_token(request: web.Request) -> int:
+    """Path segments after the token as the client sent them (what its URIs resolve from)."""
+    # "", "api", "v1", "jobs", "{id}", "t", "{token}", then the name's segments.
+    return len(request.raw_path.split("?", 1)[0].split("/")) - 7
 
 
 async def allow_any_origin(request: web.Request, response: web.StreamResponse) -> None:

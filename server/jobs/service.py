@@ -259,3 +259,11 @@ class JobService:
         if output is None:
             raise _output_not_found()
         return job, output
+
+    async def source_duration(self, job: Job) -> float | None:
+        """The duration of the job's source in seconds (None if unknown or gone):
+        how long a playback of its outputs may need."""
+        async with self._pool.acquire() as conn:
+            video = await videos_db.get_video(conn, job.video_id, None)
+        duration = video.metadata.get("duration") if video is not None else None
+        return float(duration) if isinstance(duration, int | float) else None

@@ -69,7 +69,10 @@ class Bus:
             if not subs:
                 del self._subscribers[sub.user_id]
 
-    def subscriber_count(self) -> int:
+    def subscriber_count(self, user_id: str | None = None) -> int:
+        """Subscriptions in this process: of `user_id`, or of everyone."""
+        if user_id is not None:
+            return len(self._subscribers.get(user_id, ()))
         return sum(len(s) for s in self._subscribers.values())
 
     def publish(self, event: Event) -> None:

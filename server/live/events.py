@@ -40,6 +40,9 @@ def status_event(status: JobStatus) -> JobEventType:
     return _STATUS_EVENTS[status]
 
 
+# Server-side only: closes the user's sockets of that session, never sent to a client.
+SESSION_REVOKED: Final = "session.revoked"
+
 Event = dict[str, Any]
 
 
@@ -97,5 +100,14 @@ def video_deleted_event(user_id: uuid.UUID, video_id: uuid.UUID) -> Event:
         "video_id": str(video_id),
         "status": "deleted",
         "progress": None,
+        "at": _now(),
+    }
+
+
+def session_revoked_event(user_id: uuid.UUID, session_id: uuid.UUID) -> Event:
+    return {
+        "type": SESSION_REVOKED,
+        "user_id": str(user_id),
+        "session_id": str(session_id),
         "at": _now(),
     }

@@ -12,7 +12,13 @@ import uuid
 
 from server.jobs.model import Job
 from server.live.bus import Bus
-from server.live.events import JobEventType, job_event, video_deleted_event, video_ready_event
+from server.live.events import (
+    JobEventType,
+    job_event,
+    session_revoked_event,
+    video_deleted_event,
+    video_ready_event,
+)
 from server.videos.model import Video
 
 
@@ -29,3 +35,8 @@ class EventPublisher:
 
     def video_deleted(self, user_id: uuid.UUID, video_id: uuid.UUID) -> None:
         self._bus.publish(video_deleted_event(user_id, video_id))
+
+    def session_revoked(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        """A session ended (logout, a replayed refresh token): its sockets close with
+        4401 on every instance. Server-side only: never sent to a client."""
+        self._bus.publish(session_revoked_event(user_id, session_id))

@@ -2,9 +2,16 @@
 
 Protocol (README, "Live progress (WebSocket)"): Origin checked before the
 upgrade; first message `auth` within `ws_auth_timeout_seconds` or close 4401;
-then `ready`, a `snapshot` of unfinished jobs, and every event of the user,
-narrowed by `subscribe`. One task reads the client, one writes from the
-socket's `EventQueue`, so a slow reader only ever fills its own queue.
+at most `ws_max_sockets_per_user` sockets per user on this instance (one more
+is closed 4429); then `ready`, a `snapshot` of unfinished jobs, and every
+event of the user, narrowed by `subscribe`. One task reads the client, one
+writes from the socket's `EventQueue` (bounded in events and bytes), so a
+slow reader only ever fills its own queue.
+
+A socket lives no longer than its credentials: it is closed 4401 when its
+access token expires, and at once when the session the token was issued in
+ends (logout, a replayed refresh token) — the auth service publishes
+`session.revoked` on the bus, which reaches every instance.
 """
 
 from __future__ import annotations
@@ -12,22 +19,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 import uuid
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from server import appkeys
+from server.auth.tokens import AccessClaims
 from server.errors import Forbidden, HTTPError
 from server.jobs.serializers import job_json
-from server.live.events import SharedEvent
+from server.live.events import SESSION_REVOKED, SharedEvent
 from server.live.origins import origin_allowed
 from server.live.queue import EventQueue
 from server.logs import get_logger
 
 log = get_logger("frameflow.live")
 
-UNAUTHORIZED = 4401  # 4000-4999 are the application's; 4401 mirrors HTTP 401
+# 4000-4999 are the application's; these mirror HTTP 401 and 429.
+UNAUTHORIZED = 4401
+TOO_MANY_SOCKETS = 4429
 MAX_MESSAGE_BYTES = 64 * 1024
 CLOSE_TIMEOUT_SECONDS = 5.0
 
@@ -52,17 +63,17 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     sockets.add(ws)
     try:
         try:
-            user_id = await _authenticate(request, ws)
+            claims = await _authenticate(request, ws)
         except _Rejected as exc:
             await ws.close(code=UNAUTHORIZED, message=str(exc).encode())
             return ws
-        await _LiveSocket(request, ws, user_id).run()
+        await _LiveSocket(request, ws, claims).run()
     finally:
         sockets.discard(ws)
     return ws
 
 
-async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> uuid.UUID:
+async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> AccessClaims:
     timeout = request.app[appkeys.SETTINGS].ws_auth_timeout_seconds
     try:
         msg = await ws.receive(timeout=timeout)
@@ -75,8 +86,7 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> uuid
     if not isinstance(token, str) or not token:
         raise _Rejected("auth needs a token")
     try:
-        # Also refuses a valid token of an account deleted since it was issued.
-        return (await request.app[appkeys.AUTH].authenticate(token)).id
+        return request.app[appkeys.TOKENS].decode_access(token)
     except HTTPError as exc:
         raise _Rejected(exc.error_code) from None
 
@@ -96,24 +106,49 @@ def _error(code: str, message: str) -> Event:
 class _LiveSocket:
     """One authenticated socket: bus subscription, outbox, reader and writer."""
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, user_id: uuid.UUID):
+    def __init__(self, request: web.Request, ws: web.WebSocketResponse, claims: AccessClaims):
         self.app = request.app
         self.ws = ws
-        self.user_id = user_id
+        self.user_id = claims.user_id
+        self.claims = claims
         self.job_filter: str | None = None
-        self.queue = EventQueue(self.app[appkeys.SETTINGS].ws_queue_size)
+        settings = self.app[appkeys.SETTINGS]
+        self.queue = EventQueue(settings.ws_queue_size, settings.ws_queue_bytes, size_of=_wire_size)
         self._closing: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
-        # Subscribed before the snapshot is read: nothing falls between the two.
-        subscription = self.app[appkeys.BUS].subscribe(str(self.user_id), self._deliver)
+        bus = self.app[appkeys.BUS]
+        if (
+            bus.subscriber_count(str(self.user_id))
+            >= self.app[appkeys.SETTINGS].ws_max_sockets_per_user
+        ):
+            log.warning("ws_too_many_sockets", user_id=str(self.user_id))
+            await self.ws.close(code=TOO_MANY_SOCKETS, message=b"too many sockets for this user")
+            return
+        # Subscribed before the session check and the snapshot: neither a
+        # revocation nor an event falls between them and the subscription.
+        subscription = bus.subscribe(str(self.user_id), self._deliver)
+        expiry = asyncio.get_running_loop().call_later(
+            max(self.claims.expires_at - time.time(), 0),
+            self._close_soon,
+            UNAUTHORIZED,
+            "token_expired",
+        )
         writer: asyncio.Task[None] | None = None
         try:
+            if not await self._session_is_live():
+                self._close_soon(UNAUTHORIZED, "session_revoked")
+            if self._closing is not None:  # revoked or expired meanwhile
+                return
             await self.ws.send_json({"type": "ready", "user_id": str(self.user_id)})
-            await self.ws.send_json(await self._snapshot())
+            snapshot = await self._snapshot()
+            if self._closing is not None:
+                return
+            await self.ws.send_json(snapshot)
             writer = asyncio.create_task(self._write_loop(), name="ws-writer")
             await self._read_loop()
         finally:
+            expiry.cancel()
             subscription.close()
             self.queue.close()
             if writer is not None:
@@ -127,28 +162,41 @@ class _LiveSocket:
 
     def _deliver(self, event: Event) -> None:
         """Called by the bus: filter, then queue (never blocks)."""
+        if event.get("type") == SESSION_REVOKED:
+            if self.claims.session_id is not None and event.get("session_id") == str(
+                self.claims.session_id
+            ):
+                self._close_soon(UNAUTHORIZED, "session_revoked")
+            return  # never sent to a client
         if self.job_filter is not None and event.get("job_id") != self.job_filter:
             return
         self._enqueue(event)
 
     def _enqueue(self, event: Event) -> None:
-        if not self.queue.put(event) and self._closing is None:
+        # Encoded once here: the queue counts its bytes, the writer sends them.
+        shared = event if isinstance(event, SharedEvent) else SharedEvent(event)
+        if not self.queue.put(shared) and self._closing is None:
             log.warning("ws_slow_reader_closed", user_id=str(self.user_id))
-            self._closing = asyncio.create_task(self._close_overflowed(), name="ws-overflow")
+            self._close_soon(WSCloseCode.TRY_AGAIN_LATER, "too slow")
 
-    async def _close_overflowed(self) -> None:
+    def _close_soon(self, code: int, reason: str) -> None:
+        """Close from a synchronous caller (the bus, a timer); the first reason wins."""
+        if self._closing is None:
+            if code == UNAUTHORIZED:
+                log.info("ws_closed_unauthorized", user_id=str(self.user_id), reason=reason)
+            self._closing = asyncio.create_task(self._close(code, reason), name="ws-close")
+
+    async def _close(self, code: int, reason: str) -> None:
+        self.queue.close()  # nothing more is sent, whatever is still queued
         # The writer may be stuck on a full socket; a close frame can still be
         # queued behind it, and the connection goes if the peer never reads.
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
-                await self.ws.close(
-                    code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow", drain=False
-                )
+                await self.ws.close(code=code, message=reason.encode(), drain=False)
 
     async def _write_loop(self) -> None:
         while (event := await self.queue.get()) is not None:
-            text = event.wire() if isinstance(event, SharedEvent) else json.dumps(_public(event))
-            await self.ws.send_str(text)
+            await self.ws.send_str(_wire(event))
 
     async def _read_loop(self) -> None:
         async for msg in self.ws:
@@ -172,7 +220,8 @@ class _LiveSocket:
         elif kind == "auth":
             self._enqueue(_error("already_authenticated", "this socket is authenticated"))
         else:
-            self._enqueue(_error("unknown_type", f"unknown message type: {kind!r}"))
+            # Never echoed: a client's text must not be what fills its own queue.
+            self._enqueue(_error("unknown_type", "unknown message type"))
 
     def _subscribe(self, job_id: object) -> None:
         if job_id is None:
@@ -183,13 +232,21 @@ class _LiveSocket:
         except ValueError:
             self._enqueue(_error("invalid_job_id", "job_id must be a UUID or null"))
 
+    async def _session_is_live(self) -> bool:
+        """False once the token's session has ended (or its user is gone)."""
+        return await self.app[appkeys.AUTH].session_is_live(self.claims)
+
     async def _snapshot(self) -> Event:
         jobs = await self.app[appkeys.JOBS].active_jobs(self.user_id)
         return {"type": "snapshot", "jobs": [job_json(j) for j in jobs]}
 
 
-def _public(event: Event) -> Event:
-    """The routing key stays on the server side."""
-    if "user_id" in event and event.get("type") != "ready":
-        return {k: v for k, v in event.items() if k != "user_id"}
-    return event
+def _wire(event: Event) -> str:
+    """The text sent; the routing key (`user_id`) stays on the server side."""
+    if isinstance(event, SharedEvent):
+        return event.wire()
+    return json.dumps({k: v for k, v in event.items() if k != "user_id"})
+
+
+def _wire_size(event: Event) -> int:
+    return len(_wire(event))  # JSON is ASCII here (ensure_ascii): characters are bytes

@@ -2,7 +2,9 @@
 
 - `SmtpMailer` sends through the configured SMTP server with aiosmtplib.
 - `LogMailer`, used when no SMTP host is configured, writes the message to the
-  log and reports it as not sent (the outbox records it so).
+  log and reports it as not sent (the outbox records it so). Signed links in
+  the body are credentials, and logs are read by more people than mailboxes:
+  their tokens are cut out (`redact_links`), the rest is logged as written.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import aiosmtplib
 
 from config.settings import Settings
 from server.logs import get_logger
+from server.serving.redact import redact_links
 
 log = get_logger("frameflow.mail")
 
@@ -68,7 +71,7 @@ class LogMailer:
             reason="no SMTP server configured (FRAMEFLOW_SMTP_HOST)",
             to=message["To"],
             subject=message["Subject"],
-            body=message.get_content(),
+            body=redact_links(message.get_content()),
         )
         return False
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
 import time
 from collections.abc import Mapping
 
-__all__ = ["UrlSigner"]
+__all__ = ["UrlSigner", "playback_seconds"]
 
 # A dedicated key, so a signature made here is useless anywhere else that
 # `secret` is used (sessions, tokens), and vice versa.
@@ -22,6 +23,8 @@ _KEY_LABEL = b"frameflow url signing v1"
 _SIGNATURE_LENGTH = 43
 # Digits in an epoch second for the next few thousand years; bounds int().
 _MAX_EXPIRES_DIGITS = 12
+# Bounds what a probed duration can add to a link (a day, whatever the metadata says).
+MAX_MEDIA_SECONDS = 24 * 3600
 
 
 class UrlSigner:
@@ -83,3 +86,16 @@ class UrlSigner:
         message = f"{path}\n{expires_at}".encode("utf-8", "surrogatepass")
         digest = hmac.new(self._key, message, hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def playback_seconds(link_ttl_seconds: int, duration: object) -> int:
+    """How long a link to media must last: its duration (when known) plus the link TTL.
+
+    With only the TTL, a film longer than the TTL stops halfway; the TTL on
+    top is the margin for pauses and a late start.
+    """
+    if isinstance(duration, bool) or not isinstance(duration, int | float):
+        return link_ttl_seconds
+    if not math.isfinite(duration) or duration <= 0:
+        return link_ttl_seconds
+    return link_ttl_seconds + math.ceil(min(float(duration), MAX_MEDIA_SECONDS))

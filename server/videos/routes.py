@@ -12,6 +12,7 @@ from server.errors import NotFound
 from server.http import external_url, path_uuid, query_int
 from server.pagination import decode_cursor, encode_cursor
 from server.serving.serve import StoredFile, serve_stored_file
+from server.serving.signing import playback_seconds
 from server.videos.model import Video
 from server.videos.serializers import content_path, video_json
 
@@ -65,11 +66,19 @@ async def video_content(request: web.Request) -> web.StreamResponse:
 async def video_content_url(request: web.Request) -> web.Response:
     video = await _owned_video(request)
     path = content_path(video.id)
-    ttl = request.app[appkeys.SETTINGS].signed_url_ttl_seconds
+    # Long enough to play the whole video once, plus the TTL for pauses and a late start.
+    ttl = playback_seconds(
+        request.app[appkeys.SETTINGS].signed_url_ttl_seconds, video.metadata.get("duration")
+    )
     query, expires_at = request.app[appkeys.SIGNER].signed_query(path, ttl)
     url = external_url(request, path) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
     return web.json_response(
-        {"url": url, "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat()},
+        {
+            "url": url,
+            "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat(),
+            # Lets a client time its renewal on its own clock, whatever its skew.
+            "expires_in": ttl,
+        },
         headers={"Cache-Control": "no-store"},
     )
 

@@ -1,0 +1,30 @@
+"""Signed links with their secret part taken out, for text that goes to logs.
+
+A signed link is a bearer credential until it expires: whoever reads the log
+line can open the object. Two forms exist, and both are cut here:
+
+- query signatures (`/api/v1/videos/{id}/content?expires=…&signature=…`):
+  the `signature` value is replaced;
+- path tokens (`/api/v1/jobs/{id}/t/{token}/{name}`, see `jobs/links.py`):
+  the token segment is replaced.
+
+What remains (host, path, output name, expiry) still says what was linked.
+"""
+
+from __future__ import annotations
+
+import re
+
+REDACTED = "[redacted]"
+
+# `signature=` as a query parameter, whatever follows it up to the next
+# separator (its value is base64url, but a mangled one must go too).
+_QUERY_SIGNATURE = re.compile(r"(?i)([?&;]signature=)[^&;#\s]*")
+# The segment after `/t/` in a job output path: `{expires}.{signature}` or longer.
+_PATH_TOKEN = re.compile(r"(/jobs/[^/\s]+/t/)[^/\s]+")
+
+
+def redact_links(text: str) -> str:
+    """`text` with every URL signature and path token replaced by `[redacted]`."""
+    text = _QUERY_SIGNATURE.sub(rf"\g<1>{REDACTED}", text)
+    return _PATH_TOKEN.sub(rf"\g<1>{REDACTED}", text)
