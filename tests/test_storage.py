@@ -385,6 +385,90 @@ async def test_delete_prefix_ignores_writers_in_progress(storage: Storage) -> No
     assert await read_all(storage, "p/live") == b"partial"
 
 
+# --- listing -----------------------------------------------------------------
+
+
+async def list_all(store: Storage, prefix: str) -> list[tuple[str, int]]:
+    async with aclosing(store.list_prefix(prefix)) as infos:
+        return sorted([(info.key, info.size) async for info in infos])
+
+
+async def test_list_prefix(storage: Storage) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    for key in ["v/1/a", "v/1/sub/c", "v/12/d", "v/2/e", "w/x"]:
+        await put(storage, key, key.encode() * 3)
+    assert await list_all(storage, "v/1/") == [("v/1/a", 15), ("v/1/sub/c", 27)]
+    # A plain string prefix, as in S3: "v/1" also matches "v/12/...".
+    assert [k for k, _ in await list_all(storage, "v/1")] == ["v/1/a", "v/1/sub/c", "v/12/d"]
+    assert [k for k, _ in await list_all(storage, "v/")] == [
+        "v/1/a",
+        "v/1/sub/c",
+        "v/12/d",
+        "v/2/e",
+    ]
+    assert await list_all(storage, "nothing/") == []
+    async with aclosing(storage.list_prefix("w/")) as infos:
+        (info,) = [i async for i in infos]
+    assert info == await storage.stat("w/x")
+    assert before <= info.last_modified <= datetime.now(UTC) + timedelta(seconds=5)
+
+
+async def test_list_prefix_skips_writers_in_progress(storage: Storage) -> None:
+    await put(storage, "p/done", b"d")
+    async with storage.writer("p/live") as writer:
+        await writer.write(payload(PART + 1))  # S3: a multipart upload exists
+        assert await list_all(storage, "p/") == [("p/done", 1)]
+        await writer.commit()
+    assert await list_all(storage, "p/") == [("p/done", 1), ("p/live", PART + 1)]
+
+
+async def test_list_prefix_streams_page_by_page(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several pages, each fetched only when the consumer gets to it."""
+    monkeypatch.setattr(f"server.storage.{storage.name}.LIST_PAGE_SIZE", 2)
+    keys = [f"pg/{i:02}" for i in range(5)]
+    for key in keys:
+        await put(storage, key, b"x")
+    pages = 0
+    if isinstance(storage, S3Storage):
+
+        def count_request(**_: Any) -> None:
+            nonlocal pages
+            pages += 1
+
+        storage.client.meta.events.register("before-send.s3.ListObjectsV2", count_request)
+    else:
+        import server.storage.local as local_module
+
+        real_next_page = local_module._next_page
+
+        def counting_next_page(items: Any) -> Any:
+            nonlocal pages
+            page = real_next_page(items)
+            pages += bool(page)
+            return page
+
+        monkeypatch.setattr(local_module, "_next_page", counting_next_page)
+    async with aclosing(storage.list_prefix("pg/")) as infos:
+        first = await anext(infos)
+        assert pages == 1
+        await storage.delete(first.key)  # deleting while listing is fine
+        rest = [info.key async for info in infos]
+    assert sorted([first.key, *rest]) == keys
+    assert pages == 3
+    # Stopping early releases the listing; another one starts afresh.
+    async with aclosing(storage.list_prefix("pg/")) as infos:
+        await anext(infos)
+    assert len(await list_all(storage, "pg/")) == 4
+
+
+async def test_list_prefix_rejects_bad_prefixes(storage: Storage) -> None:
+    for prefix in ["", "/", "../x", "a//", ".tmp/"]:
+        with pytest.raises(ValueError):
+            await list_all(storage, prefix)
+
+
 # --- keys --------------------------------------------------------------------
 
 BAD_KEYS = [
