@@ -209,6 +209,12 @@ class Settings:
         "Unfinished uploads (S3 multipart, temp files) and scratch dirs older than this are "
         "removed by the sweep.",
     )
+    orphan_grace_seconds: int = _setting(
+        3600,
+        "Objects under `videos/` that no video row references (a process killed between "
+        "storing an upload and recording it) are deleted by the sweep once older than "
+        "`stale_upload_seconds` plus this: S3 dates an object from the start of its upload.",
+    )
 
     # --- email and webhooks ----------------------------------------------------
     smtp_host: str = _setting(
@@ -346,6 +352,8 @@ def _validate(s: Settings) -> None:
     need(s.cleanup_interval_seconds >= 1, "cleanup_interval_seconds", "must be at least 1")
     # An upload still streaming must never look stale: keep a generous floor.
     need(s.stale_upload_seconds >= 3600, "stale_upload_seconds", "must be at least 3600")
+    # Covers probing a committed upload before its row exists, and clock skew with S3.
+    need(s.orphan_grace_seconds >= 300, "orphan_grace_seconds", "must be at least 300")
     need(s.ws_queue_size >= 4, "ws_queue_size", "must be at least 4")
     need(0 <= s.smtp_port <= 65535, "smtp_port", "must be a TCP port")
     need(1 <= s.notify_max_attempts <= 50, "notify_max_attempts", "must be between 1 and 50")
