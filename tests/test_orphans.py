@@ -22,7 +22,7 @@ from tests.conftest import User
 from tests.test_cleanup import add_job, missing_referenced, upload
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)])
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
