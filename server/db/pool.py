@@ -1,41 +1,26 @@
 """The asyncpg pool: the configured PostgreSQL, or an embedded one.
 
 With no database URL configured, PostgreSQL is started from the `pgserver`
-wheel under ``<data dir>/postgres`` — nothing to install.
+wheel under ``<data dir>/postgres`` — nothing to install; `embedded.py` says
+when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import asyncpg
 
 from config.settings import Settings
+from server.db.embedded import start_embedded_postgres
 from server.db.migrate import migrate
 from server.logs import get_logger
 
 log = get_logger("frameflow.db")
-
-
-def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or reuse) the embedded server; returns its socket URI."""
-    pgdata = (data_dir / "postgres").resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here.
-        warnings.simplefilter("ignore")
-        import pgserver  # imported lazily: production never needs it
-
-        # cleanup_mode=None: leave it running for the next start (and for other
-        # processes sharing the data dir, e.g. `run.py migrate`).
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
-        return str(server.get_uri())
 
 
 async def resolve_database_url(settings: Settings) -> str:
