@@ -12,6 +12,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
@@ -23,9 +24,23 @@ from server.logs import get_logger
 log = get_logger("frameflow.db")
 
 
+def with_password(url: str, password: str) -> str:
+    """`url` with `password` as its password, percent-encoded, so that `@`, `/`, `#`,
+    `:` or `%` in it cannot be read as URL syntax (asyncpg and libpq decode it)."""
+    if not password:
+        return url
+    parts = urlsplit(url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    netloc = f"{user}:{quote(password, safe='')}@{hostport}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 async def resolve_database_url(settings: Settings) -> str:
+    """The URL to connect with: the configured one (with `database_password` put
+    in), else that of the embedded server, started if needed."""
     if settings.database_url:
-        return settings.database_url
+        return with_password(settings.database_url, settings.database_password)
     uri = await asyncio.to_thread(start_embedded_postgres, settings.data_dir)
     log.info("embedded_postgres_started", pgdata=str(settings.data_dir / "postgres"))
     return uri
