@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings, SettingsError
+from server.db.embedded import EmbeddedPostgresMissing
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -134,10 +135,18 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
 
-    from server.errors import HTTPError
     from server.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        _run(args, settings)
+    except EmbeddedPostgresMissing as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
+    from server.errors import HTTPError
+
     command = args.command or "serve"
     if command == "serve":
         _serve(settings)

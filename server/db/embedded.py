@@ -45,6 +45,10 @@ _attached: dict[Path, Any] = {}
 _atexit_registered = False
 
 
+class EmbeddedPostgresMissing(RuntimeError):
+    """No database URL is configured and pgserver is not installed (the production image)."""
+
+
 def pgdata_of(data_dir: Path) -> Path:
     return (data_dir / "postgres").resolve()
 
@@ -56,7 +60,7 @@ def _pgserver() -> Any:
         try:
             import pgserver  # imported lazily: production never needs it
         except ImportError as exc:
-            raise RuntimeError(
+            raise EmbeddedPostgresMissing(
                 "no database configured and the embedded PostgreSQL is not installed: set "
                 "DATABASE_URL (or FRAMEFLOW_DATABASE_URL), or `pip install pgserver`"
             ) from exc
