@@ -1,10 +1,11 @@
-"""Frameflow command line: serve (default), migrate, cleanup, create-admin.
+"""Frameflow command line: serve (default), migrate, cleanup, create-admin, stop-db.
 
 python run.py                      # serve on 127.0.0.1:8080, data in ./data
 python run.py --port 9000 --data-dir /srv/frameflow
 python run.py migrate              # apply sql/ migrations and exit
 python run.py cleanup [--dry-run]  # one cleanup sweep now; prints its report as JSON
 python run.py create-admin EMAIL   # password from the prompt or stdin
+python run.py stop-db [--force]    # stop the embedded PostgreSQL of the data dir
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings, SettingsError
+from server.db.embedded import EmbeddedPostgresMissing
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -33,6 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     admin = sub.add_parser("create-admin", help="create an admin account, or promote one")
     admin.add_argument("email")
+    stop_db = sub.add_parser(
+        "stop-db",
+        help="stop the embedded PostgreSQL of the data dir (it stops by itself when the "
+        "last Frameflow process using it exits)",
+    )
+    stop_db.add_argument(
+        "--force", action="store_true", help="stop it even while Frameflow processes use it"
+    )
     return parser
 
 
@@ -114,6 +124,17 @@ async def _create_admin(settings: Settings, email: str, password: str) -> None:
     print(f"admin {user.email} ({user.id})")
 
 
+def _stop_db(settings: Settings, force: bool) -> int:
+    from server.db.embedded import stop_embedded_postgres
+
+    result = stop_embedded_postgres(settings.data_dir, force=force)
+    if result.others and not force:
+        print(f"in use by Frameflow processes {result.others}; stop them, or use --force")
+        return 1
+    print(f"stopped {result.pgdata}" if result.stopped else f"not running: {result.pgdata}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     try:
@@ -121,10 +142,18 @@ def main(argv: list[str] | None = None) -> None:
     except SettingsError as exc:
         raise SystemExit(f"configuration error: {exc}") from None
 
-    from server.errors import HTTPError
     from server.logs import configure_logging
 
     configure_logging(settings.log_level, settings.log_format)
+    try:
+        _run(args, settings)
+    except EmbeddedPostgresMissing as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> None:
+    from server.errors import HTTPError
+
     command = args.command or "serve"
     if command == "serve":
         _serve(settings)
@@ -132,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(_migrate(settings))
     elif command == "cleanup":
         sys.exit(asyncio.run(_cleanup(settings, args.dry_run)))
+    elif command == "stop-db":
+        sys.exit(_stop_db(settings, args.force))
     elif command == "create-admin":
         try:
             asyncio.run(_create_admin(settings, args.email, _read_password()))

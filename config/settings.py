@@ -2,9 +2,12 @@
 
 Each field of `Settings` is overridable by the environment variable
 ``FRAMEFLOW_<NAME>`` (upper case); a few also honour a conventional alias
-(``DATABASE_URL``, ``REDIS_URL``). Values are parsed and validated when the
-settings are loaded, and a bad one stops start-up with a message naming it.
-The README's configuration table is checked against this module by a test.
+(``DATABASE_URL``, ``REDIS_URL``). Secrets can instead be read from a file
+named by ``<VARIABLE>_FILE`` (``FRAMEFLOW_JWT_SECRET_FILE=/run/secrets/jwt``),
+the convention of Docker and Kubernetes secrets, so they need not sit in the
+environment. Values are parsed and validated when the settings are loaded,
+and a bad one stops start-up with a message naming it. The README's
+configuration table is checked against this module by a test.
 """
 
 from __future__ import annotations
@@ -63,6 +66,12 @@ class Settings:
         "PostgreSQL URL (also read from `DATABASE_URL`); empty starts the embedded "
         "PostgreSQL under the data dir.",
         alias="DATABASE_URL",
+        secret=True,
+    )
+    database_password: str = _setting(
+        "",
+        "Password of the database URL's user, kept out of the URL so that any character "
+        "works (`@`, `/`, `#`, `:`); replaces a password written in the URL.",
         secret=True,
     )
     database_pool_size: int = _setting(10, "Maximum connections in the database pool.")
@@ -258,6 +267,12 @@ class Settings:
         "Unfinished uploads (S3 multipart, temp files) and scratch dirs older than this are "
         "removed by the sweep.",
     )
+    orphan_grace_seconds: int = _setting(
+        3600,
+        "Objects under `videos/` that no video row references (a process killed between "
+        "storing an upload and recording it) are deleted by the sweep once older than "
+        "`stale_upload_seconds` plus this: S3 dates an object from the start of its upload.",
+    )
 
     # --- email and webhooks ----------------------------------------------------
     smtp_host: str = _setting(
@@ -294,10 +309,16 @@ class Settings:
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for f in dataclasses.fields(cls):
-            raw = environ.get(env_name(f.name))
-            alias = f.metadata.get("alias")
-            if raw is None and alias:
-                raw = environ.get(alias)
+            names = [env_name(f.name)]
+            if alias := f.metadata.get("alias"):
+                names.append(alias)
+            raw = None
+            for name in names:
+                raw = _secret_from_file(environ, name) if f.metadata.get("secret") else None
+                if raw is None:
+                    raw = environ.get(name)
+                if raw is not None:
+                    break
             if raw is not None:
                 values[f.name] = _parse(f.name, f.type, raw)
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -316,6 +337,34 @@ class Settings:
 
 def env_name(field_name: str) -> str:
     return ENV_PREFIX + field_name.upper()
+
+
+FILE_SUFFIX = "_FILE"
+
+
+def secret_file_names() -> set[str]:
+    """Every `<VARIABLE>_FILE` that `from_env` reads (secrets and their aliases)."""
+    names = set()
+    for f in dataclasses.fields(Settings):
+        if f.metadata.get("secret"):
+            names.add(env_name(f.name) + FILE_SUFFIX)
+            if alias := f.metadata.get("alias"):
+                names.add(alias + FILE_SUFFIX)
+    return names
+
+
+def _secret_from_file(environ: Mapping[str, str], name: str) -> str | None:
+    """The secret in the file named by `<name>_FILE`, without its final newline."""
+    path = environ.get(name + FILE_SUFFIX)
+    if path is None:
+        return None
+    if environ.get(name) is not None:
+        raise SettingsError(f"set {name} or {name}{FILE_SUFFIX}, not both")
+    try:
+        with open(path, encoding="utf-8") as file:
+            return file.read().removesuffix("\n").removesuffix("\r")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SettingsError(f"{name}{FILE_SUFFIX}={path!r}: cannot read it ({exc})") from None
 
 
 def _parse(name: str, type_name: Any, raw: str) -> Any:
@@ -341,15 +390,24 @@ def _parse(name: str, type_name: Any, raw: str) -> Any:
 
 
 def _validate(s: Settings) -> None:
+    secrets = {f.name for f in dataclasses.fields(s) if f.metadata.get("secret")}
+
     def need(ok: bool, name: str, why: str) -> None:
         if not ok:
-            raise SettingsError(f"{env_name(name)}: {why} (got {getattr(s, name)!r})")
+            # A secret's value never goes into a message that ends up in logs.
+            got = "a hidden value" if name in secrets else repr(getattr(s, name))
+            raise SettingsError(f"{env_name(name)}: {why} (got {got})")
 
     need(0 <= s.port <= 65535, "port", "must be a TCP port")
     need(s.storage in {"local", "s3"}, "storage", "must be 'local' or 's3'")
     need(s.log_level in {"debug", "info", "warning", "error"}, "log_level", "unknown level")
     need(s.log_format in {"json", "console"}, "log_format", "must be 'json' or 'console'")
     need(s.database_pool_size >= 2, "database_pool_size", "must be at least 2")
+    need(
+        not s.database_password or bool(s.database_url),
+        "database_password",
+        "needs a database URL to go with it (the embedded PostgreSQL takes none)",
+    )
     need(s.s3_part_size >= 5 * MiB, "s3_part_size", "S3 parts must be at least 5 MiB")
     need(s.max_upload_bytes > 0, "max_upload_bytes", "must be positive")
     need(s.default_quota_bytes >= 0, "default_quota_bytes", "must not be negative")
@@ -412,6 +470,8 @@ def _validate(s: Settings) -> None:
     need(s.cleanup_interval_seconds >= 1, "cleanup_interval_seconds", "must be at least 1")
     # An upload still streaming must never look stale: keep a generous floor.
     need(s.stale_upload_seconds >= 3600, "stale_upload_seconds", "must be at least 3600")
+    # Covers probing a committed upload before its row exists, and clock skew with S3.
+    need(s.orphan_grace_seconds >= 300, "orphan_grace_seconds", "must be at least 300")
     need(s.ws_queue_size >= 4, "ws_queue_size", "must be at least 4")
     need(s.ws_queue_bytes >= 4096, "ws_queue_bytes", "must be at least 4096")
     need(s.ws_max_sockets_per_user >= 1, "ws_max_sockets_per_user", "must be at least 1")

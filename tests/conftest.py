@@ -25,7 +25,7 @@ from aiohttp.test_utils import TestClient
 from config.settings import Settings
 from server import appkeys
 from server.app import create_app
-from tests.s3_server import moto_s3_server, s3_settings
+from tests.s3_server import moto_s3_server, s3_settings, seaweedfs_s3_server
 
 PASSWORD = "correct horse battery"
 
@@ -75,6 +75,13 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
 
 
+@pytest.fixture(scope="session")
+def seaweedfs_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real SeaweedFS S3 server on loopback, started once per run when a test asks."""
+    with seaweedfs_s3_server(tmp_path_factory.mktemp("seaweedfs")) as endpoint:
+        yield endpoint
+
+
 @pytest.fixture
 def backend() -> str:
     """Storage backend of the app under test; modules override it with params."""
@@ -86,8 +93,10 @@ def make_settings(
     tmp_path: Path, database_url: str, backend: str, request: pytest.FixtureRequest
 ) -> Callable[..., Settings]:
     storage: dict[str, Any] = {}
-    if backend == "s3":
-        storage = s3_settings(request.getfixturevalue("s3_endpoint"), s3_part_size=5 * 1024 * 1024)
+    if backend in ("s3", "seaweedfs"):
+        # Looked up lazily, so a run that needs neither server starts neither.
+        endpoint = request.getfixturevalue(f"{backend}_endpoint")
+        storage = s3_settings(endpoint, s3_part_size=5 * 1024 * 1024)
 
     def make(**overrides: Any) -> Settings:
         values: dict[str, Any] = {

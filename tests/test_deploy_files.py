@@ -18,16 +18,20 @@ import socket
 import subprocess
 import sys
 import threading
+import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-from config.settings import Settings, env_name
+from config.settings import Settings, env_name, secret_file_names
+from server.db.pool import with_password
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yml"
@@ -38,7 +42,8 @@ ENV_EXAMPLE = REPO / "config" / "production.env.example"
 SETTING_FIELDS = dataclasses.fields(Settings)
 ALIASES = {f.metadata["alias"] for f in SETTING_FIELDS if f.metadata.get("alias")}
 SETTING_ENV_NAMES = {env_name(f.name) for f in SETTING_FIELDS}
-KNOWN_ENV_NAMES = SETTING_ENV_NAMES | ALIASES
+KNOWN_ENV_NAMES = SETTING_ENV_NAMES | ALIASES | secret_file_names()
+MINIO_POLICY = REPO / "deploy" / "minio" / "frameflow-policy.json"
 
 # Inside a container the server must listen on every interface to be reachable.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
@@ -46,8 +51,10 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 # Values for the variables that docker-compose.yml requires from `.env`.
 COMPOSE_SECRETS = {
     "FRAMEFLOW_JWT_SECRET": "j" * 48,
-    "POSTGRES_PASSWORD": "pg-password",
-    "MINIO_ROOT_PASSWORD": "minio-password",
+    # Every character that means something in a URL: it must not break DATABASE_URL.
+    "POSTGRES_PASSWORD": "p@ss/w#rd:%?&=",
+    "MINIO_ROOT_PASSWORD": "minio-root-password",
+    "MINIO_FRAMEFLOW_SECRET_KEY": "minio-frameflow-secret",
 }
 
 
@@ -109,13 +116,26 @@ def _frameflow_env(env: Mapping[str, str]) -> dict[str, str]:
     return {key: interpolate(value, env) for key, value in raw.items()}
 
 
-def test_compose_has_the_four_services() -> None:
+def test_compose_has_the_services() -> None:
     services = _compose()["services"]
-    assert set(services) == {"frameflow", "postgres", "redis", "minio"}
+    assert set(services) == {"frameflow", "postgres", "redis", "minio", "minio-init"}
     assert _service("frameflow")["build"] in (".", {"context": "."})
     assert str(_service("postgres")["image"]).startswith("postgres:16")
     assert str(_service("redis")["image"]).startswith("redis:7")
     assert "minio" in str(_service("minio")["image"])
+    assert str(_service("minio-init")["image"]).startswith("minio/mc")
+
+
+def test_compose_file_follows_the_compose_specification() -> None:
+    """Validated against the Compose Specification's JSON schema (vendored by
+    check-jsonschema, so nothing is fetched): a misspelt key fails here, not at `up`."""
+    done = subprocess.run(
+        ["check-jsonschema", "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
 
 
 def test_compose_frameflow_env_names_are_settings() -> None:
@@ -125,6 +145,10 @@ def test_compose_frameflow_env_names_are_settings() -> None:
     assert {"DATABASE_URL", "REDIS_URL"} <= ALIASES
 
 
+def _service_env(name: str, env: Mapping[str, str] = COMPOSE_SECRETS) -> dict[str, str]:
+    return {k: interpolate(v, env) for k, v in _environment(_service(name)).items()}
+
+
 def test_compose_env_gives_valid_settings_pointing_at_the_services() -> None:
     env = _frameflow_env(COMPOSE_SECRETS)
     settings = Settings.from_env(env)  # raises SettingsError if any value is invalid
@@ -132,34 +156,114 @@ def test_compose_env_gives_valid_settings_pointing_at_the_services() -> None:
     assert settings.host == ALL_INTERFACES
     assert settings.storage == "s3"
     assert settings.jwt_secret == COMPOSE_SECRETS["FRAMEFLOW_JWT_SECRET"]
-    assert settings.s3_secret_access_key == COMPOSE_SECRETS["MINIO_ROOT_PASSWORD"]
     assert urlsplit(settings.s3_endpoint_url)[1] == "minio:9000"
     assert len(settings.s3_bucket) >= 3
-    database = urlsplit(settings.database_url)
-    assert (database.scheme, database.hostname, database.port) == ("postgresql", "postgres", 5432)
-    assert database.password == COMPOSE_SECRETS["POSTGRES_PASSWORD"]
     assert urlsplit(settings.redis_url).hostname == "redis"
 
-    # The credentials Frameflow uses are the ones the services are started with.
-    postgres = {
-        k: interpolate(v, COMPOSE_SECRETS) for k, v in _environment(_service("postgres")).items()
-    }
+    # The password travels apart from the URL, so no character of it can break
+    # the URL; the URL Frameflow connects with carries it percent-encoded.
+    assert settings.database_password == COMPOSE_SECRETS["POSTGRES_PASSWORD"]
+    assert urlsplit(settings.database_url).password is None
+    database = urlsplit(with_password(settings.database_url, settings.database_password))
+    assert (database.scheme, database.hostname, database.port) == ("postgresql", "postgres", 5432)
+    assert unquote(database.password or "") == COMPOSE_SECRETS["POSTGRES_PASSWORD"]
+    postgres = _service_env("postgres")
     assert (database.username, database.path.lstrip("/")) == (
         postgres["POSTGRES_USER"],
         postgres["POSTGRES_DB"],
     )
-    minio = {k: interpolate(v, COMPOSE_SECRETS) for k, v in _environment(_service("minio")).items()}
-    assert settings.s3_access_key_id == minio["MINIO_ROOT_USER"]
-    assert settings.s3_secret_access_key == minio["MINIO_ROOT_PASSWORD"]
+    assert postgres["POSTGRES_PASSWORD"] == settings.database_password
+
+
+def test_compose_frameflow_uses_a_bucket_scoped_minio_user() -> None:
+    settings = Settings.from_env(_frameflow_env(COMPOSE_SECRETS))
+    minio, init = _service_env("minio"), _service_env("minio-init")
+    # Not MinIO's root credentials...
+    assert settings.s3_access_key_id != minio["MINIO_ROOT_USER"]
+    assert settings.s3_secret_access_key != minio["MINIO_ROOT_PASSWORD"]
+    assert "MINIO_ROOT_PASSWORD" not in " ".join(_environment(_service("frameflow")).values())
+    # ...but the user minio-init creates, with the policy, on Frameflow's bucket.
+    assert (init["FRAMEFLOW_USER"], init["FRAMEFLOW_SECRET"]) == (
+        settings.s3_access_key_id,
+        settings.s3_secret_access_key,
+    )
+    assert init["BUCKET"] == settings.s3_bucket
+    assert (init["MINIO_ROOT_USER"], init["MINIO_ROOT_PASSWORD"]) == (
+        minio["MINIO_ROOT_USER"],
+        minio["MINIO_ROOT_PASSWORD"],
+    )
+    script = _init_script()
+    assert 'mc mb --ignore-existing "local/$BUCKET"' in script
+    assert 'mc admin user add local "$FRAMEFLOW_USER" "$FRAMEFLOW_SECRET"' in script
+    created = re.search(r"mc admin policy create local (\S+) (\S+)", script)
+    assert created, "no `mc admin policy create`"
+    policy_name, policy_path = created.groups()
+    assert f'mc admin policy attach local {policy_name} --user "$FRAMEFLOW_USER"' in script
+    (mount,) = [v for v in _service("minio-init")["volumes"] if v.split(":")[1] == policy_path]
+    assert (REPO / mount.split(":")[0]).resolve() == MINIO_POLICY
+    assert mount.endswith(":ro")
+
+
+def _init_script() -> str:
+    """minio-init's shell script as the container's shell sees it ($$ -> $)."""
+    service = _service("minio-init")
+    assert service["entrypoint"][:2] == ["/bin/sh", "-ec"], "-e: any failing step fails the init"
+    (script,) = service["command"]
+    return interpolate(str(script), {})
+
+
+# What S3Storage calls (aiobotocore method or paginator name) -> the IAM action it needs.
+_S3_ACTIONS = {
+    "head_bucket": ("s3:ListBucket", "bucket"),
+    "list_objects_v2": ("s3:ListBucket", "bucket"),
+    "list_multipart_uploads": ("s3:ListBucketMultipartUploads", "bucket"),
+    "get_bucket_location": ("s3:GetBucketLocation", "bucket"),
+    "head_object": ("s3:GetObject", "object"),
+    "get_object": ("s3:GetObject", "object"),
+    "put_object": ("s3:PutObject", "object"),
+    "create_multipart_upload": ("s3:PutObject", "object"),
+    "upload_part": ("s3:PutObject", "object"),
+    "complete_multipart_upload": ("s3:PutObject", "object"),
+    "abort_multipart_upload": ("s3:AbortMultipartUpload", "object"),
+    "list_parts": ("s3:ListMultipartUploadParts", "object"),
+    "delete_object": ("s3:DeleteObject", "object"),
+    "delete_objects": ("s3:DeleteObject", "object"),
+    # Only when the bucket is missing; minio-init creates it, so not granted.
+    "create_bucket": (None, "bucket"),
+}
+
+
+def test_minio_policy_grants_what_storage_needs_on_the_bucket_only() -> None:
+    bucket = Settings.from_env(_frameflow_env(COMPOSE_SECRETS)).s3_bucket
+    policy = json.loads(MINIO_POLICY.read_text())
+    granted: dict[str, set[str]] = {"bucket": set(), "object": set()}
+    for statement in policy["Statement"]:
+        assert statement["Effect"] == "Allow"
+        for resource in statement["Resource"]:
+            kind = {f"arn:aws:s3:::{bucket}": "bucket", f"arn:aws:s3:::{bucket}/*": "object"}
+            assert resource in kind, f"{resource}: grants beyond the bucket {bucket!r}"
+            for action in statement["Action"]:
+                assert "*" not in action, f"{action}: wildcard actions grant too much"
+                granted[kind[resource]].add(action)
+    source = (REPO / "server" / "storage" / "s3.py").read_text()
+    called = set(re.findall(r"client\.(\w+)\(", source))
+    called |= set(re.findall(r'get_paginator\("(\w+)"\)', source))
+    called -= {"get_paginator"}
+    unknown = called - set(_S3_ACTIONS)
+    assert not unknown, f"S3Storage calls {sorted(unknown)}: add them here and to the policy"
+    for call in called:
+        action, kind = _S3_ACTIONS[call]
+        if action is not None:
+            assert action in granted[kind], f"{call} needs {action} on the {kind}"
 
 
 @pytest.mark.parametrize("missing", sorted(COMPOSE_SECRETS))
 def test_compose_refuses_to_start_without_each_secret(missing: str) -> None:
     env = {k: v for k, v in COMPOSE_SECRETS.items() if k != missing}
-    with pytest.raises(MissingVariable, match=missing):
-        _frameflow_env(env)
-    with pytest.raises(MissingVariable):
-        _frameflow_env({**env, missing: ""})  # `:?` also rejects an empty value
+    for candidate in (env, {**env, missing: ""}):  # `:?` also rejects an empty value
+        with pytest.raises(MissingVariable, match=missing):
+            for name in _compose()["services"]:
+                _service_env(name, candidate)
 
 
 def test_compose_jwt_secret_is_a_required_variable() -> None:
@@ -173,7 +277,12 @@ def test_compose_services_are_healthchecked_and_awaited() -> None:
     for name in ("postgres", "redis", "minio"):
         test = _service(name).get("healthcheck", {}).get("test")
         assert test, f"{name} has no healthcheck"
+    for name in ("postgres", "redis"):
         assert depends_on[name]["condition"] == "service_healthy"
+    # MinIO through its init: healthy first, then the bucket and user made.
+    assert depends_on["minio-init"]["condition"] == "service_completed_successfully"
+    assert _service("minio-init")["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert _service("minio-init")["restart"] == "no"
     assert "pg_isready" in _service("postgres")["healthcheck"]["test"]
 
 
@@ -182,6 +291,37 @@ def test_compose_minio_serves_data_with_a_console() -> None:
     words = shlex.split(command) if isinstance(command, str) else [str(w) for w in command]
     assert words[:2] == ["server", "/data"]
     assert words[words.index("--console-address") + 1] == ":9001"
+
+
+_MEMORY_UNITS = {"b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _bytes(size: str) -> int:
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([bkmg])b?", str(size).lower())
+    assert match, f"not a compose byte size: {size!r}"
+    return int(float(match[1]) * _MEMORY_UNITS[match[2]])
+
+
+@pytest.mark.parametrize("name", ["frameflow", "postgres", "redis", "minio", "minio-init"])
+def test_compose_service_has_resource_limits(name: str) -> None:
+    limits = _service(name)["deploy"]["resources"]["limits"]
+    assert float(limits["cpus"]) > 0
+    assert _bytes(limits["memory"]) >= 64 * 1024**2
+    assert int(limits["pids"]) > 0
+
+
+def test_compose_worker_concurrency_fits_the_cpu_limit() -> None:
+    # Inside a container os.cpu_count() is the host's: 0 (= CPU count) would
+    # start more ffmpeg processes than the limit lets run.
+    settings = Settings.from_env(_frameflow_env(COMPOSE_SECRETS))
+    cpus = float(_service("frameflow")["deploy"]["resources"]["limits"]["cpus"])
+    assert 1 <= settings.worker_concurrency <= max(1, int(cpus))
+
+
+def test_compose_redis_memory_cap_is_under_its_limit() -> None:
+    command = [str(w) for w in _service("redis")["command"]]
+    cap = _bytes(command[command.index("--maxmemory") + 1])
+    assert cap < _bytes(_service("redis")["deploy"]["resources"]["limits"]["memory"])
 
 
 def _seconds(duration: str) -> float:
@@ -251,21 +391,126 @@ def test_dockerfile_installs_debian_ffmpeg() -> None:
     assert any("ffmpeg" in words for words in installs), "no `apt-get install ffmpeg`"
 
 
-def test_dockerfile_installs_the_package_without_test_extras() -> None:
-    runs = " ".join(_all("RUN"))
-    assert re.search(r"\bpip install \.(\s|$)", runs), "no `pip install .`"
-    assert "[test]" not in runs
+def _pip_installs() -> list[list[str]]:
+    commands = [c.strip() for run in _all("RUN") for c in run.split("&&")]
+    return [shlex.split(c) for c in commands if c.startswith("pip install")]
 
 
-def test_dockerfile_runs_as_non_root() -> None:
+def test_dockerfile_installs_locked_dependencies_then_the_package_alone() -> None:
+    assert _pip_installs() == [
+        ["pip", "install", "--no-deps", "--require-hashes", "-r", "requirements.lock"],
+        ["pip", "install", "--no-deps", "."],
+    ]
+    order = [(i.keyword, i.args) for i in _dockerfile()]
+    lock_copied = order.index(("COPY", "requirements.lock ./"))
+    lock_installed = next(
+        i for i, (keyword, args) in enumerate(order) if keyword == "RUN" and "lock" in args
+    )
+    assert lock_copied < lock_installed
+    assert "[test]" not in " ".join(_all("RUN"))
+
+
+def test_dockerfile_runs_as_a_numeric_non_root_user() -> None:
     instructions = _dockerfile()
     users = [i for i, ins in enumerate(instructions) if ins.keyword == "USER"]
     assert users, "no USER: the server would run as root"
-    last = instructions[users[-1]].args.split(":")[0]
-    assert last not in {"root", "0"}
+    user = instructions[users[-1]].args
+    # Numeric, so Kubernetes' runAsNonRoot can check it without reading /etc/passwd.
+    match = re.fullmatch(r"(\d+):(\d+)", user)
+    assert match, f"USER {user}: use a numeric uid:gid"
+    uid, gid = match.groups()
+    assert int(uid) != 0 and int(gid) != 0
     # Everything after the last USER runs as that user; no RUN may need root there.
     assert all(ins.keyword != "RUN" for ins in instructions[users[-1] :])
-    assert any("useradd" in r and last in r for r in _all("RUN")), f"user {last} is never created"
+    runs = " ".join(_all("RUN"))
+    assert f"groupadd --system --gid {gid} " in runs
+    assert f"useradd --system --uid {uid} --gid {gid} " in runs
+    assert f"chown {uid}:{gid} /data" in runs
+
+
+def test_dockerfile_passes_hadolint() -> None:
+    done = subprocess.run(
+        ["hadolint", "--no-color", str(DOCKERFILE)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_hadolint_ignore_is_justified() -> None:
+    """An ignored rule needs its reason right above it, naming the rule."""
+    lines = DOCKERFILE.read_text().splitlines()
+    for number, line in enumerate(lines):
+        match = re.match(r"#\s*hadolint\s+(?:global\s+)?ignore=(\S+)", line.strip())
+        if not match:
+            continue
+        above = []
+        for previous in reversed(lines[:number]):
+            if not previous.startswith("#"):
+                break
+            above.append(previous)
+        reason = " ".join(above)
+        for rule in match[1].split(","):
+            assert rule in reason and len(reason) > 60, f"line {number + 1}: why ignore {rule}?"
+
+
+# --- requirements.lock ----------------------------------------------------------------
+
+LOCK = REPO / "requirements.lock"
+_PIN = re.compile(r"^(?P<name>[A-Za-z0-9._-]+)==(?P<version>[^\s;]+)(?:\s*;\s*(?P<marker>[^\\]+))?")
+
+
+def _pyproject() -> dict[str, Any]:
+    return tomllib.loads((REPO / "pyproject.toml").read_text())
+
+
+def _locked() -> dict[str, tuple[str, str | None, int]]:
+    """name -> (version, marker, number of hashes)."""
+    pins: dict[str, tuple[str, str | None, int]] = {}
+    current = None
+    for line in LOCK.read_text().splitlines():
+        if match := _PIN.match(line):
+            current = canonicalize_name(match["name"])
+            marker = match["marker"].strip() if match["marker"] else None
+            pins[current] = (match["version"], marker, 0)
+        elif "--hash=sha256:" in line and current:
+            version, marker, hashes = pins[current]
+            pins[current] = (version, marker, hashes + 1)
+    return pins
+
+
+def test_lock_pins_every_runtime_dependency_with_hashes() -> None:
+    project = _pyproject()
+    excluded = {canonicalize_name(n) for n in project["tool"]["frameflow"]["image-excludes"]}
+    locked = _locked()
+    assert locked, "requirements.lock has no pins"
+    for name, (version, _marker, hashes) in locked.items():
+        assert hashes >= 1, f"{name}=={version} has no --hash (pip --require-hashes needs it)"
+    for dependency in project["project"]["dependencies"]:
+        requirement = Requirement(dependency)
+        name = canonicalize_name(requirement.name)
+        if name in excluded:
+            assert name not in locked, f"{name} is excluded from the image but locked"
+            continue
+        assert name in locked, f"{name} is not in requirements.lock: run `bash scripts/lock`"
+        version = locked[name][0]
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"{name}=={version} breaks {requirement.specifier}: run `bash scripts/lock`"
+        )
+
+
+def test_lock_leaves_the_embedded_defaults_out() -> None:
+    locked = _locked()
+    # Their own dependencies too: pgserver brings psutil, fasteners and platformdirs.
+    for name in ("pgserver", "imageio-ffmpeg", "psutil", "fasteners", "platformdirs"):
+        assert name not in locked, f"{name} would ship in the production image"
+    excludes = _pyproject()["tool"]["frameflow"]["image-excludes"]
+    assert sorted(excludes) == ["imageio-ffmpeg", "pgserver"]
+
+
+def test_lock_says_how_to_regenerate_it() -> None:
+    head = LOCK.read_text().splitlines()[:3]
+    assert any("bash scripts/lock" in line for line in head)
+    script = (REPO / "scripts" / "lock").read_text()
+    assert "image-excludes" in script and "--generate-hashes" in script
 
 
 def test_dockerfile_cmd_runs_run_py() -> None:

@@ -1,4 +1,4 @@
-"""One cleanup pass: expired videos, unfinished deletes, stale uploads, scratch files.
+"""One cleanup pass: expired videos, unfinished deletes, orphans, stale uploads, scratch files.
 
 Safety rules, in the order the pass applies them:
 
@@ -11,6 +11,8 @@ Safety rules, in the order the pass applies them:
 - Row first, bytes second: expired videos go through the same deletion path
   as a user's DELETE (`VideoService`), which records the prefix in
   `pending_deletions`; the next pass deletes every recorded prefix again.
+- Objects that no row references at all are found by listing storage
+  (`orphans.py`), and only once older than any upload in flight can be.
 - Dry run reads only: it lists what a real pass would remove.
 """
 
@@ -28,6 +30,7 @@ import asyncpg
 
 from config.settings import Settings
 from server import scratch
+from server.cleanup.orphans import sweep_orphans
 from server.db import videos as videos_db
 from server.logs import get_logger
 from server.storage.base import Storage
@@ -52,6 +55,9 @@ class CleanupReport:
     temp_files_removed: int = 0
     # Prefixes of already-deleted videos whose objects were deleted (again).
     pending_prefixes_removed: int = 0
+    # Objects under videos/ that no row referenced (see orphans.py).
+    orphans_removed: int = 0
+    orphan_bytes_freed: int = 0
     video_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -67,8 +73,10 @@ async def run_sweep(
     *,
     dry_run: bool = False,
     stale_after: timedelta | None = None,
+    orphans_after: timedelta | None = None,
 ) -> CleanupReport:
-    """One pass; `stale_after` overrides `stale_upload_seconds` (tests, the CLI)."""
+    """One pass; `stale_after` overrides `stale_upload_seconds`, `orphans_after` the
+    age at which unreferenced objects go (tests, the CLI)."""
     report = CleanupReport(dry_run=dry_run, uploads_aborted=None if dry_run else 0)
     stale = (
         stale_after if stale_after is not None else timedelta(seconds=settings.stale_upload_seconds)
@@ -84,6 +92,7 @@ async def run_sweep(
             sweep = _Sweep(conn, videos, storage, settings, report)
             await sweep.step("expired_videos", sweep.expired_videos)
             await sweep.step("pending_deletions", sweep.pending_deletions)
+            await sweep.step("orphans", lambda: sweep.orphans(orphans_after))
             await sweep.step("stale_uploads", lambda: sweep.stale_uploads(stale))
             await sweep.step("scratch", lambda: sweep.scratch(stale))
         finally:
@@ -158,6 +167,17 @@ class _Sweep:
                 self.report.errors.append(f"delete {prefix}: {type(exc).__name__}: {exc}")
                 continue
             self.report.pending_prefixes_removed += 1
+
+    async def orphans(self, older_than: timedelta | None) -> None:
+        if older_than is None:
+            older_than = timedelta(
+                seconds=self.settings.stale_upload_seconds + self.settings.orphan_grace_seconds
+            )
+        found = await sweep_orphans(
+            self.conn, self.storage, older_than=older_than, dry_run=self.dry_run
+        )
+        self.report.orphans_removed += found.objects
+        self.report.orphan_bytes_freed += found.bytes
 
     async def stale_uploads(self, older_than: timedelta) -> None:
         if not self.dry_run:

@@ -1,47 +1,46 @@
 """The asyncpg pool: the configured PostgreSQL, or an embedded one.
 
 With no database URL configured, PostgreSQL is started from the `pgserver`
-wheel under ``<data dir>/postgres`` — nothing to install.
+wheel under ``<data dir>/postgres`` — nothing to install; `embedded.py` says
+when it stops.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import warnings
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
 from config.settings import Settings
-from server import data_dirs
+from server.db.embedded import start_embedded_postgres
 from server.db.migrate import migrate
 from server.logs import get_logger
 
 log = get_logger("frameflow.db")
 
 
-def start_embedded_postgres(data_dir: Path) -> str:
-    """Start (or reuse) the embedded server; returns its socket URI."""
-    pgdata = data_dirs.postgres_dir(data_dir).resolve()
-    pgdata.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        # platformdirs warns when XDG_RUNTIME_DIR is unset; harmless here.
-        warnings.simplefilter("ignore")
-        import pgserver  # imported lazily: production never needs it
-
-        # cleanup_mode=None: leave it running for the next start (and for other
-        # processes sharing the data dir, e.g. `run.py migrate`).
-        server = pgserver.get_server(pgdata, cleanup_mode=None)
-        return str(server.get_uri())
+def with_password(url: str, password: str) -> str:
+    """`url` with `password` as its password, percent-encoded, so that `@`, `/`, `#`,
+    `:` or `%` in it cannot be read as URL syntax (asyncpg and libpq decode it)."""
+    if not password:
+        return url
+    parts = urlsplit(url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    netloc = f"{user}:{quote(password, safe='')}@{hostport}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 async def resolve_database_url(settings: Settings) -> str:
+    """The URL to connect with: the configured one (with `database_password` put
+    in), else that of the embedded server, started if needed."""
     if settings.database_url:
-        return settings.database_url
+        return with_password(settings.database_url, settings.database_password)
     uri = await asyncio.to_thread(start_embedded_postgres, settings.data_dir)
     log.info("embedded_postgres_started", pgdata=str(settings.data_dir / "postgres"))
     return uri

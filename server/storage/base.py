@@ -26,6 +26,8 @@ MAX_KEY_BYTES = 1024
 # name it, or a key could collide with an in-progress upload.
 RESERVED_TOP_LEVEL = ".tmp"
 DEFAULT_CHUNK_SIZE = 256 * 1024
+# Objects per page of `list_prefix` (S3's own maximum per ListObjectsV2 call).
+LIST_PAGE_SIZE = 1000
 
 
 class StorageError(Exception):
@@ -102,6 +104,17 @@ class Storage(Protocol):
     async def delete_prefix(self, prefix: str) -> int:
         """Delete every object whose key starts with `prefix` (a plain string prefix,
         as in S3, so "a/b" also matches "a/bc"). Returns how many were deleted."""
+        ...
+
+    def list_prefix(self, prefix: str) -> AsyncGenerator[ObjectInfo, None]:
+        """Every object whose key starts with `prefix` (a plain string prefix, as in
+        `delete_prefix`), streamed a page at a time, in no particular order.
+
+        Memory stays at about one page whatever the number of objects. Objects of
+        writers in progress are not listed; objects created or deleted while the
+        listing runs may or may not be. Wrap it in `contextlib.aclosing` when you
+        may stop early.
+        """
         ...
 
     def local_path(self, key: str) -> AbstractAsyncContextManager[Path]:

@@ -12,7 +12,7 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +25,7 @@ import aiofiles.os
 from server import data_dirs, scratch
 from server.storage.base import (
     DEFAULT_CHUNK_SIZE,
+    LIST_PAGE_SIZE,
     RESERVED_TOP_LEVEL,
     ObjectInfo,
     ObjectNotFound,
@@ -97,6 +98,15 @@ class LocalWriter:
 def _flush_and_sync(file: Any) -> None:
     file.flush()
     os.fsync(file.fileno())
+
+
+def _next_page(items: Iterator[ObjectInfo]) -> list[ObjectInfo]:
+    page: list[ObjectInfo] = []
+    for item in items:
+        page.append(item)
+        if len(page) == LIST_PAGE_SIZE:
+            break
+    return page
 
 
 def _make_root(data_dir: Path) -> Path:
@@ -207,6 +217,15 @@ class LocalStorage:
         validate_prefix(prefix)
         return await asyncio.to_thread(self._delete_prefix_sync, prefix)
 
+    async def list_prefix(self, prefix: str) -> AsyncGenerator[ObjectInfo, None]:
+        validate_prefix(prefix)
+        # One lazy directory walk, advanced a page at a time in a worker thread:
+        # only the current page (and os.walk's stack) is ever held in memory.
+        walk = self._list_sync(prefix)
+        while page := await asyncio.to_thread(_next_page, walk):
+            for info in page:
+                yield info
+
     @asynccontextmanager
     async def local_path(self, key: str) -> AsyncIterator[Path]:
         # The real file: no copy. Callers only read it (ffmpeg input).
@@ -265,3 +284,20 @@ class LocalStorage:
                 if key.startswith(prefix) and self._delete_and_prune(path):
                     deleted += 1
         return deleted
+
+    def _list_sync(self, prefix: str) -> Iterator[ObjectInfo]:
+        base = self.root / prefix.rpartition("/")[0] if "/" in prefix else self.root
+        for dirpath, dirnames, filenames in os.walk(base):
+            if Path(dirpath) == self.root and RESERVED_TOP_LEVEL in dirnames:
+                dirnames.remove(RESERVED_TOP_LEVEL)  # temp files of writers, not objects
+            for filename in filenames:
+                path = Path(dirpath, filename)
+                key = path.relative_to(self.root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                try:
+                    st = path.lstat()
+                except FileNotFoundError:
+                    continue  # deleted while we walked
+                if S_ISREG(st.st_mode):
+                    yield ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))

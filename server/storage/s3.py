@@ -34,6 +34,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from server import scratch
 from server.storage.base import (
     DEFAULT_CHUNK_SIZE,
+    LIST_PAGE_SIZE,
     ObjectInfo,
     ObjectNotFound,
     ObjectWriter,
@@ -398,6 +399,25 @@ class S3Storage:
                 if not chunk:
                     return
                 yield chunk
+
+    async def list_prefix(self, prefix: str) -> AsyncGenerator[ObjectInfo, None]:
+        validate_prefix(prefix)
+        paginator = self.client.get_paginator("list_objects_v2")
+        pages = aiter(
+            paginator.paginate(
+                Bucket=self.bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_PAGE_SIZE}
+            )
+        )
+        while True:
+            # Only the request is translated, never our consumer's code between pages.
+            with _translated(f"listing prefix {prefix!r}"):
+                page = await anext(pages, None)
+            if page is None:
+                return
+            for item in page.get("Contents", []):
+                yield ObjectInfo(
+                    str(item["Key"]), int(item["Size"]), item["LastModified"].astimezone(UTC)
+                )
 
     @asynccontextmanager
     async def local_path(self, key: str) -> AsyncIterator[Path]:
