@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server import appkeys
-from server.errors import HTTPError
+from server.errors import BadRequest, HTTPError, NotFound
 from server.logs import get_logger
 
 log = get_logger("frameflow.http")
@@ -63,6 +63,15 @@ def _route_name(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _check_request_target(request: web.Request) -> None:
+    """NUL in the decoded path or query: PostgreSQL text cannot hold it, and no
+    name Frameflow serves contains one, so refuse it here once for every route."""
+    if "\x00" in request.path:
+        raise NotFound()
+    if any("\x00" in key or "\x00" in value for key, value in request.query.items()):
+        raise BadRequest("The query string contains NUL", code="invalid_query")
+
+
 @web.middleware
 async def request_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
@@ -74,6 +83,7 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
     status = 500
     try:
         try:
+            _check_request_target(request)
             resp = await handler(request)
         except HTTPError as exc:
             resp = _render(exc)
