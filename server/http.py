@@ -11,6 +11,7 @@ from typing import Any
 from aiohttp import web
 
 from server.errors import BadRequest, NotFound, PayloadTooLarge
+from server.request_body import read_at_most
 
 MAX_JSON_BYTES = 64 * 1024
 # No request body Frameflow takes nests beyond a few levels; the cap keeps the
@@ -35,23 +36,10 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or a 400/413 that says what is wrong."""
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
         raise PayloadTooLarge(f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
-    raw = await _read_at_most(request, MAX_JSON_BYTES + 1)
+    raw = await read_at_most(request, MAX_JSON_BYTES + 1)
     if len(raw) > MAX_JSON_BYTES:
         raise PayloadTooLarge(f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
     return parse_json_object(raw)
-
-
-async def _read_at_most(request: web.Request, limit: int) -> bytes:
-    # One read() returns only what has arrived so far: loop until EOF or the limit.
-    parts: list[bytes] = []
-    size = 0
-    while size < limit:
-        chunk = await request.content.read(limit - size)
-        if not chunk:
-            break
-        parts.append(chunk)
-        size += len(chunk)
-    return b"".join(parts)
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

@@ -7,20 +7,26 @@ objects in place directly instead of uploading and transcoding real media.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import uuid
-from collections.abc import Iterator, MutableMapping
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator, MutableMapping
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from structlog.testing import capture_logs
 
+from config.settings import Settings
 from server import appkeys
+from server.app import create_app
 from server.db import videos as videos_db
+from server.listener import listening
 from server.object_keys import source_key
+from tests.conftest import PASSWORD, User, truncate_all
 
 
 async def put_object(app: web.Application, key: str, data: bytes, content_type: str) -> None:
@@ -139,3 +145,38 @@ def status_of(raw: bytes) -> int:
     """The status code of the first response in `raw` (0 when nothing came back)."""
     line = raw.split(b"\r\n", 1)[0].split()
     return int(line[1]) if len(line) > 1 else 0
+
+
+@dataclass
+class LiveServer:
+    """The app served the way `run.py` serves it (server/listener.py), on loopback."""
+
+    app: web.Application
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def user(self) -> User:
+        email = f"live-{uuid.uuid4().hex[:8]}@example.com"
+        async with aiohttp.ClientSession(self.url) as session:
+            credentials = {"email": email, "password": PASSWORD}
+            async with session.post("/api/v1/auth/register", json=credentials) as resp:
+                assert resp.status == 201, await resp.text()
+                user_id = (await resp.json())["id"]
+            async with session.post("/api/v1/auth/login", json=credentials) as resp:
+                assert resp.status == 200, await resp.text()
+                tokens = await resp.json()
+        return User(user_id, email, PASSWORD, tokens["access_token"], tokens["refresh_token"])
+
+
+@asynccontextmanager
+async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
+    settings = dataclasses.replace(settings, host="127.0.0.1", port=0)
+    app = create_app(settings)
+    async with listening(app, settings) as addresses:
+        host, port = addresses[0][:2]
+        await truncate_all(app)
+        yield LiveServer(app, host, port)
