@@ -32,6 +32,7 @@ from server.metrics import Metrics
 from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
+from server.serving.cors import add_signed_media_cors
 from server.serving.signing import UrlSigner
 from server.storage import open_storage
 from server.uploads.service import UploadTracker
@@ -52,6 +53,7 @@ def create_app(settings: Settings) -> web.Application:
     app[appkeys.METRICS] = Metrics()
     app[appkeys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
     app.on_response_prepare.append(add_request_id_header)
+    app.on_response_prepare.append(add_signed_media_cors)
     app.on_shutdown.append(_close_sockets)
     app.cleanup_ctx.extend(
         [

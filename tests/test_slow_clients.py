@@ -6,6 +6,7 @@ Served the way `run.py` serves (server/listener.py), over real sockets.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,7 +42,10 @@ async def health_latency(server: LiveServer) -> float:
 
 
 async def trickle(server: LiveServer, interval: float, limit: float) -> tuple[float, bytes]:
-    """Send a request head one byte per `interval`; (seconds until the server closed, its answer)."""
+    """Send a request head a byte per `interval` until the server answers or hangs up.
+
+    Returns the seconds that took and what the server sent.
+    """
     reader, writer = await asyncio.open_connection(server.host, server.port)
     head = b"GET /health/live HTTP/1.1\r\nHost: x\r\nX-Padding: " + b"a" * 200 + b"\r\n\r\n"
     started = time.monotonic()
@@ -50,18 +54,12 @@ async def trickle(server: LiveServer, interval: float, limit: float) -> tuple[fl
         for byte in head:
             writer.write(bytes([byte]))
             await writer.drain()
-            try:
+            with contextlib.suppress(TimeoutError):
                 answer += await asyncio.wait_for(reader.read(1024), interval)
-            except TimeoutError:
-                continue
-            if answer == b"" or reader.at_eof():
+            if reader.at_eof() or time.monotonic() - started > limit:
                 break
-            if time.monotonic() - started > limit:
-                break
-        if not reader.at_eof():
-            answer += await asyncio.wait_for(reader.read(), limit)
-    except (ConnectionError, TimeoutError):
-        pass
+    except ConnectionError:
+        pass  # the server closed while we were still writing
     finally:
         writer.close()
     return time.monotonic() - started, answer

@@ -21,6 +21,7 @@ from server.errors import NotFound
 from server.http import path_uuid
 from server.jobs.links import verify_token
 from server.jobs.model import SUCCEEDED, Job, OutputFile
+from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 
 
@@ -63,6 +64,7 @@ async def output_with_bearer(request: web.Request) -> web.StreamResponse:
     return await _serve(request, job, output)
 
 
+@signed_media()
 async def output_with_token(request: web.Request) -> web.StreamResponse:
     job_id = path_uuid(request)
     if not verify_token(request.app[appkeys.SIGNER], job_id, request.match_info["token"]):
@@ -71,19 +73,8 @@ async def output_with_token(request: web.Request) -> web.StreamResponse:
     return await _serve(request, job, output)
 
 
-async def allow_any_origin(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: token URLs carry their own authority, so players on
-    any origin (hls.js in another site, a CDN-hosted page) may fetch them."""
-    route = request.match_info.route.resource
-    if route is not None and route.canonical == TOKEN_ROUTE:
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        response.headers["Access-Control-Expose-Headers"] = "Content-Range, Content-Length, ETag"
-
-
-TOKEN_ROUTE = "/api/v1/jobs/{id}/t/{token}/{name}"  # noqa: S105 - a route, not a secret
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/jobs/{id}/outputs/{name:.+}", output_with_bearer)
+    # Token URLs carry their own authority: players on any origin may fetch them.
     app.router.add_get("/api/v1/jobs/{id}/t/{token}/{name:.+}", output_with_token)
-    app.on_response_prepare.append(allow_any_origin)
+    app.router.add_route("OPTIONS", "/api/v1/jobs/{id}/t/{token}/{name:.+}", preflight_for())

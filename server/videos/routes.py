@@ -12,6 +12,7 @@ from server.db import videos as videos_db
 from server.errors import NotFound
 from server.http import path_uuid, query_int
 from server.pagination import decode_cursor, encode_cursor
+from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 from server.videos import service as videos_service
 from server.videos.views import content_path, video_json
@@ -49,6 +50,11 @@ async def delete_video(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _signed(request: web.Request) -> bool:
+    return "signature" in request.query
+
+
+@signed_media(when=_signed)
 async def video_content(request: web.Request) -> web.StreamResponse:
     """Bearer auth, or a signed URL (for `<video src>`, which sends no headers)."""
     video_id = path_uuid(request)
@@ -95,4 +101,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/videos/{id}", get_video)
     app.router.add_delete("/api/v1/videos/{id}", delete_video)
     app.router.add_get("/api/v1/videos/{id}/content", video_content)  # HEAD too
+    app.router.add_route("OPTIONS", "/api/v1/videos/{id}/content", preflight_for(_signed))
     app.router.add_get("/api/v1/videos/{id}/content-url", video_content_url)
