@@ -52,22 +52,14 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _serve(settings: Settings) -> None:
-    from aiohttp import web
-
     from server.app import create_app
+    from server.listener import serve_until_signalled
     from server.logs import get_logger
 
     get_logger().info("starting", settings=settings.describe())
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        # SIGTERM/SIGINT: stop accepting, let in-flight requests finish for
-        # this long, then cancel them (uploads abort) and close cleanly.
-        shutdown_timeout=settings.shutdown_grace_seconds,
-        access_log=None,  # our middleware logs each request with its request id
-        print=lambda msg: get_logger().info("listening", message=msg),
-    )
+    # Not web.run_app: the listener adds header deadlines and per-address
+    # connection caps that aiohttp's server does not have (server/listener.py).
+    asyncio.run(serve_until_signalled(create_app(settings), settings))
 
 
 async def _migrate(settings: Settings) -> None:

@@ -57,6 +57,26 @@ class Settings:
     shutdown_grace_seconds: float = _setting(
         30.0, "On SIGTERM, how long in-flight requests may run before they are cut off."
     )
+    header_timeout_seconds: float = _setting(
+        15.0,
+        "A request's line and headers must arrive within this time of its first byte "
+        "(slow-header clients are disconnected).",
+    )
+    body_idle_timeout_seconds: float = _setting(
+        60.0,
+        "Longest wait for the next bytes of a request body; a body that stalls longer is "
+        "answered 408 and its connection closed.",
+    )
+    keepalive_timeout_seconds: float = _setting(
+        75.0,
+        "How long an idle keep-alive connection stays open; keep it above the idle timeout "
+        "of a load balancer in front.",
+    )
+    max_connections_per_ip: int = _setting(
+        64,
+        "Open connections one client address may hold (0: no cap); addresses in "
+        "`FRAMEFLOW_TRUSTED_PROXIES` are exempt.",
+    )
     log_level: str = _setting("info", "Log level: debug, info, warning or error.")
     log_format: str = _setting("json", "`json` (one JSON object per line) or `console`.")
 
@@ -426,6 +446,10 @@ def _validate(s: Settings) -> None:
     need(s.signed_url_ttl_seconds > 0, "signed_url_ttl_seconds", "must be positive")
     need(s.upload_chunk_bytes >= 4096, "upload_chunk_bytes", "must be at least 4096")
     need(s.shutdown_grace_seconds >= 0, "shutdown_grace_seconds", "must not be negative")
+    need(s.header_timeout_seconds > 0, "header_timeout_seconds", "must be positive")
+    need(s.body_idle_timeout_seconds > 0, "body_idle_timeout_seconds", "must be positive")
+    need(s.keepalive_timeout_seconds > 0, "keepalive_timeout_seconds", "must be positive")
+    need(s.max_connections_per_ip >= 0, "max_connections_per_ip", "must not be negative")
     need(s.probe_timeout_seconds > 0, "probe_timeout_seconds", "must be positive")
     need(s.worker_concurrency >= 0, "worker_concurrency", "must not be negative")
     need(s.probe_concurrency >= 1, "probe_concurrency", "must be at least 1")

@@ -44,6 +44,7 @@ from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
 from server.quota.ledger import QuotaLedger
 from server.scanning.service import ScanService
+from server.serving.cors import add_signed_media_cors
 from server.serving.signing import UrlSigner
 from server.storage import open_storage
 from server.uploads.service import UploadService
@@ -73,6 +74,7 @@ def create_app(
     )
     app[appkeys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
     app.on_response_prepare.append(add_request_id_header)
+    app.on_response_prepare.append(add_signed_media_cors)
     app.on_shutdown.append(_close_sockets)
     app.cleanup_ctx.extend(
         [

@@ -15,6 +15,9 @@ class HTTPError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "Internal server error"
+    # The connection cannot carry another request after this answer (e.g. an
+    # unread body the client is still sending, or has stopped sending).
+    close_connection: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -62,6 +65,22 @@ class NotFound(HTTPError):
     status = 404
     code = "not_found"
     default_message = "Not found"
+
+
+class MethodNotAllowed(HTTPError):
+    status = 405
+    code = "method_not_allowed"
+    default_message = "Method not allowed"
+
+    def __init__(self, allowed: str, message: str | None = None, **kw: Any) -> None:
+        super().__init__(message, headers={"Allow": allowed}, **kw)
+
+
+class RequestTimeout(HTTPError):
+    status = 408
+    code = "request_timeout"
+    default_message = "The request took too long to arrive"
+    close_connection = True
 
 
 class Conflict(HTTPError):

@@ -32,6 +32,13 @@ class Metrics:
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
             registry=self.registry,
         )
+        self.connections_dropped = Counter(
+            "frameflow_connections_dropped",
+            "Connections closed by the listener's guard, by reason (header_timeout: a request "
+            "head too slow; too_many_connections: over the per-address cap).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.bytes_uploaded = Counter(
             "frameflow_upload_bytes",
             "Bytes received in uploads that were stored.",

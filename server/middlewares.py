@@ -18,8 +18,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server import appkeys
-from server.errors import HTTPError
+from server.errors import BadRequest, ClientClosedRequest, HTTPError, NotFound
+from server.listener import request_finished, request_started
 from server.logs import get_logger
+from server.request_body import continue_withheld
 from server.serving.redact import redact_links
 
 log = get_logger("frameflow.http")
@@ -44,6 +46,8 @@ def error_response(status: int, code: str, message: str, **extra: Any) -> web.Re
 def _render(exc: HTTPError) -> web.Response:
     resp = web.json_response(exc.body(), status=exc.status)
     resp.headers.update(exc.headers)
+    if exc.close_connection:
+        resp.force_close()
     return resp
 
 
@@ -64,6 +68,15 @@ def _route_name(request: web.Request) -> str:
     return resource.canonical if resource is not None else "unmatched"
 
 
+def _check_request_target(request: web.Request) -> None:
+    """NUL in the decoded path or query: PostgreSQL text cannot hold it, and no
+    name Frameflow serves contains one, so refuse it here once for every route."""
+    if "\x00" in request.path:
+        raise NotFound()
+    if any("\x00" in key or "\x00" in value for key, value in request.query.items()):
+        raise BadRequest("The query string contains NUL", code="invalid_query")
+
+
 @web.middleware
 async def request_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
@@ -73,24 +86,44 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
     status = 500
+    close_after = False
+    request_started(request)
     try:
         try:
+            _check_request_target(request)
             resp = await handler(request)
+        except ClientClosedRequest as exc:
+            status = exc.status
+            return _client_gone(request, exc)
         except HTTPError as exc:
             resp = _render(exc)
+            close_after = exc.close_connection
             if exc.status >= 500:
                 log.error("request_failed", code=exc.error_code, error=exc.message)
         except web.HTTPException as exc:
             resp = _render_aiohttp(exc)
-        except (asyncio.CancelledError, ConnectionResetError):
+        except asyncio.CancelledError:
             status = 499  # nginx's "client closed request", for logs and metrics only
+            if _transport_closing(request):  # with handler_cancellation, a hang-up cancels
+                log.info("client_closed_request", reason="cancelled")
             raise
-        except Exception:
-            log.exception("unhandled_error", method=request.method, path=redact_links(request.path))
-            resp = error_response(500, "internal_error", "Internal server error")
+        except ConnectionError as exc:
+            if not _transport_closing(request):
+                raise  # another connection failed (storage, a webhook): a real 500
+            status = ClientClosedRequest.status
+            return _client_gone(request, exc)
+        # Refused before `100 Continue`: the client will not send the body it announced.
+        close_after = close_after or (continue_withheld(request) and resp.status >= 400)
+        if close_after:
+            await _answer_and_close(request, resp)
         status = resp.status
         return resp
+    except Exception:
+        log.exception("unhandled_error", method=request.method, path=redact_links(request.path))
+        status = 500
+        return error_response(500, "internal_error", "Internal server error")
     finally:
+        request_finished(request)
         elapsed = time.perf_counter() - started
         route = _route_name(request)
         metrics = request.app[appkeys.METRICS]
@@ -106,6 +139,32 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
             duration_ms=round(elapsed * 1000, 2),
             remote=request.remote,
         )
+
+
+def _transport_closing(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
+def _client_gone(request: web.Request, exc: BaseException) -> web.StreamResponse:
+    """The client hung up (a seek, a closed tab): an info line and a 499, never a
+    traceback or a 5xx. The connection is dropped, so nothing more is written."""
+    log.info("client_closed_request", reason=str(exc) or type(exc).__name__)
+    request.protocol.force_close()
+    return web.Response(status=ClientClosedRequest.status)
+
+
+async def _answer_and_close(request: web.Request, resp: web.StreamResponse) -> None:
+    """Send `resp` now, then close: the rest of the body is not coming, so aiohttp's
+    lingering read (up to 10 s waiting for it) would only hold the connection."""
+    resp.force_close()
+    try:
+        await resp.prepare(request)
+        await resp.write_eof()
+    except ConnectionError:
+        pass
+    finally:
+        request.protocol.force_close()
 
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Protocol
 
 from server.errors import BadRequest
@@ -29,13 +29,22 @@ def encode_cursor(row: Keyed) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+# Ours are ~90 characters; the bound keeps json.loads away from deep nesting.
+MAX_CURSOR_CHARS = 256
+
+
 def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
+        if len(cursor) > MAX_CURSOR_CHARS:
+            raise ValueError("too long")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, row_id = json.loads(raw)
+        if not isinstance(created_at, str) or not isinstance(row_id, str):
+            raise TypeError("not two strings")
         when = datetime.fromisoformat(created_at)
         if when.tzinfo is None:
             raise ValueError("naive timestamp")  # would not compare with timestamptz
-        return when, uuid.UUID(row_id)
-    except (binascii.Error, ValueError, TypeError):
+        # As asyncpg will send it: an offset can push a valid local time out of range.
+        return when.astimezone(UTC), uuid.UUID(row_id)
+    except (binascii.Error, ValueError, TypeError, OverflowError):
         raise BadRequest("Invalid cursor", code="invalid_query", field="cursor") from None

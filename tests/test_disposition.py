@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from email import message_from_string
 from urllib.parse import unquote
@@ -199,8 +200,39 @@ def test_long_names_are_capped() -> None:
     assert unquote(encoded).endswith(".mp4")
 
 
+# Parameter syntax in a name must not survive into the quoted fallback, where a
+# naive parser (a regex for `filename*=`) would read it as the real parameter.
+PARAMETER_LOOKALIKES = [
+    ("a\"; filename*=UTF-8''e.html", "a__ UTF-8''e.html"),
+    ("a; FILENAME*=utf-8''e.html", "a_ utf-8''e.html"),
+    ("x filename = evil.exe", "x  evil.exe"),
+    ("a; name*0*=x; filename*1=y.exe", "a_ x_ y.exe"),
+    ("formula=1+1.mp4", "formula=1+1.mp4"),
+]
+
+
+@pytest.mark.parametrize(("name", "fallback"), PARAMETER_LOOKALIKES)
+def test_the_fallback_carries_no_parameter_syntax(name: str, fallback: str) -> None:
+    header = content_disposition(name)
+    assert header.split('filename="', 1)[1].split('"', 1)[0] == fallback
+    # The only `filename*=` is ours (if any), and it decodes to the whole name.
+    ours = re.findall(r"filename\*\s*=", header, re.IGNORECASE)
+    assert len(ours) == (0 if fallback == name else 1)
+    if ours:
+        assert unquote(header.rsplit("filename*=UTF-8''", 1)[1]) == name
+
+
 @pytest.mark.parametrize(
-    "name", ["video.mp4", "café.mp4", "视频 🎬.mp4", 'x"; rm -rf .mp4', "100%.mp4", *HOSTILE]
+    "name",
+    [
+        "video.mp4",
+        "café.mp4",
+        "视频 🎬.mp4",
+        'x"; rm -rf .mp4',
+        "100%.mp4",
+        *HOSTILE,
+        *(name for name, _ in PARAMETER_LOOKALIKES),
+    ],
 )
 def test_a_standard_parser_sees_only_our_parameters(name: str) -> None:
     header = content_disposition(name)

@@ -63,7 +63,7 @@ async def test_client_vanishing_mid_upload_aborts_the_multipart_upload(
     # The first part is on its way to SeaweedFS once a multipart upload exists.
     assert await eventually(lambda: any(k.startswith("multipart:") for k in leftovers(app)))
     writer.transport.abort()
-    tracker = app[appkeys.UPLOADS]
+    tracker = app[appkeys.UPLOADS].tracker
     assert await eventually(lambda: not len(tracker) and not leftovers(app))
     async with app[appkeys.POOL].acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM videos") == 0

@@ -58,13 +58,9 @@ async def ready(request: web.Request) -> web.Response:
 
 async def metrics_handler(request: web.Request) -> web.Response:
     body = request.app[appkeys.METRICS].render()
-    # CONTENT_TYPE_LATEST includes a charset parameter aiohttp wants separately.
-    content_type, _, params = CONTENT_TYPE_LATEST.partition(";")
-    charset = params.split("=", 1)[1].strip() if "=" in params else None
-    resp = web.Response(body=body, content_type=content_type.strip())
-    if charset:
-        resp.charset = charset
-    return resp
+    # The library's value verbatim: its `version` parameter tells Prometheus
+    # which text format this is, and rebuilding it once lost that.
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 def add_routes(app: web.Application) -> None:

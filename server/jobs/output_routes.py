@@ -29,6 +29,7 @@ from server.jobs.playlists import (
     rewrite_lines,
     up_to_token,
 )
+from server.serving.cors import preflight_for, signed_media
 from server.serving.disposition import content_disposition
 from server.serving.serve import StoredFile, serve_stored_file
 from server.serving.signing import playback_seconds
@@ -57,6 +58,7 @@ async def output_with_bearer(request: web.Request) -> web.StreamResponse:
     return await _serve(request, job, output)
 
 
+@signed_media()
 async def output_with_token(request: web.Request) -> web.StreamResponse:
     job_id = path_uuid(request)
     token = read_token(request.app[appkeys.SIGNER], job_id, request.match_info["token"])
@@ -115,19 +117,8 @@ def _segments_after_token(request: web.Request) -> int:
     return len(request.raw_path.split("?", 1)[0].split("/")) - 7
 
 
-async def allow_any_origin(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: token URLs carry their own authority, so players on
-    any origin (hls.js in another site, a CDN-hosted page) may fetch them."""
-    route = request.match_info.route.resource
-    if route is not None and route.canonical == TOKEN_ROUTE:
-        response.headers["Access-Control-Allow-Origin"] = "*"
-        response.headers["Access-Control-Expose-Headers"] = "Content-Range, Content-Length, ETag"
-
-
-TOKEN_ROUTE = "/api/v1/jobs/{id}/t/{token}/{name}"  # noqa: S105 - a route, not a secret
-
-
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/jobs/{id}/outputs/{name:.+}", output_with_bearer)
+    # Token URLs carry their own authority: players on any origin may fetch them.
     app.router.add_get("/api/v1/jobs/{id}/t/{token}/{name:.+}", output_with_token)
-    app.on_response_prepare.append(allow_any_origin)
+    app.router.add_route("OPTIONS", "/api/v1/jobs/{id}/t/{token}/{name:.+}", preflight_for())

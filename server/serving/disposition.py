@@ -24,6 +24,10 @@ _INVISIBLE |= {"\u2028", "\u2029"}
 # backslash end or escape it, a slash is a path, and % or ; trip up UAs that
 # decode or split the plain `filename` (RFC 6266 Appendix D).
 _FALLBACK_UNSAFE = frozenset('"\\/%;')
+# Parameter syntax that a naive parser could take for the real thing when it
+# appears inside the quoted fallback: any `name*=`, `name*0*=`, `name*1=`
+# (RFC 8187/2231; never part of a real file name) and a plain `filename=`.
+_PARAMETER_LOOKALIKE_RE = re.compile(r"[\w!#$&+.^`|~-]*\*[0-9*]*\s*=|filename\s*=", re.IGNORECASE)
 # RFC 5987 attr-char beyond the letters, digits and `_.-~` that quote() keeps.
 _ATTR_CHAR_EXTRA = "!#$&+^`|"
 
@@ -88,5 +92,5 @@ def _ascii_fallback(name: str) -> str:
             chars.append(ch)
         else:
             chars.append("_")
-    fallback = "".join(chars).lstrip(". ").rstrip(" ")
-    return fallback[:MAX_FILENAME_BYTES]
+    fallback = _PARAMETER_LOOKALIKE_RE.sub("", "".join(chars))
+    return fallback.lstrip(". ").rstrip(" ")[:MAX_FILENAME_BYTES]

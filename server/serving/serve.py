@@ -8,13 +8,15 @@ a multi-gigabyte video costs what the player asks for.
 from __future__ import annotations
 
 import asyncio
-from contextlib import aclosing
+from collections.abc import Iterator
+from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from aiohttp import web
 
+from server.errors import ClientClosedRequest
 from server.serving.conditional import (
     http_date,
     if_modified_since_not_modified,
@@ -74,15 +76,30 @@ async def serve_stored_file(
     else:
         start, end, length = 0, obj.size - 1, obj.size
     resp.content_length = length
-    await resp.prepare(request)
+    with _client_writes():
+        await resp.prepare(request)
     if request.method != "HEAD" and length > 0:
         path = storage.sendfile_path(obj.key)
         if path is None or not await _sendfile(request, path, start, length):
             async with aclosing(storage.read(obj.key, start, end)) as chunks:
+                # Storage errors propagate as they are (a 500); only the
+                # writes to the client mean "the client went away".
                 async for chunk in chunks:
-                    await resp.write(chunk)
-    await resp.write_eof()
+                    with _client_writes():
+                        await resp.write(chunk)
+    with _client_writes():
+        await resp.write_eof()
     return resp
+
+
+@contextmanager
+def _client_writes() -> Iterator[None]:
+    """A write to the client that fails means it hung up — every seek of a
+    player does that — not that the server failed."""
+    try:
+        yield
+    except ConnectionError as exc:  # BrokenPipe, ConnectionReset, aiohttp's closing transport
+        raise ClientClosedRequest(str(exc) or type(exc).__name__) from None
 
 
 async def _sendfile(request: web.Request, path: Path, start: int, length: int) -> bool:
@@ -92,8 +109,8 @@ async def _sendfile(request: web.Request, path: Path, start: int, length: int) -
     cost ~40% of the loop's time; sendfile does not touch the bytes.
     """
     transport = request.transport
-    if transport is None:
-        raise ConnectionResetError("Connection lost")
+    if transport is None or transport.is_closing():  # loop.sendfile would raise RuntimeError
+        raise ClientClosedRequest("Connection lost")
     try:
         # Opened on the loop: an open() of a local file takes microseconds,
         # a thread hop per request cost more than that under load.
@@ -101,7 +118,8 @@ async def _sendfile(request: web.Request, path: Path, start: int, length: int) -
     except OSError:
         return False
     try:
-        await asyncio.get_running_loop().sendfile(transport, file, start, length)
+        with _client_writes():
+            await asyncio.get_running_loop().sendfile(transport, file, start, length)
         return True
     except NotImplementedError:  # e.g. TLS transports
         return False

@@ -1,30 +1,36 @@
-"""Upload endpoints: `curl -T` (raw PUT body) and multipart/form-data POST."""
+"""Upload endpoints: `curl -T` (raw PUT body) and multipart/form-data POST.
+
+Both defer `100 Continue` (see server/request_body.py) until the request
+has passed authentication, the rate limit and the declared-size and quota
+checks, so a refused client never sends the body it announced.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp import web
 
 from server import appkeys
 from server.auth.middleware import current_user
-from server.errors import BadRequest, LengthRequired, PayloadTooLarge, UnsupportedMediaType
+from server.errors import (
+    BadRequest,
+    LengthRequired,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from server.jobs.serializers import job_json
 from server.limits import policy
+from server.request_body import body_chunks, defer_continue
 from server.serving.disposition import sanitize_filename
+from server.uploads.form import MULTIPART_OVERHEAD, UploadForm
 from server.uploads.service import StoredUpload
 from server.videos.serializers import video_json
-
-FILE_FIELD = "file"
-TEXT_FIELDS = frozenset({"process", "ttl"})
-MAX_FIELD_BYTES = 1024
-# Multipart framing around the file: boundaries and part headers.
-MULTIPART_OVERHEAD = 64 * 1024
 
 
 async def put_upload(request: web.Request) -> web.Response:
     user = current_user(request)
     await policy.limit_upload(request, user.id)
+    _refuse_partial_put(request)
     if request.content_length is None and not request.body_exists:
         raise LengthRequired("Send the file as the request body (curl -T FILE URL)")
     uploads = request.app[appkeys.UPLOADS]
@@ -35,7 +41,9 @@ async def put_upload(request: web.Request) -> web.Response:
     stored = await uploads.receive(
         user_id=user.id,
         filename=sanitize_filename(request.match_info["filename"]),
-        chunks=request.content.iter_chunked(chunk).__aiter__(),
+        # `100 Continue` goes out when the service first pulls: after its
+        # declared-size and quota checks.
+        chunks=body_chunks(request, chunk),
         declared_size=request.content_length,
         process=process,
         ttl_seconds=ttl,
@@ -51,29 +59,49 @@ async def post_upload(request: web.Request) -> web.Response:
             "Use multipart/form-data with a 'file' field, or PUT the raw body",
             code="expected_multipart",
         )
-    settings = request.app[appkeys.SETTINGS]
-    if (
-        request.content_length is not None
-        and request.content_length > settings.max_upload_bytes + MULTIPART_OVERHEAD
-    ):
-        raise PayloadTooLarge(f"Uploads are limited to {settings.max_upload_bytes} bytes")
-    try:
-        reader = await request.multipart()
-    except (ValueError, AssertionError):
-        raise BadRequest("Malformed multipart body", code="invalid_multipart") from None
-    fields, part = await _read_until_file(reader)
     uploads = request.app[appkeys.UPLOADS]
+    settings = request.app[appkeys.SETTINGS]
+    if request.content_length is not None:
+        if request.content_length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
+            raise PayloadTooLarge(f"Uploads are limited to {settings.max_upload_bytes} bytes")
+        # The file is at least the body less its framing: refuse before `100 Continue`.
+        limits = await uploads.limits(user.id)
+        limits.check_declared(request.content_length - MULTIPART_OVERHEAD)
+    form = UploadForm(request, settings.upload_chunk_bytes)
+    fields, filename = await form.fields()
     ttl = uploads.parse_ttl(fields.get("ttl", request.query.get("ttl")))
     process = uploads.parse_process(fields.get("process", request.query.get("process")))
     stored = await uploads.receive(
         user_id=user.id,
-        filename=sanitize_filename(part.filename or "upload"),
-        chunks=_file_chunks(reader, part, settings.upload_chunk_bytes),
+        filename=sanitize_filename(filename),
+        chunks=form.file_chunks(),
         declared_size=None,
         process=process,
         ttl_seconds=ttl,
     )
     return _created(stored)
+
+
+async def put_without_filename(request: web.Request) -> web.Response:
+    """`curl -T FILE URL` without the trailing slash: say how to name the upload."""
+    raise MethodNotAllowed(
+        "POST",
+        "PUT needs the file name in the URL: end the URL with a slash "
+        "(curl -T FILE https://host/api/v1/uploads/ appends the name) or PUT to "
+        "/api/v1/uploads/NAME; POST takes a multipart form",
+        code="upload_needs_filename",
+    )
+
+
+def _refuse_partial_put(request: web.Request) -> None:
+    """RFC 9110 §14.5: a server that does not apply partial PUTs must refuse them,
+    or a resumed `curl -C N -T` would be stored as a truncated whole file."""
+    if "Content-Range" in request.headers:
+        raise BadRequest(
+            "Partial uploads (Content-Range) are not supported: send the whole file again; "
+            "resumable uploads (tus) are planned",
+            code="partial_upload_unsupported",
+        )
 
 
 def _created(stored: StoredUpload) -> web.Response:
@@ -82,44 +110,8 @@ def _created(stored: StoredUpload) -> web.Response:
     return web.json_response(body, status=201)
 
 
-async def _read_until_file(reader: MultipartReader) -> tuple[dict[str, str], BodyPartReader]:
-    """Small text fields before the file (`process`, `ttl`), then the file part itself."""
-    fields: dict[str, str] = {}
-    while True:
-        try:
-            part = await reader.next()
-        except ValueError:
-            raise BadRequest("Malformed multipart body", code="invalid_multipart") from None
-        if part is None:
-            raise BadRequest(f"The form has no '{FILE_FIELD}' field", code="missing_file")
-        if not isinstance(part, BodyPartReader):
-            raise BadRequest("Nested multipart bodies are not supported", code="invalid_multipart")
-        if part.name == FILE_FIELD:
-            return fields, part
-        if part.name in TEXT_FIELDS:
-            raw = await part.read_chunk(MAX_FIELD_BYTES + 1)
-            if len(raw) > MAX_FIELD_BYTES or await part.read_chunk(1):
-                raise BadRequest(
-                    f"'{part.name}' is too long", code="invalid_field", field=part.name
-                )
-            fields[part.name] = raw.decode("utf-8", errors="replace")
-        else:
-            await part.release()  # unknown fields are ignored
-
-
-async def _file_chunks(
-    reader: MultipartReader, part: BodyPartReader, size: int
-) -> AsyncIterator[bytes]:
-    while chunk := await part.read_chunk(size):
-        yield chunk
-    # The file must be the form's last field: anything after it would arrive
-    # after the object is committed. Checked before the upload is committed.
-    if await reader.next() is not None:
-        raise BadRequest(
-            f"'{FILE_FIELD}' must be the last field of the form", code="invalid_multipart"
-        )
-
-
 def add_routes(app: web.Application) -> None:
-    app.router.add_put("/api/v1/uploads/{filename}", put_upload)
-    app.router.add_post("/api/v1/uploads", post_upload)
+    app.router.add_put("/api/v1/uploads/{filename}", put_upload, expect_handler=defer_continue)
+    app.router.add_post("/api/v1/uploads", post_upload, expect_handler=defer_continue)
+    for path in ("/api/v1/uploads", "/api/v1/uploads/"):
+        app.router.add_put(path, put_without_filename, expect_handler=defer_continue)

@@ -11,6 +11,7 @@ from server.auth.middleware import current_user
 from server.errors import NotFound
 from server.http import external_url, path_uuid, query_int
 from server.pagination import decode_cursor, encode_cursor
+from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 from server.serving.signing import playback_seconds
 from server.videos.model import Video
@@ -42,6 +43,11 @@ async def delete_video(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _signed(request: web.Request) -> bool:
+    return "signature" in request.query
+
+
+@signed_media(when=_signed)
 async def video_content(request: web.Request) -> web.StreamResponse:
     """Bearer auth, or a signed URL (for `<video src>`, which sends no headers)."""
     video_id = path_uuid(request)
@@ -88,4 +94,5 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/videos/{id}", get_video)
     app.router.add_delete("/api/v1/videos/{id}", delete_video)
     app.router.add_get("/api/v1/videos/{id}/content", video_content)  # HEAD too
+    app.router.add_route("OPTIONS", "/api/v1/videos/{id}/content", preflight_for(_signed))
     app.router.add_get("/api/v1/videos/{id}/content-url", video_content_url)

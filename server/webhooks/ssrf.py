@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Collection
 from urllib.parse import SplitResult, urlsplit
@@ -24,6 +25,14 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URL_CHARS = 2048
+# RFC 1035 §2.3.4 (as sent on the wire, after IDNA): 63 per label, 253 in all.
+MAX_LABEL_CHARS = 63
+MAX_HOST_CHARS = 253
+# Letters, digits and hyphens (RFC 1123), plus the underscore that internal
+# names (containers, services) often carry; no hyphen at either end.
+_LABEL_RE = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
+# A bracketed IPv6 host may be followed by a port and nothing else.
+_BRACKETED_NETLOC_RE = re.compile(r"\[[^\[\]]+\](?::[0-9]*)?")
 # Cloud metadata endpoints, named so that the refusal says what they are.
 METADATA = frozenset(
     {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
@@ -93,11 +102,16 @@ def parse_url(url: str) -> SplitResult:
         raise UnsafeURL("the URL is too long")
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         raise UnsafeURL("the URL contains whitespace or control characters")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)  # raises on a malformed `[...]` host
+    except ValueError:
+        raise UnsafeURL("the URL's host is not valid") from None
     if parts.scheme not in {"http", "https"}:
         raise UnsafeURL("only http and https URLs are allowed")
     if parts.username is not None or parts.password is not None or "@" in parts.netloc:
         raise UnsafeURL("credentials in the URL are not allowed; sign with the secret instead")
+    if "[" in parts.netloc and not _BRACKETED_NETLOC_RE.fullmatch(parts.netloc):
+        raise UnsafeURL("the URL's host is not valid")
     try:
         parts.port  # noqa: B018 - raises on a malformed port
     except ValueError:
@@ -106,7 +120,24 @@ def parse_url(url: str) -> SplitResult:
         raise UnsafeURL("the URL has no host")
     if parts.fragment:
         raise UnsafeURL("the URL must not have a fragment")
+    if literal_ip(parts.hostname) is None:
+        check_host_name(parts.hostname)
     return parts
+
+
+def check_host_name(host: str) -> None:
+    """Raise UnsafeURL unless `host` is a well-formed DNS name (pure).
+
+    Checked before any lookup: the resolver would otherwise fail inside its
+    IDNA encoder (`a..b`, a 64-character label) or send junk to DNS.
+    """
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise UnsafeURL(f"the host name {host[:80]!r} is not valid") from None
+    labels = ascii_host.removesuffix(".").split(".")
+    if len(ascii_host) > MAX_HOST_CHARS or not all(_LABEL_RE.fullmatch(x) for x in labels):
+        raise UnsafeURL(f"the host name {host[:80]!r} is not valid")
 
 
 def literal_ip(host: str) -> IPAddress | None:
@@ -135,6 +166,8 @@ async def resolve(host: str, port: int) -> list[IPAddress]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise UnsafeURL(f"the host {host} does not resolve ({exc.strerror})") from None
+    except UnicodeError:  # a name registered before check_host_name existed
+        raise UnsafeURL(f"the host name {host[:80]!r} is not valid") from None
     return [ipaddress.ip_address(str(info[4][0]).split("%", 1)[0]) for info in infos]
 
 

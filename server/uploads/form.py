@@ -1,0 +1,107 @@
+"""Read an upload form (multipart/form-data) from the request stream.
+
+Small text fields may come before the file (`process`, `ttl`); the file must
+be the last field, streamed part chunk by part chunk. Every read waits at
+most the body idle deadline. Framing that aiohttp's multipart reader refuses
+— a body that ends before its closing boundary ("Reading after EOF"), a part
+header line over 8,190 bytes, a malformed header — is a 400
+`invalid_multipart`; raised while the file streams, it aborts the upload's
+writer, so nothing is stored.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+
+from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+
+from server.errors import BadRequest
+from server.request_body import send_continue, within_idle_deadline
+
+FILE_FIELD = "file"
+TEXT_FIELDS = frozenset({"process", "ttl"})
+MAX_FIELD_BYTES = 1024
+# Multipart framing around the file: boundaries and part headers.
+MULTIPART_OVERHEAD = 64 * 1024
+# What aiohttp's multipart reader raises on a body it cannot parse. A client
+# that hangs up raises ConnectionResetError instead, which is not caught here.
+_MALFORMED = (ValueError, AssertionError, HttpProcessingError, RequestPayloadError)
+
+
+def malformed() -> BadRequest:
+    return BadRequest("Malformed multipart body", code="invalid_multipart")
+
+
+@contextmanager
+def multipart_errors() -> Iterator[None]:
+    try:
+        yield
+    except _MALFORMED:
+        raise malformed() from None
+
+
+class UploadForm:
+    """One form: `fields()` first, then `file_chunks()`."""
+
+    def __init__(self, request: web.Request, chunk_size: int) -> None:
+        self._request = request
+        self._chunk_size = chunk_size
+        self._reader: MultipartReader | None = None
+        self._file: BodyPartReader | None = None
+
+    async def fields(self) -> tuple[dict[str, str], str]:
+        """The text fields before the file, and the file's name as sent.
+
+        Sends the deferred `100 Continue`: call it once the request passed
+        every check that does not need the body.
+        """
+        await send_continue(self._request)
+        with multipart_errors():
+            self._reader = await self._request.multipart()
+        fields: dict[str, str] = {}
+        while True:
+            part = await self._next()
+            if part is None:
+                raise BadRequest(f"The form has no '{FILE_FIELD}' field", code="missing_file")
+            if not isinstance(part, BodyPartReader):
+                raise BadRequest(
+                    "Nested multipart bodies are not supported", code="invalid_multipart"
+                )
+            if part.name == FILE_FIELD:
+                self._file = part
+                with multipart_errors():
+                    return fields, part.filename or "upload"
+            if part.name in TEXT_FIELDS:
+                raw = await self._read(part, MAX_FIELD_BYTES + 1)
+                if len(raw) > MAX_FIELD_BYTES or await self._read(part, 1):
+                    raise BadRequest(
+                        f"'{part.name}' is too long", code="invalid_field", field=part.name
+                    )
+                fields[part.name] = raw.decode("utf-8", errors="replace")
+            else:
+                # Unknown fields are skipped, a chunk at a time under the idle deadline.
+                while await self._read(part, self._chunk_size):
+                    pass
+
+    async def file_chunks(self) -> AsyncIterator[bytes]:
+        assert self._file is not None, "fields() first"
+        while chunk := await self._read(self._file, self._chunk_size):
+            yield chunk
+        # The file must be the form's last field: anything after it would arrive
+        # after the object is committed. Checked before the upload is committed.
+        if await self._next() is not None:
+            raise BadRequest(
+                f"'{FILE_FIELD}' must be the last field of the form", code="invalid_multipart"
+            )
+
+    async def _next(self) -> MultipartReader | BodyPartReader | None:
+        assert self._reader is not None
+        with multipart_errors():
+            return await within_idle_deadline(self._request, self._reader.next())
+
+    async def _read(self, part: BodyPartReader, size: int) -> bytes:
+        with multipart_errors():
+            return await within_idle_deadline(self._request, part.read_chunk(size))
