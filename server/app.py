@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator, Mapping
 from aiohttp import WSCloseCode, web
 
 from config.settings import Settings
-from server import appkeys
+from server import appkeys, data_dirs
 from server.admin.service import AdminService
 from server.auth.middleware import auth_middleware
 from server.auth.passwords import PasswordHasher
@@ -180,7 +180,7 @@ async def _ffmpeg_ctx(app: web.Application) -> AsyncIterator[None]:
     check_ffmpeg_version(ffmpeg, version, parse_min_version(settings.ffmpeg_min_version))
     app[appkeys.FFMPEG] = ffmpeg
     sandbox = await detect_sandbox(
-        settings.ffmpeg_sandbox, ffmpeg=ffmpeg, scratch_root=settings.data_dir / "tmp"
+        settings.ffmpeg_sandbox, ffmpeg=ffmpeg, scratch_root=data_dirs.tmp_dir(settings.data_dir)
     )
     app[appkeys.SANDBOX] = sandbox
     app[appkeys.PROBER] = Prober(ffmpeg=ffmpeg, sandbox=sandbox, settings=settings)

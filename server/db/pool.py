@@ -17,6 +17,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from config.settings import Settings
+from server import data_dirs
 from server.db.embedded import start_embedded_postgres
 from server.db.migrate import migrate
 from server.logs import get_logger
@@ -42,7 +43,7 @@ async def resolve_database_url(settings: Settings) -> str:
     if settings.database_url:
         return with_password(settings.database_url, settings.database_password)
     uri = await asyncio.to_thread(start_embedded_postgres, settings.data_dir)
-    log.info("embedded_postgres_started", pgdata=str(settings.data_dir / "postgres"))
+    log.info("embedded_postgres_started", pgdata=str(data_dirs.postgres_dir(settings.data_dir)))
     return uri
 
 
