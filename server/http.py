@@ -73,10 +73,7 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise _bad(str(exc) or "it nests too deeply") from None
     if not isinstance(data, dict):
         raise BadRequest("The body must be a JSON object", code="invalid_json")
-    try:
-        _check_strings(data)
-    except _InvalidJSON as exc:
-        raise _bad(str(exc)) from None
+    _check_values(data, "")
     return data
 
 
@@ -102,16 +99,24 @@ def _depth(text: str) -> int:
     return deepest
 
 
-def _parse_int(literal: str) -> int:
+class _OutOfRange:
+    """A number no handler can use, kept as a marker so that the error can name
+    the field it was given for (parse hooks do not know where they are)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse_int(literal: str) -> int | _OutOfRange:
     if len(literal.lstrip("-")) > MAX_INT_DIGITS:
-        raise _InvalidJSON(f"an integer has more than {MAX_INT_DIGITS} digits")
+        return _OutOfRange(f"an integer has more than {MAX_INT_DIGITS} digits")
     return int(literal)
 
 
-def _parse_float(literal: str) -> float:
+def _parse_float(literal: str) -> float | _OutOfRange:
     value = float(literal)
     if not math.isfinite(value):
-        raise _InvalidJSON("a number is too large")
+        return _OutOfRange("a number is too large")
     return value
 
 
@@ -128,18 +133,28 @@ def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _check_strings(value: Any) -> None:
-    """Every key and string value can be stored (depth is already bounded)."""
+def _check_values(value: Any, path: str) -> None:
+    """Every key and string can be stored, and every number is in range; the error
+    names the field (`params.fps`) where it is not (depth is already bounded)."""
+    if isinstance(value, _OutOfRange):
+        raise BadRequest(
+            f"The body is not valid JSON: {value.reason} (in '{path}')",
+            code="invalid_json",
+            field=path,
+        )
     if isinstance(value, str):
         if _UNSTORABLE_RE.search(value):
-            raise _InvalidJSON("a string contains NUL or an unpaired surrogate")
+            message = "The body is not valid JSON: a string contains NUL or an unpaired surrogate"
+            if path:
+                raise BadRequest(message, code="invalid_json", field=path)
+            raise BadRequest(message, code="invalid_json")
     elif isinstance(value, dict):
         for key, item in value.items():
-            _check_strings(key)
-            _check_strings(item)
+            _check_values(key, path)
+            _check_values(item, f"{path}.{key}" if path else key)
     elif isinstance(value, list):
-        for item in value:
-            _check_strings(item)
+        for index, item in enumerate(value):
+            _check_values(item, f"{path}[{index}]")
 
 
 def require_str(data: dict[str, Any], field: str, *, max_len: int = 1024) -> str:
