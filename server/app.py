@@ -16,6 +16,7 @@ from aiohttp import WSCloseCode, web
 from config.settings import Settings
 from server import appkeys
 from server.admin.service import AdminService
+from server.apikeys.service import ApiKeyService
 from server.auth.middleware import auth_middleware
 from server.auth.passwords import PasswordHasher
 from server.auth.secret import load_or_create_secret
@@ -94,6 +95,7 @@ def create_app(
 def _add_routes(app: web.Application) -> None:
     # Imported here so that each domain module stays importable on its own.
     from server.admin.routes import add_routes as admin_routes
+    from server.apikeys.routes import add_routes as api_key_routes
     from server.auth.routes import add_routes as auth_routes
     from server.health.routes import add_routes as ops_routes
     from server.jobs.operation_routes import add_routes as operation_routes
@@ -109,6 +111,7 @@ def _add_routes(app: web.Application) -> None:
         ops_routes,
         auth_routes,
         admin_routes,
+        api_key_routes,
         upload_routes,
         video_routes,
         job_routes,
@@ -142,8 +145,13 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     # Sign-ups, sessions, the per-request token check, and administration.
     settings = app[appkeys.SETTINGS]
     passwords = PasswordHasher(settings.bcrypt_rounds)
+    app[appkeys.API_KEYS] = ApiKeyService(pool=app[appkeys.POOL])
     app[appkeys.AUTH] = AuthService(
-        pool=app[appkeys.POOL], passwords=passwords, tokens=app[appkeys.TOKENS], settings=settings
+        pool=app[appkeys.POOL],
+        passwords=passwords,
+        tokens=app[appkeys.TOKENS],
+        api_keys=app[appkeys.API_KEYS],
+        settings=settings,
     )
     app[appkeys.ADMIN] = AdminService(
         pool=app[appkeys.POOL], passwords=passwords, settings=settings

@@ -45,7 +45,7 @@ def _detail(
 async def create_job(request: web.Request) -> web.Response:
     user = current_user(request)
     video_id = path_uuid(request)
-    await policy.limit_job(request, user.id)
+    await policy.limit_job(request, user)
     body = await read_json_object(request)
     priority = body.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):

@@ -18,6 +18,8 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from server import appkeys
+from server.auth.middleware import require_scope
+from server.auth.permissions import WEBSOCKET_SCOPE
 from server.errors import Forbidden, HTTPError
 from server.jobs.serializers import job_json
 from server.live.events import SharedEvent
@@ -75,8 +77,11 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> uuid
     if not isinstance(token, str) or not token:
         raise _Rejected("auth needs a token")
     try:
-        # Also refuses a valid token of an account deleted since it was issued.
-        return (await request.app[appkeys.AUTH].authenticate(token)).id
+        # Also refuses a valid token of an account deleted since it was issued,
+        # and an API key without the scope to read the events it would stream.
+        user = await request.app[appkeys.AUTH].authenticate(token)
+        require_scope(user, WEBSOCKET_SCOPE)
+        return user.id
     except HTTPError as exc:
         raise _Rejected(exc.error_code) from None
 

@@ -24,7 +24,7 @@ MULTIPART_OVERHEAD = 64 * 1024
 
 async def put_upload(request: web.Request) -> web.Response:
     user = current_user(request)
-    await policy.limit_upload(request, user.id)
+    await policy.limit_upload(request, user)
     if request.content_length is None and not request.body_exists:
         raise LengthRequired("Send the file as the request body (curl -T FILE URL)")
     uploads = request.app[appkeys.UPLOADS]
@@ -45,7 +45,7 @@ async def put_upload(request: web.Request) -> web.Response:
 
 async def post_upload(request: web.Request) -> web.Response:
     user = current_user(request)
-    await policy.limit_upload(request, user.id)
+    await policy.limit_upload(request, user)
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType(
             "Use multipart/form-data with a 'file' field, or PUT the raw body",
