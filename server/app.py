@@ -102,6 +102,7 @@ def _add_routes(app: web.Application) -> None:
     from server.jobs.output_routes import add_routes as output_routes
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
+    from server.openapi.routes import add_routes as openapi_routes
     from server.static_files import add_routes as static_routes
     from server.uploads.routes import add_routes as upload_routes
     from server.videos.routes import add_routes as video_routes
@@ -119,6 +120,7 @@ def _add_routes(app: web.Application) -> None:
         output_routes,
         live_routes,
         webhook_routes,
+        openapi_routes,
         static_routes,
     ):
         add(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import typing
 import uuid
@@ -72,7 +73,7 @@ async def test_write_only_key_uploads_with_curl_and_is_refused_a_job(
     out, _ = await proc.communicate()
     body, _, status = out.decode().rpartition("\n")
     assert status == "201", body
-    video_id = __import__("json").loads(body)["id"]
+    video_id = json.loads(body)["id"]
 
     resp = await client.post(
         f"/api/v1/videos/{video_id}/jobs",

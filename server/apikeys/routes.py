@@ -14,6 +14,7 @@ from server.apikeys.serializers import api_key_json, new_api_key_json
 from server.auth.middleware import current_user
 from server.bodies import read_body
 from server.http import path_uuid
+from server.openapi.spec import STRING, Answer, RouteSpec, described, obj, page_of, ref
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -24,6 +25,19 @@ def add_routes(app: web.Application) -> None:
     app.router.add_delete("/api/v1/api-keys/{id}", revoke, name="api_keys.revoke")
 
 
+@described(
+    RouteSpec(
+        summary="Create an API key (the secret is shown once)",
+        tag="api keys",
+        body=CreateApiKey,
+        ok={
+            201: Answer(
+                "The key and its secret", {"allOf": [ref("ApiKey"), obj(["secret"], secret=STRING)]}
+            )
+        },
+        errors={403: "`session_required` or `scope_not_allowed`", 409: "`too_many_api_keys`"},
+    )
+)
 async def create(request: web.Request) -> web.Response:
     owner = current_user(request)
     body = await read_body(request, CreateApiKey)
@@ -33,11 +47,26 @@ async def create(request: web.Request) -> web.Response:
     return web.json_response(new_api_key_json(new), status=201, headers=NO_STORE)
 
 
+@described(
+    RouteSpec(
+        summary="The caller's API keys",
+        tag="api keys",
+        ok={200: Answer("Keys, newest first", page_of(ref("ApiKey"), cursor=False))},
+    )
+)
 async def list_(request: web.Request) -> web.Response:
     keys = await request.app[appkeys.API_KEYS].list_keys(current_user(request).id)
     return web.json_response({"items": [api_key_json(k) for k in keys]})
 
 
+@described(
+    RouteSpec(
+        summary="Revoke an API key",
+        tag="api keys",
+        ok={204: Answer("Revoked")},
+        errors={404: "`api_key_not_found`"},
+    )
+)
 async def revoke(request: web.Request) -> web.Response:
     await request.app[appkeys.API_KEYS].revoke(current_user(request).id, path_uuid(request))
     return web.Response(status=204)

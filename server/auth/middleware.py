@@ -30,6 +30,7 @@ __all__ = [
     "current_user",
     "ignores_bearer",
     "optional_user",
+    "reads_credentials",
     "require_admin",
     "require_scope",
 ]
@@ -49,6 +50,11 @@ def ignores_bearer(handler: F) -> F:
     """
     setattr(handler, _IGNORES_BEARER, True)
     return handler
+
+
+def reads_credentials(handler: object) -> bool:
+    """Whether the middleware checks credentials presented to this handler."""
+    return not getattr(handler, _IGNORES_BEARER, False)
 
 
 @web.middleware

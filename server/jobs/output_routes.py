@@ -19,6 +19,8 @@ from server.errors import NotFound
 from server.http import path_uuid
 from server.jobs.links import verify_token
 from server.jobs.model import Job, OutputFile
+from server.openapi.components import SERVE_PARAMS, SERVED
+from server.openapi.spec import RouteSpec, described
 from server.serving.serve import StoredFile, serve_stored_file
 
 
@@ -38,6 +40,16 @@ async def _serve(request: web.Request, job: Job, output: OutputFile) -> web.Stre
     return await serve_stored_file(request, request.app[appkeys.STORAGE], stored, download=download)
 
 
+@described(
+    RouteSpec(
+        summary="An output of a finished job, with ranges",
+        tag="jobs",
+        params=SERVE_PARAMS,
+        path_schemas={"name": {"type": "string", "minLength": 1}},
+        ok=SERVED,
+        errors={404: "`job_not_found` or `output_not_found`", 416: "`range_not_satisfiable`"},
+    )
+)
 async def output_with_bearer(request: web.Request) -> web.StreamResponse:
     job, output = await request.app[appkeys.JOBS].finished_output(
         path_uuid(request), current_user(request).id, request.match_info["name"]
@@ -45,6 +57,19 @@ async def output_with_bearer(request: web.Request) -> web.StreamResponse:
     return await _serve(request, job, output)
 
 
+@described(
+    RouteSpec(
+        summary="An output by its signed path token (HLS players)",
+        tag="jobs",
+        params=SERVE_PARAMS,
+        path_schemas={
+            "name": {"type": "string", "minLength": 1},
+            "token": {"type": "string", "minLength": 1},
+        },
+        ok=SERVED,
+        errors={404: "`invalid_signature` or `output_not_found`", 416: "`range_not_satisfiable`"},
+    )
+)
 async def output_with_token(request: web.Request) -> web.StreamResponse:
     job_id = path_uuid(request)
     if not verify_token(request.app[appkeys.SIGNER], job_id, request.match_info["token"]):

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 from aiohttp import BodyPartReader, MultipartReader, web
+from aiohttp.http_exceptions import BadHttpMessage
 
 from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import BadRequest, LengthRequired, PayloadTooLarge, UnsupportedMediaType
 from server.jobs.serializers import job_json
 from server.limits import policy
+from server.openapi.spec import STRING, Answer, Param, RouteSpec, described, obj, ref
 from server.serving.disposition import sanitize_filename
 from server.uploads.service import StoredUpload
 from server.videos.serializers import video_json
@@ -22,6 +24,30 @@ MAX_FIELD_BYTES = 1024
 MULTIPART_OVERHEAD = 64 * 1024
 
 
+UPLOAD_PARAMS = [
+    Param("ttl", "query", {"type": "string"}, "Seconds until the video expires"),
+    Param("process", "query", {"type": "string"}, "Operations to queue, comma-separated"),
+]
+UPLOAD_ERRORS = {
+    400: "`invalid_field`, `invalid_multipart`, `missing_file` or `incomplete_body`",
+    413: "`payload_too_large` or `quota_exceeded`",
+    415: "`unsupported_media_type` (not a video or image) or `expected_multipart`",
+    422: "The file cannot be decoded",
+    429: "`rate_limited`",
+}
+
+
+@described(
+    RouteSpec(
+        summary="Upload a file as the raw body (curl -T)",
+        tag="uploads",
+        body_forms={"application/octet-stream": {"type": "string", "format": "binary"}},
+        params=UPLOAD_PARAMS,
+        path_schemas={"filename": {"type": "string", "minLength": 1}},
+        ok={201: Answer("Stored and probed", ref("Uploaded"))},
+        errors=UPLOAD_ERRORS | {411: "`length_required`: no body"},
+    )
+)
 async def put_upload(request: web.Request) -> web.Response:
     user = current_user(request)
     await policy.limit_upload(request, user)
@@ -43,6 +69,20 @@ async def put_upload(request: web.Request) -> web.Response:
     return _created(stored)
 
 
+@described(
+    RouteSpec(
+        summary="Upload a file as multipart/form-data",
+        tag="uploads",
+        body_forms={
+            "multipart/form-data": obj(
+                ["file"], process=STRING, ttl=STRING, file={"type": "string", "format": "binary"}
+            )
+        },
+        params=UPLOAD_PARAMS,
+        ok={201: Answer("Stored and probed", ref("Uploaded"))},
+        errors=UPLOAD_ERRORS,
+    )
+)
 async def post_upload(request: web.Request) -> web.Response:
     user = current_user(request)
     await policy.limit_upload(request, user)
@@ -88,7 +128,9 @@ async def _read_until_file(reader: MultipartReader) -> tuple[dict[str, str], Bod
     while True:
         try:
             part = await reader.next()
-        except ValueError:
+        # aiohttp raises BadHttpMessage for a part header it cannot parse (a control
+        # character in a field name): the client's mistake, not a 500.
+        except (ValueError, BadHttpMessage):
             raise BadRequest("Malformed multipart body", code="invalid_multipart") from None
         if part is None:
             raise BadRequest(f"The form has no '{FILE_FIELD}' field", code="missing_file")
@@ -114,7 +156,11 @@ async def _file_chunks(
         yield chunk
     # The file must be the form's last field: anything after it would arrive
     # after the object is committed. Checked before the upload is committed.
-    if await reader.next() is not None:
+    try:
+        after = await reader.next()
+    except (ValueError, BadHttpMessage):
+        raise BadRequest("Malformed multipart body", code="invalid_multipart") from None
+    if after is not None:
         raise BadRequest(
             f"'{FILE_FIELD}' must be the last field of the form", code="invalid_multipart"
         )
