@@ -151,8 +151,8 @@ async def get_job(request: web.Request) -> web.Response:
     RouteSpec(
         summary="Cancel a queued or running job",
         tag="jobs",
-        ok={202: Answer("Cancel requested (or already finished)", ref("JobDetail"))},
-        errors={404: "`job_not_found`"},
+        ok={202: Answer("Cancel requested", ref("JobDetail"))},
+        errors={404: "`job_not_found`", 409: "`job_finished`"},
     )
 )
 async def cancel_job(request: web.Request) -> web.Response:
