@@ -150,3 +150,40 @@ async def test_the_live_server_keeps_its_contract(
     out, _ = await proc.communicate()
     report = out.decode(errors="replace")
     assert proc.returncode == 0, report[-8000:]
+
+
+async def test_a_deprecated_operation_is_announced(settings: Any, aiohttp_client: Any) -> None:
+    """The mechanism the versioning policy promises: document flag and headers."""
+    from datetime import UTC, datetime
+
+    from aiohttp import web
+
+    from server.openapi.spec import Answer, Deprecation, RouteSpec, described
+
+    @described(
+        RouteSpec(
+            summary="Old",
+            tag="meta",
+            ok={200: Answer("ok")},
+            deprecation=Deprecation(
+                announced=datetime(2026, 12, 1, tzinfo=UTC),
+                sunset=datetime(2027, 6, 1, tzinfo=UTC),
+                successor="/api/v2/old",
+            ),
+        )
+    )
+    async def old(request: web.Request) -> web.Response:
+        return web.Response()
+
+    app = create_app(settings)
+    app.router.add_get("/api/v1/old", old)
+    client = await aiohttp_client(app)
+    resp = await client.get("/api/v1/old")
+    assert resp.headers["Deprecation"] == "@1796083200"
+    assert resp.headers["Sunset"] == "Tue, 01 Jun 2027 00:00:00 GMT"
+    assert resp.headers["Link"] == '</api/v2/old>; rel="successor-version"'
+    document = await (await client.get(DOC)).json()
+    assert document["paths"]["/api/v1/old"]["get"]["deprecated"] is True
+    validate(document)
+    # Operations that are not deprecated carry no such header.
+    assert "Deprecation" not in (await client.get("/health/live")).headers

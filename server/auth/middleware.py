@@ -73,8 +73,8 @@ def _presented_token(request: web.Request) -> str | None:
     key = request.headers.get("X-API-Key")
     if key is not None:
         key = key.strip()
-        if not key or " " in key:
-            raise invalid_token("The X-API-Key header must hold an API key")
+        if not key.startswith("ff_") or " " in key:
+            raise invalid_token("The X-API-Key header must hold an ff_ API key")
         return key
     header = request.headers.get("Authorization")
     return None if header is None else bearer_token(header)

@@ -21,7 +21,16 @@ from server.auth import permissions
 from server.auth.middleware import reads_credentials
 from server.jobs.operations.protocol import Operation, param_models
 from server.openapi.components import SCHEMAS
-from server.openapi.spec import INTEGER, UUID, RouteSpec, Schema, obj, ref, spec_of
+from server.openapi.spec import (
+    INTEGER,
+    UUID,
+    RouteSpec,
+    Schema,
+    deprecation_headers,
+    obj,
+    ref,
+    spec_of,
+)
 
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1"
@@ -109,6 +118,8 @@ def _operation(
         op["x-required-scope"] = needed
     if description:
         op["description"] = description
+    if spec.deprecation is not None:
+        op["deprecated"] = True
 
     errors: dict[int, str] = dict(spec.errors)
     if needed == permissions.PUBLIC:
@@ -136,6 +147,11 @@ def _operation(
         entry: dict[str, Any] = {"description": answer.description}
         if answer.schema is not None:
             entry["content"] = {answer.content_type: {"schema": answer.schema}}
+        if spec.deprecation is not None:
+            entry["headers"] = {
+                name: {"schema": {"type": "string"}}
+                for name in deprecation_headers(spec.deprecation)
+            }
         responses[str(status)] = entry
     for status, text in sorted(errors.items()):
         responses[str(status)] = {

@@ -6,7 +6,15 @@ from aiohttp import web
 
 from server.http import external_url
 from server.openapi.document import build_document
-from server.openapi.spec import ANY_OBJECT, STRING, Answer, RouteSpec, described
+from server.openapi.spec import (
+    ANY_OBJECT,
+    STRING,
+    Answer,
+    RouteSpec,
+    deprecation_headers,
+    described,
+    spec_of,
+)
 from server.static_files import STATIC_DIR
 
 DOCS_PAGE = STATIC_DIR / "api-docs.html"
@@ -48,6 +56,14 @@ async def docs(request: web.Request) -> web.FileResponse:
     )
 
 
+async def announce_deprecation(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every answer of a deprecated operation says so, errors too."""
+    spec = spec_of(request.match_info.handler)
+    if spec is not None and spec.deprecation is not None:
+        response.headers.update(deprecation_headers(spec.deprecation))
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/openapi.json", openapi_json, name="openapi")
     app.router.add_get("/api/docs", docs, name="api_docs")
+    app.on_response_prepare.append(announce_deprecation)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
@@ -40,6 +42,17 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Deprecation:
+    """A `/api/v1` operation on its way out (README, "Versioning"): marked
+    `deprecated` in the document, and its answers carry `Deprecation` (RFC 9745)
+    and `Sunset` (RFC 8594) headers, plus a `successor-version` link when set."""
+
+    announced: datetime
+    sunset: datetime
+    successor: str | None = None
+
+
+@dataclass(frozen=True)
 class RouteSpec:
     summary: str
     tag: str
@@ -54,6 +67,7 @@ class RouteSpec:
     # "job": the document builds the job body from the operation registry's params models.
     dynamic_body: str | None = None
     description: str = ""
+    deprecation: Deprecation | None = None
 
 
 def described(spec: RouteSpec) -> Callable[[F], F]:
@@ -62,6 +76,16 @@ def described(spec: RouteSpec) -> Callable[[F], F]:
         return handler
 
     return mark
+
+
+def deprecation_headers(deprecation: Deprecation) -> dict[str, str]:
+    headers = {
+        "Deprecation": f"@{int(deprecation.announced.timestamp())}",
+        "Sunset": format_datetime(deprecation.sunset.astimezone(UTC), usegmt=True),
+    }
+    if deprecation.successor:
+        headers["Link"] = f'<{deprecation.successor}>; rel="successor-version"'
+    return headers
 
 
 def spec_of(handler: object) -> RouteSpec | None:
