@@ -16,6 +16,7 @@ from aiohttp import WSCloseCode, web
 from config.settings import Settings
 from server import appkeys, data_dirs
 from server.admin.service import AdminService
+from server.apikeys.service import ApiKeyService
 from server.auth.middleware import auth_middleware
 from server.auth.passwords import PasswordHasher
 from server.auth.secret import load_or_create_secret
@@ -101,12 +102,14 @@ def create_app(
 def _add_routes(app: web.Application) -> None:
     # Imported here so that each domain module stays importable on its own.
     from server.admin.routes import add_routes as admin_routes
+    from server.apikeys.routes import add_routes as api_key_routes
     from server.auth.routes import add_routes as auth_routes
     from server.health.routes import add_routes as ops_routes
     from server.jobs.operation_routes import add_routes as operation_routes
     from server.jobs.output_routes import add_routes as output_routes
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
+    from server.openapi.routes import add_routes as openapi_routes
     from server.static_files import add_routes as static_routes
     from server.uploads.routes import add_routes as upload_routes
     from server.videos.routes import add_routes as video_routes
@@ -116,6 +119,7 @@ def _add_routes(app: web.Application) -> None:
         ops_routes,
         auth_routes,
         admin_routes,
+        api_key_routes,
         upload_routes,
         video_routes,
         job_routes,
@@ -123,6 +127,7 @@ def _add_routes(app: web.Application) -> None:
         output_routes,
         live_routes,
         webhook_routes,
+        openapi_routes,
         static_routes,
     ):
         add(app)
@@ -149,10 +154,12 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     # Sign-ups, sessions, the per-request token check, and administration.
     settings = app[appkeys.SETTINGS]
     passwords = PasswordHasher(settings.bcrypt_rounds)
+    app[appkeys.API_KEYS] = ApiKeyService(pool=app[appkeys.POOL])
     app[appkeys.AUTH] = AuthService(
         pool=app[appkeys.POOL],
         passwords=passwords,
         tokens=app[appkeys.TOKENS],
+        api_keys=app[appkeys.API_KEYS],
         settings=settings,
         # After the bus: an ended session closes its sockets on every instance.
         on_session_ended=app[appkeys.PUBLISHER].session_revoked,

@@ -15,6 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from server import appkeys
+from server.openapi.spec import STRING, Answer, RouteSpec, described
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
 STATIC_PREFIX = "/static/"
@@ -40,6 +41,9 @@ def content_security_policy(public_url: str) -> str:
     )
 
 
+@described(
+    RouteSpec(summary="The browser page", tag="page", ok={200: Answer("HTML", STRING, "text/html")})
+)
 async def index(request: web.Request) -> web.FileResponse:
     settings = request.app[appkeys.SETTINGS]
     return web.FileResponse(

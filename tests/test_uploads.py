@@ -210,6 +210,20 @@ async def test_multipart_errors(client: TestClient[Any, Any], user: User, sample
     assert await video_rows(client.app) == 0
 
 
+async def test_unparseable_part_header_is_400_not_500(
+    client: TestClient[Any, Any], user: User
+) -> None:
+    # Found by schemathesis: a control character in a part's field name.
+    body = (
+        b'--b\r\nContent-Disposition: form-data; name="\xc2\x9e\x11"\r\n\r\n{}\r\n'
+        b'--b\r\nContent-Disposition: form-data; name="file"; filename="f"\r\n\r\nx\r\n--b--\r\n'
+    )
+    headers = {**user.headers, "Content-Type": "multipart/form-data; boundary=b"}
+    resp = await client.post("/api/v1/uploads", data=body, headers=headers)
+    assert resp.status == 400, await resp.text()
+    assert (await resp.json())["error"]["code"] == "invalid_multipart"
+
+
 async def test_filename_is_sanitised(
     client: TestClient[Any, Any], user: User, sample_mp4: Path
 ) -> None:

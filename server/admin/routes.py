@@ -15,6 +15,7 @@ from server.auth.middleware import require_admin
 from server.auth.serializers import user_json
 from server.errors import BadRequest
 from server.http import path_uuid, read_json_object
+from server.openapi.spec import Answer, RouteSpec, described, obj, ref
 
 ROLES = ("user", "admin")
 MAX_QUOTA_BYTES = 2**63 - 1  # PostgreSQL bigint
@@ -50,12 +51,38 @@ def parse_changes(body: dict[str, Any]) -> tuple[int | None, str | None]:
     return quota, role
 
 
+@described(
+    RouteSpec(
+        summary="Read an account",
+        tag="admin",
+        ok={200: Answer("The account", ref("User"))},
+        errors={403: "`admin_required` or `insufficient_scope`", 404: "`user_not_found`"},
+    )
+)
 async def get_user(request: web.Request) -> web.Response:
     require_admin(request)
     user = await request.app[appkeys.ADMIN].get_user(path_uuid(request))
     return web.json_response(user_json(user, "admin"), headers=NO_STORE)
 
 
+@described(
+    RouteSpec(
+        summary="Change an account's quota or role",
+        tag="admin",
+        body=obj(
+            [],
+            quota_bytes={"type": "integer", "minimum": 0, "maximum": MAX_QUOTA_BYTES},
+            role={"enum": list(ROLES)},
+        )
+        | {"additionalProperties": False, "minProperties": 1},
+        ok={200: Answer("The account", ref("User"))},
+        errors={
+            403: "`admin_required` or `insufficient_scope`",
+            404: "`user_not_found`",
+            409: "`cannot_demote_self`",
+        },
+    )
+)
 async def patch_user(request: web.Request) -> web.Response:
     admin = require_admin(request)
     user_id = path_uuid(request)

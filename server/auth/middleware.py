@@ -1,9 +1,12 @@
-"""Who is calling: the bearer access token, checked once per request.
+"""Who is calling and whether they may: checked once per request.
 
-`auth_middleware` only identifies (`AuthService.authenticate`: the signature,
-the expiry, and that the account still exists); handlers decide what needs a
-user (`current_user`) or an administrator (`require_admin`). Tokens are never
-logged or echoed back in errors.
+`auth_middleware` identifies the caller from `Authorization: Bearer <JWT or
+ff_ key>` or `X-API-Key: ff_…` (`AuthService.authenticate`: the signature or
+the key, the expiry, and that the account still exists), then checks the
+route's entry in the permission table (`server.auth.permissions`): a caller
+without the scope it names gets 403 `insufficient_scope`. Handlers decide
+what needs a user (`current_user`) or an administrator (`require_admin`).
+Tokens are never logged or echoed back in errors.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server import appkeys
+from server.auth import permissions
 from server.auth.model import AuthUser
 from server.auth.tokens import invalid_token
 from server.errors import Forbidden, Unauthorized
@@ -26,7 +30,9 @@ __all__ = [
     "current_user",
     "ignores_bearer",
     "optional_user",
+    "reads_credentials",
     "require_admin",
+    "require_scope",
 ]
 
 # A typed key: aiohttp 3.14 warns about plain string keys on requests.
@@ -46,13 +52,59 @@ def ignores_bearer(handler: F) -> F:
     return handler
 
 
+def reads_credentials(handler: object) -> bool:
+    """Whether the middleware checks credentials presented to this handler."""
+    return not getattr(handler, _IGNORES_BEARER, False)
+
+
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    header = request.headers.get("Authorization")
-    if header is not None and not getattr(request.match_info.handler, _IGNORES_BEARER, False):
-        token = bearer_token(header)
-        request[USER] = await request.app[appkeys.AUTH].authenticate(token)
+    if getattr(request.match_info.handler, _IGNORES_BEARER, False):
+        return await handler(request)
+    token = _presented_token(request)
+    if token is not None:
+        user = await request.app[appkeys.AUTH].authenticate(token)
+        request[USER] = user
+        _check_scope(request, user)
     return await handler(request)
+
+
+def _presented_token(request: web.Request) -> str | None:
+    key = request.headers.get("X-API-Key")
+    if key is not None:
+        key = key.strip()
+        if not key.startswith("ff_") or " " in key:
+            raise invalid_token("The X-API-Key header must hold an ff_ API key")
+        return key
+    header = request.headers.get("Authorization")
+    return None if header is None else bearer_token(header)
+
+
+def _check_scope(request: web.Request, user: AuthUser) -> None:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return  # unmatched: aiohttp answers 404/405
+    needed = permissions.required_scope(request.method, resource.canonical)
+    if needed is None or needed in (permissions.PUBLIC, permissions.ANY):
+        return
+    if needed == permissions.SESSION:
+        if user.api_key_id is not None:
+            raise Forbidden(
+                "This call needs a password session; API keys cannot make it",
+                code="session_required",
+            )
+        return
+    if needed == permissions.ADMIN and not user.is_admin:
+        raise _admin_required()  # the account, not the credential, is what lacks it
+    require_scope(user, needed)
+
+
+def require_scope(user: AuthUser, scope: str) -> None:
+    """403 `insufficient_scope` naming `scope` unless `user` holds it."""
+    if scope not in user.scopes:
+        raise Forbidden(
+            f"This call needs the '{scope}' scope", code="insufficient_scope", scope=scope
+        )
 
 
 def bearer_token(header: str) -> str:
@@ -78,5 +130,9 @@ def current_user(request: web.Request) -> AuthUser:
 def require_admin(request: web.Request) -> AuthUser:
     user = current_user(request)
     if not user.is_admin:
-        raise Forbidden("An administrator account is required", code="admin_required")
+        raise _admin_required()
     return user
+
+
+def _admin_required() -> Forbidden:
+    return Forbidden("An administrator account is required", code="admin_required")

@@ -7,8 +7,10 @@ services and views use them without knowing about SQL.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from server.auth.permissions import role_scopes
 
 
 @dataclass(frozen=True)
@@ -29,10 +31,21 @@ class User:
 
 @dataclass(frozen=True)
 class AuthUser:
-    """The caller, as proven by an access token of an account that still exists."""
+    """The caller, as proven by an access token or an API key of an account that still exists.
+
+    `scopes` is what this caller may do: every scope of the role for a token
+    (the default), the key's own scopes for a key. `api_key_id` names the key.
+    """
 
     id: uuid.UUID
     role: str
+    # None (the default) means every scope of the role; __post_init__ fills it in.
+    scopes: frozenset[str] = field(default=None)  # type: ignore[arg-type]
+    api_key_id: uuid.UUID | None = None
+
+    def __post_init__(self) -> None:
+        if self.scopes is None:
+            object.__setattr__(self, "scopes", role_scopes(self.role))
 
     @property
     def is_admin(self) -> bool:

@@ -14,6 +14,10 @@ from server.auth.serializers import token_pair_json, user_json
 from server.errors import BadRequest
 from server.http import read_json_object, require_str
 from server.limits import policy
+from server.openapi.spec import BOOLEAN, STRING, Answer, RouteSpec, described, obj, ref
+
+CREDENTIALS = obj(["email", "password"], email=STRING, password=STRING)
+REFRESH_BODY = obj(["refresh_token"], refresh_token=STRING)
 
 # Token and account answers must never sit in a browser or proxy cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -46,6 +50,15 @@ def _set_device_cookie(request: web.Request, resp: web.Response, result: LoginRe
     )
 
 
+@described(
+    RouteSpec(
+        summary="Create an account",
+        tag="accounts",
+        body=CREDENTIALS,
+        ok={201: Answer("Created", ref("User"))},
+        errors={409: "`email_taken`", 429: "`rate_limited`"},
+    )
+)
 @ignores_bearer
 async def register(request: web.Request) -> web.Response:
     await policy.limit_register(request)
@@ -55,6 +68,15 @@ async def register(request: web.Request) -> web.Response:
     return web.json_response(user_json(user, "registered"), status=201)
 
 
+@described(
+    RouteSpec(
+        summary="Start a session",
+        tag="accounts",
+        body=CREDENTIALS,
+        ok={200: Answer("A token pair", ref("TokenPair"))},
+        errors={401: "`invalid_credentials`", 429: "`rate_limited`"},
+    )
+)
 @ignores_bearer
 async def login(request: web.Request) -> web.Response:
     # Counted before the body is read: a malformed or hostile body is an attempt too.
@@ -68,6 +90,15 @@ async def login(request: web.Request) -> web.Response:
     return resp
 
 
+@described(
+    RouteSpec(
+        summary="Exchange a refresh token for the next pair",
+        tag="accounts",
+        body=REFRESH_BODY,
+        ok={200: Answer("A token pair", ref("TokenPair"))},
+        errors={401: "`invalid_token`, `token_expired` or `token_reused`", 429: "`rate_limited`"},
+    )
+)
 @ignores_bearer
 async def refresh(request: web.Request) -> web.Response:
     await policy.limit_refresh_ip(request)
@@ -76,6 +107,15 @@ async def refresh(request: web.Request) -> web.Response:
     return _token_response(await request.app[appkeys.AUTH].refresh(token))
 
 
+@described(
+    RouteSpec(
+        summary="End a session",
+        tag="accounts",
+        body=REFRESH_BODY,
+        ok={204: Answer("Ended")},
+        errors={401: "`invalid_token` or `token_expired`"},
+    )
+)
 @ignores_bearer
 async def logout(request: web.Request) -> web.Response:
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
@@ -83,6 +123,11 @@ async def logout(request: web.Request) -> web.Response:
     return web.Response(status=204, headers=NO_STORE)
 
 
+@described(
+    RouteSpec(
+        summary="The caller's account", tag="accounts", ok={200: Answer("The account", ref("User"))}
+    )
+)
 async def me(request: web.Request) -> web.Response:
     user = await request.app[appkeys.AUTH].account(current_user(request).id)
     return web.json_response(user_json(user, "self"), headers=NO_STORE)
@@ -105,6 +150,14 @@ def _email_notifications(data: dict[str, Any]) -> bool:
     return enabled
 
 
+@described(
+    RouteSpec(
+        summary="Change the account's settings",
+        tag="accounts",
+        body=obj([], email_notifications=BOOLEAN) | {"additionalProperties": False},
+        ok={200: Answer("The account", ref("User"))},
+    )
+)
 async def update_me(request: web.Request) -> web.Response:
     auth = current_user(request)
     enabled = _email_notifications(await read_json_object(request))

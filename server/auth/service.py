@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import asyncpg
 
 from config.settings import Settings
+from server.apikeys.service import ApiKeyService, looks_like_key
 from server.auth.devices import account_key
 from server.auth.model import AuthUser, LoginResult, TokenPair, User
 from server.auth.passwords import PasswordHasher
@@ -69,12 +70,14 @@ class AuthService:
         pool: asyncpg.Pool,
         passwords: PasswordHasher,
         tokens: TokenService,
+        api_keys: ApiKeyService,
         settings: Settings,
         on_session_ended: SessionEnded | None = None,
     ) -> None:
         self.pool = pool
         self.passwords = passwords
         self.tokens = tokens
+        self.api_keys = api_keys
         self.settings = settings
         # Told (after the commit) when a session ends, so its live sockets close.
         self.on_session_ended = on_session_ended
@@ -171,10 +174,14 @@ class AuthService:
             return await refresh_tokens.session_is_live(conn, claims.session_id, claims.user_id)
 
     async def authenticate(self, access_token: str) -> AuthUser:
-        """The caller an access token names, if the account still exists; else 401.
+        """The caller an access token or an API key (`ff_…`) names, if the account
+        still exists; else 401. The one place every credential is resolved: the
+        HTTP middleware and the WebSocket's auth message both call it.
 
         Raises `Unauthorized` with code `invalid_token` or `token_expired`.
         """
+        if looks_like_key(access_token):
+            return await self.api_keys.authenticate(access_token)
         claims = self.tokens.decode_access(access_token)
         async with self.pool.acquire() as conn:
             exists = await users.user_exists(conn, claims.user_id)

@@ -10,12 +10,20 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from server import appkeys
 from server.db.pool import ping
 from server.logs import get_logger
+from server.openapi.spec import ANY_OBJECT, STRING, Answer, RouteSpec, described, obj
 
 log = get_logger("frameflow.health")
 
 CHECK_TIMEOUT = 3.0
 
 
+@described(
+    RouteSpec(
+        summary="Liveness",
+        tag="health",
+        ok={200: Answer("The process is up", obj(["status"], status=STRING))},
+    )
+)
 async def live(request: web.Request) -> web.Response:
     """The process answers; nothing else is checked (for restarts, not routing)."""
     return web.json_response({"status": "ok"})
@@ -29,6 +37,13 @@ async def _check_storage(app: web.Application) -> None:
     await app[appkeys.STORAGE].check()
 
 
+@described(
+    RouteSpec(
+        summary="Readiness: database and storage answer",
+        tag="health",
+        ok={200: Answer("Ready", ANY_OBJECT), 503: Answer("Not ready", ANY_OBJECT)},
+    )
+)
 async def ready(request: web.Request) -> web.Response:
     """Whether this instance can serve traffic: database and storage reachable."""
     checks = {"database": _check_database, "storage": _check_storage}
@@ -56,6 +71,13 @@ async def ready(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok", "checks": results})
 
 
+@described(
+    RouteSpec(
+        summary="Prometheus metrics",
+        tag="health",
+        ok={200: Answer("Text exposition format", STRING, "text/plain")},
+    )
+)
 async def metrics_handler(request: web.Request) -> web.Response:
     body = request.app[appkeys.METRICS].render()
     # The library's value verbatim: its `version` parameter tells Prometheus

@@ -29,6 +29,8 @@ from server.jobs.playlists import (
     rewrite_lines,
     up_to_token,
 )
+from server.openapi.components import SERVE_PARAMS, SERVED
+from server.openapi.spec import RouteSpec, described
 from server.serving.cors import preflight_for, signed_media
 from server.serving.disposition import content_disposition
 from server.serving.serve import StoredFile, serve_stored_file
@@ -51,6 +53,16 @@ async def _serve(request: web.Request, job: Job, output: OutputFile) -> web.Stre
     return await serve_stored_file(request, request.app[appkeys.STORAGE], stored, download=download)
 
 
+@described(
+    RouteSpec(
+        summary="An output of a finished job, with ranges",
+        tag="jobs",
+        params=SERVE_PARAMS,
+        path_schemas={"name": {"type": "string", "minLength": 1}},
+        ok=SERVED,
+        errors={404: "`job_not_found` or `output_not_found`", 416: "`range_not_satisfiable`"},
+    )
+)
 async def output_with_bearer(request: web.Request) -> web.StreamResponse:
     job, output = await request.app[appkeys.JOBS].finished_output(
         path_uuid(request), current_user(request).id, request.match_info["name"]
@@ -58,6 +70,19 @@ async def output_with_bearer(request: web.Request) -> web.StreamResponse:
     return await _serve(request, job, output)
 
 
+@described(
+    RouteSpec(
+        summary="An output by its signed path token (HLS players)",
+        tag="jobs",
+        params=SERVE_PARAMS,
+        path_schemas={
+            "name": {"type": "string", "minLength": 1},
+            "token": {"type": "string", "minLength": 1},
+        },
+        ok=SERVED,
+        errors={404: "`invalid_signature` or `output_not_found`", 416: "`range_not_satisfiable`"},
+    )
+)
 @signed_media()
 async def output_with_token(request: web.Request) -> web.StreamResponse:
     job_id = path_uuid(request)

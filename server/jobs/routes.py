@@ -19,6 +19,18 @@ from server.jobs.serializers import (
     output_link_maker,
 )
 from server.limits import policy
+from server.openapi.spec import (
+    ANY_OBJECT,
+    CURSOR,
+    LIMIT,
+    UUID,
+    Answer,
+    Param,
+    RouteSpec,
+    described,
+    page_of,
+    ref,
+)
 from server.pagination import decode_cursor, encode_cursor
 
 
@@ -42,10 +54,24 @@ def _detail(
     )
 
 
+@described(
+    RouteSpec(
+        summary="Queue a job on a video",
+        tag="jobs",
+        dynamic_body="job",
+        ok={202: Answer("Queued", ref("JobDetail"))},
+        errors={
+            400: "`invalid_json`, `invalid_field` or `invalid_params`, naming the field",
+            404: "`video_not_found`",
+            413: "`quota_exceeded`, or a body over 64 KiB",
+            429: "`rate_limited`",
+        },
+    )
+)
 async def create_job(request: web.Request) -> web.Response:
     user = current_user(request)
     video_id = path_uuid(request)
-    await policy.limit_job(request, user.id)
+    await policy.limit_job(request, user)
     body = await read_json_object(request)
     priority = body.get("priority", 0)
     if isinstance(priority, bool) or not isinstance(priority, int):
@@ -60,6 +86,20 @@ async def create_job(request: web.Request) -> web.Response:
     return _detail(request, job, [], status=202)
 
 
+@described(
+    RouteSpec(
+        summary="The caller's jobs, newest first",
+        tag="jobs",
+        params=[
+            LIMIT,
+            CURSOR,
+            Param("status", "query", {"enum": list(STATUSES)}),
+            Param("video_id", "query", UUID),
+        ],
+        ok={200: Answer("A page", page_of(ref("Job")))},
+        errors={400: "`invalid_query` naming the parameter"},
+    )
+)
 async def list_jobs(request: web.Request) -> web.Response:
     user = current_user(request)
     limit = query_int(request, "limit", 20, lo=1, hi=100)
@@ -92,6 +132,14 @@ async def list_jobs(request: web.Request) -> web.Response:
     return web.json_response({"items": [job_json(j) for j in page], "next_cursor": next_cursor})
 
 
+@described(
+    RouteSpec(
+        summary="One job with its outputs",
+        tag="jobs",
+        ok={200: Answer("The job", ref("JobDetail"))},
+        errors={404: "`job_not_found`"},
+    )
+)
 async def get_job(request: web.Request) -> web.Response:
     job, outputs = await request.app[appkeys.JOBS].get_job(
         current_user(request).id, path_uuid(request)
@@ -99,11 +147,27 @@ async def get_job(request: web.Request) -> web.Response:
     return _detail(request, job, outputs)
 
 
+@described(
+    RouteSpec(
+        summary="Cancel a queued or running job",
+        tag="jobs",
+        ok={202: Answer("Cancel requested", ref("JobDetail"))},
+        errors={404: "`job_not_found`", 409: "`job_finished`"},
+    )
+)
 async def cancel_job(request: web.Request) -> web.Response:
     job = await request.app[appkeys.JOBS].cancel_job(current_user(request).id, path_uuid(request))
     return _detail(request, job, [], status=202)
 
 
+@described(
+    RouteSpec(
+        summary="The job's attempts",
+        tag="jobs",
+        ok={200: Answer("Attempts", page_of(ANY_OBJECT, cursor=False))},
+        errors={404: "`job_not_found`"},
+    )
+)
 async def job_events(request: web.Request) -> web.Response:
     events = await request.app[appkeys.JOBS].job_events(
         current_user(request).id, path_uuid(request)

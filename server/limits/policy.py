@@ -2,7 +2,9 @@
 
 Per IP, the limits slow down guessing and mass sign-ups from one place; per
 account, guessing one account's password from many places; per user, one
-account flooding uploads or the job queue. A limit of 0 turns that one off.
+account flooding uploads or the job queue. A call made with an API key counts
+against the key as well as its owner, so one busy key shows up on its own and
+many keys still share their owner's allowance. A limit of 0 turns that one off.
 
 Limits keyed by the client alone are hit before the body is read, so a
 request counts even when its body turns out malformed or hostile.
@@ -11,13 +13,13 @@ request counts even when its body turns out malformed or hostile.
 from __future__ import annotations
 
 import math
-import uuid
 from dataclasses import dataclass
 
 from aiohttp import web
 
 from server import appkeys
 from server.auth.devices import DEVICE_COOKIE, account_key, known_device
+from server.auth.model import AuthUser
 from server.errors import HTTPError, TooManyRequests
 from server.limits.client_ip import client_ip
 
@@ -94,9 +96,18 @@ async def limit_refresh_account(request: web.Request, refresh_token: str) -> Non
     await _check(request, "refresh", f"user:{claims.user_id}")
 
 
-async def limit_upload(request: web.Request, user_id: uuid.UUID) -> None:
-    await _check(request, "upload", f"user:{user_id}")
+def _callers(user: AuthUser) -> list[str]:
+    subjects = [f"user:{user.id}"]
+    if user.api_key_id is not None:
+        subjects.append(f"key:{user.api_key_id}")
+    return subjects
 
 
-async def limit_job(request: web.Request, user_id: uuid.UUID) -> None:
-    await _check(request, "job", f"user:{user_id}")
+async def limit_upload(request: web.Request, user: AuthUser) -> None:
+    for subject in _callers(user):
+        await _check(request, "upload", subject)
+
+
+async def limit_job(request: web.Request, user: AuthUser) -> None:
+    for subject in _callers(user):
+        await _check(request, "job", subject)

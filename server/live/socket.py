@@ -26,6 +26,8 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from server import appkeys
+from server.auth.middleware import require_scope
+from server.auth.permissions import WEBSOCKET_SCOPE
 from server.auth.tokens import AccessClaims
 from server.errors import Forbidden, HTTPError
 from server.jobs.serializers import job_json
@@ -86,6 +88,14 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> Acce
     if not isinstance(token, str) or not token:
         raise _Rejected("auth needs a token")
     try:
+        # Also refuses a valid token of an account deleted since it was issued,
+        # and an API key without the scope to read the events it would stream.
+        user = await request.app[appkeys.AUTH].authenticate(token)
+        require_scope(user, WEBSOCKET_SCOPE)
+        if user.api_key_id is not None:
+            # A key has no session to end and no access-token expiry: the socket
+            # lives until it closes (revoking the key stops new sockets).
+            return AccessClaims(user_id=user.id, role=user.role)
         return request.app[appkeys.TOKENS].decode_access(token)
     except HTTPError as exc:
         raise _Rejected(exc.error_code) from None
@@ -128,11 +138,15 @@ class _LiveSocket:
         # Subscribed before the session check and the snapshot: neither a
         # revocation nor an event falls between them and the subscription.
         subscription = bus.subscribe(str(self.user_id), self._deliver)
-        expiry = asyncio.get_running_loop().call_later(
-            max(self.claims.expires_at - time.time(), 0),
-            self._close_soon,
-            UNAUTHORIZED,
-            "token_expired",
+        expiry = (
+            asyncio.get_running_loop().call_later(
+                max(self.claims.expires_at - time.time(), 0),
+                self._close_soon,
+                UNAUTHORIZED,
+                "token_expired",
+            )
+            if self.claims.expires_at  # 0: an API key, which has no access-token expiry
+            else None
         )
         writer: asyncio.Task[None] | None = None
         try:
@@ -148,7 +162,8 @@ class _LiveSocket:
             writer = asyncio.create_task(self._write_loop(), name="ws-writer")
             await self._read_loop()
         finally:
-            expiry.cancel()
+            if expiry is not None:
+                expiry.cancel()
             subscription.close()
             self.queue.close()
             if writer is not None:

@@ -20,16 +20,40 @@ from server.errors import (
 )
 from server.jobs.serializers import job_json
 from server.limits import policy
+from server.openapi.spec import STRING, Answer, Param, RouteSpec, described, obj, ref
 from server.request_body import body_chunks, defer_continue
 from server.serving.disposition import sanitize_filename
 from server.uploads.form import MULTIPART_OVERHEAD, UploadForm
 from server.uploads.service import StoredUpload
 from server.videos.serializers import video_json
 
+UPLOAD_PARAMS = [
+    Param("ttl", "query", {"type": "string"}, "Seconds until the video expires"),
+    Param("process", "query", {"type": "string"}, "Operations to queue, comma-separated"),
+]
+UPLOAD_ERRORS = {
+    400: "`invalid_field`, `invalid_multipart`, `missing_file` or `incomplete_body`",
+    413: "`payload_too_large` or `quota_exceeded`",
+    415: "`unsupported_media_type` (not a video or image) or `expected_multipart`",
+    422: "The file cannot be decoded",
+    429: "`rate_limited`",
+}
 
+
+@described(
+    RouteSpec(
+        summary="Upload a file as the raw body (curl -T)",
+        tag="uploads",
+        body_forms={"application/octet-stream": {"type": "string", "format": "binary"}},
+        params=UPLOAD_PARAMS,
+        path_schemas={"filename": {"type": "string", "minLength": 1}},
+        ok={201: Answer("Stored and probed", ref("Uploaded"))},
+        errors=UPLOAD_ERRORS | {411: "`length_required`: no body"},
+    )
+)
 async def put_upload(request: web.Request) -> web.Response:
     user = current_user(request)
-    await policy.limit_upload(request, user.id)
+    await policy.limit_upload(request, user)
     _refuse_partial_put(request)
     if request.content_length is None and not request.body_exists:
         raise LengthRequired("Send the file as the request body (curl -T FILE URL)")
@@ -51,9 +75,23 @@ async def put_upload(request: web.Request) -> web.Response:
     return _created(stored)
 
 
+@described(
+    RouteSpec(
+        summary="Upload a file as multipart/form-data",
+        tag="uploads",
+        body_forms={
+            "multipart/form-data": obj(
+                ["file"], process=STRING, ttl=STRING, file={"type": "string", "format": "binary"}
+            )
+        },
+        params=UPLOAD_PARAMS,
+        ok={201: Answer("Stored and probed", ref("Uploaded"))},
+        errors=UPLOAD_ERRORS,
+    )
+)
 async def post_upload(request: web.Request) -> web.Response:
     user = current_user(request)
-    await policy.limit_upload(request, user.id)
+    await policy.limit_upload(request, user)
     if request.content_type != "multipart/form-data":
         raise UnsupportedMediaType(
             "Use multipart/form-data with a 'file' field, or PUT the raw body",
@@ -82,6 +120,14 @@ async def post_upload(request: web.Request) -> web.Response:
     return _created(stored)
 
 
+@described(
+    RouteSpec(
+        summary="A PUT without a file name: always refused, saying how to name it",
+        tag="uploads",
+        ok={},
+        errors={405: "`upload_needs_filename`: end the URL with the name (or a slash, for curl)"},
+    )
+)
 async def put_without_filename(request: web.Request) -> web.Response:
     """`curl -T FILE URL` without the trailing slash: say how to name the upload."""
     raise MethodNotAllowed(

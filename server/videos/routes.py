@@ -10,6 +10,19 @@ from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import NotFound
 from server.http import external_url, path_uuid, query_int
+from server.openapi.components import SERVE_PARAMS, SERVED
+from server.openapi.spec import (
+    CURSOR,
+    LIMIT,
+    STRING,
+    TIME,
+    Answer,
+    RouteSpec,
+    described,
+    obj,
+    page_of,
+    ref,
+)
 from server.pagination import decode_cursor, encode_cursor
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
@@ -18,6 +31,15 @@ from server.videos.model import Video
 from server.videos.serializers import content_path, video_json
 
 
+@described(
+    RouteSpec(
+        summary="The caller's videos, newest first",
+        tag="videos",
+        params=[LIMIT, CURSOR],
+        ok={200: Answer("A page", page_of(ref("Video")))},
+        errors={400: "`invalid_query` naming the parameter"},
+    )
+)
 async def list_videos(request: web.Request) -> web.Response:
     user = current_user(request)
     limit = query_int(request, "limit", 20, lo=1, hi=100)
@@ -34,10 +56,26 @@ async def _owned_video(request: web.Request) -> Video:
     return await request.app[appkeys.VIDEOS].get(current_user(request).id, path_uuid(request))
 
 
+@described(
+    RouteSpec(
+        summary="One video",
+        tag="videos",
+        ok={200: Answer("The video", ref("Video"))},
+        errors={404: "`video_not_found`"},
+    )
+)
 async def get_video(request: web.Request) -> web.Response:
     return web.json_response(video_json(await _owned_video(request)))
 
 
+@described(
+    RouteSpec(
+        summary="Delete a video, its jobs and outputs",
+        tag="videos",
+        ok={204: Answer("Deleted")},
+        errors={404: "`video_not_found`"},
+    )
+)
 async def delete_video(request: web.Request) -> web.Response:
     await request.app[appkeys.VIDEOS].delete(current_user(request).id, path_uuid(request))
     return web.Response(status=204)
@@ -47,6 +85,16 @@ def _signed(request: web.Request) -> bool:
     return "signature" in request.query
 
 
+@described(
+    RouteSpec(
+        summary="The video's bytes, with ranges (HEAD too)",
+        tag="videos",
+        description="Bearer auth, or the signed query of `content-url` (for `<video src>`).",
+        params=SERVE_PARAMS,
+        ok=SERVED,
+        errors={404: "`video_not_found` or `invalid_signature`", 416: "`range_not_satisfiable`"},
+    )
+)
 @signed_media(when=_signed)
 async def video_content(request: web.Request) -> web.StreamResponse:
     """Bearer auth, or a signed URL (for `<video src>`, which sends no headers)."""
@@ -69,6 +117,14 @@ async def video_content(request: web.Request) -> web.StreamResponse:
     return await serve_stored_file(request, request.app[appkeys.STORAGE], stored, download=download)
 
 
+@described(
+    RouteSpec(
+        summary="A signed, expiring URL of the content",
+        tag="videos",
+        ok={200: Answer("The URL", obj(["url", "expires_at"], url=STRING, expires_at=TIME))},
+        errors={404: "`video_not_found`"},
+    )
+)
 async def video_content_url(request: web.Request) -> web.Response:
     video = await _owned_video(request)
     path = content_path(video.id)

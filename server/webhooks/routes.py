@@ -10,6 +10,7 @@ from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import BadRequest
 from server.http import path_uuid, query_int, read_json_object, require_str
+from server.openapi.spec import Answer, Param, RouteSpec, described, obj, page_of, ref
 from server.webhooks.model import EVENTS
 from server.webhooks.serializers import delivery_json, webhook_json
 from server.webhooks.ssrf import MAX_URL_CHARS
@@ -37,6 +38,22 @@ def _events(data: dict[str, Any]) -> list[str]:
     return sorted(set(events), key=EVENTS.index)
 
 
+@described(
+    RouteSpec(
+        summary="Register a webhook (the secret is shown once)",
+        tag="webhooks",
+        body=obj(
+            ["url", "events"],
+            url={"type": "string", "format": "uri", "maxLength": MAX_URL_CHARS},
+            events={"type": "array", "minItems": 1, "items": {"enum": list(EVENTS)}},
+        ),
+        ok={201: Answer("The hook and its secret", ref("Webhook"))},
+        errors={
+            400: "`invalid_url` or `invalid_field`, naming the field",
+            409: "`too_many_webhooks`",
+        },
+    )
+)
 async def create(request: web.Request) -> web.Response:
     auth = current_user(request)
     data = await read_json_object(request)
@@ -46,17 +63,41 @@ async def create(request: web.Request) -> web.Response:
     return web.json_response(webhook_json(hook, with_secret=True), status=201)
 
 
+@described(
+    RouteSpec(
+        summary="The caller's webhooks",
+        tag="webhooks",
+        ok={200: Answer("Hooks", page_of(ref("Webhook"), cursor=False))},
+    )
+)
 async def list_(request: web.Request) -> web.Response:
     hooks = await request.app[appkeys.WEBHOOK_SERVICE].list_hooks(current_user(request).id)
     return web.json_response({"items": [webhook_json(h) for h in hooks]})
 
 
+@described(
+    RouteSpec(
+        summary="Delete a webhook",
+        tag="webhooks",
+        ok={204: Answer("Deleted")},
+        errors={404: "`webhook_not_found`"},
+    )
+)
 async def delete(request: web.Request) -> web.Response:
     auth = current_user(request)
     await request.app[appkeys.WEBHOOK_SERVICE].delete(auth.id, path_uuid(request))
     return web.Response(status=204)
 
 
+@described(
+    RouteSpec(
+        summary="A webhook's delivery log, newest first",
+        tag="webhooks",
+        params=[Param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 200})],
+        ok={200: Answer("Deliveries", page_of(ref("Delivery"), cursor=False))},
+        errors={400: "`invalid_query`", 404: "`webhook_not_found`"},
+    )
+)
 async def deliveries(request: web.Request) -> web.Response:
     auth = current_user(request)
     webhook_id = path_uuid(request)

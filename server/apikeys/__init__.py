@@ -1,0 +1,1 @@
+"""API keys: long-lived, scoped credentials for scripts and integrations."""
