@@ -146,6 +146,21 @@ class Settings:
         256 * 1024, "Read size when streaming request bodies (memory per upload ~ this)."
     )
 
+    # --- resumable uploads (tus) ----------------------------------------------
+    tus_upload_ttl_seconds: int = _setting(
+        24 * 3600,
+        "How long a resumable (tus) upload may take from its creation; after that it "
+        "answers 410 and the sweep removes its bytes (at most `stale_upload_seconds`).",
+    )
+    tus_max_unfinished_uploads: int = _setting(
+        10, "Unfinished resumable uploads one user may have at a time."
+    )
+    tus_checkpoint_bytes: int = _setting(
+        8 * MiB,
+        "Local disk: a tus PATCH fsyncs and records its offset at least every this many "
+        "bytes (on S3 every part is a checkpoint); a crash loses at most this much of one.",
+    )
+
     # --- ffmpeg --------------------------------------------------------------
     ffmpeg_path: str = _setting(
         "",
@@ -346,6 +361,14 @@ def _validate(s: Settings) -> None:
     need(s.cleanup_interval_seconds >= 1, "cleanup_interval_seconds", "must be at least 1")
     # An upload still streaming must never look stale: keep a generous floor.
     need(s.stale_upload_seconds >= 3600, "stale_upload_seconds", "must be at least 3600")
+    # Multipart uploads and temp files of live tus uploads must never look stale.
+    need(
+        60 <= s.tus_upload_ttl_seconds <= s.stale_upload_seconds,
+        "tus_upload_ttl_seconds",
+        "must be from 60 up to stale_upload_seconds",
+    )
+    need(s.tus_max_unfinished_uploads >= 1, "tus_max_unfinished_uploads", "must be at least 1")
+    need(s.tus_checkpoint_bytes >= 64 * 1024, "tus_checkpoint_bytes", "must be at least 65536")
     need(s.ws_queue_size >= 4, "ws_queue_size", "must be at least 4")
     need(0 <= s.smtp_port <= 65535, "smtp_port", "must be a TCP port")
     need(1 <= s.notify_max_attempts <= 50, "notify_max_attempts", "must be between 1 and 50")

@@ -38,6 +38,7 @@ from server.notify.outbox import Outbox
 from server.quota.ledger import QuotaLedger
 from server.serving.signing import UrlSigner
 from server.storage import open_storage
+from server.tus.service import TusService
 from server.uploads.service import UploadService
 from server.videos.service import VideoService
 from server.webhooks.delivery import WebhookSender
@@ -91,6 +92,7 @@ def _add_routes(app: web.Application) -> None:
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
     from server.static_files import add_routes as static_routes
+    from server.tus.routes import add_routes as tus_routes
     from server.uploads.routes import add_routes as upload_routes
     from server.videos.routes import add_routes as video_routes
     from server.webhooks.routes import add_routes as webhook_routes
@@ -100,6 +102,7 @@ def _add_routes(app: web.Application) -> None:
         auth_routes,
         admin_routes,
         upload_routes,
+        tus_routes,
         video_routes,
         job_routes,
         output_routes,
@@ -215,6 +218,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         jobs=jobs,
         publisher=publisher,
         metrics=app[appkeys.METRICS],
+    )
+    app[appkeys.TUS] = TusService(
+        pool=pool, storage=app[appkeys.STORAGE], settings=settings, uploads=app[appkeys.UPLOADS]
     )
     yield
 

@@ -15,3 +15,8 @@ def video_prefix(user_id: uuid.UUID, video_id: uuid.UUID) -> str:
 
 def source_key(user_id: uuid.UUID, video_id: uuid.UUID) -> str:
     return video_prefix(user_id, video_id) + "source"
+
+
+def tus_scratch_prefix(upload_id: uuid.UUID) -> str:
+    """Temporary objects of an unfinished resumable upload (S3's tail)."""
+    return f"tus/{upload_id}/"
