@@ -265,7 +265,11 @@ async def _cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def sweep() -> CleanupReport:
         return await run_sweep(
-            app[appkeys.POOL], app[appkeys.VIDEOS], app[appkeys.STORAGE], settings
+            app[appkeys.POOL],
+            app[appkeys.VIDEOS],
+            app[appkeys.STORAGE],
+            settings,
+            tus=app[appkeys.TUS],
         )
 
     task = CleanupTask(sweep, settings.cleanup_interval_seconds, app[appkeys.METRICS])

@@ -12,6 +12,9 @@ Safety rules, in the order the pass applies them:
   as a user's DELETE (`VideoService`), which records the prefix in
   `pending_deletions`; the next pass deletes every recorded prefix again.
 - Dry run reads only: it lists what a real pass would remove.
+- Unfinished resumable (tus) uploads past their expiry are ended through
+  `TusService` (quota back, temp file / multipart upload / tail objects
+  removed), skipping any that a request holds at that moment.
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from server import scratch
 from server.db import videos as videos_db
 from server.logs import get_logger
 from server.storage.base import Storage
+from server.tus.service import TusService
 from server.videos.model import Video
 from server.videos.service import VideoService
 
@@ -52,6 +56,9 @@ class CleanupReport:
     temp_files_removed: int = 0
     # Prefixes of already-deleted videos whose objects were deleted (again).
     pending_prefixes_removed: int = 0
+    # Resumable uploads expired by this pass, and finished ones whose bytes it removed.
+    tus_uploads_expired: int = 0
+    tus_uploads_cleaned: int = 0
     video_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -67,8 +74,10 @@ async def run_sweep(
     *,
     dry_run: bool = False,
     stale_after: timedelta | None = None,
+    tus: TusService | None = None,
 ) -> CleanupReport:
-    """One pass; `stale_after` overrides `stale_upload_seconds` (tests, the CLI)."""
+    """One pass; `stale_after` overrides `stale_upload_seconds` (tests, the CLI);
+    without `tus`, resumable uploads are left alone."""
     report = CleanupReport(dry_run=dry_run, uploads_aborted=None if dry_run else 0)
     stale = (
         stale_after if stale_after is not None else timedelta(seconds=settings.stale_upload_seconds)
@@ -84,6 +93,8 @@ async def run_sweep(
             sweep = _Sweep(conn, videos, storage, settings, report)
             await sweep.step("expired_videos", sweep.expired_videos)
             await sweep.step("pending_deletions", sweep.pending_deletions)
+            if tus is not None:
+                await sweep.step("tus_uploads", lambda: sweep.tus_uploads(tus))
             await sweep.step("stale_uploads", lambda: sweep.stale_uploads(stale))
             await sweep.step("scratch", lambda: sweep.scratch(stale))
         finally:
@@ -158,6 +169,11 @@ class _Sweep:
                 self.report.errors.append(f"delete {prefix}: {type(exc).__name__}: {exc}")
                 continue
             self.report.pending_prefixes_removed += 1
+
+    async def tus_uploads(self, tus: TusService) -> None:
+        swept = await tus.sweep(dry_run=self.dry_run)
+        self.report.tus_uploads_expired += swept.expired
+        self.report.tus_uploads_cleaned += swept.cleaned
 
     async def stale_uploads(self, older_than: timedelta) -> None:
         if not self.dry_run:

@@ -90,5 +90,6 @@ def _summary(report: CleanupReport) -> dict[str, object]:
         "uploads_aborted": report.uploads_aborted,
         "temp_files_removed": report.temp_files_removed,
         "pending_prefixes_removed": report.pending_prefixes_removed,
+        "tus_uploads_expired": report.tus_uploads_expired,
         "errors": len(report.errors),
     }
