@@ -339,6 +339,8 @@ class TusService:
         limit: int,
     ) -> TusUpload:
         running = self._hashes.take(upload.id, upload.upload_offset)
+        # Put back if this request ends up keeping nothing (a checksum mismatch).
+        before = running.copy() if running is not None else None
         check = checksum.hasher() if checksum is not None else None
         recorded = upload.storage
         received = 0
@@ -362,18 +364,25 @@ class TusService:
                         durable = await appender.write(chunk)
                         if durable is not None and check is None:
                             upload, recorded = await self._record(conn, upload, recorded, durable)
-                except (ConnectionResetError, HttpProcessingError, PayloadTooLarge) as exc:
-                    # The body broke off: keep what arrived, unless a checksum had to
-                    # cover it (then nothing of this request counts).
+                except (
+                    ConnectionResetError,
+                    HttpProcessingError,
+                    PayloadTooLarge,
+                    asyncio.CancelledError,
+                ) as exc:
+                    # The body broke off (or the request was cancelled: a server that
+                    # cancels handlers of lost connections, a shutdown): keep what
+                    # arrived, unless a checksum had to cover it — then none of it counts.
                     if check is None:
                         durable = await appender.sync()
                         upload, recorded = await self._record(conn, upload, recorded, durable)
                         self._hashes.put(upload.id, durable.size, running)
-                    if isinstance(exc, PayloadTooLarge):
+                    log.info("tus_patch_interrupted", upload_id=str(upload.id), kept=check is None)
+                    if isinstance(exc, PayloadTooLarge | asyncio.CancelledError):
                         raise
-                    log.info("tus_patch_interrupted", upload_id=str(upload.id), stored=received)
                     raise ClientClosedRequest() from None
                 if checksum is not None and check is not None and check.digest() != checksum.digest:
+                    self._hashes.put(upload.id, upload.upload_offset, before)
                     raise ChecksumMismatch(
                         f"The body's {checksum.algorithm} does not match Upload-Checksum; "
                         "nothing of it was kept"
@@ -516,9 +525,12 @@ class TusService:
         return report
 
     async def _clean(self, conn: asyncpg.Connection, upload: TusUpload) -> TusUpload:
-        """Remove a finished upload's temporary bytes; on failure the sweep tries again."""
+        """Remove a finished upload's temporary bytes — and, unless it became a video, the
+        object a completion cut short may have made; on failure the sweep tries again."""
         try:
             await self._storage.discard_append(upload.storage)
+            if upload.status != COMPLETED:
+                await self._storage.delete(upload.storage.key)
         except Exception:
             log.exception("tus_cleanup_failed", upload_id=str(upload.id))
             return upload
