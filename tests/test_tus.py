@@ -363,3 +363,44 @@ async def test_bad_metadata_options_are_refused_at_creation(
     )
     assert resp.status == 400
     assert leftovers(client.app) == []
+
+
+async def test_a_completion_cut_short_is_finished_by_the_next_head(
+    client: TestClient[Any, Any],
+    user: User,
+    sample_mp4: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As after a crash between the last byte and the video's transaction (the object
+    already made, on S3 the multipart upload already completed), and with the running
+    hash lost as after a restart."""
+    from server.errors import ServiceUnavailable
+    from server.tus.hashes import RunningHashes
+
+    tus = client.app[appkeys.TUS]
+    real = tus._uploads.accept_stored
+    calls: list[int] = []
+
+    async def crash_first(**kwargs: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ServiceUnavailable("simulated crash")
+        return await real(**kwargs)
+
+    monkeypatch.setattr(tus._uploads, "accept_stored", crash_first)
+    data = sample_mp4.read_bytes()
+    url = await create(client, user, len(data))
+    assert (await patch(client, user, url, 0, data[:30_000])).status == 204
+    monkeypatch.setattr(tus, "_hashes", RunningHashes())  # "restarted"
+    resp = await patch(client, user, url, 30_000, data[30_000:])
+    assert resp.status == 503
+    resp = await head(client, user, url)
+    assert resp.status == 200, await resp.text()
+    video_id = resp.headers["Frameflow-Video-Id"]
+    resp = await client.get(f"/api/v1/videos/{video_id}", headers=user.headers)
+    assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
+    assert await used_bytes(client.app, user) == len(data)
+    # The last PATCH repeated (its answer was lost) names the same video.
+    resp = await patch(client, user, url, len(data), b"")
+    assert (resp.status, resp.headers["Frameflow-Video-Id"]) == (204, video_id)
+    assert len(calls) == 2

@@ -53,7 +53,6 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
@@ -82,6 +81,7 @@ from server.object_keys import source_key, tus_scratch_prefix
 from server.quota.ledger import QuotaLedger
 from server.storage.base import AppendState, ObjectNotFound, Storage
 from server.tus import state
+from server.tus.hashes import RunningHashes
 from server.tus.headers import Checksum, no_chunks
 from server.tus.model import COMPLETED, COMPLETING, FAILED, TERMINATED, UPLOADING, TusUpload
 from server.uploads.service import UploadService
@@ -110,34 +110,6 @@ class TusSweepReport:
     expired: int = 0
     cleaned: int = 0
     purged: int = 0
-
-
-class RunningHashes:
-    """SHA-256 of each upload's first `offset` bytes, kept between the PATCHes this
-    process serves (bounded, least recently used out). A miss costs one read of the
-    finished object."""
-
-    def __init__(self, limit: int = 10_000) -> None:
-        self._limit = limit
-        self._entries: OrderedDict[uuid.UUID, tuple[int, Any]] = OrderedDict()
-
-    def take(self, upload_id: uuid.UUID, offset: int) -> Any | None:
-        entry = self._entries.pop(upload_id, None)
-        if offset == 0:
-            return hashlib.sha256()
-        if entry is not None and entry[0] == offset:
-            return entry[1]
-        return None
-
-    def put(self, upload_id: uuid.UUID, offset: int, hasher: Any | None) -> None:
-        if hasher is None:
-            return
-        self._entries[upload_id] = (offset, hasher)
-        while len(self._entries) > self._limit:
-            self._entries.popitem(last=False)
-
-    def forget(self, upload_id: uuid.UUID) -> None:
-        self._entries.pop(upload_id, None)
 
 
 def _error_record(exc: HTTPError) -> dict[str, Any]:
