@@ -379,6 +379,8 @@ class TusService:
         final: bool = False,
     ) -> tuple[TusUpload, AppendState]:
         """Record a durable state (the new offset), then drop what only the old one used."""
+        if new == old and not final:
+            return upload, old  # a checkpoint that ended the body exactly: nothing new
         if final:
             updated = await state.start_completing(conn, upload, new)
         else:
