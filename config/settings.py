@@ -161,6 +161,12 @@ class Settings:
         "bytes (on S3 every part is a checkpoint); a crash loses at most this much of one.",
     )
 
+    page_tus_threshold_bytes: int = _setting(
+        20_000_000,
+        "The browser page sends files of at least this size with tus (in 8 MiB chunks, "
+        "resuming after a network error or a reload); smaller ones with one PUT.",
+    )
+
     # --- ffmpeg --------------------------------------------------------------
     ffmpeg_path: str = _setting(
         "",
@@ -369,6 +375,7 @@ def _validate(s: Settings) -> None:
     )
     need(s.tus_max_unfinished_uploads >= 1, "tus_max_unfinished_uploads", "must be at least 1")
     need(s.tus_checkpoint_bytes >= 64 * 1024, "tus_checkpoint_bytes", "must be at least 65536")
+    need(s.page_tus_threshold_bytes >= 0, "page_tus_threshold_bytes", "must not be negative")
     need(s.ws_queue_size >= 4, "ws_queue_size", "must be at least 4")
     need(0 <= s.smtp_port <= 65535, "smtp_port", "must be a TCP port")
     need(1 <= s.notify_max_attempts <= 50, "notify_max_attempts", "must be between 1 and 50")

@@ -404,3 +404,58 @@ async def test_a_completion_cut_short_is_finished_by_the_next_head(
     resp = await patch(client, user, url, len(data), b"")
     assert (resp.status, resp.headers["Frameflow-Video-Id"]) == (204, video_id)
     assert len(calls) == 2
+
+
+async def test_a_request_cut_during_a_write_keeps_the_hash_honest(
+    client: TestClient[Any, Any],
+    user: User,
+    sample_mp4: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
+) -> None:
+    """The cut lands while a chunk is being written: the chunk is on disk but not
+    counted, and the SHA-256 of the video must still be the file's."""
+    if backend != "local":
+        pytest.skip("the local appender's write is the one with a thread hop to cut into")
+    from server.storage.local_append import LocalAppender
+
+    calls: list[int] = []
+
+    async def slow_write(self: LocalAppender, chunk: bytes) -> None:
+        calls.append(len(chunk))
+        await asyncio.to_thread(self._file.write, chunk)  # the bytes reach the file...
+        if len(calls) > 1:
+            await asyncio.sleep(5)  # ...and the request is cut here, before they count
+        self.size += len(chunk)
+
+    data = sample_mp4.read_bytes()
+    url = await create(client, user, len(data))
+    monkeypatch.setattr(LocalAppender, "write", slow_write)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    head_lines = [
+        f"PATCH {url} HTTP/1.1",
+        "Host: 127.0.0.1",
+        f"Authorization: {user.headers['Authorization']}",
+        "Tus-Resumable: 1.0.0",
+        "Content-Type: application/offset+octet-stream",
+        "Upload-Offset: 0",
+        f"Content-Length: {len(data)}",
+    ]
+    writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode() + data[:10_000])
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.write(data[10_000:25_000])
+    await writer.drain()
+    await asyncio.sleep(0.3)
+    writer.transport.abort()
+    await asyncio.sleep(0.5)
+    monkeypatch.undo()
+    resp = await head(client, user, url)
+    offset = int(resp.headers["Upload-Offset"])
+    assert len(calls) >= 2 and offset == calls[0]  # the chunk cut mid-write does not count
+    resp = await patch(client, user, url, offset, data[offset:])
+    assert resp.status == 204, await resp.text()
+    resp = await client.get(
+        f"/api/v1/videos/{resp.headers['Frameflow-Video-Id']}", headers=user.headers
+    )
+    assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()

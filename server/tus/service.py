@@ -316,6 +316,7 @@ class TusService:
         check = checksum.hasher() if checksum is not None else None
         recorded = upload.storage
         received = 0
+        hashed = upload.upload_offset  # bytes the running hash covers
         try:
             async with self._storage.open_append(
                 recorded, checkpoint_bytes=self._settings.tus_checkpoint_bytes
@@ -331,9 +332,12 @@ class TusService:
                             )
                         if check is not None:
                             check.update(chunk)
-                        if running is not None:
-                            running.update(chunk)
                         durable = await appender.write(chunk)
+                        if running is not None:
+                            # After the write: a write cut short by cancellation may
+                            # or may not count the chunk, and the hash must not guess.
+                            running.update(chunk)
+                            hashed += len(chunk)
                         if durable is not None and check is None:
                             upload, recorded = await self._record(conn, upload, recorded, durable)
                 except (
@@ -348,7 +352,8 @@ class TusService:
                     if check is None:
                         durable = await appender.sync()
                         upload, recorded = await self._record(conn, upload, recorded, durable)
-                        self._hashes.put(upload.id, durable.size, running)
+                        if hashed == durable.size:  # else: hashed from storage at the end
+                            self._hashes.put(upload.id, durable.size, running)
                     log.info("tus_patch_interrupted", upload_id=str(upload.id), kept=check is None)
                     if isinstance(exc, PayloadTooLarge | asyncio.CancelledError):
                         raise
