@@ -84,14 +84,49 @@ async def _cleanup(settings: Settings, dry_run: bool) -> int:
         storage = await open_storage(settings)
         try:
             # With Redis configured, open pages hear of the deletions too.
-            videos = VideoService(pool=pool, storage=storage, publisher=EventPublisher(bus))
-            report = await run_sweep(pool, videos, storage, settings, dry_run=dry_run)
+            publisher = EventPublisher(bus)
+            videos = VideoService(pool=pool, storage=storage, publisher=publisher)
+            tus = await _tus_service(settings, pool, storage, publisher)
+            report = await run_sweep(pool, videos, storage, settings, dry_run=dry_run, tus=tus)
         finally:
             await storage.close()
     if not dry_run:
         get_logger("frameflow.cleanup").info("cleanup_done", **report.to_json())
     print(json.dumps(report.to_json(), indent=2))
     return 1 if report.errors else 0
+
+
+async def _tus_service(settings: Settings, pool: Any, storage: Any, publisher: Any) -> Any:
+    """The sweep expires resumable uploads through TusService, built as app.py builds it."""
+    from server import data_dirs
+    from server.jobs.operations import registry
+    from server.jobs.service import JobService
+    from server.media.binary import resolve_ffmpeg
+    from server.media.prober import Prober
+    from server.media.sandbox import detect_sandbox
+    from server.metrics import Metrics
+    from server.quota.ledger import QuotaLedger
+    from server.scanning.service import ScanService
+    from server.tus.service import TusService
+    from server.uploads.service import UploadService
+
+    ffmpeg = resolve_ffmpeg(settings.ffmpeg_path)
+    sandbox = await detect_sandbox(
+        settings.ffmpeg_sandbox, ffmpeg=ffmpeg, scratch_root=data_dirs.tmp_dir(settings.data_dir)
+    )
+    jobs = JobService(pool=pool, settings=settings, operations=registry(), publisher=publisher)
+    uploads = UploadService(
+        pool=pool,
+        storage=storage,
+        settings=settings,
+        prober=Prober(ffmpeg=ffmpeg, sandbox=sandbox, settings=settings),
+        scanner=ScanService(settings=settings),
+        quota=QuotaLedger(pool=pool),
+        jobs=jobs,
+        publisher=publisher,
+        metrics=Metrics(),
+    )
+    return TusService(pool=pool, storage=storage, settings=settings, uploads=uploads)
 
 
 def _read_password() -> str:

@@ -187,6 +187,27 @@ class Settings:
         256 * 1024, "Read size when streaming request bodies (memory per upload ~ this)."
     )
 
+    # --- resumable uploads (tus) ----------------------------------------------
+    tus_upload_ttl_seconds: int = _setting(
+        24 * 3600,
+        "How long a resumable (tus) upload may take from its creation; after that it "
+        "answers 410 and the sweep removes its bytes (at most `stale_upload_seconds`).",
+    )
+    tus_max_unfinished_uploads: int = _setting(
+        10, "Unfinished resumable uploads one user may have at a time."
+    )
+    tus_checkpoint_bytes: int = _setting(
+        8 * MiB,
+        "Local disk: a tus PATCH fsyncs and records its offset at least every this many "
+        "bytes (on S3 every part is a checkpoint); a crash loses at most this much of one.",
+    )
+
+    page_tus_threshold_bytes: int = _setting(
+        20_000_000,
+        "The browser page sends files of at least this size with tus (in 8 MiB chunks, "
+        "resuming after a network error or a reload); smaller ones with one PUT.",
+    )
+
     # --- ffmpeg --------------------------------------------------------------
     ffmpeg_path: str = _setting(
         "",
@@ -496,6 +517,15 @@ def _validate(s: Settings) -> None:
     need(s.stale_upload_seconds >= 3600, "stale_upload_seconds", "must be at least 3600")
     # Covers probing a committed upload before its row exists, and clock skew with S3.
     need(s.orphan_grace_seconds >= 300, "orphan_grace_seconds", "must be at least 300")
+    # Multipart uploads and temp files of live tus uploads must never look stale.
+    need(
+        60 <= s.tus_upload_ttl_seconds <= s.stale_upload_seconds,
+        "tus_upload_ttl_seconds",
+        "must be from 60 up to stale_upload_seconds",
+    )
+    need(s.tus_max_unfinished_uploads >= 1, "tus_max_unfinished_uploads", "must be at least 1")
+    need(s.tus_checkpoint_bytes >= 64 * 1024, "tus_checkpoint_bytes", "must be at least 65536")
+    need(s.page_tus_threshold_bytes >= 0, "page_tus_threshold_bytes", "must not be negative")
     need(s.ws_queue_size >= 4, "ws_queue_size", "must be at least 4")
     need(s.ws_queue_bytes >= 4096, "ws_queue_bytes", "must be at least 4096")
     need(s.ws_max_sockets_per_user >= 1, "ws_max_sockets_per_user", "must be at least 1")

@@ -48,6 +48,7 @@ from server.scanning.service import ScanService
 from server.serving.cors import add_signed_media_cors
 from server.serving.signing import UrlSigner
 from server.storage import open_storage
+from server.tus.service import TusService
 from server.uploads.service import UploadService
 from server.videos.service import VideoService
 from server.webhooks.delivery import WebhookSender
@@ -111,6 +112,7 @@ def _add_routes(app: web.Application) -> None:
     from server.live.routes import add_routes as live_routes
     from server.openapi.routes import add_routes as openapi_routes
     from server.static_files import add_routes as static_routes
+    from server.tus.routes import add_routes as tus_routes
     from server.uploads.routes import add_routes as upload_routes
     from server.videos.routes import add_routes as video_routes
     from server.webhooks.routes import add_routes as webhook_routes
@@ -121,6 +123,7 @@ def _add_routes(app: web.Application) -> None:
         admin_routes,
         api_key_routes,
         upload_routes,
+        tus_routes,
         video_routes,
         job_routes,
         operation_routes,
@@ -283,6 +286,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         publisher=publisher,
         metrics=app[appkeys.METRICS],
     )
+    app[appkeys.TUS] = TusService(
+        pool=pool, storage=app[appkeys.STORAGE], settings=settings, uploads=app[appkeys.UPLOADS]
+    )
     yield
 
 
@@ -327,7 +333,11 @@ async def _cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
 
     async def sweep() -> CleanupReport:
         return await run_sweep(
-            app[appkeys.POOL], app[appkeys.VIDEOS], app[appkeys.STORAGE], settings
+            app[appkeys.POOL],
+            app[appkeys.VIDEOS],
+            app[appkeys.STORAGE],
+            settings,
+            tus=app[appkeys.TUS],
         )
 
     task = CleanupTask(sweep, settings.cleanup_interval_seconds, app[appkeys.METRICS])

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from server.scanning.service import ScanService
     from server.serving.signing import UrlSigner
     from server.storage.base import Storage
+    from server.tus.service import TusService
     from server.uploads.service import UploadService
     from server.videos.service import VideoService
     from server.webhooks.delivery import WebhookSender
@@ -71,6 +72,7 @@ QUOTA: web.AppKey[QuotaLedger] = web.AppKey("quota")
 VIDEOS: web.AppKey[VideoService] = web.AppKey("videos")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
+TUS: web.AppKey[TusService] = web.AppKey("tus")
 # Absent when FRAMEFLOW_CLEANUP_ENABLED=false.
 CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")

@@ -89,10 +89,22 @@ class Conflict(HTTPError):
     default_message = "Conflict"
 
 
+class Gone(HTTPError):
+    status = 410
+    code = "gone"
+    default_message = "Gone"
+
+
 class LengthRequired(HTTPError):
     status = 411
     code = "length_required"
     default_message = "A request body is required"
+
+
+class PreconditionFailed(HTTPError):
+    status = 412
+    code = "precondition_failed"
+    default_message = "A precondition of the request is not met"
 
 
 class PayloadTooLarge(HTTPError):
@@ -123,6 +135,12 @@ class Unprocessable(HTTPError):
     default_message = "The content cannot be processed"
 
 
+class Locked(HTTPError):
+    status = 423
+    code = "locked"
+    default_message = "The resource is locked by another request"
+
+
 class TooManyRequests(HTTPError):
     status = 429
     code = "rate_limited"
@@ -131,6 +149,14 @@ class TooManyRequests(HTTPError):
     def __init__(self, retry_after: int, message: str | None = None) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
         self.retry_after = retry_after
+
+
+class ChecksumMismatch(HTTPError):
+    """tus 1.0's checksum extension: the body does not match its `Upload-Checksum`."""
+
+    status = 460
+    code = "checksum_mismatch"
+    default_message = "The body does not match its Upload-Checksum"
 
 
 class ServiceUnavailable(HTTPError):

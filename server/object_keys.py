@@ -46,3 +46,8 @@ def video_prefix_of(key: str) -> VideoPrefix | None:
         return None
     found = VideoPrefix(user_id, video_id)
     return found if key.startswith(found.prefix) else None
+
+
+def tus_scratch_prefix(upload_id: uuid.UUID) -> str:
+    """Temporary objects of an unfinished resumable upload (S3's tail)."""
+    return f"tus/{upload_id}/"

@@ -10,6 +10,7 @@ name could not run code even if some code path forgot to escape it.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from aiohttp import web
@@ -41,13 +42,20 @@ def content_security_policy(public_url: str) -> str:
     )
 
 
+# index.html names the page's settings in <meta> tags, filled in when it is served.
+TUS_THRESHOLD_PLACEHOLDER = "__TUS_THRESHOLD__"
+
+
 @described(
     RouteSpec(summary="The browser page", tag="page", ok={200: Answer("HTML", STRING, "text/html")})
 )
-async def index(request: web.Request) -> web.FileResponse:
+async def index(request: web.Request) -> web.Response:
     settings = request.app[appkeys.SETTINGS]
-    return web.FileResponse(
-        STATIC_DIR / "index.html",
+    html = await asyncio.to_thread((STATIC_DIR / "index.html").read_text, "utf-8")
+    html = html.replace(TUS_THRESHOLD_PLACEHOLDER, str(settings.page_tus_threshold_bytes))
+    return web.Response(
+        text=html,
+        content_type="text/html",
         headers={
             "Cache-Control": "no-cache",
             "Content-Security-Policy": content_security_policy(settings.public_url),

@@ -5,9 +5,8 @@
 import { api, freshToken, refresh, ApiError } from './api.js';
 import { h, formatBytes, formatSeconds, announce } from './dom.js';
 import { inputValue, loadOperations, paramControl, paramOf } from './operations.js';
-
-// Speed is smoothed so the "time left" does not jump around with every event.
-const SMOOTHING = 0.3;
+import { speedMeter } from './speed.js';
+import { startTusUpload, tusAvailable, tusThreshold } from './tus-upload.js';
 
 /**
  * Start sending `file` as `PUT /api/v1/uploads/{name}?process=...`.
@@ -27,25 +26,9 @@ export function startUpload(file, { process = [], onProgress = () => {} } = {}) 
       xhr.open('PUT', `/api/v1/uploads/${encodeURIComponent(file.name)}${query}`);
       xhr.setRequestHeader('Authorization', `Bearer ${token}`);
       xhr.responseType = 'json';
-      let lastTime = performance.now();
-      let lastLoaded = 0;
-      let speed = 0;
+      const meter = speedMeter();
       xhr.upload.addEventListener('progress', (event) => {
-        const now = performance.now();
-        const dt = (now - lastTime) / 1000;
-        if (dt > 0.05) {
-          const sample = (event.loaded - lastLoaded) / dt;
-          speed = speed ? speed + SMOOTHING * (sample - speed) : sample;
-          lastTime = now;
-          lastLoaded = event.loaded;
-        }
-        const total = event.lengthComputable ? event.total : file.size;
-        onProgress({
-          loaded: event.loaded,
-          total,
-          speed,
-          remaining: speed > 0 ? (total - event.loaded) / speed : NaN,
-        });
+        onProgress(meter(event.loaded, event.lengthComputable ? event.total : file.size));
       });
       xhr.addEventListener('load', () => {
         const body = xhr.response;
@@ -222,8 +205,16 @@ async function run(item) {
   const { process, jobs } = chosenOperations(file);
   row.li.dataset.state = 'uploading';
   row.status.textContent = 'Uploading';
-  item.handle = startUpload(file, {
+  // Large files go with tus: chunked, retried, resumable after a reload.
+  const resumable = tusAvailable() && file.size >= tusThreshold();
+  row.li.dataset.method = resumable ? 'tus' : 'put';
+  const start = resumable ? startTusUpload : startUpload;
+  item.handle = start(file, {
     process,
+    onResume() {
+      row.status.textContent = 'Resuming';
+      announce(`Resuming the upload of ${file.name}`);
+    },
     onProgress({ loaded, total, speed, remaining }) {
       const percent = total ? (loaded / total) * 100 : 0;
       row.progress.value = percent;

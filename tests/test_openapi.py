@@ -139,7 +139,14 @@ async def test_the_live_server_keeps_its_contract(
         "--generation-database", "none",
         "--report-dir", str(tmp_path),
     ]  # fmt: skip
-    env = {**os.environ, "SCHEMATHESIS_HOOKS": "", "NO_COLOR": "1"}
+    root = str(Path(__file__).resolve().parents[1])
+    env = {
+        **os.environ,
+        # tus bodies (application/offset+octet-stream) serialize as raw bytes.
+        "SCHEMATHESIS_HOOKS": "tests.schemathesis_hooks",
+        "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")])),
+        "NO_COLOR": "1",
+    }
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdout=asyncio.subprocess.PIPE,

@@ -54,6 +54,13 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("PATCH", "/api/v1/admin/users/{id}"): ADMIN,
     ("PUT", "/api/v1/uploads/{filename}"): VIDEOS_WRITE,
     ("POST", "/api/v1/uploads"): VIDEOS_WRITE,
+    # Resumable uploads (tus); HEAD /api/v1/tus/{id} is read as its GET.
+    ("OPTIONS", "/api/v1/tus/"): PUBLIC,
+    ("POST", "/api/v1/tus/"): VIDEOS_WRITE,
+    ("OPTIONS", "/api/v1/tus/{id}"): PUBLIC,
+    ("GET", "/api/v1/tus/{id}"): VIDEOS_WRITE,
+    ("PATCH", "/api/v1/tus/{id}"): VIDEOS_WRITE,
+    ("DELETE", "/api/v1/tus/{id}"): VIDEOS_WRITE,
     # A PUT without a file name: refused with how to name it (405), never stored.
     ("PUT", "/api/v1/uploads"): VIDEOS_WRITE,
     ("PUT", "/api/v1/uploads/"): VIDEOS_WRITE,

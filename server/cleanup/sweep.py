@@ -14,6 +14,9 @@ Safety rules, in the order the pass applies them:
 - Objects that no row references at all are found by listing storage
   (`orphans.py`), and only once older than any upload in flight can be.
 - Dry run reads only: it lists what a real pass would remove.
+- Unfinished resumable (tus) uploads past their expiry are ended through
+  `TusService` (quota back, temp file / multipart upload / tail objects
+  removed), skipping any that a request holds at that moment.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from server.cleanup.orphans import sweep_orphans
 from server.db import videos as videos_db
 from server.logs import get_logger
 from server.storage.base import Storage
+from server.tus.service import TusService
 from server.videos.model import Video
 from server.videos.service import VideoService
 
@@ -58,6 +62,9 @@ class CleanupReport:
     # Objects under videos/ that no row referenced (see orphans.py).
     orphans_removed: int = 0
     orphan_bytes_freed: int = 0
+    # Resumable uploads expired by this pass, and finished ones whose bytes it removed.
+    tus_uploads_expired: int = 0
+    tus_uploads_cleaned: int = 0
     video_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -74,9 +81,11 @@ async def run_sweep(
     dry_run: bool = False,
     stale_after: timedelta | None = None,
     orphans_after: timedelta | None = None,
+    tus: TusService | None = None,
 ) -> CleanupReport:
     """One pass; `stale_after` overrides `stale_upload_seconds`, `orphans_after` the
-    age at which unreferenced objects go (tests, the CLI)."""
+    age at which unreferenced objects go (tests, the CLI); without `tus`, resumable
+    uploads are left alone."""
     report = CleanupReport(dry_run=dry_run, uploads_aborted=None if dry_run else 0)
     stale = (
         stale_after if stale_after is not None else timedelta(seconds=settings.stale_upload_seconds)
@@ -93,6 +102,8 @@ async def run_sweep(
             await sweep.step("expired_videos", sweep.expired_videos)
             await sweep.step("pending_deletions", sweep.pending_deletions)
             await sweep.step("orphans", lambda: sweep.orphans(orphans_after))
+            if tus is not None:
+                await sweep.step("tus_uploads", lambda: sweep.tus_uploads(tus))
             await sweep.step("stale_uploads", lambda: sweep.stale_uploads(stale))
             await sweep.step("scratch", lambda: sweep.scratch(stale))
         finally:
@@ -178,6 +189,11 @@ class _Sweep:
         )
         self.report.orphans_removed += found.objects
         self.report.orphan_bytes_freed += found.bytes
+
+    async def tus_uploads(self, tus: TusService) -> None:
+        swept = await tus.sweep(dry_run=self.dry_run)
+        self.report.tus_uploads_expired += swept.expired
+        self.report.tus_uploads_cleaned += swept.cleaned
 
     async def stale_uploads(self, older_than: timedelta) -> None:
         if not self.dry_run:

@@ -91,5 +91,6 @@ def _summary(report: CleanupReport) -> dict[str, object]:
         "temp_files_removed": report.temp_files_removed,
         "pending_prefixes_removed": report.pending_prefixes_removed,
         "orphans_removed": report.orphans_removed,
+        "tus_uploads_expired": report.tus_uploads_expired,
         "errors": len(report.errors),
     }

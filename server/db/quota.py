@@ -1,4 +1,5 @@
-"""SQL for the storage quota: `users.used_bytes` and `jobs.reserved_bytes`.
+"""SQL for the storage quota: `users.used_bytes`, `jobs.reserved_bytes` and
+`tus_uploads.reserved_bytes`.
 
 Called by server.quota.ledger only: it is the one writer of both columns.
 """
@@ -68,5 +69,33 @@ async def bytes_held_by_video(conn: asyncpg.Connection, video_id: uuid.UUID) -> 
              + COALESCE((SELECT SUM(reserved_bytes) FROM jobs WHERE video_id = $1), 0)
         """,
         video_id,
+    )
+    return int(value or 0)
+
+
+async def tus_reservation(conn: asyncpg.Connection, upload_id: uuid.UUID) -> int:
+    value = await conn.fetchval(
+        "SELECT reserved_bytes FROM tus_uploads WHERE id = $1 FOR UPDATE", upload_id
+    )
+    return int(value or 0)
+
+
+async def add_tus_reservation(conn: asyncpg.Connection, upload_id: uuid.UUID, delta: int) -> None:
+    await conn.execute(
+        "UPDATE tus_uploads SET reserved_bytes = reserved_bytes + $2 WHERE id = $1",
+        upload_id,
+        delta,
+    )
+
+
+async def take_tus_reservation(conn: asyncpg.Connection, upload_id: uuid.UUID) -> int:
+    """Zero the upload's reservation and return what it was (0 if the row is gone)."""
+    value = await conn.fetchval(
+        """
+        WITH old AS (SELECT id, reserved_bytes FROM tus_uploads WHERE id = $1 FOR UPDATE)
+        UPDATE tus_uploads t SET reserved_bytes = 0 FROM old WHERE t.id = old.id
+        RETURNING old.reserved_bytes
+        """,
+        upload_id,
     )
     return int(value or 0)

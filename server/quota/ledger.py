@@ -11,7 +11,11 @@ they account for, so the counter can never drift from the rows:
   refused over the quota) until the transaction that finishes it, which
   replaces the estimate with the real size of its outputs (`settle_job`);
 - deleting a video gives back its source, its outputs and its jobs' holds
-  (`release_video`).
+  (`release_video`);
+- an unfinished resumable (tus) upload holds its declared length from its
+  creation (`hold_for_tus`, refused over the quota) until it becomes a video,
+  in whose transaction the hold is given back just before the video is
+  charged, or until it expires or is terminated (`release_tus`).
 """
 
 from __future__ import annotations
@@ -91,6 +95,35 @@ class QuotaLedger:
         held = await quota_db.take_job_reservation(conn, job_id)
         if stored_delta - held:
             await quota_db.add(conn, user_id, stored_delta - held)
+
+    @staticmethod
+    async def hold_for_tus(
+        conn: asyncpg.Connection, user_id: uuid.UUID, upload_id: uuid.UUID, total: int
+    ) -> None:
+        """Make an unfinished tus upload hold `total` bytes (413 when the increase does not
+        fit; a smaller total gives the difference back)."""
+        delta = total - await quota_db.tus_reservation(conn, upload_id)
+        if delta > 0 and not await quota_db.try_add(conn, user_id, delta):
+            headroom = await quota_db.headroom(conn, user_id)
+            raise PayloadTooLarge(
+                f"This upload would exceed your storage quota ({headroom} bytes left)",
+                code="quota_exceeded",
+                remaining=headroom,
+            )
+        if delta < 0:
+            await quota_db.add(conn, user_id, delta)
+        if delta:
+            await quota_db.add_tus_reservation(conn, upload_id, delta)
+
+    @staticmethod
+    async def release_tus(
+        conn: asyncpg.Connection, user_id: uuid.UUID, upload_id: uuid.UUID
+    ) -> int:
+        """Give back what a tus upload holds; returns the bytes released."""
+        held = await quota_db.take_tus_reservation(conn, upload_id)
+        if held:
+            await quota_db.add(conn, user_id, -held)
+        return held
 
     @staticmethod
     async def video_total(conn: asyncpg.Connection, video: Video) -> int:

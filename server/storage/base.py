@@ -15,7 +15,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,8 @@ RESERVED_TOP_LEVEL = ".tmp"
 DEFAULT_CHUNK_SIZE = 256 * 1024
 # Objects per page of `list_prefix` (S3's own maximum per ListObjectsV2 call).
 LIST_PAGE_SIZE = 1000
+# How often a local append fsyncs and hands back a durable state, by default.
+DEFAULT_CHECKPOINT_BYTES = 8 * 1024 * 1024
 
 
 class StorageError(Exception):
@@ -67,8 +69,105 @@ class ObjectWriter(Protocol):
     async def abort(self) -> None: ...
 
 
+@dataclass(frozen=True)
+class AppendPart:
+    """One S3 multipart part of an appendable object."""
+
+    number: int
+    etag: str
+    size: int
+
+
+@dataclass(frozen=True)
+class AppendState:
+    """Where the bytes of an unfinished appendable object are (resumable uploads).
+
+    The caller records it (in PostgreSQL) after each durable step and hands
+    the latest recorded one back to every later call; backends keep no record
+    of their own, so any instance can continue after any other one crashed.
+    `size` bytes are stored durably; bytes a backend holds beyond it (a crash
+    between writing and recording) are ignored and overwritten.
+    """
+
+    key: str  # where the finished object will be
+    scratch_prefix: str  # temporary objects (S3's tail) live under it
+    size: int = 0
+    handle: str = ""  # local: temp file name; s3: multipart upload id
+    parts: tuple[AppendPart, ...] = ()
+    tail_key: str = ""  # s3: bytes past the last part (< one part), in a temporary object
+    tail_size: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "scratch_prefix": self.scratch_prefix,
+            "size": self.size,
+            "handle": self.handle,
+            "parts": [[p.number, p.etag, p.size] for p in self.parts],
+            "tail_key": self.tail_key,
+            "tail_size": self.tail_size,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AppendState:
+        return cls(
+            key=data["key"],
+            scratch_prefix=data["scratch_prefix"],
+            size=int(data["size"]),
+            handle=data["handle"],
+            parts=tuple(AppendPart(int(n), str(e), int(s)) for n, e, s in data["parts"]),
+            tail_key=data["tail_key"],
+            tail_size=int(data["tail_size"]),
+        )
+
+
+class Appender(Protocol):
+    """Appends to an appendable object from its recorded `AppendState`.
+
+    `write` returns a newer durable state whenever one arose on the way (local:
+    every `checkpoint_bytes`, after fsync; S3: after each part), which the
+    caller should record; `sync` makes everything written durable and returns
+    its state. Bytes written after the last returned state belong to no state:
+    closing without `sync` drops them (a failed checksum, a dropped client).
+    """
+
+    size: int  # bytes written, durable or not
+
+    async def write(self, chunk: bytes) -> AppendState | None: ...
+
+    async def sync(self, *, final: bool = False) -> AppendState:
+        """`final`: nothing more will be appended (S3 ships the rest as the last part)."""
+        ...
+
+
 class Storage(Protocol):
     name: str  # "local" or "s3"
+
+    # --- appendable objects (resumable uploads) ------------------------------
+
+    async def start_append(
+        self, key: str, content_type: str, scratch_prefix: str
+    ) -> AppendState: ...
+
+    def open_append(
+        self, state: AppendState, *, checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES
+    ) -> AbstractAsyncContextManager[Appender]:
+        """Append after `state.size` (anything stored past it is dropped first)."""
+        ...
+
+    async def release_superseded(self, old: AppendState, new: AppendState) -> None:
+        """After `new` is recorded: delete what only `old` used (S3: its tail object)."""
+        ...
+
+    async def finish_append(self, state: AppendState) -> ObjectInfo:
+        """Make the object visible under `state.key`. Idempotent: a repeat after a
+        crash returns the object the first call made."""
+        ...
+
+    async def discard_append(self, state: AppendState) -> None:
+        """Remove every temporary the append made (temp file, multipart upload, tails);
+        idempotent, and harmless after `finish_append` (the object stays)."""
+        ...
 
     async def open_writer(
         self, key: str, content_type: str = "application/octet-stream"

@@ -24,9 +24,12 @@ import aiofiles.os
 
 from server import data_dirs, scratch
 from server.storage.base import (
+    DEFAULT_CHECKPOINT_BYTES,
     DEFAULT_CHUNK_SIZE,
     LIST_PAGE_SIZE,
     RESERVED_TOP_LEVEL,
+    Appender,
+    AppendState,
     ObjectInfo,
     ObjectNotFound,
     ObjectWriter,
@@ -247,6 +250,33 @@ class LocalStorage:
 
     async def close(self) -> None:
         """Nothing to release: files are opened per operation."""
+
+    # --- appendable objects: server/storage/local_append.py -------------------
+
+    async def start_append(self, key: str, content_type: str, scratch_prefix: str) -> AppendState:
+        from server.storage import local_append
+
+        return await local_append.start(self, key, scratch_prefix)
+
+    def open_append(
+        self, state: AppendState, *, checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES
+    ) -> AbstractAsyncContextManager[Appender]:
+        from server.storage import local_append
+
+        return local_append.open_append(self, state, checkpoint_bytes)
+
+    async def release_superseded(self, old: AppendState, new: AppendState) -> None:
+        """Nothing to release: one file holds every byte."""
+
+    async def finish_append(self, state: AppendState) -> ObjectInfo:
+        from server.storage import local_append
+
+        return await local_append.finish(self, state)
+
+    async def discard_append(self, state: AppendState) -> None:
+        from server.storage import local_append
+
+        await local_append.discard(self, state)
 
     # --- blocking helpers, run in a thread --------------------------------
 

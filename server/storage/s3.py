@@ -33,8 +33,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from server import scratch
 from server.storage.base import (
+    DEFAULT_CHECKPOINT_BYTES,
     DEFAULT_CHUNK_SIZE,
     LIST_PAGE_SIZE,
+    Appender,
+    AppendState,
     ObjectInfo,
     ObjectNotFound,
     ObjectWriter,
@@ -501,6 +504,36 @@ class S3Storage:
 
     async def close(self) -> None:
         await self._exit_stack.aclose()
+
+    # --- appendable objects: server/storage/s3_append.py ----------------------
+
+    async def start_append(self, key: str, content_type: str, scratch_prefix: str) -> AppendState:
+        from server.storage import s3_append
+
+        return await s3_append.start(self, key, content_type, scratch_prefix)
+
+    def open_append(
+        self, state: AppendState, *, checkpoint_bytes: int = DEFAULT_CHECKPOINT_BYTES
+    ) -> AbstractAsyncContextManager[Appender]:
+        """`checkpoint_bytes` is unused: each part is a checkpoint."""
+        from server.storage import s3_append
+
+        return s3_append.open_append(self, state)
+
+    async def release_superseded(self, old: AppendState, new: AppendState) -> None:
+        from server.storage import s3_append
+
+        await s3_append.release_superseded(self, old, new)
+
+    async def finish_append(self, state: AppendState) -> ObjectInfo:
+        from server.storage import s3_append
+
+        return await s3_append.finish(self, state)
+
+    async def discard_append(self, state: AppendState) -> None:
+        from server.storage import s3_append
+
+        await s3_append.discard(self, state)
 
 
 def _make_dir(path: Path) -> Path:

@@ -7,6 +7,10 @@ Order matters for "nothing is lost, nothing is left behind":
 3. commit the object, probe it (422 deletes it),
 4. reserve quota and insert the row in one transaction (any failure deletes
    the object). The row is visible only once the object is complete.
+
+`accept_stored` is the same road for an object that is already in storage
+(a finished resumable upload): it sniffs the object's first bytes, then
+joins at step 3.
 """
 
 from __future__ import annotations
@@ -15,7 +19,8 @@ import asyncio
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -48,6 +53,9 @@ from server.storage.base import ObjectWriter, Storage
 from server.videos.model import Video
 
 log = get_logger("frameflow.uploads")
+
+# Runs first inside the transaction that inserts the video (see `accept_stored`).
+BeforeInsert = Callable[[asyncpg.Connection], Awaitable[None]]
 
 
 class UploadTracker:
@@ -124,6 +132,12 @@ def parse_ttl(settings: Settings, raw: str | None) -> int | None:
     return ttl
 
 
+def _unsupported() -> UnsupportedMediaType:
+    return UnsupportedMediaType(
+        "Not a supported video or image (mp4/mov, webm/mkv, avi, mpeg-ts, jpeg, png, webp)"
+    )
+
+
 async def _read_head(chunks: AsyncIterator[bytes]) -> bytes:
     """At least SNIFF_BYTES from the stream (fewer only at its end)."""
     head = bytearray()
@@ -193,10 +207,7 @@ class UploadService:
             head = await _read_head(chunks)
             sniffed = sniff(head)
             if sniffed is None:
-                raise UnsupportedMediaType(
-                    "Not a supported video or image "
-                    "(mp4/mov, webm/mkv, avi, mpeg-ts, jpeg, png, webp)"
-                )
+                raise _unsupported()
             JobService.check_process_kind(process, sniffed.kind)
             video_id = uuid.uuid4()
             key = source_key(user_id, video_id)
@@ -225,17 +236,84 @@ class UploadService:
             metadata={},
             created_at=datetime.now(UTC),
         )
+        return await self._accept(candidate, sniffed, process, ttl)
+
+    async def accept_stored(
+        self,
+        *,
+        user_id: uuid.UUID,
+        video_id: uuid.UUID,
+        filename: str,
+        key: str,
+        size: int,
+        sha256: str,
+        process: Sequence[Operation] = (),
+        ttl_seconds: int | None = None,
+        conn: asyncpg.Connection | None = None,
+        before_insert: BeforeInsert | None = None,
+    ) -> StoredUpload:
+        """An object already in storage at `key` becomes a video, as a plain upload does:
+        sniff (415), probe (422), then the row and the `process` jobs in one transaction,
+        then `video.ready`. Any refusal deletes the object.
+
+        The transaction runs on `conn` when given (a caller holding a lock on it);
+        `before_insert` runs first inside it, so the caller's own row changes commit
+        with the video or not at all."""
+        ttl = self._settings.video_ttl_seconds if ttl_seconds is None else ttl_seconds
         try:
-            stored = await self._probe_and_record(candidate, sniffed, process, ttl)
+            async with aclosing(self._storage.read(key, 0, SNIFF_BYTES - 1)) as chunks:
+                sniffed = sniff(await _read_head(chunks))
+            if sniffed is None:
+                raise _unsupported()
+            JobService.check_process_kind(process, sniffed.kind)
         except BaseException:
             await self._discard(key)
             self._metrics.uploads.labels("rejected").inc()
             raise
+        candidate = Video(
+            id=video_id,
+            user_id=user_id,
+            filename=filename,
+            storage_key=key,
+            size=size,
+            sha256=sha256,
+            content_type=sniffed.content_type,
+            kind=sniffed.kind,
+            status="ready",
+            metadata={},
+            created_at=datetime.now(UTC),
+        )
+        return await self._accept(
+            candidate, sniffed, process, ttl, conn=conn, before_insert=before_insert
+        )
+
+    async def _accept(
+        self,
+        candidate: Video,
+        sniffed: SniffResult,
+        process: Sequence[Operation],
+        ttl: int,
+        *,
+        conn: asyncpg.Connection | None = None,
+        before_insert: BeforeInsert | None = None,
+    ) -> StoredUpload:
+        """Steps 3 and 4 for a stored object, then the events; any failure deletes it."""
+        try:
+            stored = await self._probe_and_record(
+                candidate, sniffed, process, ttl, conn=conn, before_insert=before_insert
+            )
+        except BaseException:
+            await self._discard(candidate.storage_key)
+            self._metrics.uploads.labels("rejected").inc()
+            raise
         self._metrics.uploads.labels("stored").inc()
-        self._metrics.bytes_uploaded.inc(size)
+        self._metrics.bytes_uploaded.inc(candidate.size)
         video = stored.video
         log.info(
-            "upload_stored", video_id=str(video.id), size=size, content_type=video.content_type
+            "upload_stored",
+            video_id=str(video.id),
+            size=video.size,
+            content_type=video.content_type,
         )
         self._publisher.video_ready(video)
         await self._jobs.announce_queued(stored.jobs)
@@ -276,6 +354,9 @@ class UploadService:
         sniffed: SniffResult,
         process: Sequence[Operation],
         ttl_seconds: int,
+        *,
+        conn: asyncpg.Connection | None = None,
+        before_insert: BeforeInsert | None = None,
     ) -> StoredUpload:
         try:
             async with self._storage.local_path(candidate.storage_key) as path:
@@ -291,7 +372,9 @@ class UploadService:
         # Default params are checked against the probed metadata before anything
         # is kept: a 400 here still discards the object.
         planned = self._jobs.plan_defaults(process, candidate)
-        async with self._pool.acquire() as conn, conn.transaction():
+        async with self._transaction(conn) as conn:
+            if before_insert is not None:
+                await before_insert(conn)
             await QuotaLedger.charge_upload(conn, candidate.user_id, candidate.size)
             video = await videos_db.insert_video(
                 conn,
@@ -311,9 +394,26 @@ class UploadService:
             jobs = await self._jobs.queue_planned(conn, video, planned)
         return StoredUpload(video, jobs)
 
+    def _transaction(
+        self, conn: asyncpg.Connection | None
+    ) -> AbstractAsyncContextManager[asyncpg.Connection]:
+        return _transaction_on(conn) if conn is not None else _pooled_transaction(self._pool)
+
     async def _discard(self, key: str) -> None:
         # Shielded: runs on the way out of a cancelled request too.
         try:
             await asyncio.shield(self._storage.delete(key))
         except Exception:
             log.exception("orphan_object_delete_failed", key=key)
+
+
+@asynccontextmanager
+async def _pooled_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    async with pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+@asynccontextmanager
+async def _transaction_on(conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
+    async with conn.transaction():
+        yield conn

@@ -1,0 +1,134 @@
+"""Appendable objects (what tus uploads are stored as) on both backends.
+
+Sizes cross S3's 5 MiB part minimum so that parts, tails and the small last
+part are all exercised; "crashes" are appends whose state is never recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from config.settings import Settings
+from server.storage import LocalStorage, S3Storage, Storage, open_storage
+from server.storage.base import AppendState
+from tests.s3_server import moto_s3_server, s3_settings
+from tests.test_storage import PART, leftovers, payload, read_all
+
+KEY = "videos/u/v/source"
+SCRATCH = "tus/1/"
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    with moto_s3_server() as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["local", "s3"])
+async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
+    if request.param == "local":
+        settings = Settings(data_dir=tmp_path, storage="local")
+    else:
+        endpoint = request.getfixturevalue("s3_endpoint")
+        settings = Settings(data_dir=tmp_path, s3_part_size=PART, **s3_settings(endpoint))
+    store = await open_storage(settings)
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def append(
+    store: Storage, state: AppendState, data: bytes, *, final: bool = False, chunk: int = 300_001
+) -> AppendState:
+    """Append `data` and return the synced state, recording checkpoints as a caller would."""
+    async with store.open_append(state, checkpoint_bytes=1024 * 1024) as appender:
+        for i in range(0, len(data), chunk):
+            durable = await appender.write(data[i : i + chunk])
+            if durable is not None:
+                assert durable.size <= appender.size
+                await store.release_superseded(state, durable)
+                state = durable
+        new = await appender.sync(final=final)
+    await store.release_superseded(state, new)
+    return new
+
+
+async def scratch_objects(store: Storage) -> list[str]:
+    if isinstance(store, S3Storage):
+        response = await store.client.list_objects_v2(Bucket=store.bucket, Prefix=SCRATCH)
+        return [item["Key"] for item in response.get("Contents", [])]
+    return []
+
+
+async def test_appends_across_parts_and_tails_make_one_object(storage: Storage) -> None:
+    data = payload(2 * PART + 1_234_567)
+    state = await storage.start_append(KEY, "video/mp4", SCRATCH)
+    # Uneven appends: a tail under one part, then one that crosses two parts, then the rest.
+    cuts = [0, 1_000_000, 1_000_000 + PART + 777, len(data)]
+    for start, end in itertools.pairwise(cuts):
+        state = await append(storage, state, data[start:end], final=end == len(data))
+        assert state.size == end
+        # Only one tail object ever exists: superseded ones are released.
+        assert len(await scratch_objects(storage)) <= 1
+    info = await storage.finish_append(state)
+    assert info.size == len(data)
+    assert hashlib.sha256(await read_all(storage, KEY)).digest() == hashlib.sha256(data).digest()
+    again = await storage.finish_append(state)  # a repeat after a crash finds the object
+    assert again.size == len(data)
+    await storage.discard_append(state)  # harmless once finished
+    assert await read_all(storage, KEY) == data
+    assert await leftovers(storage) == []
+    assert await scratch_objects(storage) == []
+
+
+async def test_unrecorded_bytes_are_dropped_on_the_next_open(storage: Storage) -> None:
+    data = payload(PART + 500_000, seed=1)
+    state = await storage.start_append(KEY, "video/mp4", SCRATCH)
+    state = await append(storage, state, data[:700_000])
+    # A "crash": bytes written (even a whole part shipped) but the state never recorded.
+    async with storage.open_append(state) as appender:
+        await appender.write(payload(PART + 10, seed=9))
+        await appender.sync()
+    state = await append(storage, state, data[700_000:], final=True)
+    await storage.finish_append(state)
+    assert await read_all(storage, KEY) == data
+    await storage.discard_append(state)
+    assert await leftovers(storage) == []
+    assert await scratch_objects(storage) == []
+
+
+async def test_a_length_declared_after_the_last_bytes(storage: Storage) -> None:
+    """Finishing from a state whose tail was never sent as the last part."""
+    data = payload(300_000, seed=2)
+    state = await storage.start_append(KEY, "video/mp4", SCRATCH)
+    state = await append(storage, state, data)
+    info = await storage.finish_append(state)
+    assert info.size == len(data)
+    assert await read_all(storage, KEY) == data
+    await storage.discard_append(state)
+    assert await scratch_objects(storage) == []
+
+
+async def test_empty_object_and_discard(storage: Storage) -> None:
+    state = await storage.start_append(KEY, "video/mp4", SCRATCH)
+    assert (await storage.finish_append(state)).size == 0
+    other = await storage.start_append("videos/u/w/source", "video/mp4", SCRATCH)
+    other = await append(storage, other, payload(1000))
+    await storage.discard_append(other)
+    await storage.discard_append(other)  # idempotent
+    assert await leftovers(storage) == []
+    assert await scratch_objects(storage) == []
+    assert await storage.stat("videos/u/w/source") is None
+
+
+async def test_local_handles_cannot_name_other_files(tmp_path: Path) -> None:
+    store = await LocalStorage.open(tmp_path)
+    bad = AppendState(key=KEY, scratch_prefix=SCRATCH, handle="../../etc/passwd")
+    with pytest.raises(ValueError):
+        await store.discard_append(bad)
