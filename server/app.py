@@ -36,6 +36,7 @@ from server.logs import get_logger
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import load_encoders
 from server.media.prober import Prober
+from server.media.process import running_processes
 from server.media.sandbox import detect_sandbox
 from server.media.version import check_ffmpeg_version, parse_min_version, read_ffmpeg_version
 from server.metrics import Metrics
@@ -73,7 +74,9 @@ def create_app(
     app[appkeys.OPERATION_CATALOG] = OperationCatalog(
         operations=app[appkeys.OPERATIONS], settings=settings
     )
-    app[appkeys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
+    app[appkeys.SOCKETS] = sockets = weakref.WeakSet[web.WebSocketResponse]()
+    app[appkeys.METRICS].websockets.set_function(lambda: len(sockets))
+    app[appkeys.METRICS].ffmpeg_processes.set_function(running_processes)
     app.on_response_prepare.append(add_request_id_header)
     app.on_response_prepare.append(add_signed_media_cors)
     app.on_shutdown.append(_close_sockets)
@@ -129,6 +132,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.DATABASE_URL] = await resolve_database_url(settings)
     async with open_database(settings, app[appkeys.DATABASE_URL]) as pool:
         app[appkeys.POOL] = pool
+        app[appkeys.METRICS].watch_pool(pool)
         yield
 
 
@@ -289,6 +293,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         operations=app[appkeys.OPERATIONS],
         dsn=app[appkeys.DATABASE_URL],
         publish=app[appkeys.PUBLISHER].job,
+        metrics=app[appkeys.METRICS],
     )
     app[appkeys.RUNNER] = runner
     await runner.start()
