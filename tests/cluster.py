@@ -120,7 +120,7 @@ http {{
 
     def stop(self) -> None:
         if self.proc is not None:
-            _stop_group(self.proc, signal.SIGQUIT)  # graceful: let workers finish
+            _stop_group(self.proc, signal.SIGTERM)  # fast shutdown: the test is over
 
 
 @dataclass
@@ -206,9 +206,24 @@ class Node:
         _kill_all(children)
 
     def stop(self) -> None:
-        children = _children(self.proc.pid)
-        _stop_group(self.proc, signal.SIGTERM)
-        _kill_all(children)
+        stop_all([self])
+
+
+def stop_all(nodes: list[Node]) -> None:
+    """SIGTERM to every node at once (each shuts down gracefully, in parallel), then
+    wait; whatever is left after STOP_TIMEOUT is killed, ffmpeg children included."""
+    children = [c for node in nodes for c in _children(node.proc.pid)]
+    running = [node.proc for node in nodes if node.proc.poll() is None]
+    for proc in running:
+        os.killpg(proc.pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    for proc in running:
+        try:
+            proc.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(STOP_TIMEOUT)
+    _kill_all(children)
 
 
 def wait_for(check: Any, timeout: float, what: str) -> None:
