@@ -2,6 +2,7 @@
 
 python run.py                      # serve on 127.0.0.1:8080, data in ./data
 python run.py --port 9000 --data-dir /srv/frameflow
+python run.py --role api           # HTTP and WebSockets only; --role worker: jobs only
 python run.py migrate              # apply sql/ migrations and exit
 python run.py cleanup [--dry-run]  # one cleanup sweep now; prints its report as JSON
 python run.py create-admin EMAIL   # password from the prompt or stdin
@@ -26,6 +27,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", help="address to listen on (FRAMEFLOW_HOST)")
     parser.add_argument("--port", type=int, help="port to listen on (FRAMEFLOW_PORT)")
     parser.add_argument("--data-dir", type=Path, help="data directory (FRAMEFLOW_DATA_DIR)")
+    parser.add_argument(
+        "--role",
+        choices=("all", "api", "worker"),
+        help="api: HTTP and WebSockets; worker: jobs, sweep, senders; all: both "
+        "(FRAMEFLOW_ROLE, default all)",
+    )
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="run the server (the default)")
     sub.add_parser("migrate", help="apply database migrations and exit")
@@ -47,7 +54,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    overrides: dict[str, Any] = {"host": args.host, "port": args.port, "data_dir": args.data_dir}
+    overrides: dict[str, Any] = {
+        "host": args.host,
+        "port": args.port,
+        "data_dir": args.data_dir,
+        "role": args.role,
+    }
     return Settings.from_env(**overrides)
 
 

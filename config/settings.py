@@ -54,6 +54,12 @@ class Settings:
         "External base URL (e.g. `https://video.example.com`) used in signed links; "
         "empty means taken from each request's Host.",
     )
+    role: str = _setting(
+        "all",
+        "What this process does (`--role`): `api` serves HTTP and WebSockets and runs no "
+        "jobs; `worker` runs jobs, the cleanup sweep and the mail and webhook senders and "
+        "serves only `/health/*` and `/metrics`; `all` does both.",
+    )
     shutdown_grace_seconds: float = _setting(
         30.0, "On SIGTERM, how long in-flight requests may run before they are cut off."
     )
@@ -441,6 +447,7 @@ def _validate(s: Settings) -> None:
 
     need(0 <= s.port <= 65535, "port", "must be a TCP port")
     need(s.storage in {"local", "s3"}, "storage", "must be 'local' or 's3'")
+    need(s.role in {"all", "api", "worker"}, "role", "must be 'all', 'api' or 'worker'")
     need(s.log_level in {"debug", "info", "warning", "error"}, "log_level", "unknown level")
     need(s.log_format in {"json", "console"}, "log_format", "must be 'json' or 'console'")
     need(s.database_pool_size >= 2, "database_pool_size", "must be at least 2")

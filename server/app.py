@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 
 from aiohttp import WSCloseCode, web
 
@@ -37,6 +37,7 @@ from server.logs import get_logger
 from server.media.binary import resolve_ffmpeg
 from server.media.encoders import load_encoders
 from server.media.prober import Prober
+from server.media.process import running_processes
 from server.media.sandbox import detect_sandbox
 from server.media.version import check_ffmpeg_version, parse_min_version, read_ffmpeg_version
 from server.metrics import Metrics
@@ -44,6 +45,7 @@ from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
 from server.quota.ledger import QuotaLedger
+from server.roles import API, WORKER, parts_of
 from server.scanning.service import ScanService
 from server.serving.cors import add_signed_media_cors
 from server.serving.signing import UrlSigner
@@ -74,33 +76,19 @@ def create_app(
     app[appkeys.OPERATION_CATALOG] = OperationCatalog(
         operations=app[appkeys.OPERATIONS], settings=settings
     )
-    app[appkeys.SOCKETS] = weakref.WeakSet[web.WebSocketResponse]()
+    app[appkeys.SOCKETS] = sockets = weakref.WeakSet[web.WebSocketResponse]()
+    app[appkeys.METRICS].websockets.set_function(lambda: len(sockets))
+    app[appkeys.METRICS].ffmpeg_processes.set_function(running_processes)
     app.on_response_prepare.append(add_request_id_header)
     app.on_response_prepare.append(add_signed_media_cors)
     app.on_shutdown.append(_close_sockets)
-    app.cleanup_ctx.extend(
-        [
-            _secrets_ctx,
-            _database_ctx,
-            _storage_ctx,
-            _ffmpeg_ctx,
-            _scanning_ctx,
-            _bus_ctx,
-            _accounts_ctx,
-            _notify_ctx,
-            _webhooks_ctx,
-            _limits_ctx,
-            _services_ctx,
-            _runner_ctx,
-            _uploads_ctx,
-            _cleanup_ctx,
-        ]
-    )
-    _add_routes(app)
+    parts = parts_of(settings.role)
+    app.cleanup_ctx.extend(ctx for ctx, needed_by in _CONTEXTS if needed_by & parts)
+    _add_routes(app, parts)
     return app
 
 
-def _add_routes(app: web.Application) -> None:
+def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     # Imported here so that each domain module stays importable on its own.
     from server.admin.routes import add_routes as admin_routes
     from server.apikeys.routes import add_routes as api_key_routes
@@ -117,8 +105,10 @@ def _add_routes(app: web.Application) -> None:
     from server.videos.routes import add_routes as video_routes
     from server.webhooks.routes import add_routes as webhook_routes
 
+    ops_routes(app)  # every role: probes and /metrics
+    if API not in parts:
+        return  # a worker answers 404 to everything else
     for add in (
-        ops_routes,
         auth_routes,
         admin_routes,
         api_key_routes,
@@ -150,6 +140,7 @@ async def _database_ctx(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.DATABASE_URL] = await resolve_database_url(settings)
     async with open_database(settings, app[appkeys.DATABASE_URL]) as pool:
         app[appkeys.POOL] = pool
+        app[appkeys.METRICS].watch_pool(pool)
         yield
 
 
@@ -226,8 +217,12 @@ async def _limits_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _notify_ctx(app: web.Application) -> AsyncIterator[None]:
-    # Sends the mails that job endings queued in the database (by any instance).
     app[appkeys.MAILER] = make_mailer(app[appkeys.SETTINGS])
+    yield
+
+
+async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Sends the mails that job endings queued in the database (by any instance).
     outbox = Outbox(
         pool=app[appkeys.POOL],
         mailer=app[appkeys.MAILER],
@@ -246,6 +241,10 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.WEBHOOK_SERVICE] = WebhookService(
         pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS]
     )
+    yield
+
+
+async def _webhook_sender_ctx(app: web.Application) -> AsyncIterator[None]:
     # Sends the webhook deliveries that job endings queued in the database.
     sender = WebhookSender(pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS])
     app[appkeys.WEBHOOK_SENDER] = sender
@@ -307,6 +306,7 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
         operations=app[appkeys.OPERATIONS],
         dsn=app[appkeys.DATABASE_URL],
         publish=app[appkeys.PUBLISHER].job,
+        metrics=app[appkeys.METRICS],
     )
     app[appkeys.RUNNER] = runner
     await runner.start()
@@ -348,3 +348,29 @@ async def _cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
     finally:
         # First to stop (last opened): it uses the pool, storage and bus.
         await task.stop()
+
+
+_Context = Callable[[web.Application], AsyncIterator[None]]
+_BOTH = frozenset({API, WORKER})
+
+# The one table of roles: each start-up context, in start-up order, and the
+# parts (server/roles.py) that need it. An `api` process starts no runner,
+# sweep or sender; a `worker` process takes no uploads.
+_CONTEXTS: tuple[tuple[_Context, frozenset[str]], ...] = (
+    (_secrets_ctx, _BOTH),
+    (_database_ctx, _BOTH),
+    (_storage_ctx, _BOTH),
+    (_ffmpeg_ctx, _BOTH),
+    (_scanning_ctx, _BOTH),
+    (_bus_ctx, _BOTH),
+    (_accounts_ctx, _BOTH),
+    (_notify_ctx, _BOTH),
+    (_outbox_ctx, frozenset({WORKER})),
+    (_webhooks_ctx, _BOTH),
+    (_webhook_sender_ctx, frozenset({WORKER})),
+    (_limits_ctx, _BOTH),
+    (_services_ctx, _BOTH),
+    (_runner_ctx, frozenset({WORKER})),
+    (_uploads_ctx, frozenset({API})),
+    (_cleanup_ctx, frozenset({WORKER})),
+)

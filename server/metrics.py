@@ -7,6 +7,9 @@ series.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+import asyncpg
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -82,6 +85,58 @@ class Metrics:
             "Stale scratch files and directories the sweep removed.",
             registry=self.registry,
         )
+
+        # What an operator watches (and alerts on): the queue, the work, the
+        # sockets, the pool. The gauges read their values at scrape time.
+        self.jobs = Gauge(
+            "frameflow_jobs",
+            "Queued and running jobs in the whole queue (any instance reports the same), "
+            "by status and operation; read from the database at each scrape.",
+            ["status", "operation"],
+            registry=self.registry,
+        )
+        self.job_duration = Histogram(
+            "frameflow_job_duration_seconds",
+            "Wall-clock time of job attempts run by this instance, by operation and outcome "
+            "(succeeded, failed, canceled, shutdown).",
+            ["operation", "outcome"],
+            buckets=(0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 6 * 3600),
+            registry=self.registry,
+        )
+        self.ffmpeg_processes = Gauge(
+            "frameflow_ffmpeg_processes",
+            "ffmpeg processes this instance is running (jobs and probes).",
+            registry=self.registry,
+        )
+        self.websockets = Gauge(
+            "frameflow_websocket_connections",
+            "Open WebSocket connections on this instance.",
+            registry=self.registry,
+        )
+        self.db_pool = Gauge(
+            "frameflow_db_pool_connections",
+            "Connections of this instance's database pool, by state (in_use, idle).",
+            ["state"],
+            registry=self.registry,
+        )
+        self.db_pool_max = Gauge(
+            "frameflow_db_pool_max_connections",
+            "Most connections this instance's database pool may open.",
+            registry=self.registry,
+        )
+
+    def set_open_jobs(self, counts: Iterable[tuple[str, str, int]]) -> None:
+        """Replace the job gauges: a status or operation that has no jobs left disappears."""
+        self.jobs.clear()
+        for status, operation, count in counts:
+            self.jobs.labels(status, operation).set(count)
+
+    def watch_pool(self, pool: asyncpg.Pool) -> None:
+        size = pool.get_size
+        idle = pool.get_idle_size
+        self.db_pool.labels("idle").set_function(idle)
+        self.db_pool.labels("in_use").set_function(lambda: size() - idle())
+        self.db_pool_max.set_function(pool.get_max_size)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -8,6 +8,7 @@
 - `boom`: raises an unexpected exception.
 - `crash`: SIGKILLs its own process when FRAMEFLOW_TEST_CRASH=1 (else succeeds).
 - `still`: applies to images only.
+- `noop`: returns at once with no output (the queue's own cost, for load tests).
 """
 
 from __future__ import annotations
@@ -99,6 +100,9 @@ class FakeOperation:
             os.kill(os.getpid(), signal.SIGKILL)
         return [await store_text(ctx, "survived.txt", "ok")]
 
+    async def _noop(self, ctx: JobContext, seconds: float) -> list[OutputFile]:
+        return []
+
     async def _still(self, ctx: JobContext, seconds: float) -> list[OutputFile]:
         return [await store_text(ctx, "still.txt", "image")]
 
@@ -112,5 +116,6 @@ def fake_operations() -> dict[str, Operation]:
         FakeOperation("boom"),
         FakeOperation("crash"),
         FakeOperation("still", frozenset({"image"})),
+        FakeOperation("noop"),
     ]
     return {op.name: op for op in ops}

@@ -227,6 +227,52 @@ async def test_concurrent_claimers_never_claim_one_job_twice(engine: Engine) -> 
         assert await conn.fetchval("SELECT count(*) FROM job_events") == 30
 
 
+async def test_twenty_runners_run_a_thousand_jobs_each_exactly_once(engine: Engine) -> None:
+    """Exactly once under contention, counted from the processing history: every job
+    has one attempt, claimed by one runner and closed as succeeded, and no other."""
+    total, claimers = 1000, 20
+    async with engine.pool.acquire() as conn, conn.transaction():
+        for _ in range(total):
+            await jobs_db.insert_job(
+                conn,
+                user_id=engine.user_id,
+                video_id=engine.video_id,
+                operation="noop",
+                params={},
+                priority=0,
+                max_attempts=3,
+            )
+    started = time.monotonic()
+    runners = [
+        await engine.runner(worker_concurrency=1, job_poll_seconds=0.2) for _ in range(claimers)
+    ]
+    async with asyncio.timeout(120):
+        while True:
+            async with engine.pool.acquire() as conn:
+                open_jobs = await conn.fetchval(
+                    "SELECT count(*) FROM jobs WHERE finished_at IS NULL"
+                )
+            if open_jobs == 0:
+                break
+            await asyncio.sleep(0.2)
+    elapsed = time.monotonic() - started
+    async with engine.pool.acquire() as conn:
+        statuses = await conn.fetch("SELECT status, attempts, count(*) FROM jobs GROUP BY 1, 2")
+        history = await conn.fetch(
+            """SELECT job_id, count(*) AS attempts, min(outcome) AS outcome,
+                      min(worker_id) AS worker_id, bool_and(ended_at IS NOT NULL) AS closed
+               FROM job_events GROUP BY job_id"""
+        )
+    assert [tuple(r) for r in statuses] == [("succeeded", 1, total)]
+    assert len(history) == total
+    assert {(r["attempts"], r["outcome"], r["closed"]) for r in history} == {(1, "succeeded", True)}
+    assert sum(1 for _ in engine.recorder.events if _[0] == "job.started") == total
+    by_worker = {r["worker_id"] for r in history}
+    assert by_worker <= {r.worker_id for r in runners}
+    assert len(by_worker) > claimers // 2, "the work must really be shared"
+    print(f"{total} jobs, {claimers} runners: {elapsed:.1f} s")
+
+
 # --- transitions --------------------------------------------------------------------
 
 

@@ -410,3 +410,22 @@ async def notify_new_job(conn: asyncpg.Connection) -> None:
 
 async def notify_cancel(conn: asyncpg.Connection, job_id: uuid.UUID) -> None:
     await conn.execute("SELECT pg_notify($1, $2)", CANCEL_CHANNEL, str(job_id))
+
+
+@dataclass(frozen=True)
+class OpenJobCount:
+    status: str
+    operation: str
+    count: int
+
+
+async def count_open_jobs(conn: asyncpg.Connection) -> list[OpenJobCount]:
+    """Queued and running jobs by status and operation (what /metrics and KEDA watch)."""
+    rows = await conn.fetch(
+        """
+        SELECT status, operation, count(*) AS n FROM jobs
+        WHERE status IN ('queued', 'running')
+        GROUP BY status, operation
+        """
+    )
+    return [OpenJobCount(r["status"], r["operation"], r["n"]) for r in rows]

@@ -79,7 +79,15 @@ async def ready(request: web.Request) -> web.Response:
     )
 )
 async def metrics_handler(request: web.Request) -> web.Response:
-    body = request.app[appkeys.METRICS].render()
+    metrics = request.app[appkeys.METRICS]
+    try:
+        # The queue as the database has it; a scrape still answers without it.
+        counts = await asyncio.wait_for(request.app[appkeys.JOBS].open_job_counts(), CHECK_TIMEOUT)
+        metrics.set_open_jobs(counts)
+    except Exception as exc:
+        metrics.jobs.clear()  # no stale numbers: absent says "unknown"
+        log.warning("metrics_jobs_unavailable", error=str(exc) or type(exc).__name__)
+    body = metrics.render()
     # The library's value verbatim: its `version` parameter tells Prometheus
     # which text format this is, and rebuilding it once lost that.
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -47,6 +47,7 @@ from server.live.events import JobEventType, status_event
 from server.logs import get_logger
 from server.media.process import FfmpegError
 from server.media.sandbox import NO_SANDBOX, Sandbox
+from server.metrics import Metrics
 from server.object_keys import video_prefix
 from server.storage.base import Storage
 from server.videos.model import Video
@@ -142,6 +143,7 @@ class JobRunner:
         worker_id: str | None = None,
         publish: Publish | None = None,
         sandbox: Sandbox = NO_SANDBOX,
+        metrics: Metrics | None = None,
     ) -> None:
         """`dsn` opens the dedicated LISTEN connection; without it one connection
         of `pool` is held for as long as the runner runs. `sandbox` confines
@@ -155,6 +157,7 @@ class JobRunner:
         self.worker_id = worker_id or make_worker_id()
         self.concurrency = settings.worker_concurrency or os.cpu_count() or 1
         self._dsn = dsn
+        self._metrics = metrics
         self._publish = publish or _no_publish
         self._slots = asyncio.Semaphore(self.concurrency)
         self._wake = asyncio.Event()
@@ -283,11 +286,17 @@ class JobRunner:
         pump = asyncio.create_task(self._pump_progress(attempt), name=f"job-{job.id}-progress")
         try:
             await self.publish("job.started", job)
+            started = time.monotonic()
             try:
                 outcome = await self._execute(attempt)
             except Exception:
                 log.exception("job_attempt_error", job_id=str(job.id), attempt=job.attempts)
                 outcome = _Outcome("failed", error="internal error")
+            if self._metrics is not None:
+                outcome_label = "canceled" if outcome.kind == CANCEL else outcome.kind
+                self._metrics.job_duration.labels(job.operation, outcome_label).observe(
+                    time.monotonic() - started
+                )
             attempt.finished = True
             attempt.progress_changed.set()
             await asyncio.wait({pump})  # the last progress value goes out before the end

@@ -260,6 +260,12 @@ class JobService:
             raise _output_not_found()
         return job, output
 
+    async def open_job_counts(self) -> list[tuple[str, str, int]]:
+        """(status, operation, count) of queued and running jobs, for /metrics."""
+        async with self._pool.acquire() as conn:
+            counts = await jobs_db.count_open_jobs(conn)
+        return [(c.status, c.operation, c.count) for c in counts]
+
     async def source_duration(self, job: Job) -> float | None:
         """The duration of the job's source in seconds (None if unknown or gone):
         how long a playback of its outputs may need."""

@@ -102,6 +102,21 @@ class StderrCollector:
         return self._tail.decode("utf-8", errors="replace")
 
 
+class _Running:
+    """ffmpeg processes of this Python process, spawned and not yet reaped."""
+
+    count = 0
+
+
+def running_processes() -> int:
+    """How many ffmpeg processes this process runs right now (for /metrics)."""
+    return _Running.count
+
+
+def _reaped(_waiter: asyncio.Task[int]) -> None:
+    _Running.count -= 1
+
+
 async def run_ffmpeg(
     argv: Sequence[str],
     *,
@@ -151,6 +166,9 @@ async def run_ffmpeg(
         streams.append((proc.stdout, on_stdout))
     pumps = [asyncio.create_task(_pump(stream, sink)) for stream, sink in streams]
     waiter = asyncio.create_task(proc.wait())
+    # Done (or cancelled) once the process is reaped, on every path below.
+    _Running.count += 1
+    waiter.add_done_callback(_reaped)
 
     try:
         # asyncio.wait (unlike wait_for/timeout) leaves the tasks running when
