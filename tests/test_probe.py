@@ -994,10 +994,13 @@ async def test_probe_refuses_oversized_pictures(ffmpeg: str, tmp_path: Path, kin
     assert (info.width, info.height) == (1000, 1000)
 
 
-async def test_probe_timeout(ffmpeg: str, real_mp4: bytes, tmp_path: Path) -> None:
-    path = tmp_path / "slow.mp4"
-    path.write_bytes(real_mp4)
+async def test_probe_timeout(ffmpeg: str, tmp_path: Path) -> None:
+    # A FIFO nobody writes to: ffmpeg blocks opening it, so the probe cannot
+    # finish before its timeout however loaded the machine is (a tiny timeout
+    # on a real file lost that race when the event loop was starved).
+    path = tmp_path / "never.mp4"
+    os.mkfifo(path)
     with ChildWatch() as watch, pytest.raises(FfmpegTimeout):
-        await probe(ffmpeg, path, "mov", timeout=0.001, max_pixels=MAX_PIXELS)
+        await probe(ffmpeg, path, "mov", timeout=0.3, max_pixels=MAX_PIXELS)
     watch.assert_all_gone()
     gc.collect()
