@@ -84,7 +84,7 @@ from server.tus import state
 from server.tus.hashes import RunningHashes
 from server.tus.headers import Checksum, no_chunks
 from server.tus.model import COMPLETED, COMPLETING, FAILED, TERMINATED, UPLOADING, TusUpload
-from server.uploads.service import UploadService
+from server.uploads.service import UploadService, refused_by_client
 
 log = get_logger("frameflow.tus")
 
@@ -428,9 +428,12 @@ class TusService:
                 ttl_seconds=upload.ttl_seconds,
                 conn=conn,
                 before_insert=mark_completed,
+                # Every byte is in: a server failure (the database down) must not
+                # cost the object, or the retry would find it gone (410 upload_lost).
+                keep_on_server_error=True,
             )
         except HTTPError as exc:
-            if exc.status >= 500:
+            if not refused_by_client(exc):
                 raise  # left completing: the next HEAD or PATCH tries again
             await self._fail(conn, upload, exc)
             raise
