@@ -22,7 +22,7 @@ import asyncio
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -136,6 +136,12 @@ def parse_ttl(settings: Settings, raw: str | None) -> int | None:
     return ttl
 
 
+def type_allowed(content_type: str, allowed: Collection[str]) -> bool:
+    """`video/mp4` matches `video/mp4` and `video/*`."""
+    family = content_type.split("/", 1)[0] + "/*"
+    return content_type in allowed or family in allowed
+
+
 def refused_by_client(exc: BaseException) -> bool:
     """A refusal of the upload itself (415, 422, 413, 400): trying again cannot help.
     Anything else — a 5xx, a database or storage error, a cancellation — is the
@@ -207,20 +213,37 @@ class UploadService:
         declared_size: int | None,
         process: Sequence[Operation] = (),
         ttl_seconds: int | None = None,
+        max_bytes: int | None = None,
+        allowed_types: Collection[str] = (),
+        video_id: uuid.UUID | None = None,
+        before_insert: BeforeInsert | None = None,
     ) -> StoredUpload:
         """Store one upload; with `process`, queue those operations in the same transaction.
 
-        `ttl_seconds` (checked by `parse_ttl`) defaults to `video_ttl_seconds`."""
+        `ttl_seconds` (checked by `parse_ttl`) defaults to `video_ttl_seconds`.
+        `max_bytes` lowers the size limit and `allowed_types` (sniffed content
+        types, or `video/*`-style families) narrows the types, for a caller
+        with its own constraints (a direct upload); `before_insert` runs first
+        in the video's transaction."""
         ttl = self._settings.video_ttl_seconds if ttl_seconds is None else ttl_seconds
         limits = await self.limits(user_id)
+        if max_bytes is not None and max_bytes < limits.max_bytes:
+            limits = dataclasses.replace(limits, max_bytes=max_bytes)
         limits.check_declared(declared_size)
         try:
             head = await _read_head(chunks)
             sniffed = sniff(head)
             if sniffed is None:
                 raise _unsupported()
+            if allowed_types and not type_allowed(sniffed.content_type, allowed_types):
+                raise UnsupportedMediaType(
+                    f"This upload accepts {', '.join(allowed_types)}; the file is "
+                    f"{sniffed.content_type}",
+                    code="type_not_allowed",
+                    allowed_types=list(allowed_types),
+                )
             JobService.check_process_kind(process, sniffed.kind)
-            video_id = uuid.uuid4()
+            video_id = video_id or uuid.uuid4()
             key = source_key(user_id, video_id)
             size, sha256 = await self._stream_to_storage(key, sniffed, head, chunks, limits)
         except (ConnectionResetError, HttpProcessingError) as exc:
@@ -247,7 +270,7 @@ class UploadService:
             metadata={},
             created_at=datetime.now(UTC),
         )
-        return await self._accept(candidate, sniffed, process, ttl)
+        return await self._accept(candidate, sniffed, process, ttl, before_insert=before_insert)
 
     async def accept_stored(
         self,
