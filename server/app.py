@@ -293,7 +293,11 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         pool=pool, storage=app[appkeys.STORAGE], settings=settings, uploads=app[appkeys.UPLOADS]
     )
     app[appkeys.DIRECT_UPLOADS] = DirectUploadService(
-        pool=pool, settings=settings, uploads=app[appkeys.UPLOADS], publisher=publisher
+        pool=pool,
+        settings=settings,
+        uploads=app[appkeys.UPLOADS],
+        tus=app[appkeys.TUS],
+        publisher=publisher,
     )
     yield
 

@@ -17,6 +17,8 @@ CREATE TABLE direct_uploads (
     metadata      jsonb NOT NULL DEFAULT '{}'::jsonb,  -- the creator's, shown back
     cors_origin   text,
     video_id      uuid,  -- set with status 'done'
+    -- The tus upload sending the file, when the URL is used with tus.
+    tus_upload_id uuid,
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now(),
     expires_at    timestamptz NOT NULL

@@ -5,6 +5,7 @@ and the video is the creator's. The URL is dead after use, expiry or cancel."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -180,3 +181,75 @@ async def test_cors_only_for_the_creators_origin(
         assert resp.status == 204
         allowed = resp.headers.get("Access-Control-Allow-Origin")
         assert allowed == (asker if asker == origin else None)
+
+
+async def test_tuspy_uses_the_url_without_credentials_and_resumes(
+    client: TestClient[Any, Any], user: User, sample_mp4: Path, request: pytest.FixtureRequest
+) -> None:
+    """The URL's `/tus/` speaks tus: tuspy sends the file in chunks (stopping halfway as
+    a dropped client would), a new client resumes it, and the video is the creator's."""
+    from tusclient.client import TusClient
+
+    created = await create_direct(client, user.headers, allowed_types=["video/mp4"])
+    ws = await client.ws_connect("/api/v1/ws")
+    await ws.send_json({"type": "auth", "token": user.access_token})
+    assert (await ws.receive_json(timeout=5))["type"] == "ready"
+    assert (await ws.receive_json(timeout=5))["type"] == "snapshot"
+    tus = TusClient(created["url"] + "/tus/")  # no headers at all
+    first, second = sample_mp4.open("rb"), sample_mp4.open("rb")
+    request.addfinalizer(first.close)
+    request.addfinalizer(second.close)
+    uploader = tus.uploader(file_stream=first, chunk_size=20_000, metadata={"filename": "d.mp4"})
+    await asyncio.to_thread(uploader.upload, stop_at=20_000)
+    assert (await state_of(client, user, created["id"]))["status"] == "uploading"
+    # While it is being sent, the URL takes no second upload.
+    status, body = await asyncio.to_thread(curl_put, created["url"], sample_mp4)
+    assert status == 409 and "direct_upload_in_progress" in body
+
+    resumed = await asyncio.to_thread(
+        tus.uploader, file_stream=second, url=uploader.url, chunk_size=20_000
+    )
+    assert resumed.offset == 20_000
+    await asyncio.to_thread(resumed.upload)
+    video_id = resumed.request.response_headers["frameflow-video-id"]
+    shown = await state_of(client, user, created["id"])
+    assert (shown["status"], shown["video_id"]) == ("done", video_id)
+    resp = await client.get(f"/api/v1/videos/{video_id}", headers=user.headers)
+    assert (await resp.json())["sha256"] == hashlib.sha256(sample_mp4.read_bytes()).hexdigest()
+    async with asyncio.timeout(10):
+        while (event := await ws.receive_json())["type"] != "direct_upload.completed":
+            pass
+    assert event["video_id"] == video_id
+    await ws.close()
+    # Used: neither a new tus upload nor a PUT.
+    resp = await client.post(
+        created["url"].split(str(client.server.port), 1)[1] + "/tus/",
+        headers={"Tus-Resumable": "1.0.0", "Upload-Length": "10"},
+    )
+    assert resp.status == 410
+
+
+async def test_tus_refuses_a_type_not_allowed_and_frees_the_url(
+    client: TestClient[Any, Any],
+    user: User,
+    sample_mp4: Path,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> None:
+    from tusclient.client import TusClient
+    from tusclient.exceptions import TusCommunicationError, TusUploadFailed
+
+    created = await create_direct(client, user.headers, allowed_types=["image/*"])
+    tus = TusClient(created["url"] + "/tus/")
+    stream = sample_mp4.open("rb")  # tuspy leaves files it opens to the collector
+    request.addfinalizer(stream.close)
+    uploader = tus.uploader(file_stream=stream, chunk_size=1_000_000)
+    with pytest.raises((TusUploadFailed, TusCommunicationError)):
+        await asyncio.to_thread(uploader.upload)
+    assert (await state_of(client, user, created["id"]))["status"] == "waiting"
+    png = make_image(tmp_path / "ok.png")
+    status, body = await asyncio.to_thread(curl_put, created["url"], png)
+    assert status == 201, body
+    async with client.app[appkeys.POOL].acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM videos") == 1
+        assert await conn.fetchval("SELECT used_bytes FROM users") == png.stat().st_size

@@ -67,6 +67,11 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/v1/direct-uploads/{id}/cancel"): VIDEOS_WRITE,
     ("PUT", "/api/v1/direct-uploads/u/{token}"): PUBLIC,
     ("OPTIONS", "/api/v1/direct-uploads/u/{token}"): PUBLIC,
+    ("OPTIONS", "/api/v1/direct-uploads/u/{token}/tus/"): PUBLIC,
+    ("POST", "/api/v1/direct-uploads/u/{token}/tus/"): PUBLIC,
+    ("OPTIONS", "/api/v1/direct-uploads/u/{token}/tus/{id}"): PUBLIC,
+    ("GET", "/api/v1/direct-uploads/u/{token}/tus/{id}"): PUBLIC,
+    ("PATCH", "/api/v1/direct-uploads/u/{token}/tus/{id}"): PUBLIC,
     # A PUT without a file name: refused with how to name it (405), never stored.
     ("PUT", "/api/v1/uploads"): VIDEOS_WRITE,
     ("PUT", "/api/v1/uploads/"): VIDEOS_WRITE,

@@ -12,7 +12,7 @@ from server.directuploads.model import DirectUpload
 
 _COLUMNS = (
     "id, user_id, status, max_bytes, allowed_types, process, ttl_seconds, metadata, "
-    "cors_origin, video_id, created_at, updated_at, expires_at"
+    "cors_origin, video_id, tus_upload_id, created_at, updated_at, expires_at"
 )
 
 
@@ -104,5 +104,20 @@ async def set_status(
         source,
         target,
         video_id,
+    )
+    return _row(row)
+
+
+async def set_tus_upload(
+    conn: asyncpg.Connection, upload_id: uuid.UUID, tus_upload_id: uuid.UUID
+) -> DirectUpload | None:
+    row = await conn.fetchrow(
+        f"""
+        UPDATE direct_uploads SET tus_upload_id = $2, updated_at = now()
+         WHERE id = $1 AND status = 'uploading'
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - column list is a constant
+        upload_id,
+        tus_upload_id,
     )
     return _row(row)

@@ -30,6 +30,7 @@ class DirectUpload:
     metadata: dict[str, Any]
     cors_origin: str | None
     video_id: uuid.UUID | None
+    tus_upload_id: uuid.UUID | None
     created_at: datetime
     updated_at: datetime
     expires_at: datetime

@@ -3,8 +3,10 @@ itself (`PUT /api/v1/direct-uploads/u/{token}`, no credentials: the token is the
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -18,13 +20,16 @@ from server.directuploads.service import (
     MAX_EXPIRY_SECONDS,
     MIN_EXPIRY_SECONDS,
 )
-from server.errors import BadRequest, HTTPError, LengthRequired
+from server.errors import BadRequest, HTTPError, LengthRequired, UnsupportedMediaType
 from server.http import external_url, path_uuid, read_json_object
 from server.jobs.serializers import job_json
 from server.media.sniff import ALL_TYPES
 from server.openapi.spec import Answer, RouteSpec, described, nullable, obj
 from server.request_body import body_chunks, defer_continue
 from server.serving.disposition import sanitize_filename
+from server.tus import headers as tus_headers
+from server.tus import serializers as tus_serializers
+from server.tus.routes import TUS_ERRORS, TUS_HEADERS, tus_endpoint
 from server.videos.serializers import video_json
 
 MAX_METADATA_BYTES = 4096
@@ -57,6 +62,13 @@ def add_routes(app: web.Application) -> None:
     app.router.add_post("/api/v1/direct-uploads/{id}/cancel", cancel)
     app.router.add_put("/api/v1/direct-uploads/u/{token}", put, expect_handler=defer_continue)
     app.router.add_route("OPTIONS", "/api/v1/direct-uploads/u/{token}", preflight)
+    # The same URL for tus clients: creation at .../tus/, then HEAD and PATCH.
+    tus_base = "/api/v1/direct-uploads/u/{token}/tus/"
+    app.router.add_route("OPTIONS", tus_base, tus_options)
+    app.router.add_post(tus_base, tus_create)
+    app.router.add_route("OPTIONS", tus_base + "{id}", tus_options)
+    app.router.add_route("HEAD", tus_base + "{id}", tus_head)
+    app.router.add_patch(tus_base + "{id}", tus_patch)
 
 
 def _int(data: dict[str, Any], field: str, default: int, lo: int, hi: int) -> int:
@@ -251,3 +263,163 @@ async def preflight(request: web.Request) -> web.Response:
             "Access-Control-Max-Age": "600",
         }
     return web.Response(status=204, headers=headers)
+
+
+# --- tus at the same URL ----------------------------------------------------------------
+
+# What a tus client in a browser must be allowed to send and read.
+_TUS_ALLOW_HEADERS = (
+    "Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset, Upload-Checksum, Content-Type"
+)
+_TUS_EXPOSE_HEADERS = (
+    "Location, Tus-Resumable, Tus-Version, Tus-Extension, Tus-Max-Size, Upload-Offset, "
+    "Upload-Length, Upload-Expires, Upload-Metadata, Frameflow-Video-Id, "
+    "Frameflow-Video-Location"
+)
+_TUS_PARAMS: dict[str, dict[str, Any]] = {
+    "token": _TOKEN["token"],
+    "id": {"type": "string", "format": "uuid"},
+}
+
+
+def _tus_cors(request: web.Request, upload: DirectUpload) -> dict[str, str]:
+    cors = _cors(request, upload)
+    if cors:
+        cors["Access-Control-Expose-Headers"] = _TUS_EXPOSE_HEADERS
+    return cors
+
+
+def _url_for(request: web.Request) -> Callable[[str], str]:
+    return functools.partial(external_url, request)
+
+
+async def _with_cors(
+    request: web.Request, answer: Callable[[], Any], cors: dict[str, str]
+) -> web.Response:
+    try:
+        response: web.Response = await answer()
+    except HTTPError as exc:
+        exc.headers.update(cors)
+        raise
+    response.headers.update(cors)
+    return response
+
+
+async def tus_options(request: web.Request) -> web.Response:
+    service = request.app[appkeys.DIRECT_UPLOADS]
+    upload = await service.for_token(request.match_info["token"])
+    response_headers = tus_serializers.discovery_headers(upload.max_bytes)
+    cors = _cors(request, upload)
+    if cors:
+        response_headers |= cors | {
+            "Access-Control-Allow-Methods": "POST, HEAD, PATCH",
+            "Access-Control-Allow-Headers": _TUS_ALLOW_HEADERS,
+            "Access-Control-Expose-Headers": _TUS_EXPOSE_HEADERS,
+            "Access-Control-Max-Age": "600",
+        }
+    return web.Response(status=204, headers=response_headers)
+
+
+@described(
+    RouteSpec(
+        summary="Create the tus upload of a one-time URL (no credentials)",
+        tag="uploads",
+        params=TUS_HEADERS,
+        path_schemas=_TOKEN,
+        ok={201: Answer("Created: `Location` names the upload", None)},
+        errors=TUS_ERRORS
+        | {410: "`direct_upload_used`, `direct_upload_expired` or `direct_upload_canceled`"},
+    )
+)
+@tus_endpoint
+async def tus_create(request: web.Request) -> web.Response:
+    service = request.app[appkeys.DIRECT_UPLOADS]
+    token = request.match_info["token"]
+    cors = _tus_cors(request, await service.for_token(token))
+
+    async def answer() -> web.Response:
+        if request.body_exists:
+            raise BadRequest(
+                "Send the bytes with PATCH after creating the upload",
+                code="creation_with_upload_unsupported",
+            )
+        metadata = tus_headers.parse_metadata(request.headers.get("Upload-Metadata"))
+        upload = await service.tus_create(
+            token,
+            length=tus_headers.parse_creation_length(request.headers),
+            metadata=metadata,
+            filename=sanitize_filename(metadata.get("filename") or "upload"),
+        )
+        response_headers = tus_serializers.offset_headers(upload, _url_for(request))
+        response_headers["Location"] = external_url(
+            request, f"/api/v1/direct-uploads/u/{token}/tus/{upload.id}"
+        )
+        return web.Response(status=201, headers=response_headers)
+
+    return await _with_cors(request, answer, cors)
+
+
+@tus_endpoint
+async def tus_head(request: web.Request) -> web.Response:
+    service = request.app[appkeys.DIRECT_UPLOADS]
+    token = request.match_info["token"]
+    cors = _tus_cors(request, await service.for_token(token))
+
+    async def answer() -> web.Response:
+        upload = await service.tus_status(token, path_uuid(request))
+        return web.Response(
+            status=200, headers=tus_serializers.head_headers(upload, _url_for(request))
+        )
+
+    return await _with_cors(request, answer, cors)
+
+
+@described(
+    RouteSpec(
+        summary="Append bytes to the tus upload of a one-time URL (no credentials)",
+        tag="uploads",
+        params=TUS_HEADERS,
+        body_forms={"application/offset+octet-stream": {"type": "string", "format": "binary"}},
+        path_schemas=_TUS_PARAMS,
+        ok={204: Answer("Stored: `Upload-Offset`; once complete, `Frameflow-Video-Id`", None)},
+        errors=TUS_ERRORS
+        | {
+            410: "`direct_upload_expired`, `direct_upload_canceled`, "
+            "`upload_expired` or the refusal of the finished file"
+        },
+    )
+)
+@tus_endpoint
+async def tus_patch(request: web.Request) -> web.Response:
+    service = request.app[appkeys.DIRECT_UPLOADS]
+    token = request.match_info["token"]
+    cors = _tus_cors(request, await service.for_token(token))
+
+    async def answer() -> web.Response:
+        offset = tus_headers.parse_size("Upload-Offset", request.headers.get("Upload-Offset"))
+        if offset is None:
+            raise tus_headers.missing("Upload-Offset")
+        if request.content_type != tus_headers.OFFSET_CONTENT_TYPE:
+            raise UnsupportedMediaType(
+                f"Send the bytes as {tus_headers.OFFSET_CONTENT_TYPE}",
+                code="expected_offset_octet_stream",
+            )
+        chunk = request.app[appkeys.SETTINGS].upload_chunk_bytes
+        body = (
+            request.content.iter_chunked(chunk).__aiter__()
+            if request.body_exists
+            else tus_headers.no_chunks()
+        )
+        upload = await service.tus_append(
+            token,
+            path_uuid(request),
+            offset=offset,
+            chunks=body,
+            content_length=request.content_length,
+            checksum=tus_headers.parse_checksum(request.headers.get("Upload-Checksum")),
+        )
+        return web.Response(
+            status=204, headers=tus_serializers.offset_headers(upload, _url_for(request))
+        )
+
+    return await _with_cors(request, answer, cors)

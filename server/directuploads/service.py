@@ -14,6 +14,11 @@ the URL may upload one file to it, which becomes the creator's video:
 3. any failure moves it back to waiting (the URL stays usable until its
    expiry; the creator sees why only in the uploader's answer);
 4. `direct_upload.completed` goes to the creator's sockets.
+
+With tus, the URL's `.../tus/` creates one tus upload (as the creator, with
+`Upload-Length` at most `max_size`, the row moving to uploading and naming
+it); HEAD and PATCH to that upload go through `TusService` with the row's
+allowed types, and the request that sees it completed moves the row to done.
 """
 
 from __future__ import annotations
@@ -37,10 +42,13 @@ from server.directuploads.model import (
     CreatedDirectUpload,
     DirectUpload,
 )
-from server.errors import Conflict, Gone, NotFound, PayloadTooLarge
+from server.errors import BadRequest, Conflict, Gone, HTTPError, NotFound, PayloadTooLarge
 from server.jobs.operations.protocol import Operation
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
+from server.tus.headers import Checksum
+from server.tus.model import COMPLETED, TusUpload
+from server.tus.service import TusService
 from server.uploads.service import StoredUpload, UploadService
 
 log = get_logger("frameflow.directuploads")
@@ -61,11 +69,13 @@ class DirectUploadService:
         pool: asyncpg.Pool,
         settings: Settings,
         uploads: UploadService,
+        tus: TusService,
         publisher: EventPublisher,
     ) -> None:
         self._pool = pool
         self._settings = settings
         self._uploads = uploads
+        self._tus = tus
         self._publisher = publisher
 
     @property
@@ -123,6 +133,13 @@ class DirectUploadService:
                 code="direct_upload_finished",
                 status=upload.shown_status,
             )
+        if upload.status == UPLOADING and upload.tus_upload_id is not None:
+            # Its tus upload ends too (bytes and quota hold given back); one finishing
+            # right now wins the race, and the cancel below then changes nothing.
+            try:
+                await self._tus.terminate(upload.user_id, upload.tus_upload_id)
+            except HTTPError as exc:
+                log.info("direct_upload_tus_not_terminated", code=exc.error_code)
         async with self._pool.acquire() as conn:
             canceled = await state.cancel(conn, upload)
         if canceled is None:
@@ -208,3 +225,103 @@ class DirectUploadService:
                 await state.release(conn, upload)
         except Exception:
             log.exception("direct_upload_release_failed", direct_upload_id=str(upload.id))
+
+    # --- tus ---------------------------------------------------------------------------
+
+    async def tus_create(
+        self, token: str, *, length: int | None, metadata: dict[str, str], filename: str
+    ) -> TusUpload:
+        """tus creation at the URL: one upload, as the creator, of at most `max_size`."""
+        if length is None:
+            raise BadRequest(
+                "A direct upload needs Upload-Length at creation",
+                code="missing_header",
+                header="Upload-Length",
+            )
+        upload = await self._start(token, length)
+        try:
+            # The uploader's metadata is only the file's name and type; the options
+            # are the creator's.
+            options = {k: v for k, v in metadata.items() if k in ("filename", "filetype")}
+            if upload.process:
+                options["process"] = ",".join(upload.process)
+            if upload.ttl_seconds is not None:
+                options["ttl"] = str(upload.ttl_seconds)
+            created = await self._tus.create(
+                upload.user_id, length=length, metadata=options, filename=filename
+            )
+            async with self._pool.acquire() as conn:
+                if await db.set_tus_upload(conn, upload.id, created.upload.id) is None:
+                    raise Gone("This upload URL was canceled", code="direct_upload_canceled")
+        except BaseException:
+            await asyncio.shield(self._release(upload))
+            raise
+        return created.upload
+
+    async def tus_status(self, token: str, tus_upload_id: uuid.UUID) -> TusUpload:
+        direct = await self._tus_direct(token, tus_upload_id)
+        try:
+            upload = await self._tus.status(
+                direct.user_id, tus_upload_id, allowed_types=direct.allowed_types
+            )
+        except HTTPError as exc:
+            await self._after_tus_error(direct, exc)
+            raise
+        return await self._after_tus(direct, upload)
+
+    async def tus_append(
+        self,
+        token: str,
+        tus_upload_id: uuid.UUID,
+        *,
+        offset: int,
+        chunks: AsyncIterator[bytes],
+        content_length: int | None,
+        checksum: Checksum | None,
+    ) -> TusUpload:
+        direct = await self._tus_direct(token, tus_upload_id)
+        try:
+            upload = await self._tus.append(
+                direct.user_id,
+                tus_upload_id,
+                offset=offset,
+                chunks=chunks,
+                content_length=content_length,
+                checksum=checksum,
+                allowed_types=direct.allowed_types,
+            )
+        except HTTPError as exc:
+            await self._after_tus_error(direct, exc)
+            raise
+        return await self._after_tus(direct, upload)
+
+    async def _tus_direct(self, token: str, tus_upload_id: uuid.UUID) -> DirectUpload:
+        """The direct upload whose URL sends this tus upload: dead once canceled or
+        expired; once done, HEAD and a repeated last PATCH still name the video."""
+        direct = await self.for_token(token)
+        if direct.tus_upload_id != tus_upload_id:
+            raise NotFound("No such upload", code="upload_not_found")
+        if direct.status != DONE:
+            if direct.expired:
+                raise Gone("This upload URL has expired", code="direct_upload_expired")
+            if direct.status == CANCELED:
+                raise Gone("This upload URL was canceled", code="direct_upload_canceled")
+        return direct
+
+    async def _after_tus(self, direct: DirectUpload, upload: TusUpload) -> TusUpload:
+        if upload.status == COMPLETED and direct.status == UPLOADING:
+            async with self._pool.acquire() as conn:
+                done = await state.finish(conn, direct, upload.video_id)
+            if done is not None:
+                log.info(
+                    "direct_upload_completed",
+                    direct_upload_id=str(done.id),
+                    video_id=str(upload.video_id),
+                )
+                self._publisher.direct_upload_completed(done)
+        return upload
+
+    async def _after_tus_error(self, direct: DirectUpload, exc: HTTPError) -> None:
+        """A tus upload refused at completion (or gone) frees the URL for another try."""
+        if direct.status == UPLOADING and exc.status in (410, 415, 422):
+            await self._release(direct)

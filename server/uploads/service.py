@@ -142,6 +142,15 @@ def type_allowed(content_type: str, allowed: Collection[str]) -> bool:
     return content_type in allowed or family in allowed
 
 
+def _check_type(sniffed: SniffResult, allowed_types: Collection[str]) -> None:
+    if allowed_types and not type_allowed(sniffed.content_type, allowed_types):
+        raise UnsupportedMediaType(
+            f"This upload accepts {', '.join(allowed_types)}; the file is {sniffed.content_type}",
+            code="type_not_allowed",
+            allowed_types=list(allowed_types),
+        )
+
+
 def refused_by_client(exc: BaseException) -> bool:
     """A refusal of the upload itself (415, 422, 413, 400): trying again cannot help.
     Anything else — a 5xx, a database or storage error, a cancellation — is the
@@ -235,13 +244,7 @@ class UploadService:
             sniffed = sniff(head)
             if sniffed is None:
                 raise _unsupported()
-            if allowed_types and not type_allowed(sniffed.content_type, allowed_types):
-                raise UnsupportedMediaType(
-                    f"This upload accepts {', '.join(allowed_types)}; the file is "
-                    f"{sniffed.content_type}",
-                    code="type_not_allowed",
-                    allowed_types=list(allowed_types),
-                )
+            _check_type(sniffed, allowed_types)
             JobService.check_process_kind(process, sniffed.kind)
             video_id = video_id or uuid.uuid4()
             key = source_key(user_id, video_id)
@@ -286,6 +289,7 @@ class UploadService:
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
         keep_on_server_error: bool = False,
+        allowed_types: Collection[str] = (),
     ) -> StoredUpload:
         """An object already in storage at `key` becomes a video, as a plain upload does:
         sniff (415), probe (422), then the row and the `process` jobs in one transaction,
@@ -301,6 +305,7 @@ class UploadService:
                 sniffed = sniff(await _read_head(chunks))
             if sniffed is None:
                 raise _unsupported()
+            _check_type(sniffed, allowed_types)
             JobService.check_process_kind(process, sniffed.kind)
         except BaseException as exc:
             await self._after_failure(key, exc, keep_on_server_error)
