@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 
 from server import appkeys
 from tests.browser import chromium
+from tests.clips import make_clip
 from tests.conftest import User
 from tests.test_direct_uploads import create_direct
 
@@ -35,6 +36,34 @@ async function send(url) {
 </body></html>"""
 
 
+TUS_JS = Path(__file__).parent.parent / "static" / "vendor" / "tus-js-client-4.3.1" / "tus.min.js"
+
+# The same page with tus-js-client: chunked, resumable, still without credentials.
+TUS_PAGE = """<!doctype html>
+<html><body>
+<input type="file" id="file">
+<script src="/tus.min.js"></script>
+<script>
+function sendTus(endpoint) {
+  const file = document.getElementById("file").files[0];
+  return new Promise((resolve) => {
+    const upload = new tus.Upload(file, {
+      endpoint,
+      chunkSize: 100000,
+      retryDelays: [],
+      metadata: {filename: file.name, filetype: file.type},
+      onSuccess: (payload) => resolve({ok: true,
+        video: payload.lastResponse.getHeader("Frameflow-Video-Id")}),
+      onError: (error) => resolve({ok: false, status: error.originalResponse ?
+        error.originalResponse.getStatus() : 0}),
+    });
+    upload.start();
+  });
+}
+</script>
+</body></html>"""
+
+
 @pytest.fixture
 async def page_origin() -> AsyncIterator[str]:
     """Another origin (its own port on loopback) serving the customer's page."""
@@ -42,8 +71,16 @@ async def page_origin() -> AsyncIterator[str]:
     async def index(request: web.Request) -> web.Response:
         return web.Response(text=PAGE, content_type="text/html")
 
+    async def tus_page(request: web.Request) -> web.Response:
+        return web.Response(text=TUS_PAGE, content_type="text/html")
+
+    async def tus_js(request: web.Request) -> web.Response:
+        return web.Response(body=TUS_JS.read_bytes(), content_type="text/javascript")
+
     app = web.Application()
     app.router.add_get("/", index)
+    app.router.add_get("/tus.html", tus_page)
+    app.router.add_get("/tus.min.js", tus_js)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -89,3 +126,26 @@ async def test_browser_on_another_origin_uploads_once(
     resp = await client.get(f"/api/v1/videos/{video_id}", headers=user.headers)
     assert resp.status == 200  # the creator's video
     assert (await resp.json())["sha256"] == hashlib.sha256(sample_mp4.read_bytes()).hexdigest()
+
+
+async def test_tus_js_client_on_another_origin_uploads_once(
+    client: TestClient[Any, Any], user: User, page_origin: str, tmp_path: Path
+) -> None:
+    clip = make_clip(tmp_path / "clip.mp4", seconds=4, width=480, height=360)  # a few chunks
+    created = await create_direct(client, user.headers, cors_origin=page_origin)
+    async with chromium() as browser:
+        context = await browser.new_context()
+        page = await context.new_page()
+        await page.goto(page_origin + "/tus.html")
+        await page.set_input_files("#file", str(clip))
+        endpoint = created["url"] + "/tus/"
+        first = await page.evaluate("(url) => sendTus(url)", endpoint)
+        assert first["ok"], first
+        again = await page.evaluate("(url) => sendTus(url)", endpoint)
+        assert again == {"ok": False, "status": 410}
+        await context.close()
+    resp = await client.get(f"/api/v1/direct-uploads/{created['id']}", headers=user.headers)
+    shown = await resp.json()
+    assert (shown["status"], shown["video_id"]) == ("done", first["video"])
+    resp = await client.get(f"/api/v1/videos/{first['video']}", headers=user.headers)
+    assert (await resp.json())["sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
