@@ -25,6 +25,7 @@ from server.auth.tokens import TokenService
 from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
 from server.db.pool import open_database, resolve_database_url
+from server.directuploads.service import DirectUploadService
 from server.jobs.operations import registry
 from server.jobs.operations.catalog import OperationCatalog
 from server.jobs.operations.protocol import Operation
@@ -93,6 +94,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.admin.routes import add_routes as admin_routes
     from server.apikeys.routes import add_routes as api_key_routes
     from server.auth.routes import add_routes as auth_routes
+    from server.directuploads.routes import add_routes as direct_upload_routes
     from server.health.routes import add_routes as ops_routes
     from server.jobs.operation_routes import add_routes as operation_routes
     from server.jobs.output_routes import add_routes as output_routes
@@ -114,6 +116,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         api_key_routes,
         upload_routes,
         tus_routes,
+        direct_upload_routes,
         video_routes,
         job_routes,
         operation_routes,
@@ -287,6 +290,13 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[appkeys.TUS] = TusService(
         pool=pool, storage=app[appkeys.STORAGE], settings=settings, uploads=app[appkeys.UPLOADS]
+    )
+    app[appkeys.DIRECT_UPLOADS] = DirectUploadService(
+        pool=pool,
+        settings=settings,
+        uploads=app[appkeys.UPLOADS],
+        tus=app[appkeys.TUS],
+        publisher=publisher,
     )
     yield
 

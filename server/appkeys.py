@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from server.auth.service import AuthService
     from server.auth.tokens import TokenService
     from server.cleanup.task import CleanupTask
+    from server.directuploads.service import DirectUploadService
     from server.jobs.operations.catalog import OperationCatalog
     from server.jobs.operations.protocol import Operation
     from server.jobs.runner import JobRunner
@@ -73,6 +74,7 @@ VIDEOS: web.AppKey[VideoService] = web.AppKey("videos")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 TUS: web.AppKey[TusService] = web.AppKey("tus")
+DIRECT_UPLOADS: web.AppKey[DirectUploadService] = web.AppKey("direct_uploads")
 # Absent when FRAMEFLOW_CLEANUP_ENABLED=false.
 CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")

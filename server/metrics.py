@@ -52,9 +52,10 @@ class Metrics:
             "Uploads being streamed into storage right now.",
             registry=self.registry,
         )
+        # retry: a finished resumable upload kept after a server error, to complete later.
         self.uploads = Counter(
             "frameflow_uploads",
-            "Finished uploads by outcome (stored, rejected, aborted).",
+            "Finished uploads by outcome (stored, rejected, aborted, retry).",
             ["outcome"],
             registry=self.registry,
         )

@@ -29,12 +29,14 @@ def s3_endpoint() -> Iterator[str]:
         yield endpoint
 
 
-@pytest.fixture(params=["local", "s3"])
+# SeaweedFS (a real S3 server, started once per run by conftest) as well as moto: parts,
+# tails under the 5 MiB minimum and their crossing of part boundaries on a real store.
+@pytest.fixture(params=["local", "s3", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)])
 async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
     if request.param == "local":
         settings = Settings(data_dir=tmp_path, storage="local")
     else:
-        endpoint = request.getfixturevalue("s3_endpoint")
+        endpoint = request.getfixturevalue(f"{request.param}_endpoint")
         settings = Settings(data_dir=tmp_path, s3_part_size=PART, **s3_settings(endpoint))
     store = await open_storage(settings)
     try:

@@ -459,3 +459,43 @@ async def test_a_request_cut_during_a_write_keeps_the_hash_honest(
         f"/api/v1/videos/{resp.headers['Frameflow-Video-Id']}", headers=user.headers
     )
     assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_a_database_failure_at_completion_keeps_the_bytes(
+    client: TestClient[Any, Any],
+    user: User,
+    sample_mp4: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
+) -> None:
+    """The video's transaction fails once for the server's reasons (the connection to
+    PostgreSQL lost): the assembled object must survive, so the next HEAD finishes the
+    upload instead of answering 410 upload_lost."""
+    import asyncpg
+
+    from server.quota.ledger import QuotaLedger
+
+    real = QuotaLedger.charge_upload
+    calls: list[int] = []
+
+    async def fail_once(conn: Any, user_id: Any, size: int) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise asyncpg.PostgresConnectionError("simulated: the database went away")
+        await real(conn, user_id, size)
+
+    monkeypatch.setattr(QuotaLedger, "charge_upload", staticmethod(fail_once))
+    data = sample_mp4.read_bytes()
+    url = await create(client, user, len(data))
+    resp = await patch(client, user, url, 0, data)
+    assert resp.status >= 500, await resp.text()
+    resp = await head(client, user, url)
+    assert resp.status == 200, await resp.text()
+    video_id = resp.headers["Frameflow-Video-Id"]
+    resp = await client.get(f"/api/v1/videos/{video_id}", headers=user.headers)
+    assert resp.status == 200
+    assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
+    resp = await client.get(f"/api/v1/videos/{video_id}/content", headers=user.headers)
+    assert resp.status == 200 and await resp.read() == data
+    assert await used_bytes(client.app, user) == len(data)
+    assert len(calls) == 2

@@ -61,6 +61,17 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/api/v1/tus/{id}"): VIDEOS_WRITE,
     ("PATCH", "/api/v1/tus/{id}"): VIDEOS_WRITE,
     ("DELETE", "/api/v1/tus/{id}"): VIDEOS_WRITE,
+    # Direct uploads: made by a creator; the one-time URL is its own credential.
+    ("POST", "/api/v1/direct-uploads"): VIDEOS_WRITE,
+    ("GET", "/api/v1/direct-uploads/{id}"): VIDEOS_READ,
+    ("POST", "/api/v1/direct-uploads/{id}/cancel"): VIDEOS_WRITE,
+    ("PUT", "/api/v1/direct-uploads/u/{token}"): PUBLIC,
+    ("OPTIONS", "/api/v1/direct-uploads/u/{token}"): PUBLIC,
+    ("OPTIONS", "/api/v1/direct-uploads/u/{token}/tus/"): PUBLIC,
+    ("POST", "/api/v1/direct-uploads/u/{token}/tus/"): PUBLIC,
+    ("OPTIONS", "/api/v1/direct-uploads/u/{token}/tus/{id}"): PUBLIC,
+    ("GET", "/api/v1/direct-uploads/u/{token}/tus/{id}"): PUBLIC,
+    ("PATCH", "/api/v1/direct-uploads/u/{token}/tus/{id}"): PUBLIC,
     # A PUT without a file name: refused with how to name it (405), never stored.
     ("PUT", "/api/v1/uploads"): VIDEOS_WRITE,
     ("PUT", "/api/v1/uploads/"): VIDEOS_WRITE,

@@ -11,6 +11,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Final, Literal, get_args
 
+from server.directuploads.model import DirectUpload
+from server.directuploads.serializers import direct_upload_json
 from server.jobs.model import Job, JobStatus
 from server.jobs.serializers import job_json
 from server.videos.model import Video
@@ -24,6 +26,8 @@ VideoEventType = Literal["video.ready", "video.deleted"]
 JOB_EVENTS: frozenset[JobEventType] = frozenset(get_args(JobEventType))
 VIDEO_READY: Final = "video.ready"
 VIDEO_DELETED: Final = "video.deleted"
+# A direct upload's file became the creator's video (README, "Direct uploads").
+DIRECT_UPLOAD_COMPLETED: Final = "direct_upload.completed"
 
 # The event that announces a job reaching each status.
 _STATUS_EVENTS: dict[JobStatus, JobEventType] = {
@@ -101,6 +105,19 @@ def video_deleted_event(user_id: uuid.UUID, video_id: uuid.UUID) -> Event:
         "status": "deleted",
         "progress": None,
         "at": _now(),
+    }
+
+
+def direct_upload_completed_event(upload: DirectUpload) -> Event:
+    return {
+        "type": DIRECT_UPLOAD_COMPLETED,
+        "user_id": str(upload.user_id),
+        "job_id": None,
+        "video_id": str(upload.video_id) if upload.video_id else None,
+        "status": upload.shown_status,
+        "progress": None,
+        "at": _now(),
+        "direct_upload": direct_upload_json(upload),
     }
 
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import uuid
 
+from server.directuploads.model import DirectUpload
 from server.jobs.model import Job
 from server.live.bus import Bus
 from server.live.events import (
     JobEventType,
+    direct_upload_completed_event,
     job_event,
     session_revoked_event,
     video_deleted_event,
@@ -35,6 +37,9 @@ class EventPublisher:
 
     def video_deleted(self, user_id: uuid.UUID, video_id: uuid.UUID) -> None:
         self._bus.publish(video_deleted_event(user_id, video_id))
+
+    def direct_upload_completed(self, upload: DirectUpload) -> None:
+        self._bus.publish(direct_upload_completed_event(upload))
 
     def session_revoked(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
         """A session ended (logout, a replayed refresh token): its sockets close with

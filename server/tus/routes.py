@@ -63,10 +63,10 @@ async def options(request: web.Request) -> web.Response:
 
 
 # The contract (OpenAPI): every tus request carries Tus-Resumable: 1.0.0.
-_TUS_HEADERS = (
+TUS_HEADERS = (
     Param("Tus-Resumable", "header", {"type": "string", "enum": ["1.0.0"]}, required=True),
 )
-_TUS_ERRORS = {
+TUS_ERRORS = {
     400: "`invalid_header`, `missing_header` or `unsupported_checksum`",
     403: "`too_many_unfinished_uploads`",
     404: "`upload_not_found`",
@@ -89,10 +89,10 @@ _ID = {"id": {"type": "string", "format": "uuid"}}
     RouteSpec(
         summary="Create a resumable upload (tus creation, optionally with its first bytes)",
         tag="uploads",
-        params=_TUS_HEADERS,
+        params=TUS_HEADERS,
         body_forms=_OCTETS,
         ok={201: Answer("Created: `Location` names the upload", None)},
-        errors=_TUS_ERRORS,
+        errors=TUS_ERRORS,
     )
 )
 @tus_endpoint
@@ -130,11 +130,11 @@ async def head(request: web.Request) -> web.Response:
     RouteSpec(
         summary="Append bytes at Upload-Offset (tus core)",
         tag="uploads",
-        params=_TUS_HEADERS,
+        params=TUS_HEADERS,
         body_forms=_OCTETS,
         path_schemas=_ID,
         ok={204: Answer("Stored: `Upload-Offset`; once complete, `Frameflow-Video-Id`", None)},
-        errors=_TUS_ERRORS,
+        errors=TUS_ERRORS,
     )
 )
 @tus_endpoint
@@ -164,10 +164,10 @@ async def patch(request: web.Request) -> web.Response:
     RouteSpec(
         summary="Terminate an unfinished upload (tus termination)",
         tag="uploads",
-        params=_TUS_HEADERS,
+        params=TUS_HEADERS,
         path_schemas=_ID,
         ok={204: Answer("Terminated: its bytes and quota hold are gone", None)},
-        errors=_TUS_ERRORS,
+        errors=TUS_ERRORS,
     )
 )
 @tus_endpoint

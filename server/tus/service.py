@@ -53,7 +53,7 @@ import asyncio
 import hashlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -84,7 +84,7 @@ from server.tus import state
 from server.tus.hashes import RunningHashes
 from server.tus.headers import Checksum, no_chunks
 from server.tus.model import COMPLETED, COMPLETING, FAILED, TERMINATED, UPLOADING, TusUpload
-from server.uploads.service import UploadService
+from server.uploads.service import UploadService, refused_by_client
 
 log = get_logger("frameflow.tus")
 
@@ -203,9 +203,12 @@ class TusService:
 
     # --- reading -------------------------------------------------------------------
 
-    async def status(self, user_id: uuid.UUID, upload_id: uuid.UUID) -> TusUpload:
+    async def status(
+        self, user_id: uuid.UUID, upload_id: uuid.UUID, *, allowed_types: Collection[str] = ()
+    ) -> TusUpload:
         """HEAD: the upload as stored. One left `completing` by a crash is completed now
-        (unless another request holds it)."""
+        (unless another request holds it). `allowed_types` narrows what the finished
+        file may be (a direct upload's constraint; 415 `type_not_allowed`)."""
         async with self._pool.acquire() as conn:
             upload = self._usable(await tus_db.get_upload(conn, upload_id, user_id))
         if upload.status != COMPLETING:
@@ -215,7 +218,7 @@ class TusService:
                 return upload
             upload = self._usable(await tus_db.get_upload(conn, upload_id, user_id))
             if upload.status == COMPLETING:
-                upload = await self._complete(conn, upload)
+                upload = await self._complete(conn, upload, allowed_types)
             return upload
 
     # --- appending -----------------------------------------------------------------
@@ -230,6 +233,7 @@ class TusService:
         content_length: int | None,
         checksum: Checksum | None = None,
         length: int | None = None,
+        allowed_types: Collection[str] = (),
     ) -> TusUpload:
         """PATCH: append the body at `offset` (409 unless it is the upload's offset);
         `length` declares a deferred length. The last byte completes the upload."""
@@ -241,7 +245,7 @@ class TusService:
                     raise self._offset_conflict(upload, "This upload has all its bytes")
                 # A repeated last PATCH, or one that found a completion to finish.
                 if upload.status == COMPLETING:
-                    upload = await self._complete(conn, upload)
+                    upload = await self._complete(conn, upload, allowed_types)
                 return upload
             if offset != upload.upload_offset:
                 raise self._offset_conflict(
@@ -252,7 +256,7 @@ class TusService:
             limit = await self._body_limit(conn, upload, content_length)
             upload = await self._write(conn, upload, chunks, checksum, limit)
             if upload.status == COMPLETING:
-                upload = await self._complete(conn, upload)
+                upload = await self._complete(conn, upload, allowed_types)
             return upload
 
     async def _declare_length(
@@ -400,7 +404,9 @@ class TusService:
 
     # --- completion ----------------------------------------------------------------
 
-    async def _complete(self, conn: asyncpg.Connection, upload: TusUpload) -> TusUpload:
+    async def _complete(
+        self, conn: asyncpg.Connection, upload: TusUpload, allowed_types: Collection[str] = ()
+    ) -> TusUpload:
         """completing → completed through `UploadService.accept_stored` (or failed, when
         it refuses the file). Runs under the upload's lock; safe to repeat."""
         try:
@@ -428,9 +434,13 @@ class TusService:
                 ttl_seconds=upload.ttl_seconds,
                 conn=conn,
                 before_insert=mark_completed,
+                # Every byte is in: a server failure (the database down) must not
+                # cost the object, or the retry would find it gone (410 upload_lost).
+                keep_on_server_error=True,
+                allowed_types=allowed_types,
             )
         except HTTPError as exc:
-            if exc.status >= 500:
+            if not refused_by_client(exc):
                 raise  # left completing: the next HEAD or PATCH tries again
             await self._fail(conn, upload, exc)
             raise

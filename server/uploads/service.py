@@ -10,7 +10,10 @@ Order matters for "nothing is lost, nothing is left behind":
 
 `accept_stored` is the same road for an object that is already in storage
 (a finished resumable upload): it sniffs the object's first bytes, then
-joins at step 3.
+joins at step 3. Its caller can ask to keep the object when the failure is
+the server's (a 5xx, the database or storage unreachable, a cancellation):
+the client has sent every byte and cannot send them again, so the object
+waits for the next attempt. A refusal of the file itself still deletes it.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import asyncio
 import dataclasses
 import hashlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +35,7 @@ from server.db import videos as videos_db
 from server.errors import (
     BadRequest,
     ClientClosedRequest,
+    HTTPError,
     PayloadTooLarge,
     Unprocessable,
     UnsupportedMediaType,
@@ -132,6 +136,28 @@ def parse_ttl(settings: Settings, raw: str | None) -> int | None:
     return ttl
 
 
+def type_allowed(content_type: str, allowed: Collection[str]) -> bool:
+    """`video/mp4` matches `video/mp4` and `video/*`."""
+    family = content_type.split("/", 1)[0] + "/*"
+    return content_type in allowed or family in allowed
+
+
+def _check_type(sniffed: SniffResult, allowed_types: Collection[str]) -> None:
+    if allowed_types and not type_allowed(sniffed.content_type, allowed_types):
+        raise UnsupportedMediaType(
+            f"This upload accepts {', '.join(allowed_types)}; the file is {sniffed.content_type}",
+            code="type_not_allowed",
+            allowed_types=list(allowed_types),
+        )
+
+
+def refused_by_client(exc: BaseException) -> bool:
+    """A refusal of the upload itself (415, 422, 413, 400): trying again cannot help.
+    Anything else — a 5xx, a database or storage error, a cancellation — is the
+    server's failure."""
+    return isinstance(exc, HTTPError) and exc.status < 500
+
+
 def _unsupported() -> UnsupportedMediaType:
     return UnsupportedMediaType(
         "Not a supported video or image (mp4/mov, webm/mkv, avi, mpeg-ts, jpeg, png, webp)"
@@ -196,20 +222,31 @@ class UploadService:
         declared_size: int | None,
         process: Sequence[Operation] = (),
         ttl_seconds: int | None = None,
+        max_bytes: int | None = None,
+        allowed_types: Collection[str] = (),
+        video_id: uuid.UUID | None = None,
+        before_insert: BeforeInsert | None = None,
     ) -> StoredUpload:
         """Store one upload; with `process`, queue those operations in the same transaction.
 
-        `ttl_seconds` (checked by `parse_ttl`) defaults to `video_ttl_seconds`."""
+        `ttl_seconds` (checked by `parse_ttl`) defaults to `video_ttl_seconds`.
+        `max_bytes` lowers the size limit and `allowed_types` (sniffed content
+        types, or `video/*`-style families) narrows the types, for a caller
+        with its own constraints (a direct upload); `before_insert` runs first
+        in the video's transaction."""
         ttl = self._settings.video_ttl_seconds if ttl_seconds is None else ttl_seconds
         limits = await self.limits(user_id)
+        if max_bytes is not None and max_bytes < limits.max_bytes:
+            limits = dataclasses.replace(limits, max_bytes=max_bytes)
         limits.check_declared(declared_size)
         try:
             head = await _read_head(chunks)
             sniffed = sniff(head)
             if sniffed is None:
                 raise _unsupported()
+            _check_type(sniffed, allowed_types)
             JobService.check_process_kind(process, sniffed.kind)
-            video_id = uuid.uuid4()
+            video_id = video_id or uuid.uuid4()
             key = source_key(user_id, video_id)
             size, sha256 = await self._stream_to_storage(key, sniffed, head, chunks, limits)
         except (ConnectionResetError, HttpProcessingError) as exc:
@@ -236,7 +273,7 @@ class UploadService:
             metadata={},
             created_at=datetime.now(UTC),
         )
-        return await self._accept(candidate, sniffed, process, ttl)
+        return await self._accept(candidate, sniffed, process, ttl, before_insert=before_insert)
 
     async def accept_stored(
         self,
@@ -251,10 +288,13 @@ class UploadService:
         ttl_seconds: int | None = None,
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
+        keep_on_server_error: bool = False,
+        allowed_types: Collection[str] = (),
     ) -> StoredUpload:
         """An object already in storage at `key` becomes a video, as a plain upload does:
         sniff (415), probe (422), then the row and the `process` jobs in one transaction,
-        then `video.ready`. Any refusal deletes the object.
+        then `video.ready`. Any refusal deletes the object; so does any other failure
+        unless `keep_on_server_error` (then the caller owns the object and retries).
 
         The transaction runs on `conn` when given (a caller holding a lock on it);
         `before_insert` runs first inside it, so the caller's own row changes commit
@@ -265,10 +305,10 @@ class UploadService:
                 sniffed = sniff(await _read_head(chunks))
             if sniffed is None:
                 raise _unsupported()
+            _check_type(sniffed, allowed_types)
             JobService.check_process_kind(process, sniffed.kind)
-        except BaseException:
-            await self._discard(key)
-            self._metrics.uploads.labels("rejected").inc()
+        except BaseException as exc:
+            await self._after_failure(key, exc, keep_on_server_error)
             raise
         candidate = Video(
             id=video_id,
@@ -284,7 +324,13 @@ class UploadService:
             created_at=datetime.now(UTC),
         )
         return await self._accept(
-            candidate, sniffed, process, ttl, conn=conn, before_insert=before_insert
+            candidate,
+            sniffed,
+            process,
+            ttl,
+            conn=conn,
+            before_insert=before_insert,
+            keep_on_server_error=keep_on_server_error,
         )
 
     async def _accept(
@@ -296,15 +342,16 @@ class UploadService:
         *,
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
+        keep_on_server_error: bool = False,
     ) -> StoredUpload:
-        """Steps 3 and 4 for a stored object, then the events; any failure deletes it."""
+        """Steps 3 and 4 for a stored object, then the events; a failure deletes it
+        (see `_after_failure`)."""
         try:
             stored = await self._probe_and_record(
                 candidate, sniffed, process, ttl, conn=conn, before_insert=before_insert
             )
-        except BaseException:
-            await self._discard(candidate.storage_key)
-            self._metrics.uploads.labels("rejected").inc()
+        except BaseException as exc:
+            await self._after_failure(candidate.storage_key, exc, keep_on_server_error)
             raise
         self._metrics.uploads.labels("stored").inc()
         self._metrics.bytes_uploaded.inc(candidate.size)
@@ -398,6 +445,16 @@ class UploadService:
         self, conn: asyncpg.Connection | None
     ) -> AbstractAsyncContextManager[asyncpg.Connection]:
         return _transaction_on(conn) if conn is not None else _pooled_transaction(self._pool)
+
+    async def _after_failure(
+        self, key: str, exc: BaseException, keep_on_server_error: bool
+    ) -> None:
+        if keep_on_server_error and not refused_by_client(exc):
+            self._metrics.uploads.labels("retry").inc()
+            log.warning("upload_kept_after_server_error", key=key, error=type(exc).__name__)
+            return
+        await self._discard(key)
+        self._metrics.uploads.labels("rejected").inc()
 
     async def _discard(self, key: str) -> None:
         # Shielded: runs on the way out of a cancelled request too.

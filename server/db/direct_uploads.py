@@ -1,0 +1,123 @@
+"""SQL for the `direct_uploads` table (sql/010_direct_uploads.sql)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import asyncpg
+
+from server.directuploads.model import DirectUpload
+
+_COLUMNS = (
+    "id, user_id, status, max_bytes, allowed_types, process, ttl_seconds, metadata, "
+    "cors_origin, video_id, tus_upload_id, created_at, updated_at, expires_at"
+)
+
+
+def _row(row: asyncpg.Record | None) -> DirectUpload | None:
+    if row is None:
+        return None
+    values = dict(row)
+    values["allowed_types"] = list(values["allowed_types"])
+    values["process"] = list(values["process"])
+    if isinstance(values["metadata"], str):
+        values["metadata"] = json.loads(values["metadata"])
+    return DirectUpload(**values)
+
+
+async def insert(
+    conn: asyncpg.Connection,
+    *,
+    id: uuid.UUID,
+    user_id: uuid.UUID,
+    token_sha256: bytes,
+    max_bytes: int,
+    allowed_types: list[str],
+    process: list[str],
+    ttl_seconds: int | None,
+    metadata: dict[str, Any],
+    cors_origin: str | None,
+    expires_in_seconds: int,
+) -> DirectUpload:
+    row = await conn.fetchrow(
+        f"""
+        INSERT INTO direct_uploads (id, user_id, token_sha256, max_bytes, allowed_types,
+                                    process, ttl_seconds, metadata, cors_origin, expires_at)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9,
+                now() + make_interval(secs => $10))
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - column list is a constant
+        id,
+        user_id,
+        token_sha256,
+        max_bytes,
+        allowed_types,
+        process,
+        ttl_seconds,
+        json.dumps(metadata),
+        cors_origin,
+        float(expires_in_seconds),
+    )
+    upload = _row(row)
+    assert upload is not None
+    return upload
+
+
+async def get(
+    conn: asyncpg.Connection, upload_id: uuid.UUID, user_id: uuid.UUID
+) -> DirectUpload | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM direct_uploads WHERE id = $1 AND user_id = $2",  # noqa: S608
+        upload_id,
+        user_id,
+    )
+    return _row(row)
+
+
+async def get_by_token(conn: asyncpg.Connection, token_sha256: bytes) -> DirectUpload | None:
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM direct_uploads WHERE token_sha256 = $1",  # noqa: S608
+        token_sha256,
+    )
+    return _row(row)
+
+
+async def set_status(
+    conn: asyncpg.Connection,
+    upload_id: uuid.UUID,
+    source: str,
+    target: str,
+    *,
+    video_id: uuid.UUID | None = None,
+) -> DirectUpload | None:
+    """Guarded: changes the row only while it is still `source`."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE direct_uploads
+           SET status = $3, video_id = COALESCE($4, video_id), updated_at = now()
+         WHERE id = $1 AND status = $2
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - column list is a constant
+        upload_id,
+        source,
+        target,
+        video_id,
+    )
+    return _row(row)
+
+
+async def set_tus_upload(
+    conn: asyncpg.Connection, upload_id: uuid.UUID, tus_upload_id: uuid.UUID
+) -> DirectUpload | None:
+    row = await conn.fetchrow(
+        f"""
+        UPDATE direct_uploads SET tus_upload_id = $2, updated_at = now()
+         WHERE id = $1 AND status = 'uploading'
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - column list is a constant
+        upload_id,
+        tus_upload_id,
+    )
+    return _row(row)

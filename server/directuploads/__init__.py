@@ -1,0 +1,1 @@
+"""Direct uploads: one-time upload URLs for callers without credentials."""
