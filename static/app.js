@@ -10,8 +10,9 @@ import { startLive } from './live.js';
 import { hidePlayer, initPlayer, renderOutputs, showVideo, shownVideoId } from './player.js';
 import { cancelAllUploads, initUploads, showOperationChoices } from './upload.js';
 import {
-  addVideo, clearVideos, getVideo, initVideos, loadVideos, markSelected, removeVideo, videoName,
+  addVideo, clearVideos, getVideo, initVideos, loadVideos, markSelected, removeVideo, updateVideo, videoName,
 } from './videos.js';
+import { initDetails } from './details.js';
 
 let stopLive = null;
 let quotaTimer = null;
@@ -139,6 +140,11 @@ async function main() {
     },
   });
   initVideos($('#videos'), $('#videos-empty'), openVideo);
+  initDetails((video) => {
+    updateVideo(video);
+    const heading = $('#player-title');
+    if (heading) heading.textContent = video.title;
+  });
   initPlayer($('#player'), {
     onDeleted: forgetVideo,
     onJobCreated: () => {},

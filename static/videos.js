@@ -40,6 +40,13 @@ export function addVideo(video) {
   render();
 }
 
+/** A video whose fields changed (its details were saved): same place in the list. */
+export function updateVideo(video) {
+  if (!videos.has(video.id)) return;
+  videos.set(video.id, video);
+  render();
+}
+
 export function removeVideo(id) {
   videos.delete(id);
   if (selectedId === id) selectedId = null;
@@ -77,7 +84,7 @@ function render() {
           'aria-current': video.id === selectedId ? 'true' : null,
           onclick: () => onSelect(video.id),
         },
-        h('span', { class: 'video-name' }, video.filename),
+        h('span', { class: 'video-name' }, video.title || video.filename),
         h('span', { class: 'muted' }, describe(video)),
       ),
     ),

@@ -1,4 +1,4 @@
-"""`/api/v1/videos`: list, show, delete, and play back with ranges."""
+"""`/api/v1/videos`: list, show, edit, delete, and play back with ranges."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from aiohttp import web
 from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import NotFound
-from server.http import external_url, path_uuid, query_int
+from server.http import external_url, path_uuid, query_int, read_json_object
 from server.pagination import decode_cursor, encode_cursor
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 from server.serving.signing import playback_seconds
+from server.videos.metadata import parse_metadata_patch
 from server.videos.model import Video
 from server.videos.serializers import content_path, video_json
 
@@ -36,6 +37,16 @@ async def _owned_video(request: web.Request) -> Video:
 
 async def get_video(request: web.Request) -> web.Response:
     return web.json_response(video_json(await _owned_video(request)))
+
+
+async def patch_video(request: web.Request) -> web.Response:
+    """Title, description and tags; absent fields are left as they are."""
+    video_id = path_uuid(request)
+    patch = parse_metadata_patch(await read_json_object(request))
+    video = await request.app[appkeys.VIDEOS].update_metadata(
+        current_user(request).id, video_id, patch
+    )
+    return web.json_response(video_json(video))
 
 
 async def delete_video(request: web.Request) -> web.Response:
@@ -92,6 +103,7 @@ async def video_content_url(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/videos", list_videos)
     app.router.add_get("/api/v1/videos/{id}", get_video)
+    app.router.add_patch("/api/v1/videos/{id}", patch_video)
     app.router.add_delete("/api/v1/videos/{id}", delete_video)
     app.router.add_get("/api/v1/videos/{id}/content", video_content)  # HEAD too
     app.router.add_route("OPTIONS", "/api/v1/videos/{id}/content", preflight_for(_signed))
