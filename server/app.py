@@ -44,6 +44,7 @@ from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
 from server.quota.ledger import QuotaLedger
 from server.scanning.service import ScanService
+from server.search.service import SearchService
 from server.serving.cors import add_signed_media_cors
 from server.serving.signing import UrlSigner
 from server.storage import open_storage
@@ -89,6 +90,7 @@ def create_app(
             _webhooks_ctx,
             _limits_ctx,
             _services_ctx,
+            _search_ctx,
             _runner_ctx,
             _uploads_ctx,
             _cleanup_ctx,
@@ -107,6 +109,7 @@ def _add_routes(app: web.Application) -> None:
     from server.jobs.output_routes import add_routes as output_routes
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
+    from server.search.routes import add_routes as search_routes
     from server.static_files import add_routes as static_routes
     from server.uploads.routes import add_routes as upload_routes
     from server.videos.routes import add_routes as video_routes
@@ -117,6 +120,7 @@ def _add_routes(app: web.Application) -> None:
         auth_routes,
         admin_routes,
         upload_routes,
+        search_routes,  # before video_routes: /videos/suggest is not a video id
         video_routes,
         job_routes,
         operation_routes,
@@ -276,6 +280,14 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         publisher=publisher,
         metrics=app[appkeys.METRICS],
     )
+    yield
+
+
+async def _search_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Applies the text-search configuration and detects pg_trgm before the first search.
+    search = SearchService(pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS])
+    await search.prepare()
+    app[appkeys.SEARCH] = search
     yield
 
 

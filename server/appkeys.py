@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from server.notify.outbox import Outbox
     from server.quota.ledger import QuotaLedger
     from server.scanning.service import ScanService
+    from server.search.service import SearchService
     from server.serving.signing import UrlSigner
     from server.storage.base import Storage
     from server.uploads.service import UploadService
@@ -69,6 +70,7 @@ RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 QUOTA: web.AppKey[QuotaLedger] = web.AppKey("quota")
 VIDEOS: web.AppKey[VideoService] = web.AppKey("videos")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
+SEARCH: web.AppKey[SearchService] = web.AppKey("search")
 UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 # Absent when FRAMEFLOW_CLEANUP_ENABLED=false.
 CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")

@@ -17,10 +17,18 @@ _COLUMNS = (
 )
 
 
+# For other SQL modules that select whole videos (server.db.search).
+VIDEO_COLUMNS = _COLUMNS
+
+
 def _video(row: asyncpg.Record) -> Video:
-    values = dict(row)
+    values = {name: row[name] for name in _NAMES}
     values["tags"] = tuple(values["tags"])
     return Video(**values)
+
+
+video_from_row = _video
+_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 
 
 async def insert_video(

@@ -11,6 +11,8 @@ from server.auth.middleware import current_user
 from server.errors import NotFound
 from server.http import external_url, path_uuid, query_int, read_json_object
 from server.pagination import decode_cursor, encode_cursor
+from server.search.params import is_search, parse_search
+from server.search.serializers import search_page_json
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 from server.serving.signing import playback_seconds
@@ -22,6 +24,11 @@ from server.videos.serializers import content_path, video_json
 async def list_videos(request: web.Request) -> web.Response:
     user = current_user(request)
     limit = query_int(request, "limit", 20, lo=1, hi=100)
+    if is_search(request.query):
+        # `q` or a filter: full-text search with facets (server/search).
+        query = parse_search(request.query, limit=limit)
+        found = await request.app[appkeys.SEARCH].search(user.id, query)
+        return web.json_response(search_page_json(found))
     cursor = request.query.get("cursor")
     before = decode_cursor(cursor) if cursor else None
     # One extra row tells whether there is a next page.
