@@ -47,6 +47,7 @@ from server.scanning.service import ScanService
 from server.search.service import SearchService
 from server.serving.cors import add_signed_media_cors
 from server.serving.signing import UrlSigner
+from server.shares.service import ShareService
 from server.storage import open_storage
 from server.uploads.service import UploadService
 from server.videos.service import VideoService
@@ -91,6 +92,7 @@ def create_app(
             _limits_ctx,
             _services_ctx,
             _search_ctx,
+            _shares_ctx,
             _runner_ctx,
             _uploads_ctx,
             _cleanup_ctx,
@@ -110,6 +112,7 @@ def _add_routes(app: web.Application) -> None:
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
     from server.search.routes import add_routes as search_routes
+    from server.shares.routes import add_routes as share_routes
     from server.static_files import add_routes as static_routes
     from server.uploads.routes import add_routes as upload_routes
     from server.videos.routes import add_routes as video_routes
@@ -127,6 +130,7 @@ def _add_routes(app: web.Application) -> None:
         output_routes,
         live_routes,
         webhook_routes,
+        share_routes,
         static_routes,
     ):
         add(app)
@@ -288,6 +292,17 @@ async def _search_ctx(app: web.Application) -> AsyncIterator[None]:
     search = SearchService(pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS])
     await search.prepare()
     app[appkeys.SEARCH] = search
+    yield
+
+
+async def _shares_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.SETTINGS]
+    app[appkeys.SHARES] = ShareService(
+        pool=app[appkeys.POOL],
+        passwords=PasswordHasher(settings.bcrypt_rounds),
+        signer=app[appkeys.SIGNER],
+        settings=settings,
+    )
     yield
 
 

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from server.scanning.service import ScanService
     from server.search.service import SearchService
     from server.serving.signing import UrlSigner
+    from server.shares.service import ShareService
     from server.storage.base import Storage
     from server.uploads.service import UploadService
     from server.videos.service import VideoService
@@ -71,6 +72,7 @@ QUOTA: web.AppKey[QuotaLedger] = web.AppKey("quota")
 VIDEOS: web.AppKey[VideoService] = web.AppKey("videos")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 SEARCH: web.AppKey[SearchService] = web.AppKey("search")
+SHARES: web.AppKey[ShareService] = web.AppKey("shares")
 UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 # Absent when FRAMEFLOW_CLEANUP_ENABLED=false.
 CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")
