@@ -265,6 +265,14 @@ async def test_bad_parameters_are_400_naming_them(
     assert (await resp.json())["error"]["field"] == field
 
 
+async def test_stop_words_and_symbols_alone_are_no_error(
+    client: TestClient[Any, Any], user: User
+) -> None:
+    await add_video(client.app, user, "The end")
+    for q in ("the", "a an the", "&|!", "'"):
+        await search(client, user, q=q)  # 200, whatever it finds
+
+
 async def test_search_needs_a_login(client: TestClient[Any, Any]) -> None:
     assert (await client.get("/api/v1/videos", params={"q": "x"})).status == 401
     assert (await client.get("/api/v1/videos/suggest", params={"q": "x"})).status == 401

@@ -245,3 +245,21 @@ async def test_invalid_bodies_are_400_naming_the_field(
     )
     assert resp.status == 400
     assert (await resp.json())["error"]["field"] == field
+
+
+async def test_password_guessing_is_rate_limited(
+    make_settings: Any, aiohttp_client: Any, sample_mp4: Path
+) -> None:
+    from server.app import create_app
+
+    client = await aiohttp_client(create_app(make_settings(rate_limit_login_per_minute=2)))
+    user = await register_and_login(client)
+    resp = await client.put(
+        "/api/v1/uploads/v.mp4", data=sample_mp4.read_bytes(), headers=user.headers
+    )
+    made = await share(client, user, await resp.json(), password="open sesame")
+    unlock = path_of(made) + "/unlock"
+    statuses = [
+        (await client.post(unlock, json={"password": f"guess {i}xx"})).status for i in range(3)
+    ]
+    assert statuses == [403, 403, 429]

@@ -16,6 +16,7 @@ from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import BadRequest, NotFound
 from server.http import external_url, path_uuid, read_json_object
+from server.limits import policy
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 from server.shares.params import parse_share_spec
@@ -72,6 +73,7 @@ async def share_info(request: web.Request) -> web.Response:
 
 
 async def unlock_share(request: web.Request) -> web.Response:
+    await policy.limit_share_unlock(request, request.match_info["token"])
     data = await read_json_object(request)
     password = data.get("password")
     if not isinstance(password, str) or len(password) > 1024:
