@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import re
@@ -42,6 +43,8 @@ import asyncpg
 
 from bench._common import (
     Table,
+    _admin,
+    _with_database,
     bench_database,
     default_database_server,
     log,
@@ -303,6 +306,12 @@ class Capture:
         self.calls.append((sql, args))
         return []
 
+    async def execute(self, sql: str, *args: Any) -> str:
+        return ""
+
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return contextlib.nullcontext()
+
 
 async def explain(
     pool: asyncpg.Pool, service: SearchService, query: SearchQuery, user: uuid.UUID
@@ -310,6 +319,8 @@ async def explain(
     from server.db import search as search_db
 
     capture = Capture()
+    async with pool.acquire() as conn:
+        small = await search_db.library_is_small(conn, user)
     await search_db.search_videos(
         capture,
         user,
@@ -321,9 +332,11 @@ async def explain(
         after_score=None,
         limit=21,
         typo_tolerant=service.typo_tolerance,
+        small_library=small,
     )
     sql, params = capture.calls[0]
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *params)
     text = "\n".join(r[0] for r in plan)
     return text, sorted(
@@ -442,10 +455,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=200)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--database-url", default="")
+    parser.add_argument(
+        "--keep", default="", help="seed into this new database and keep it (for EXPLAIN by hand)"
+    )
     args = parser.parse_args()
     server = args.database_url or default_database_server()
     if not server:
         raise SystemExit("set BENCH_DATABASE_URL or TEST_DATABASE_URL (a PostgreSQL with pg_trgm)")
+    if args.keep:
+        asyncio.run(_admin(server, f'CREATE DATABASE "{args.keep}"'))
+        asyncio.run(run(args, _with_database(server, args.keep)))
+        return
     # Created and dropped outside the event loop (bench_database runs its own).
     with bench_database(server) as url:
         asyncio.run(run(args, url))

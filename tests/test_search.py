@@ -311,3 +311,24 @@ async def test_unknown_text_search_configuration_stops_start_up(
         await runner.cleanup()
     with pytest.raises(SettingsError, match="FRAMEFLOW_SEARCH_CONFIG"):
         make_settings(search_config="english; drop table videos")
+
+
+async def test_large_library_path_finds_the_same(
+    client: TestClient[Any, Any], user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SMALL_LIBRARY videos the word indexes are used: same answers."""
+    from server.db import search as search_db
+
+    app = client.app
+    await add_video(app, user, "Lake at dawn", description="a river flows past the lake")
+    await add_video(app, user, "Garden", tags=("river",))
+    await add_video(app, user, "River crossing")
+    small = await search(client, user, q="river")
+    monkeypatch.setattr(search_db, "SMALL_LIBRARY", 0)
+    large = await search(client, user, q="river")
+    assert titles(large) == titles(small) == ["River crossing", "Garden", "Lake at dawn"]
+    assert large["facets"] == small["facets"]
+    resp = await client.get("/api/v1/videos/suggest", params={"q": "riv"}, headers=user.headers)
+    assert [s["text"] for s in (await resp.json())["suggestions"] if s["kind"] == "title"][0] == (
+        "River crossing"
+    )

@@ -42,6 +42,32 @@ _SIMILARITY_WEIGHT = 0.5
 _VIDEO_COLUMNS = ", ".join(f"v.{c.strip()}" for c in VIDEO_COLUMNS.split(","))
 
 
+# Up to this many videos, a user's search reads all of their rows (through
+# videos_user_created_idx) and filters them: a few milliseconds, whatever the
+# words. Looking a word up in the GIN indexes costs what the word costs across
+# *all* users' videos — a common prefix matches a quarter of a million rows —
+# and the planner cannot tell the two apart (bench/search_bench.py).
+SMALL_LIBRARY = 5000
+
+
+def _source(small_library: bool, user_param: str) -> str:
+    """`videos`, or — for a small library — the user's rows behind an OFFSET 0
+    fence, so that the planner filters them instead of using the word indexes."""
+    if not small_library:
+        return "videos"
+    return f"(SELECT * FROM videos WHERE user_id = {user_param} OFFSET 0)"  # noqa: S608 - "$n"
+
+
+async def library_is_small(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
+    """At most SMALL_LIBRARY videos (an index-only count that stops there)."""
+    count = await conn.fetchval(
+        "SELECT count(*) FROM (SELECT 1 FROM videos WHERE user_id = $1 LIMIT $2) mine",
+        user_id,
+        SMALL_LIBRARY + 1,
+    )
+    return int(count) <= SMALL_LIBRARY
+
+
 class _Params:
     """Numbered bind parameters, in order."""
 
@@ -62,15 +88,16 @@ def _bucket_sql(low: float | None, high: float | None) -> str:
 
 def _where(
     p: _Params,
-    user_id: uuid.UUID,
+    user: str,
     text: SearchText | None,
+    tsquery: str,
     filters: SearchFilters,
     *,
     typo_tolerant: bool,
 ) -> str:
-    clauses = [f"v.user_id = {p.add(user_id)}"]
+    clauses = [f"v.user_id = {user}"]
     if text is not None:
-        match = "v.search_vector @@ q.query"
+        match = f"v.search_vector @@ {tsquery}"
         if typo_tolerant:
             match = f"({match} OR {p.add(text.raw)} <% v.search_title)"
         clauses.append(match)
@@ -88,10 +115,28 @@ def _where(
     return " AND ".join(clauses)
 
 
-def _query_cte(p: _Params, config: str, text: SearchText | None) -> str:
+def _tsquery(p: _Params, config: str, text: SearchText | None) -> tuple[str, str]:
+    """SQL of the query's tsquery and of the configuration.
+
+    An expression, not a CTE: with constant arguments (custom plans, see
+    `_custom_plans`) the planner folds it and estimates from the index's
+    statistics how many rows a word matches — "holiday" in a quarter of all
+    videos is best filtered within the user's rows, a rare word is best
+    looked up in the GIN index. Behind a CTE it guessed 0.5% for every word.
+    """
     if text is None:
-        return "q AS (SELECT NULL::tsquery AS query)"
-    return f"q AS (SELECT to_tsquery({p.add(config)}::regconfig, {p.add(text.tsquery)}) AS query)"
+        return "NULL::tsquery", "NULL::regconfig"
+    cfg = f"{p.add(config)}::regconfig"
+    return f"to_tsquery({cfg}, {p.add(text.tsquery)})", cfg
+
+
+async def _custom_plans(conn: asyncpg.Connection) -> None:
+    """Plan each search for its own words (in the caller's transaction).
+
+    asyncpg prepares statements, and after five runs PostgreSQL may switch to
+    one generic plan whose estimates ignore the words searched for.
+    """
+    await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
 
 
 async def search_videos(
@@ -106,14 +151,16 @@ async def search_videos(
     after_score: tuple[float, uuid.UUID] | None,
     limit: int,
     typo_tolerant: bool,
+    small_library: bool = False,
 ) -> list[SearchHit]:
     """One page of hits, best first (`by_relevance`, needs `text`) or newest first."""
     p = _Params()
-    cte = _query_cte(p, config, text)
-    where = _where(p, user_id, text, filters, typo_tolerant=typo_tolerant)
+    user = p.add(user_id)
+    tsquery, cfg = _tsquery(p, config, text)
+    where = _where(p, user, text, tsquery, filters, typo_tolerant=typo_tolerant)
     score = "NULL::float8"
     if text is not None:
-        score = "ts_rank(v.search_vector, q.query)::float8"
+        score = f"ts_rank(v.search_vector, {tsquery})::float8"
         if typo_tolerant:
             score += f" + {_SIMILARITY_WEIGHT} * word_similarity({p.add(text.raw)}, v.search_title)"
     if by_relevance:
@@ -131,29 +178,30 @@ async def search_videos(
             else "true"
         )
     if text is not None:
+        # Only for the rows of the page: ts_headline re-parses the text.
         headlines = (
-            f"ts_headline(q_cfg.cfg, frameflow_title_text(title, filename), q.query,"
+            f"ts_headline({cfg}, frameflow_title_text(title, filename), {tsquery},"
             f" '{_TITLE_HEADLINE}') AS title_marked,"
-            f" ts_headline(q_cfg.cfg, description, q.query, '{_DESCRIPTION_HEADLINE}')"
+            f" ts_headline({cfg}, description, {tsquery}, '{_DESCRIPTION_HEADLINE}')"
             " AS description_marked"
         )
-        cfg = f"q_cfg AS (SELECT {p.add(config)}::regconfig AS cfg)"
     else:
         headlines = "NULL AS title_marked, NULL AS description_marked"
-        cfg = "q_cfg AS (SELECT NULL::regconfig AS cfg)"
     sql = f"""
-        WITH {cte}, {cfg},
-        page AS (
+        WITH page AS (
             SELECT * FROM (
-                SELECT {_VIDEO_COLUMNS}, {score} AS score FROM videos v, q WHERE {where}
+                SELECT {_VIDEO_COLUMNS}, {score} AS score FROM {_source(small_library, user)} v
+                WHERE {where}
             ) matched
             WHERE {after}
             ORDER BY {order}
             LIMIT {p.add(limit)}
         )
-        SELECT page.*, {headlines} FROM page, q, q_cfg ORDER BY {order}
+        SELECT page.*, {headlines} FROM page ORDER BY {order}
     """  # noqa: S608 - constant fragments; values are bind parameters
-    rows = await conn.fetch(sql, *p.values)
+    async with conn.transaction():
+        await _custom_plans(conn)
+        rows = await conn.fetch(sql, *p.values)
     return [
         SearchHit(
             video=video_from_row(r),
@@ -176,11 +224,13 @@ async def search_facets(
     text: SearchText | None,
     filters: SearchFilters,
     typo_tolerant: bool,
+    small_library: bool = False,
 ) -> Facets:
     """Counts by kind, status, duration bucket, upload window and tag of all matches."""
     p = _Params()
-    cte = _query_cte(p, config, text)
-    where = _where(p, user_id, text, filters, typo_tolerant=typo_tolerant)
+    user = p.add(user_id)
+    tsquery, _ = _tsquery(p, config, text)
+    where = _where(p, user, text, tsquery, filters, typo_tolerant=typo_tolerant)
     durations = " UNION ALL ".join(
         f"SELECT '{name}' AS value, count(*) FILTER (WHERE {_bucket_sql(lo, hi)}) AS n FROM hits v"  # noqa: S608
         for name, (lo, hi) in DURATION_BUCKETS.items()
@@ -190,9 +240,8 @@ async def search_facets(
         for name, days in UPLOADED_WINDOWS.items()
     )
     sql = f"""
-        WITH {cte},
-        hits AS (SELECT v.kind, v.status, v.created_at, v.tags, v.metadata
-                 FROM videos v, q WHERE {where})
+        WITH hits AS (SELECT v.kind, v.status, v.created_at, v.tags, v.metadata
+                      FROM {_source(small_library, user)} v WHERE {where})
         SELECT 'kind' AS facet, kind AS value, count(*) AS n FROM hits GROUP BY kind
         UNION ALL SELECT 'status', status, count(*) FROM hits GROUP BY status
         UNION ALL SELECT 'duration', value, n FROM ({durations}) d
@@ -207,7 +256,10 @@ async def search_facets(
         "uploaded": [],
         "tags": [],
     }
-    for r in await conn.fetch(sql, *p.values):
+    async with conn.transaction():
+        await _custom_plans(conn)
+        facet_rows = await conn.fetch(sql, *p.values)
+    for r in facet_rows:
         found[r["facet"]].append(FacetCount(r["value"], r["n"]))
     for name in ("kind", "status"):
         found[name].sort(key=lambda f: (-f.count, f.value))
@@ -223,12 +275,13 @@ async def suggest(
     prefix: str,
     limit: int,
     typo_tolerant: bool,
+    small_library: bool = False,
 ) -> list[Suggestion]:
     """Titles that match as typed (best first), then tags starting with `prefix`."""
     p = _Params()
-    cte = _query_cte(p, config, text)
-    match = "v.search_vector @@ q.query"
-    score = "ts_rank(v.search_vector, q.query)"
+    tsquery, _ = _tsquery(p, config, text)
+    match = f"v.search_vector @@ {tsquery}"
+    score = f"ts_rank(v.search_vector, {tsquery})"
     if typo_tolerant:
         raw = p.add(text.raw)
         match = f"({match} OR {raw} <% v.search_title)"
@@ -236,17 +289,18 @@ async def suggest(
     user, n = p.add(user_id), p.add(limit)
     like = p.add(_like_prefix(prefix))
     sql = f"""
-        WITH {cte}
         (SELECT 'title' AS kind, frameflow_title_text(v.title, v.filename) AS text,
                 v.id AS video_id, NULL::bigint AS n
-         FROM videos v, q WHERE v.user_id = {user} AND {match}
+         FROM {_source(small_library, user)} v WHERE v.user_id = {user} AND {match}
          ORDER BY {score} DESC, v.created_at DESC LIMIT {n})
         UNION ALL
         (SELECT 'tag', t, NULL, count(*) FROM videos v, unnest(v.tags) t
          WHERE v.user_id = {user} AND t LIKE {like}
          GROUP BY t ORDER BY count(*) DESC, t LIMIT {n})
     """  # noqa: S608 - constant fragments; values are bind parameters
-    rows = await conn.fetch(sql, *p.values)
+    async with conn.transaction():
+        await _custom_plans(conn)
+        rows = await conn.fetch(sql, *p.values)
     return [Suggestion(r["text"], r["kind"], r["video_id"], r["n"]) for r in rows]
 
 
@@ -271,7 +325,8 @@ async def text_search_config_exists(conn: asyncpg.Connection, config: str) -> bo
 
 
 async def apply_text_search_config(conn: asyncpg.Connection, config: str) -> int:
-    """Make `config` the default of new rows and rebuild rows made with another one;
+    """Make `config` the default of new rows and, when it was not, rebuild the rows
+    made with another one (this holds the table's lock until the caller commits);
     returns how many were rebuilt. The caller checked that `config` exists."""
     current = await conn.fetchval(
         """SELECT pg_get_expr(d.adbin, d.adrelid) FROM pg_attrdef d
@@ -281,9 +336,11 @@ async def apply_text_search_config(conn: asyncpg.Connection, config: str) -> int
     wanted = await conn.fetchval(
         "SELECT quote_literal($1::regconfig::text) || '::regconfig'", config
     )
-    if current != wanted:
-        # DDL takes no bind parameters; `wanted` was quoted by the server.
-        await conn.execute(f"ALTER TABLE videos ALTER COLUMN search_config SET DEFAULT {wanted}")
+    if current == wanted:
+        return 0  # the usual start-up: one catalog read, no scan of the table
+    # DDL takes no bind parameters; `wanted` was quoted by the server. The
+    # caller's transaction makes the new default and the rebuilt rows one change.
+    await conn.execute(f"ALTER TABLE videos ALTER COLUMN search_config SET DEFAULT {wanted}")
     status = await conn.execute(
         "UPDATE videos SET search_config = $1::regconfig WHERE search_config <> $1::regconfig",
         config,

@@ -56,6 +56,8 @@ class SearchService:
         # Relevance needs words to rank by; filters alone list newest first.
         sort = query.sort if query.text is not None else "date"
         async with self._pool.acquire() as conn:
+            # A small library is read whole; a large one goes through the word indexes.
+            small = query.text is not None and await search_db.library_is_small(conn, user_id)
             hits = await search_db.search_videos(
                 conn,
                 user_id,
@@ -67,6 +69,7 @@ class SearchService:
                 after_score=query.after_score,
                 limit=query.limit + 1,  # one more tells whether there is a next page
                 typo_tolerant=self.typo_tolerance,
+                small_library=small,
             )
             facets = None
             if query.first_page:
@@ -77,6 +80,7 @@ class SearchService:
                     text=query.text,
                     filters=query.filters,
                     typo_tolerant=self.typo_tolerance,
+                    small_library=small,
                 )
         return SearchPage(
             hits=hits[: query.limit],
@@ -92,6 +96,7 @@ class SearchService:
         if text is None:
             return []
         async with self._pool.acquire() as conn:
+            small = await search_db.library_is_small(conn, user_id)
             return await search_db.suggest(
                 conn,
                 user_id,
@@ -100,4 +105,5 @@ class SearchService:
                 prefix=typed.strip().lower(),
                 limit=limit,
                 typo_tolerant=self.typo_tolerance,
+                small_library=small,
             )
