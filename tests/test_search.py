@@ -329,6 +329,5 @@ async def test_large_library_path_finds_the_same(
     assert titles(large) == titles(small) == ["River crossing", "Garden", "Lake at dawn"]
     assert large["facets"] == small["facets"]
     resp = await client.get("/api/v1/videos/suggest", params={"q": "riv"}, headers=user.headers)
-    assert [s["text"] for s in (await resp.json())["suggestions"] if s["kind"] == "title"][0] == (
-        "River crossing"
-    )
+    found = (await resp.json())["suggestions"]
+    assert next(s["text"] for s in found if s["kind"] == "title") == "River crossing"
