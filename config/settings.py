@@ -347,6 +347,18 @@ class Settings:
         10.0, "Time limit of one webhook delivery (connect, send and read the answer)."
     )
 
+    # --- library: search and share links --------------------------------------
+    search_config: str = _setting(
+        "english",
+        "PostgreSQL text-search configuration of video search (`simple` for no stemming, "
+        "or a language such as `german`); changing it rebuilds the vectors at start-up.",
+    )
+    search_typo_tolerance: bool = _setting(
+        True,
+        "Also match misspelt titles with `pg_trgm` where the database has that extension "
+        "(search falls back to full-text matching alone where it has not).",
+    )
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -490,6 +502,11 @@ def _validate(s: Settings) -> None:
         s.ffmpeg_sandbox in {"auto", "bwrap", "unshare", "none"},
         "ffmpeg_sandbox",
         "must be auto, bwrap, unshare or none",
+    )
+    need(
+        re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", s.search_config) is not None,
+        "search_config",
+        "must be the name of a text-search configuration, such as english or simple",
     )
     need(
         _is_clamd_address(s.clamd_address),

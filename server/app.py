@@ -48,8 +48,10 @@ from server.notify.outbox import Outbox
 from server.quota.ledger import QuotaLedger
 from server.roles import API, WORKER, parts_of
 from server.scanning.service import ScanService
+from server.search.service import SearchService
 from server.serving.cors import add_signed_media_cors
 from server.serving.signing import UrlSigner
+from server.shares.service import ShareService
 from server.storage import open_storage
 from server.tus.service import TusService
 from server.uploads.service import UploadService
@@ -101,6 +103,8 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
     from server.openapi.routes import add_routes as openapi_routes
+    from server.search.routes import add_routes as search_routes
+    from server.shares.routes import add_routes as share_routes
     from server.static_files import add_routes as static_routes
     from server.tus.routes import add_routes as tus_routes
     from server.uploads.routes import add_routes as upload_routes
@@ -117,6 +121,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         upload_routes,
         tus_routes,
         direct_upload_routes,
+        search_routes,  # before video_routes: /videos/suggest is not a video id
         video_routes,
         job_routes,
         operation_routes,
@@ -124,6 +129,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         live_routes,
         webhook_routes,
         openapi_routes,
+        share_routes,
         static_routes,
     ):
         add(app)
@@ -301,6 +307,25 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _search_ctx(app: web.Application) -> AsyncIterator[None]:
+    # Applies the text-search configuration and detects pg_trgm before the first search.
+    search = SearchService(pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS])
+    await search.prepare()
+    app[appkeys.SEARCH] = search
+    yield
+
+
+async def _shares_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[appkeys.SETTINGS]
+    app[appkeys.SHARES] = ShareService(
+        pool=app[appkeys.POOL],
+        passwords=PasswordHasher(settings.bcrypt_rounds),
+        signer=app[appkeys.SIGNER],
+        settings=settings,
+    )
+    yield
+
+
 async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     # Only on instances that run jobs: an API-only instance builds no runner.
     settings = app[appkeys.SETTINGS]
@@ -380,6 +405,8 @@ _CONTEXTS: tuple[tuple[_Context, frozenset[str]], ...] = (
     (_webhook_sender_ctx, frozenset({WORKER})),
     (_limits_ctx, _BOTH),
     (_services_ctx, _BOTH),
+    (_search_ctx, frozenset({API})),
+    (_shares_ctx, frozenset({API})),
     (_runner_ctx, frozenset({WORKER})),
     (_uploads_ctx, frozenset({API})),
     (_cleanup_ctx, frozenset({WORKER})),

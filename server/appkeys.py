@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from server.notify.outbox import Outbox
     from server.quota.ledger import QuotaLedger
     from server.scanning.service import ScanService
+    from server.search.service import SearchService
     from server.serving.signing import UrlSigner
+    from server.shares.service import ShareService
     from server.storage.base import Storage
     from server.tus.service import TusService
     from server.uploads.service import UploadService
@@ -72,6 +74,8 @@ RUNNER: web.AppKey[JobRunner] = web.AppKey("runner")
 QUOTA: web.AppKey[QuotaLedger] = web.AppKey("quota")
 VIDEOS: web.AppKey[VideoService] = web.AppKey("videos")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
+SEARCH: web.AppKey[SearchService] = web.AppKey("search")
+SHARES: web.AppKey[ShareService] = web.AppKey("shares")
 UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 TUS: web.AppKey[TusService] = web.AppKey("tus")
 DIRECT_UPLOADS: web.AppKey[DirectUploadService] = web.AppKey("direct_uploads")

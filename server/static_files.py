@@ -66,6 +66,23 @@ async def index(request: web.Request) -> web.Response:
     )
 
 
+def share_page(request: web.Request) -> web.FileResponse:
+    """The public player of a share link (`/s/{token}`): no login, embeddable anywhere."""
+    policy = content_security_policy(request.app[appkeys.SETTINGS].public_url).replace(
+        "frame-ancestors 'none'", "frame-ancestors *"
+    )
+    return web.FileResponse(
+        STATIC_DIR / "share.html",
+        headers={
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": policy,
+            # The link is the credential: it must not leak to other sites.
+            "Referrer-Policy": "no-referrer",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )
+
+
 async def _static_headers(request: web.Request, response: web.StreamResponse) -> None:
     if request.path.startswith(STATIC_PREFIX) and response.status in (200, 304):
         response.headers["Cache-Control"] = "no-cache"

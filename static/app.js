@@ -10,8 +10,11 @@ import { startLive } from './live.js';
 import { hidePlayer, initPlayer, renderOutputs, showVideo, shownVideoId } from './player.js';
 import { cancelAllUploads, initUploads, showOperationChoices } from './upload.js';
 import {
-  addVideo, clearVideos, getVideo, initVideos, loadVideos, markSelected, removeVideo, videoName,
+  addVideo, clearVideos, getVideo, initVideos, loadVideos, markSelected, removeVideo, showResults, updateVideo,
+  videoName,
 } from './videos.js';
+import { initDetails } from './details.js';
+import { initSearch, resetSearch } from './search.js';
 
 let stopLive = null;
 let quotaTimer = null;
@@ -85,6 +88,7 @@ function leave() {
   hidePlayer();
   clearJobs();
   clearVideos();
+  resetSearch();
   $('#app').hidden = true;
   $('#account').hidden = true;
   $('#auth').hidden = false;
@@ -139,6 +143,21 @@ async function main() {
     },
   });
   initVideos($('#videos'), $('#videos-empty'), openVideo);
+  initSearch(
+    {
+      form: $('#search-form'),
+      input: $('#search-q'),
+      sort: $('#search-sort'),
+      suggestions: $('#search-suggestions'),
+      facets: $('#search-facets'),
+    },
+    showResults,
+  );
+  initDetails((video) => {
+    updateVideo(video);
+    const heading = $('#player-title');
+    if (heading) heading.textContent = video.title;
+  });
   initPlayer($('#player'), {
     onDeleted: forgetVideo,
     onJobCreated: () => {},

@@ -5,6 +5,8 @@
 
 import { api } from './api.js';
 import { h, $, formatBytes, formatSeconds, announce } from './dom.js';
+import { detailsForm } from './details.js';
+import { sharePanel } from './shares.js';
 import { fetchJob, jobsOfVideo, upsertJob, outputLinks } from './jobs.js';
 import { loadOperations, operationsFor, paramControl, paramOf } from './operations.js';
 
@@ -200,10 +202,12 @@ export async function showVideo(video) {
   const del = h('button', { type: 'button', class: 'danger' }, 'Delete video');
   del.addEventListener('click', () => deleteVideo(video, del));
   section.replaceChildren(
-    h('h2', { id: 'player-title', tabindex: '-1' }, video.filename),
+    h('h2', { id: 'player-title', tabindex: '-1' }, video.title || video.filename),
     media,
     h('div', { class: 'thumb-slot' }),
     metadataList(video),
+    detailsForm(video),
+    sharePanel(video),
     h('h3', {}, 'Outputs'),
     h('p', { class: 'no-outputs muted' }, 'None yet: run an operation below.'),
     h('ul', { class: 'outputs video-outputs' }),

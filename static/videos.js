@@ -2,12 +2,23 @@
 
 import { api } from './api.js';
 import { h, formatBytes, formatSeconds } from './dom.js';
+import { highlightedTitle } from './search.js';
 
 const videos = new Map(); // id → video JSON
 let listEl = null;
 let emptyEl = null;
 let onSelect = () => {};
 let selectedId = null;
+let results = null; // search hits shown instead of the whole list, or null
+
+/** Show search hits (their order, their highlights); null goes back to the list. */
+export function showResults(items) {
+  results = items;
+  if (items) {
+    for (const { search, ...video } of items) if (!videos.has(video.id)) videos.set(video.id, video);
+  }
+  render();
+}
 
 export function initVideos(element, emptyMessage, select) {
   listEl = element;
@@ -21,6 +32,7 @@ export const getVideo = (id) => videos.get(id);
 export function clearVideos() {
   videos.clear();
   selectedId = null;
+  results = null;
   render();
 }
 
@@ -37,6 +49,13 @@ export function addVideo(video) {
   videos.clear();
   videos.set(video.id, video);
   for (const [id, v] of rest) videos.set(id, v);
+  render();
+}
+
+/** A video whose fields changed (its details were saved): same place in the list. */
+export function updateVideo(video) {
+  if (!videos.has(video.id)) return;
+  videos.set(video.id, video);
   render();
 }
 
@@ -64,7 +83,11 @@ function describe(video) {
 
 function render() {
   if (!listEl) return;
-  const items = [...videos.values()].map((video) =>
+  // A saved title shows at once; the highlight stays the search's.
+  const shown = results
+    ? results.filter((r) => videos.has(r.id)).map((r) => ({ ...videos.get(r.id), search: r.search }))
+    : [...videos.values()];
+  const items = shown.map((video) =>
     h(
       'li',
       {},
@@ -77,7 +100,7 @@ function render() {
           'aria-current': video.id === selectedId ? 'true' : null,
           onclick: () => onSelect(video.id),
         },
-        h('span', { class: 'video-name' }, video.filename),
+        h('span', { class: 'video-name' }, highlightedTitle(video)),
         h('span', { class: 'muted' }, describe(video)),
       ),
     ),

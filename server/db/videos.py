@@ -13,12 +13,22 @@ from server.videos.model import Video
 
 _COLUMNS = (
     "id, user_id, filename, storage_key, size, sha256, content_type, kind, status, metadata,"
-    " created_at, expires_at"
+    " created_at, expires_at, title, description, tags"
 )
 
 
+# For other SQL modules that select whole videos (server.db.search).
+VIDEO_COLUMNS = _COLUMNS
+
+
 def _video(row: asyncpg.Record) -> Video:
-    return Video(**dict(row))
+    values = {name: row[name] for name in _NAMES}
+    values["tags"] = tuple(values["tags"])
+    return Video(**values)
+
+
+video_from_row = _video
+_NAMES = tuple(c.strip() for c in _COLUMNS.split(","))
 
 
 async def insert_video(
@@ -98,6 +108,29 @@ async def list_videos(
             limit,
         )
     return [_video(r) for r in rows]
+
+
+async def update_metadata(
+    conn: asyncpg.Connection,
+    video_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    title: str | None,
+    description: str,
+    tags: tuple[str, ...],
+) -> Video | None:
+    """Replace the three editable fields; None when the user has no such video."""
+    row = await conn.fetchrow(
+        f"""UPDATE videos SET title = $3, description = $4, tags = $5
+            WHERE id = $1 AND user_id = $2
+            RETURNING {_COLUMNS}""",  # noqa: S608
+        video_id,
+        user_id,
+        title,
+        description,
+        list(tags),
+    )
+    return _video(row) if row else None
 
 
 async def delete_video(

@@ -43,6 +43,10 @@ def _rules(request: web.Request) -> dict[str, Rule]:
         "refresh": Rule("refresh", s.rate_limit_refresh_per_minute, MINUTE, "token refreshes"),
         "upload": Rule("upload", s.rate_limit_uploads_per_hour, HOUR, "uploads"),
         "job": Rule("job", s.rate_limit_jobs_per_minute, MINUTE, "new jobs"),
+        # A share link's password is guessed like an account's: the same budget.
+        "share_unlock": Rule(
+            "share_unlock", s.rate_limit_login_per_minute, MINUTE, "password attempts"
+        ),
     }
 
 
@@ -111,3 +115,10 @@ async def limit_upload(request: web.Request, user: AuthUser) -> None:
 async def limit_job(request: web.Request, user: AuthUser) -> None:
     for subject in _callers(user):
         await _check(request, "job", subject)
+
+
+async def limit_share_unlock(request: web.Request, token: str) -> None:
+    """Per address and per link: guessing one link's password from many places
+    is slowed down as much as from one."""
+    await _check(request, "share_unlock", "ip:" + client_ip(request))
+    await _check(request, "share_unlock", "share:" + token[:64])

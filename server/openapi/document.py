@@ -142,6 +142,10 @@ def _operation(
             errors.setdefault(400, "`invalid_json` or `invalid_field` naming the field")
             errors.setdefault(413, "The JSON body is over 64 KiB")
 
+    # The request envelope refuses NUL in any query string, on every route.
+    nul = "`invalid_query`: the query string contains NUL"
+    errors[400] = f"{errors[400]}; or {nul}" if 400 in errors else nul
+
     responses = op["responses"]
     for status, answer in sorted(spec.ok.items()):
         entry: dict[str, Any] = {"description": answer.description}

@@ -44,14 +44,19 @@ class StoredFile:
 
 
 async def serve_stored_file(
-    request: web.Request, storage: Storage, obj: StoredFile, *, download: bool = False
+    request: web.Request,
+    storage: Storage,
+    obj: StoredFile,
+    *,
+    download: bool = False,
+    cache_control: str = CACHE_CONTROL,
 ) -> web.StreamResponse:
     etag = make_etag(obj.etag_token)
     headers = {
         "Accept-Ranges": "bytes",
         "ETag": etag,
         "Last-Modified": http_date(obj.last_modified),
-        "Cache-Control": CACHE_CONTROL,
+        "Cache-Control": cache_control,
         "Content-Disposition": content_disposition(obj.filename, inline=not download),
         "X-Content-Type-Options": "nosniff",
     }

@@ -23,3 +23,11 @@ class Video:
     created_at: datetime
     # Always set on rows; None only on a Video built in memory before it is stored.
     expires_at: datetime | None = None
+    # Set with PATCH; None means "the file name" (see `display_title`).
+    title: str | None = None
+    description: str = ""
+    tags: tuple[str, ...] = ()
+
+    @property
+    def display_title(self) -> str:
+        return self.title or self.filename

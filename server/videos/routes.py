@@ -1,4 +1,4 @@
-"""`/api/v1/videos`: list, show, delete, and play back with ranges."""
+"""`/api/v1/videos`: list, show, edit, delete, and play back with ranges."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiohttp import web
 from server import appkeys
 from server.auth.middleware import current_user
 from server.errors import NotFound
-from server.http import external_url, path_uuid, query_int
+from server.http import external_url, path_uuid, query_int, read_json_object
 from server.openapi.components import SERVE_PARAMS, SERVED
 from server.openapi.spec import (
     CURSOR,
@@ -24,9 +24,12 @@ from server.openapi.spec import (
     ref,
 )
 from server.pagination import decode_cursor, encode_cursor
+from server.search.params import is_search, parse_search
+from server.search.serializers import search_page_json
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 from server.serving.signing import playback_seconds
+from server.videos.metadata import parse_metadata_patch
 from server.videos.model import Video
 from server.videos.serializers import content_path, video_json
 
@@ -43,6 +46,11 @@ from server.videos.serializers import content_path, video_json
 async def list_videos(request: web.Request) -> web.Response:
     user = current_user(request)
     limit = query_int(request, "limit", 20, lo=1, hi=100)
+    if is_search(request.query):
+        # `q` or a filter: full-text search with facets (server/search).
+        query = parse_search(request.query, limit=limit)
+        found = await request.app[appkeys.SEARCH].search(user.id, query)
+        return web.json_response(search_page_json(found))
     cursor = request.query.get("cursor")
     before = decode_cursor(cursor) if cursor else None
     # One extra row tells whether there is a next page.
@@ -66,6 +74,32 @@ async def _owned_video(request: web.Request) -> Video:
 )
 async def get_video(request: web.Request) -> web.Response:
     return web.json_response(video_json(await _owned_video(request)))
+
+
+@described(
+    RouteSpec(
+        summary="Change a video's title, description or tags",
+        tag="videos",
+        body=obj(
+            title={"type": ["string", "null"], "maxLength": 200},
+            description={"type": "string", "maxLength": 5000},
+            tags={"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 40}},
+        ),
+        ok={200: Answer("The video", ref("Video"))},
+        errors={
+            400: "`invalid_json` or `invalid_field` naming the field",
+            404: "`video_not_found`",
+        },
+    )
+)
+async def patch_video(request: web.Request) -> web.Response:
+    """Title, description and tags; absent fields are left as they are."""
+    video_id = path_uuid(request)
+    patch = parse_metadata_patch(await read_json_object(request))
+    video = await request.app[appkeys.VIDEOS].update_metadata(
+        current_user(request).id, video_id, patch
+    )
+    return web.json_response(video_json(video))
 
 
 @described(
@@ -148,6 +182,7 @@ async def video_content_url(request: web.Request) -> web.Response:
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/videos", list_videos)
     app.router.add_get("/api/v1/videos/{id}", get_video)
+    app.router.add_patch("/api/v1/videos/{id}", patch_video)
     app.router.add_delete("/api/v1/videos/{id}", delete_video)
     app.router.add_get("/api/v1/videos/{id}/content", video_content)  # HEAD too
     app.router.add_route("OPTIONS", "/api/v1/videos/{id}/content", preflight_for(_signed))

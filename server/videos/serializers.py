@@ -15,6 +15,9 @@ def video_json(video: Video) -> dict[str, Any]:
     return {
         "id": str(video.id),
         "filename": video.filename,
+        "title": video.display_title,
+        "description": video.description,
+        "tags": list(video.tags),
         "size": video.size,
         "sha256": video.sha256,
         "content_type": video.content_type,

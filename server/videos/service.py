@@ -24,6 +24,7 @@ from server.logs import get_logger
 from server.object_keys import video_prefix
 from server.quota.ledger import QuotaLedger
 from server.storage.base import Storage
+from server.videos.metadata import MetadataPatch
 from server.videos.model import Video
 
 log = get_logger("frameflow.videos")
@@ -60,6 +61,27 @@ class VideoService:
         if video is None:
             raise _not_found()
         return video
+
+    async def update_metadata(
+        self, user_id: uuid.UUID, video_id: uuid.UUID, patch: MetadataPatch
+    ) -> Video:
+        """Apply the fields present in `patch`; the others keep their values."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            # Locked: two PATCHes of different fields must not undo each other.
+            video = await videos_db.lock_video(conn, video_id, user_id)
+            if video is None:
+                raise _not_found()
+            title = None if patch.reset_title else (patch.title or video.title)
+            updated = await videos_db.update_metadata(
+                conn,
+                video_id,
+                user_id,
+                title=title,
+                description=video.description if patch.description is None else patch.description,
+                tags=video.tags if patch.tags is None else patch.tags,
+            )
+        assert updated is not None
+        return updated
 
     async def get_by_link(self, video_id: uuid.UUID) -> Video:
         """A video reached through a signed link (the signature is its authority)."""

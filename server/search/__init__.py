@@ -1,0 +1,1 @@
+"""Full-text search of a user's videos: filters, facets, suggestions."""

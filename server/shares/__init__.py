@@ -1,0 +1,1 @@
+"""Share links: a public player URL for one video, revocable at once."""

@@ -1,0 +1,67 @@
+"""JSON of share links (for their owner) and of an opened link (for a visitor)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
+
+from server.shares.model import Share, SharedView
+
+# The one place the public paths are spelled.
+
+
+def page_path(token: str) -> str:
+    return f"/s/{token}"
+
+
+def media_prefix(token: str, grant: str) -> str:
+    return f"/s/{token}/m/{quote(grant, safe='')}/"
+
+
+def share_json(share: Share, absolute: Callable[[str], str]) -> dict[str, Any]:
+    return {
+        "id": str(share.id),
+        "video_id": str(share.video_id),
+        "url": absolute(page_path(share.token)),
+        "token": share.token,
+        "exposes": list(share.exposes),
+        "download": share.allow_download,
+        "password_protected": share.password_protected,
+        "expires_at": share.expires_at.isoformat() if share.expires_at else None,
+        "revoked_at": share.revoked_at.isoformat() if share.revoked_at else None,
+        "view_count": share.view_count,
+        "created_at": share.created_at.isoformat(),
+    }
+
+
+def locked_json() -> dict[str, Any]:
+    """A link with a password, before it was given: nothing about the video."""
+    return {"password_required": True}
+
+
+def shared_view_json(view: SharedView) -> dict[str, Any]:
+    share, video = view.share, view.video
+    prefix = media_prefix(share.token, view.grant)
+    media: dict[str, Any] = {"video": None, "hls": None, "thumbnail": None, "download": None}
+    if "video" in share.exposes:
+        media["video"] = prefix + "video"
+        if share.allow_download:
+            media["download"] = prefix + "video?download=1"
+    if view.has_hls:
+        media["hls"] = prefix + "hls/master.m3u8"
+    if view.has_thumbnail:
+        media["thumbnail"] = prefix + "thumbnail"
+    return {
+        "password_required": False,
+        "title": video.display_title,
+        "description": video.description,
+        "kind": video.kind,
+        "content_type": video.content_type,
+        "duration": video.metadata.get("duration"),
+        "width": video.metadata.get("width"),
+        "height": video.metadata.get("height"),
+        "media": media,
+        # Relative paths: the page is on the same origin; embedders resolve them.
+        "media_expires_at": view.grant_expires_at,
+    }
