@@ -11,11 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from server import appkeys
+from server.app import create_app
 from tests.clips import make_image
-from tests.conftest import User, leftovers, register_and_login
+from tests.conftest import User, leftovers, register_and_login, truncate_all
 from tests.test_api_keys import bearer, create_key
 
 DIRECT = "/api/v1/direct-uploads"
@@ -253,3 +255,42 @@ async def test_tus_refuses_a_type_not_allowed_and_frees_the_url(
     async with client.app[appkeys.POOL].acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM videos") == 1
         assert await conn.fetchval("SELECT used_bytes FROM users") == png.stat().st_size
+
+
+async def test_a_webhook_hears_the_direct_upload_complete(
+    make_settings: Any, aiohttp_client: Any, aiohttp_server: Any, sample_mp4: Path
+) -> None:
+    """`direct_upload.completed` is queued in the video's transaction and delivered
+    to the creator's webhook (a receiver on loopback), rendered like the API's GET."""
+    received: list[dict[str, Any]] = []
+    arrived = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append(await request.json())
+        arrived.set()
+        return web.Response(status=204)
+
+    receiver = web.Application()
+    receiver.router.add_post("/hook", hook)
+    server = await aiohttp_server(receiver, host="127.0.0.1")
+    client = await aiohttp_client(create_app(make_settings(webhook_allowed_hosts="127.0.0.1")))
+    await truncate_all(client.app)
+    client.app[appkeys.WEBHOOK_SENDER].poll_seconds = 0.05
+    creator = await register_and_login(client)
+    resp = await client.post(
+        "/api/v1/webhooks",
+        json={"url": f"http://127.0.0.1:{server.port}/hook", "events": ["direct_upload.completed"]},
+        headers=creator.headers,
+    )
+    assert resp.status == 201, await resp.text()
+    created = await create_direct(client, creator.headers, max_size=1_000_000)
+
+    status, body = await asyncio.to_thread(curl_put, created["url"], sample_mp4)
+    assert status == 201, body
+    async with asyncio.timeout(15):
+        await arrived.wait()
+    [delivery] = received
+    assert delivery["type"] == "direct_upload.completed"
+    shown = await state_of(client, creator, created["id"])
+    assert delivery["data"]["direct_upload"] == shown
+    assert shown["status"] == "done" and shown["video_id"]

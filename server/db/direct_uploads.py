@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import uuid
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -22,8 +23,21 @@ def _row(row: asyncpg.Record | None) -> DirectUpload | None:
     values = dict(row)
     values["allowed_types"] = list(values["allowed_types"])
     values["process"] = list(values["process"])
-    if isinstance(values["metadata"], str):
-        values["metadata"] = json.loads(values["metadata"])
+    return DirectUpload(**values)
+
+
+def direct_upload_from_snapshot(row: Mapping[str, Any]) -> DirectUpload:
+    """A direct upload from `to_jsonb(direct_uploads_row)`, as the webhook trigger
+    records it (without `token_sha256`)."""
+    values: dict[str, Any] = {name: row.get(name) for name in DirectUpload.__dataclass_fields__}
+    for name in ("id", "user_id", "video_id", "tus_upload_id"):
+        if values[name] is not None:
+            values[name] = uuid.UUID(str(values[name]))
+    for name in ("created_at", "updated_at", "expires_at"):
+        values[name] = datetime.fromisoformat(str(values[name]))
+    values["allowed_types"] = list(values["allowed_types"] or [])
+    values["process"] = list(values["process"] or [])
+    values["metadata"] = values["metadata"] or {}
     return DirectUpload(**values)
 
 
@@ -56,7 +70,7 @@ async def insert(
         allowed_types,
         process,
         ttl_seconds,
-        json.dumps(metadata),
+        metadata,  # the pool's jsonb codec encodes it
         cors_origin,
         float(expires_in_seconds),
     )

@@ -29,7 +29,9 @@ import asyncpg
 
 from config.settings import Settings
 from server.db import webhooks as webhooks_db
+from server.db.direct_uploads import direct_upload_from_snapshot
 from server.db.jobs import job_from_snapshot
+from server.directuploads.serializers import direct_upload_json
 from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.jobs.serializers import job_json
 from server.logs import get_logger
@@ -55,6 +57,9 @@ def delivery_data(data: Mapping[str, Any]) -> dict[str, Any]:
     it (rows queued before migration 007 hold their rendering already)."""
     if "job_row" in data:
         return {"job": job_json(job_from_snapshot(data["job_row"]))}
+    if "direct_upload_row" in data:
+        upload = direct_upload_from_snapshot(data["direct_upload_row"])
+        return {"direct_upload": direct_upload_json(upload)}
     return dict(data)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 # The job endings a hook may subscribe to (sql/005_webhooks.sql queues these).
-EVENTS = ("job.succeeded", "job.failed", "job.canceled")
+EVENTS = ("job.succeeded", "job.failed", "job.canceled", "direct_upload.completed")
 
 
 @dataclass(frozen=True)
