@@ -165,6 +165,16 @@ class ServiceUnavailable(HTTPError):
     default_message = "Service unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """PostgreSQL cannot be reached (restarting, failing over): fail fast, retry soon."""
+
+    code = "database_unavailable"
+    default_message = "The database is unavailable; try again shortly"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": "2"})
+
+
 class ClientClosedRequest(HTTPError):
     """The client went away mid-request; nothing is sent back, but logs say so."""
 
