@@ -21,4 +21,23 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CannotConnectNowError,
     asyncpg.PostgresConnectionError,
+    # Seen in the restart drill: a query sent just as the server cuts the session
+    # leaves asyncpg's protocol mid-operation; the pool discards that connection.
+    asyncpg.InternalClientError,
 )
+
+# Also caught by the middleware, then checked with `database_down`: asyncpg raises
+# InterfaceError ("the underlying connection is closed") when a transaction ends on
+# a connection the server cut, with the real cause as its context.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_DOWN, asyncpg.InterfaceError)
+
+
+def database_down(exc: BaseException) -> bool:
+    """Whether `exc`, or what it was raised from or while handling, says the
+    database is unreachable (rather than a bug in how a connection was used)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, DATABASE_DOWN):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server import appkeys
-from server.database_down import DATABASE_DOWN
+from server.database_down import DATABASE_ERRORS, database_down
 from server.errors import (
     BadRequest,
     ClientClosedRequest,
@@ -109,7 +109,9 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
                 log.error("request_failed", code=exc.error_code, error=exc.message)
         except web.HTTPException as exc:
             resp = _render_aiohttp(exc)
-        except DATABASE_DOWN as exc:
+        except DATABASE_ERRORS as exc:
+            if not database_down(exc):
+                raise  # a misused connection, not an outage: a real 500
             resp = _render(DatabaseUnavailable())
             log.warning("database_unavailable", error=str(exc) or type(exc).__name__)
         except asyncio.CancelledError:

@@ -15,11 +15,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
+from server.database_down import DatabaseUnreachable, database_down
 from tests.conftest import register_and_login
 from tests.notify_helpers import FAST_JOBS, app_with_fake_runner, eventually
 from tests.restartable_postgres import RestartablePostgres
@@ -133,3 +135,33 @@ async def _at_least(items: list[str], n: int) -> bool:
 
 async def _at_least_count(count: int, n: int) -> bool:
     return count >= n
+
+
+def _raised_from(outer: BaseException, inner: BaseException) -> BaseException:
+    try:
+        try:
+            raise inner
+        except BaseException:
+            raise outer  # noqa: B904 - the implicit context is what asyncpg leaves
+    except BaseException as exc:
+        return exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "down"),
+    [
+        (DatabaseUnreachable("refused"), True),
+        (asyncpg.ConnectionDoesNotExistError("closed mid-query"), True),
+        (
+            _raised_from(
+                asyncpg.InterfaceError("the underlying connection is closed"),
+                asyncpg.ConnectionDoesNotExistError("closed mid-query"),
+            ),
+            True,
+        ),
+        (asyncpg.InterfaceError("another operation is in progress"), False),
+        (ConnectionResetError("the client hung up"), False),
+    ],
+)
+def test_what_counts_as_the_database_being_down(exc: BaseException, down: bool) -> None:
+    assert database_down(exc) is down
