@@ -175,6 +175,16 @@ class DatabaseUnavailable(ServiceUnavailable):
         super().__init__(message, headers={"Retry-After": "2"})
 
 
+class ObjectStoreUnavailable(ServiceUnavailable):
+    """The object store (S3) cannot be reached: the request fails now, a retry may not."""
+
+    code = "storage_unavailable"
+    default_message = "Storage is unavailable; try again shortly"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": "5"})
+
+
 class ClientClosedRequest(HTTPError):
     """The client went away mid-request; nothing is sent back, but logs say so."""
 

@@ -25,11 +25,13 @@ from server.errors import (
     DatabaseUnavailable,
     HTTPError,
     NotFound,
+    ObjectStoreUnavailable,
 )
 from server.listener import request_finished, request_started
 from server.logs import get_logger
 from server.request_body import continue_withheld
 from server.serving.redact import redact_links
+from server.storage.base import StorageUnavailable
 
 log = get_logger("frameflow.http")
 
@@ -114,6 +116,9 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
                 raise  # a misused connection, not an outage: a real 500
             resp = _render(DatabaseUnavailable())
             log.warning("database_unavailable", error=str(exc) or type(exc).__name__)
+        except StorageUnavailable as exc:
+            resp = _render(ObjectStoreUnavailable())
+            log.warning("storage_unavailable", error=str(exc))
         except asyncio.CancelledError:
             status = 499  # nginx's "client closed request", for logs and metrics only
             if _transport_closing(request):  # with handler_cancellation, a hang-up cancels
