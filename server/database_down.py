@@ -37,6 +37,8 @@ def database_down(exc: BaseException) -> bool:
     database is unreachable (rather than a bug in how a connection was used)."""
     seen: BaseException | None = exc
     while seen is not None:
+        if isinstance(seen, asyncpg.ProtocolViolationError):
+            return False  # class 08 too, but a malformed message of ours: a real 500
         if isinstance(seen, DATABASE_DOWN):
             return True
         seen = seen.__cause__ or seen.__context__

@@ -160,6 +160,7 @@ def _raised_from(outer: BaseException, inner: BaseException) -> BaseException:
             True,
         ),
         (asyncpg.InterfaceError("another operation is in progress"), False),
+        (asyncpg.ProtocolViolationError("bind message has 2 parameters"), False),
         (ConnectionResetError("the client hung up"), False),
     ],
 )
