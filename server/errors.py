@@ -165,6 +165,26 @@ class ServiceUnavailable(HTTPError):
     default_message = "Service unavailable"
 
 
+class DatabaseUnavailable(ServiceUnavailable):
+    """PostgreSQL cannot be reached (restarting, failing over): fail fast, retry soon."""
+
+    code = "database_unavailable"
+    default_message = "The database is unavailable; try again shortly"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": "2"})
+
+
+class ObjectStoreUnavailable(ServiceUnavailable):
+    """The object store (S3) cannot be reached: the request fails now, a retry may not."""
+
+    code = "storage_unavailable"
+    default_message = "Storage is unavailable; try again shortly"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, headers={"Retry-After": "5"})
+
+
 class ClientClosedRequest(HTTPError):
     """The client went away mid-request; nothing is sent back, but logs say so."""
 

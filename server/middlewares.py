@@ -18,11 +18,20 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from server import appkeys
-from server.errors import BadRequest, ClientClosedRequest, HTTPError, NotFound
+from server.database_down import DATABASE_ERRORS, database_down
+from server.errors import (
+    BadRequest,
+    ClientClosedRequest,
+    DatabaseUnavailable,
+    HTTPError,
+    NotFound,
+    ObjectStoreUnavailable,
+)
 from server.listener import request_finished, request_started
 from server.logs import get_logger
 from server.request_body import continue_withheld
 from server.serving.redact import redact_links
+from server.storage.base import StorageUnavailable
 
 log = get_logger("frameflow.http")
 
@@ -102,6 +111,14 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
                 log.error("request_failed", code=exc.error_code, error=exc.message)
         except web.HTTPException as exc:
             resp = _render_aiohttp(exc)
+        except DATABASE_ERRORS as exc:
+            if not database_down(exc):
+                raise  # a misused connection, not an outage: a real 500
+            resp = _render(DatabaseUnavailable())
+            log.warning("database_unavailable", error=str(exc) or type(exc).__name__)
+        except StorageUnavailable as exc:
+            resp = _render(ObjectStoreUnavailable())
+            log.warning("storage_unavailable", error=str(exc))
         except asyncio.CancelledError:
             status = 499  # nginx's "client closed request", for logs and metrics only
             if _transport_closing(request):  # with handler_cancellation, a hang-up cancels

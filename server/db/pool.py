@@ -18,6 +18,7 @@ import asyncpg
 
 from config.settings import Settings
 from server import data_dirs
+from server.database_down import DatabaseUnreachable
 from server.db.embedded import start_embedded_postgres
 from server.db.migrate import migrate
 from server.logs import get_logger
@@ -52,9 +53,33 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+# Seconds to open one connection: a database that does not answer fails requests
+# fast (503) instead of holding them for asyncpg's default minute.
+CONNECT_TIMEOUT = 5.0
+
+
+async def _connect(*args: Any, **kw: Any) -> asyncpg.Connection:
+    """asyncpg.connect, with "cannot connect" raised as one type that callers can
+    tell from other connection errors (storage, webhooks) — a bare OSError (refused,
+    or no socket file at all) says nothing about where it came from."""
+    try:
+        return await asyncpg.connect(*args, **kw)
+    except (OSError, TimeoutError, asyncpg.CannotConnectNowError) as exc:
+        raise DatabaseUnreachable(str(exc) or type(exc).__name__) from exc
+    except asyncpg.PostgresConnectionError as exc:
+        raise DatabaseUnreachable(str(exc) or type(exc).__name__) from exc
+
+
 async def create_pool(dsn: str, *, max_size: int = 10, **kw: Any) -> asyncpg.Pool:
+    kw.setdefault("timeout", CONNECT_TIMEOUT)
     pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, init=_init_connection, command_timeout=60, **kw
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=60,
+        connect=_connect,
+        **kw,
     )
     assert pool is not None
     return pool
