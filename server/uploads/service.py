@@ -174,6 +174,31 @@ async def _read_head(chunks: AsyncIterator[bytes]) -> bytes:
     return bytes(head)
 
 
+def _candidate(
+    video_id: uuid.UUID,
+    user_id: uuid.UUID,
+    filename: str,
+    key: str,
+    size: int,
+    sha256: str,
+    sniffed: SniffResult,
+) -> Video:
+    """The video an accepted object becomes, before its probe fills in the metadata."""
+    return Video(
+        id=video_id,
+        user_id=user_id,
+        filename=filename,
+        storage_key=key,
+        size=size,
+        sha256=sha256,
+        content_type=sniffed.content_type,
+        kind=sniffed.kind,
+        status="ready",
+        metadata={},
+        created_at=datetime.now(UTC),
+    )
+
+
 class UploadService:
     def __init__(
         self,
@@ -260,19 +285,7 @@ class UploadService:
         if declared_size is not None and size != declared_size:
             await self._discard(key)
             raise BadRequest("The body ended before Content-Length bytes", code="incomplete_body")
-        candidate = Video(
-            id=video_id,
-            user_id=user_id,
-            filename=filename,
-            storage_key=key,
-            size=size,
-            sha256=sha256,
-            content_type=sniffed.content_type,
-            kind=sniffed.kind,
-            status="ready",
-            metadata={},
-            created_at=datetime.now(UTC),
-        )
+        candidate = _candidate(video_id, user_id, filename, key, size, sha256, sniffed)
         return await self._accept(candidate, sniffed, process, ttl, before_insert=before_insert)
 
     async def accept_stored(
@@ -310,19 +323,7 @@ class UploadService:
         except BaseException as exc:
             await self._after_failure(key, exc, keep_on_server_error)
             raise
-        candidate = Video(
-            id=video_id,
-            user_id=user_id,
-            filename=filename,
-            storage_key=key,
-            size=size,
-            sha256=sha256,
-            content_type=sniffed.content_type,
-            kind=sniffed.kind,
-            status="ready",
-            metadata={},
-            created_at=datetime.now(UTC),
-        )
+        candidate = _candidate(video_id, user_id, filename, key, size, sha256, sniffed)
         return await self._accept(
             candidate,
             sniffed,
