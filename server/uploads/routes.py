@@ -144,8 +144,8 @@ def _refuse_partial_put(request: web.Request) -> None:
     or a resumed `curl -C N -T` would be stored as a truncated whole file."""
     if "Content-Range" in request.headers:
         raise BadRequest(
-            "Partial uploads (Content-Range) are not supported: send the whole file again; "
-            "resumable uploads (tus) are planned",
+            "A PUT with Content-Range is not applied as part of a file: send the whole "
+            "file, or resume with the tus protocol at /api/v1/tus/ (see the README)",
             code="partial_upload_unsupported",
         )
 
