@@ -4,12 +4,12 @@ Both are built here (a small subset of `kustomize build`: resources,
 generators, labels, namespace, images, replicas and JSON 6902 patches, all the
 base and the overlay use) and every object is validated against the Kubernetes
 API schemas (`kubernetes-validate`, strict: unknown fields are errors); KEDA's
-objects against the JSON schemas of KEDA's CRDs in tests/data (strict too).
+objects against the JSON schemas of KEDA's CRDs in tests/fixtures (strict too).
 Then what the
 deployment relies on: probes, grace periods, non-root, limits, the *_FILE
 secrets, the ingress annotations, and the scaler's query against the schema.
 
-tests/data/keda-v1alpha1.schema.json was generated, outside this environment's
+tests/fixtures/keda-v1alpha1.schema.json was generated, outside this environment's
 site-packages (cloudcoil installs a pytest plugin), with::
 
     pip install --target /tmp/cc cloudcoil-models-keda==2.16.1.0
@@ -44,7 +44,7 @@ BASE, OVERLAY = KUBE / "base", KUBE / "overlays" / "example"
 # The oldest Kubernetes still supported upstream when this was written, and the newest known.
 VERSIONS = ("1.32.0", kubernetes_validate.utils.latest_version())
 KEDA_SCHEMAS: dict[str, Any] = json.loads(
-    (Path(__file__).parent / "data" / "keda-v1alpha1.schema.json").read_text()
+    (Path(__file__).parent / "fixtures" / "keda-v1alpha1.schema.json").read_text()
 )["schemas"]
 SETTING_NAMES = {env_name(name) for name in Settings.__dataclass_fields__}
 

@@ -24,7 +24,7 @@ from tests.fake_operations import fake_operations
 MakeClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
-ALERTS_TEST = Path(__file__).parent / "data" / "alerts_test.yml"
+ALERTS_TEST = Path(__file__).parent / "fixtures" / "alerts_test.yml"
 
 
 async def scrape(client: TestClient[Any, Any]) -> dict[str, float]:
