@@ -27,7 +27,9 @@ from tests.notify_helpers import FAST_JOBS, app_with_fake_runner, eventually
 from tests.restartable_postgres import RestartablePostgres
 
 MakeClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
-FAST = 2.0  # seconds: "fails fast", far below any client or proxy timeout
+# Seconds: "fails fast" (a refused connection answers at once) with room for a loaded
+# machine, still far below the 60 s a hanging pool or a proxy timeout would take.
+FAST = 10.0
 
 
 @pytest.fixture

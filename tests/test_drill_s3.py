@@ -6,7 +6,6 @@ uploads work once the server is back — without restarting Frameflow."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -84,16 +83,17 @@ async def test_s3_restarted_during_an_upload(
         server_down.set()
 
     stopper = asyncio.create_task(stop_when_a_part_is_up())
-    started = time.monotonic()
-    resp = await client.put(
-        "/api/v1/uploads/big.mp4",
-        data=body(),
-        headers={**user.headers, "Content-Length": str(total)},
-    )
+    # A hang guard, not a speed check: botocore retries for ~20 s, then the error
+    # comes (timed assertions have no place on a shared machine).
+    async with asyncio.timeout(150):
+        resp = await client.put(
+            "/api/v1/uploads/big.mp4",
+            data=body(),
+            headers={**user.headers, "Content-Length": str(total)},
+        )
     await stopper
     assert resp.status == 503, await resp.text()
     assert (await resp.json())["error"]["code"] == "storage_unavailable"
-    assert time.monotonic() - started < 30  # botocore's retries, then the error
     async with app[appkeys.POOL].acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM videos") == 0
 
