@@ -372,6 +372,22 @@ async def test_uploads_are_limited_per_user(limited: Callable[..., Awaitable[Cli
     assert resp.status == 415
 
 
+async def test_direct_upload_urls_count_as_uploads(
+    limited: Callable[..., Awaitable[Client]],
+) -> None:
+    client = await limited(rate_limit_uploads_per_hour=1)
+    user, other = await register_and_login(client), await register_and_login(client)
+    resp = await client.post("/api/v1/direct-uploads", json={}, headers=user.headers)
+    assert resp.status == 201, await resp.text()
+    await assert_429(await client.post("/api/v1/direct-uploads", json={}, headers=user.headers))
+    # The same budget as the caller's own uploads.
+    await assert_429(
+        await client.put("/api/v1/uploads/a.mp4", data=b"not a video", headers=user.headers)
+    )
+    resp = await client.post("/api/v1/direct-uploads", json={}, headers=other.headers)
+    assert resp.status == 201
+
+
 async def test_job_creation_is_limited_per_user(
     limited: Callable[..., Awaitable[Client]],
 ) -> None:

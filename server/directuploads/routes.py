@@ -23,6 +23,7 @@ from server.directuploads.service import (
 from server.errors import BadRequest, HTTPError, LengthRequired, UnsupportedMediaType
 from server.http import external_url, path_uuid, read_json_object
 from server.jobs.serializers import job_json
+from server.limits import policy
 from server.media.sniff import ALL_TYPES
 from server.openapi.spec import Answer, RouteSpec, described, nullable, obj
 from server.request_body import body_chunks, defer_continue
@@ -139,11 +140,17 @@ def _cors_origin(data: dict[str, Any]) -> str | None:
             cors_origin={"type": "string"},
         ),
         ok={201: Answer("The direct upload, with its `url` (shown once)", _DIRECT_UPLOAD)},
-        errors={400: "`invalid_field` naming the field, `unknown_operation` or `invalid_ttl`"},
+        errors={
+            400: "`invalid_field` naming the field, `unknown_operation` or `invalid_ttl`",
+            429: "`rate_limited`",
+        },
     )
 )
 async def create(request: web.Request) -> web.Response:
     user = current_user(request)
+    # A one-time URL is an upload handed to someone else: it counts against the
+    # creator's upload limit when made, so URLs cannot be minted without bound.
+    await policy.limit_upload(request, user)
     data = await read_json_object(request)
     service = request.app[appkeys.DIRECT_UPLOADS]
     created = await service.create(
