@@ -294,3 +294,39 @@ async def test_a_webhook_hears_the_direct_upload_complete(
     shown = await state_of(client, creator, created["id"])
     assert delivery["data"]["direct_upload"] == shown
     assert shown["status"] == "done" and shown["video_id"]
+
+
+async def test_the_sweep_forgets_dead_urls_a_week_after_expiry(
+    client: TestClient[Any, Any], user: User, sample_mp4: Path
+) -> None:
+    from server.cleanup.sweep import run_sweep
+
+    old_waiting = await create_direct(client, user.headers)
+    old_canceled = await create_direct(client, user.headers)
+    assert (
+        await client.post(f"{DIRECT}/{old_canceled['id']}/cancel", headers=user.headers)
+    ).status == 200
+    recent = await create_direct(client, user.headers)
+    used = await create_direct(client, user.headers)
+    status, body = await asyncio.to_thread(curl_put, used["url"], sample_mp4)
+    assert status == 201, body
+    async with client.app[appkeys.POOL].acquire() as conn:
+        await conn.execute(
+            "UPDATE direct_uploads SET expires_at = now() - interval '8 days' WHERE id <> $1",
+            recent["id"],
+        )
+        await conn.execute(
+            "UPDATE direct_uploads SET expires_at = now() - interval '1 day' WHERE id = $1",
+            recent["id"],
+        )
+    app = client.app
+    args = (app[appkeys.POOL], app[appkeys.VIDEOS], app[appkeys.STORAGE], app[appkeys.SETTINGS])
+    assert (await run_sweep(*args, dry_run=True)).direct_uploads_removed == 2
+    report = await run_sweep(*args)
+    assert report.errors == [] and report.direct_uploads_removed == 2
+    for gone in (old_waiting, old_canceled):
+        resp = await client.get(f"{DIRECT}/{gone['id']}", headers=user.headers)
+        assert resp.status == 404
+    # Expired a day ago: its creator still reads it as expired. Done: it names the video.
+    assert (await state_of(client, user, recent["id"]))["status"] == "expired"
+    assert (await state_of(client, user, used["id"]))["status"] == "done"

@@ -14,6 +14,9 @@ Safety rules, in the order the pass applies them:
 - Objects that no row references at all are found by listing storage
   (`orphans.py`), and only once older than any upload in flight can be.
 - Dry run reads only: it lists what a real pass would remove.
+- Direct-upload URLs that can no longer be used (waiting past expiry, or
+  canceled) are forgotten a week after they expired: until then their creator
+  still reads them as `expired`/`canceled`.
 - Unfinished resumable (tus) uploads past their expiry are ended through
   `TusService` (quota back, temp file / multipart upload / tail objects
   removed), skipping any that a request holds at that moment.
@@ -34,6 +37,7 @@ import asyncpg
 from config.settings import Settings
 from server import scratch
 from server.cleanup.orphans import sweep_orphans
+from server.db import direct_uploads as direct_uploads_db
 from server.db import videos as videos_db
 from server.logs import get_logger
 from server.storage.base import Storage
@@ -46,6 +50,8 @@ log = get_logger("frameflow.cleanup")
 # Any fixed 64-bit number shared by every instance; differs from the migration lock.
 CLEANUP_LOCK_ID = 0x46_66_43_6C_65_61_6E_31  # "FfClean1"
 BATCH_SIZE = 100
+# How long a dead direct-upload URL stays readable to its creator after it expired.
+DEAD_DIRECT_UPLOAD_GRACE = timedelta(days=7)
 
 
 @dataclass
@@ -65,6 +71,8 @@ class CleanupReport:
     # Resumable uploads expired by this pass, and finished ones whose bytes it removed.
     tus_uploads_expired: int = 0
     tus_uploads_cleaned: int = 0
+    # Direct-upload URLs past use and past DEAD_DIRECT_UPLOAD_GRACE (rows only).
+    direct_uploads_removed: int = 0
     video_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -104,6 +112,7 @@ async def run_sweep(
             await sweep.step("orphans", lambda: sweep.orphans(orphans_after))
             if tus is not None:
                 await sweep.step("tus_uploads", lambda: sweep.tus_uploads(tus))
+            await sweep.step("direct_uploads", sweep.direct_uploads)
             await sweep.step("stale_uploads", lambda: sweep.stale_uploads(stale))
             await sweep.step("scratch", lambda: sweep.scratch(stale))
         finally:
@@ -194,6 +203,16 @@ class _Sweep:
         swept = await tus.sweep(dry_run=self.dry_run)
         self.report.tus_uploads_expired += swept.expired
         self.report.tus_uploads_cleaned += swept.cleaned
+
+    async def direct_uploads(self) -> None:
+        now: datetime = await self.conn.fetchval("SELECT now()")
+        before = now - DEAD_DIRECT_UPLOAD_GRACE
+        if self.dry_run:
+            self.report.direct_uploads_removed += await direct_uploads_db.count_dead(
+                self.conn, before
+            )
+            return
+        self.report.direct_uploads_removed += await direct_uploads_db.delete_dead(self.conn, before)
 
     async def stale_uploads(self, older_than: timedelta) -> None:
         if not self.dry_run:

@@ -135,3 +135,20 @@ async def set_tus_upload(
         tus_upload_id,
     )
     return _row(row)
+
+
+# URLs that can never be used again: waiting ones past expiry, or canceled. Done
+# rows stay (they name the video); an `uploading` row stays until its tus upload has
+# been swept and the row released back to `waiting`.
+_DEAD = "status IN ('waiting', 'canceled') AND expires_at < $1"
+
+
+async def count_dead(conn: asyncpg.Connection, expired_before: datetime) -> int:
+    query = f"SELECT count(*) FROM direct_uploads WHERE {_DEAD}"  # noqa: S608 (constant)
+    return int(await conn.fetchval(query, expired_before))
+
+
+async def delete_dead(conn: asyncpg.Connection, expired_before: datetime) -> int:
+    query = f"DELETE FROM direct_uploads WHERE {_DEAD}"  # noqa: S608 (constant)
+    result: str = await conn.execute(query, expired_before)
+    return int(result.split()[-1])
