@@ -13,7 +13,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import aclosing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from config.settings import MiB, Settings
+from config.settings import Settings
 from server.storage import (
     LocalStorage,
     ObjectNotFound,
@@ -33,36 +33,18 @@ from server.storage import (
     open_storage,
 )
 from server.storage.base import managed_writer
+from tests import storage_fixtures
 from tests.s3_server import (
     ACCESS_KEY_ID,
     SECRET_ACCESS_KEY,
-    moto_s3_server,
     s3_settings,
     unique_bucket,
 )
+from tests.storage_fixtures import PART
 
-PART = 5 * MiB  # the S3 minimum, and what the settings validation allows
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_s3_server() as endpoint:
-        yield endpoint
-
-
-@pytest.fixture(params=["local", "s3", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)])
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    if request.param == "local":
-        settings = Settings(data_dir=tmp_path, storage="local")
-    else:
-        # Looked up lazily so `-k local` runs without starting moto or SeaweedFS.
-        endpoint = request.getfixturevalue(f"{request.param}_endpoint")
-        settings = Settings(data_dir=tmp_path, s3_part_size=PART, **s3_settings(endpoint))
-    store = await open_storage(settings)
-    try:
-        yield store
-    finally:
-        await store.close()
+# The `storage` fixture (local, moto, SeaweedFS) shared with the other storage tests.
+storage = storage_fixtures.storage
+s3_endpoint = storage_fixtures.s3_endpoint
 
 
 def backend_of(request: pytest.FixtureRequest) -> str:

@@ -8,41 +8,22 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from config.settings import Settings
-from server.storage import LocalStorage, S3Storage, Storage, open_storage
+from server.storage import LocalStorage, S3Storage, Storage
 from server.storage.base import AppendState
-from tests.s3_server import moto_s3_server, s3_settings
-from tests.test_storage import PART, leftovers, payload, read_all
+from tests import storage_fixtures
+from tests.storage_fixtures import PART
+from tests.test_storage import leftovers, payload, read_all
+
+# The `storage` fixture (local, moto, SeaweedFS) shared with the other storage tests.
+storage = storage_fixtures.storage
+s3_endpoint = storage_fixtures.s3_endpoint
 
 KEY = "videos/u/v/source"
 SCRATCH = "tus/1/"
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    with moto_s3_server() as endpoint:
-        yield endpoint
-
-
-# SeaweedFS (a real S3 server, started once per run by conftest) as well as moto: parts,
-# tails under the 5 MiB minimum and their crossing of part boundaries on a real store.
-@pytest.fixture(params=["local", "s3", pytest.param("seaweedfs", marks=pytest.mark.seaweedfs)])
-async def storage(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Storage]:
-    if request.param == "local":
-        settings = Settings(data_dir=tmp_path, storage="local")
-    else:
-        endpoint = request.getfixturevalue(f"{request.param}_endpoint")
-        settings = Settings(data_dir=tmp_path, s3_part_size=PART, **s3_settings(endpoint))
-    store = await open_storage(settings)
-    try:
-        yield store
-    finally:
-        await store.close()
 
 
 async def append(
