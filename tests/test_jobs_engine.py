@@ -409,9 +409,10 @@ async def test_cancel_of_running_job_kills_ffmpeg_and_removes_outputs(engine: En
         flagged = await state.request_cancel(conn, job.id, engine.user_id)
     assert (flagged.status, flagged.cancel_requested) == ("running", True)
     started = time.monotonic()
-    done = await engine.finished(job.id, within=10)
+    done = await engine.finished(job.id, within=20)
     assert done.status == "canceled"
-    assert time.monotonic() - started < 5
+    # A hang guard, not a speed test (shared machines): far below the job's 30 s.
+    assert time.monotonic() - started < 20
     assert not ffmpeg.is_running() or ffmpeg.status() == psutil.STATUS_ZOMBIE
     assert ffmpeg_children() == []
     assert engine.stored(job) == []
@@ -516,7 +517,7 @@ async def test_graceful_stop_requeues_without_charging_an_attempt(engine: Engine
     await engine.wait(job.id, lambda j: j.progress > 0)
     started = time.monotonic()
     await runner.stop()
-    assert time.monotonic() - started < 6
+    assert time.monotonic() - started < 20  # hang guard: far below the job's 30 s
     requeued = await engine.job(job.id)
     assert (requeued.status, requeued.attempts, requeued.max_attempts) == ("queued", 1, 4)
     assert requeued.worker_id is None and requeued.progress == 0

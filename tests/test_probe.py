@@ -673,10 +673,10 @@ async def test_run_ffmpeg_timeout_stops_and_reaps(ffmpeg: str, no_leaks: None) -
     with ChildWatch() as watch:
         started = time.monotonic()
         with pytest.raises(FfmpegTimeout) as caught:
-            await run_ffmpeg(argv, timeout=0.5, kill_grace=5)
+            await run_ffmpeg(argv, timeout=0.5, kill_grace=60)
         elapsed = time.monotonic() - started
-    # ffmpeg honours SIGTERM at once: no need to wait out the grace period.
-    assert 0.5 <= elapsed < 4
+    # ffmpeg honours SIGTERM at once: no need to wait out the (long) grace period.
+    assert 0.5 <= elapsed < 30
     assert caught.value.timeout == 0.5
     assert "frame=" in caught.value.stderr_tail
     watch.assert_all_gone()
@@ -698,7 +698,7 @@ async def test_run_ffmpeg_kills_group_that_ignores_sigterm(no_leaks: None) -> No
         with pytest.raises(FfmpegTimeout):
             await run_ffmpeg(python_child(code), timeout=1.0, kill_grace=0.3, on_stdout=out.append)
         elapsed = time.monotonic() - started
-    assert elapsed < 5
+    assert elapsed < 30  # hang guard: the children sleep for 60 s
     grandchild = int(b"".join(out))
     assert grandchild in watch.seen
     watch.assert_all_gone()

@@ -208,8 +208,9 @@ def test_giant_headers_are_rejected_without_parsing(header: str) -> None:
     started = time.perf_counter()
     for _ in range(1000):
         assert parse_range_header(header, SIZE) is None
-    # A length check per call, not a scan: far below a millisecond each.
-    assert time.perf_counter() - started < 0.5
+    # A length check per call, not a scan: a scan of these headers takes ~10 ms
+    # each (10 s for the loop); the bound is loose for shared, noisy machines.
+    assert time.perf_counter() - started < 5
 
 
 def test_negative_size_is_a_caller_bug() -> None:
