@@ -17,6 +17,8 @@ Safety rules, in the order the pass applies them:
 - Unfinished resumable (tus) uploads past their expiry are ended through
   `TusService` (quota back, temp file / multipart upload / tail objects
   removed), skipping any that a request holds at that moment.
+- Audit rows older than FRAMEFLOW_AUDIT_RETENTION_DAYS go through
+  `AuditLog.delete_expired`, the one delete the table's trigger allows.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import asyncpg
 
 from config.settings import Settings
 from server import scratch
+from server.audit.service import AuditLog
 from server.cleanup.orphans import sweep_orphans
 from server.db import videos as videos_db
 from server.logs import get_logger
@@ -65,6 +68,8 @@ class CleanupReport:
     # Resumable uploads expired by this pass, and finished ones whose bytes it removed.
     tus_uploads_expired: int = 0
     tus_uploads_cleaned: int = 0
+    # Audit log rows past the retention (not counted in a dry run).
+    audit_rows_deleted: int = 0
     video_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -82,6 +87,7 @@ async def run_sweep(
     stale_after: timedelta | None = None,
     orphans_after: timedelta | None = None,
     tus: TusService | None = None,
+    audit: AuditLog | None = None,
 ) -> CleanupReport:
     """One pass; `stale_after` overrides `stale_upload_seconds`, `orphans_after` the
     age at which unreferenced objects go (tests, the CLI); without `tus`, resumable
@@ -104,6 +110,8 @@ async def run_sweep(
             await sweep.step("orphans", lambda: sweep.orphans(orphans_after))
             if tus is not None:
                 await sweep.step("tus_uploads", lambda: sweep.tus_uploads(tus))
+            if audit is not None:
+                await sweep.step("audit_retention", lambda: sweep.audit_retention(audit))
             await sweep.step("stale_uploads", lambda: sweep.stale_uploads(stale))
             await sweep.step("scratch", lambda: sweep.scratch(stale))
         finally:
@@ -194,6 +202,14 @@ class _Sweep:
         swept = await tus.sweep(dry_run=self.dry_run)
         self.report.tus_uploads_expired += swept.expired
         self.report.tus_uploads_cleaned += swept.cleaned
+
+    async def audit_retention(self, audit: AuditLog) -> None:
+        if self.dry_run:
+            return
+        now: datetime = await self.conn.fetchval("SELECT now()")
+        self.report.audit_rows_deleted += await audit.delete_expired(
+            now, self.settings.audit_retention_days
+        )
 
     async def stale_uploads(self, older_than: timedelta) -> None:
         if not self.dry_run:
