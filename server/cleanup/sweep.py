@@ -38,6 +38,7 @@ from server import scratch
 from server.audit.service import AuditLog
 from server.cleanup.orphans import sweep_orphans
 from server.db import videos as videos_db
+from server.db import workers as workers_db
 from server.logs import get_logger
 from server.storage.base import Storage
 from server.tus.service import TusService
@@ -49,6 +50,7 @@ log = get_logger("frameflow.cleanup")
 # Any fixed 64-bit number shared by every instance; differs from the migration lock.
 CLEANUP_LOCK_ID = 0x46_66_43_6C_65_61_6E_31  # "FfClean1"
 BATCH_SIZE = 100
+DEAD_WORKER_SECONDS = 24 * 3600.0
 
 
 @dataclass
@@ -112,6 +114,7 @@ async def run_sweep(
                 await sweep.step("tus_uploads", lambda: sweep.tus_uploads(tus))
             if audit is not None:
                 await sweep.step("audit_retention", lambda: sweep.audit_retention(audit))
+            await sweep.step("workers", sweep.forget_dead_workers)
             await sweep.step("stale_uploads", lambda: sweep.stale_uploads(stale))
             await sweep.step("scratch", lambda: sweep.scratch(stale))
         finally:
@@ -210,6 +213,11 @@ class _Sweep:
         self.report.audit_rows_deleted += await audit.delete_expired(
             now, self.settings.audit_retention_days
         )
+
+    async def forget_dead_workers(self) -> None:
+        """Heartbeat rows of runners killed without a clean stop, a day on."""
+        if not self.dry_run:
+            await workers_db.delete_stale(self.conn, DEAD_WORKER_SECONDS)
 
     async def stale_uploads(self, older_than: timedelta) -> None:
         if not self.dry_run:
