@@ -447,3 +447,20 @@ async def test_create_admin_accepts_every_role_and_reenables(
     async with client.app[appkeys.POOL].acquire() as conn:
         with pytest.raises(asyncpg.CheckViolationError):
             await conn.execute("UPDATE users SET role = 'root' WHERE id = $1::uuid", user.id)
+
+
+async def test_a_disabled_accounts_upload_urls_are_refused(
+    client: Client, admin: User, user: User, sample_mp4: Path
+) -> None:
+    resp = await client.post("/api/v1/direct-uploads", json={}, headers=user.headers)
+    assert resp.status == 201, await resp.text()
+    url = (await resp.json())["url"]
+    path = url[url.index("/api/v1/") :]
+    await client.post(f"/api/v1/admin/users/{user.id}/disable", headers=admin.headers)
+    resp = await client.put(path, data=sample_mp4.read_bytes())
+    assert resp.status == 403
+    assert (await resp.json())["error"]["code"] == "account_disabled"
+    # Enabled again, the same URL works (it was never used).
+    await client.post(f"/api/v1/admin/users/{user.id}/enable", headers=admin.headers)
+    resp = await client.put(path, data=sample_mp4.read_bytes())
+    assert resp.status == 201, await resp.text()
