@@ -464,3 +464,38 @@ async def test_a_disabled_accounts_upload_urls_are_refused(
     await client.post(f"/api/v1/admin/users/{user.id}/enable", headers=admin.headers)
     resp = await client.put(path, data=sample_mp4.read_bytes())
     assert resp.status == 201, await resp.text()
+
+
+async def test_the_command_line_sets_any_role(
+    client: Client, admin: User, settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import run
+
+    args = run._parser().parse_args(["create-admin", "v@example.com", "--account-role", "viewer"])
+    assert (args.email, args.account_role) == ("v@example.com", "viewer")
+    assert run._parser().parse_args(["create-admin", "a@example.com"]).account_role == "admin"
+    with pytest.raises(SystemExit):
+        run._parser().parse_args(["create-admin", "r@example.com", "--account-role", "root"])
+    await run._create_admin(settings, "v@example.com", "viewer password", args.account_role)
+    assert "\nviewer v@example.com (" in capsys.readouterr().out
+    resp = await client.post(
+        "/api/v1/auth/login", json={"email": "v@example.com", "password": "viewer password"}
+    )
+    token = (await resp.json())["access_token"]
+    me = await (await client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"})).json()
+    assert me["role"] == "viewer"
+    created = await one_audit_row(client, admin, "user.create_cli", me["id"])
+    assert (created["actor"]["type"], created["detail"]) == (
+        "system",
+        {"role": "viewer", "existing": False},
+    )
+
+
+async def one_audit_row(client: Client, admin: User, action: str, target: str) -> dict[str, Any]:
+    resp = await client.get(
+        "/api/v1/admin/audit",
+        params={"action": action, "target_id": target},
+        headers=admin.headers,
+    )
+    [row] = (await resp.json())["items"]
+    return dict(row)
