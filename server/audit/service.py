@@ -3,9 +3,10 @@
 `record` is the only writer. Give it `conn` to write inside the caller's
 transaction (the row then commits or rolls back with the change it
 describes); without it, it uses a connection of its own. `detail` is a small
-JSON object that never holds a secret: keys that name one (password, secret,
-token) and values that look like one (an `ff_` key, a JWT) are refused with
-ValueError — a bug in the caller, caught by the tests, not a 4xx.
+JSON object that never holds a secret: a key that names one (password,
+secret, token) is refused with ValueError — a bug in the caller, caught by
+the tests —, and a value that looks like one (an `ff_` key, a JWT: say, a key
+pasted into a login form's email field) is stored as "[redacted]".
 
 Reads: a page for admins (filters, cursor), a page of a user's own events,
 and the export, streamed from a server-side cursor so that memory stays flat
@@ -47,8 +48,15 @@ _SECRET_KEY = re.compile(r"password|secret|token|authorization|cookie", re.IGNOR
 _SECRET_VALUE = re.compile(r"^(ff_[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.)")
 
 
+REDACTED = "[redacted]"
+
+
 class SecretInDetail(ValueError):
-    """`detail` would have stored something that looks like a credential."""
+    """`detail` has a key that names a credential."""
+
+
+def looks_like_secret(value: str) -> bool:
+    return _SECRET_VALUE.match(value) is not None
 
 
 def check_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
@@ -59,9 +67,7 @@ def check_detail(detail: Mapping[str, Any]) -> dict[str, Any]:
         if _SECRET_KEY.search(key):
             raise SecretInDetail(f"audit detail key {key!r} names a secret")
         if isinstance(value, str):
-            if _SECRET_VALUE.match(value):
-                raise SecretInDetail(f"audit detail {key!r} looks like a credential")
-            value = value[:MAX_DETAIL_STRING]
+            value = REDACTED if looks_like_secret(value) else value[:MAX_DETAIL_STRING]
         elif isinstance(value, Mapping):
             value = check_detail(value)
         checked[key] = value
