@@ -6,6 +6,7 @@ python run.py --role api           # HTTP and WebSockets only; --role worker: jo
 python run.py migrate              # apply sql/ migrations and exit
 python run.py cleanup [--dry-run]  # one cleanup sweep now; prints its report as JSON
 python run.py create-admin EMAIL   # password from the prompt or stdin
+python run.py create-admin EMAIL --account-role viewer   # or user: any role
 python run.py stop-db [--force]    # stop the embedded PostgreSQL of the data dir
 """
 
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings, SettingsError
+from server.auth.permissions import ROLES as ACCOUNT_ROLES
 from server.db.embedded import EmbeddedPostgresMissing
 
 
@@ -42,6 +44,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     admin = sub.add_parser("create-admin", help="create an admin account, or promote one")
     admin.add_argument("email")
+    admin.add_argument(
+        "--account-role",
+        choices=ACCOUNT_ROLES,
+        default="admin",
+        help="the account's role (default admin; `--role` is the process's role)",
+    )
     stop_db = sub.add_parser(
         "stop-db",
         help="stop the embedded PostgreSQL of the data dir (it stops by itself when the "
@@ -84,6 +92,7 @@ async def _migrate(settings: Settings) -> None:
 async def _cleanup(settings: Settings, dry_run: bool) -> int:
     import json
 
+    from server.audit.service import AuditLog
     from server.cleanup.sweep import run_sweep
     from server.db.pool import open_database
     from server.live.bus import open_bus
@@ -97,9 +106,12 @@ async def _cleanup(settings: Settings, dry_run: bool) -> int:
         try:
             # With Redis configured, open pages hear of the deletions too.
             publisher = EventPublisher(bus)
-            videos = VideoService(pool=pool, storage=storage, publisher=publisher)
+            audit = AuditLog(pool=pool)
+            videos = VideoService(pool=pool, storage=storage, publisher=publisher, audit=audit)
             tus = await _tus_service(settings, pool, storage, publisher)
-            report = await run_sweep(pool, videos, storage, settings, dry_run=dry_run, tus=tus)
+            report = await run_sweep(
+                pool, videos, storage, settings, dry_run=dry_run, tus=tus, audit=audit
+            )
         finally:
             await storage.close()
     if not dry_run:
@@ -150,17 +162,21 @@ def _read_password() -> str:
     return first
 
 
-async def _create_admin(settings: Settings, email: str, password: str) -> None:
+async def _create_admin(settings: Settings, email: str, password: str, role: str = "admin") -> None:
     from server.admin.service import AdminService
+    from server.audit.service import AuditLog
     from server.auth.passwords import PasswordHasher
     from server.db.pool import open_database
 
     async with open_database(settings) as pool:
         admins = AdminService(
-            pool=pool, passwords=PasswordHasher(settings.bcrypt_rounds), settings=settings
+            pool=pool,
+            passwords=PasswordHasher(settings.bcrypt_rounds),
+            audit=AuditLog(pool=pool),
+            settings=settings,
         )
-        user = await admins.create_admin(email, password)
-    print(f"admin {user.email} ({user.id})")
+        user = await admins.create_account(email, password, role=role)
+    print(f"{user.role} {user.email} ({user.id})")
 
 
 def _stop_db(settings: Settings, force: bool) -> int:
@@ -204,7 +220,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> None:
         sys.exit(_stop_db(settings, args.force))
     elif command == "create-admin":
         try:
-            asyncio.run(_create_admin(settings, args.email, _read_password()))
+            asyncio.run(_create_admin(settings, args.email, _read_password(), args.account_role))
         except HTTPError as exc:
             raise SystemExit(f"error: {exc.message}") from None
 

@@ -320,6 +320,10 @@ class Settings:
         "storing an upload and recording it) are deleted by the sweep once older than "
         "`stale_upload_seconds` plus this: S3 dates an object from the start of its upload.",
     )
+    audit_retention_days: int = _setting(
+        365,
+        "Audit log rows older than this many days are deleted by the sweep (0 keeps them forever).",
+    )
 
     # --- email and webhooks ----------------------------------------------------
     smtp_host: str = _setting(
@@ -541,6 +545,7 @@ def _validate(s: Settings) -> None:
     need(s.stale_upload_seconds >= 3600, "stale_upload_seconds", "must be at least 3600")
     # Covers probing a committed upload before its row exists, and clock skew with S3.
     need(s.orphan_grace_seconds >= 300, "orphan_grace_seconds", "must be at least 300")
+    need(s.audit_retention_days >= 0, "audit_retention_days", "must be 0 (keep) or more")
     # Multipart uploads and temp files of live tus uploads must never look stale.
     need(
         60 <= s.tus_upload_ttl_seconds <= s.stale_upload_seconds,

@@ -17,6 +17,7 @@ from config.settings import Settings
 from server import appkeys, data_dirs
 from server.admin.service import AdminService
 from server.apikeys.service import ApiKeyService
+from server.audit.service import AuditLog
 from server.auth.middleware import auth_middleware
 from server.auth.passwords import PasswordHasher
 from server.auth.secret import load_or_create_secret
@@ -95,6 +96,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     # Imported here so that each domain module stays importable on its own.
     from server.admin.routes import add_routes as admin_routes
     from server.apikeys.routes import add_routes as api_key_routes
+    from server.audit.routes import add_routes as audit_routes
     from server.auth.routes import add_routes as auth_routes
     from server.directuploads.routes import add_routes as direct_upload_routes
     from server.health.routes import add_routes as ops_routes
@@ -117,6 +119,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     for add in (
         auth_routes,
         admin_routes,
+        audit_routes,
         api_key_routes,
         upload_routes,
         tus_routes,
@@ -157,18 +160,28 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     # Sign-ups, sessions, the per-request token check, and administration.
     settings = app[appkeys.SETTINGS]
     passwords = PasswordHasher(settings.bcrypt_rounds)
-    app[appkeys.API_KEYS] = ApiKeyService(pool=app[appkeys.POOL])
+    publisher = app[appkeys.PUBLISHER]
+    # Every change below is recorded in the audit log, in its own transaction.
+    audit = app[appkeys.AUDIT] = AuditLog(pool=app[appkeys.POOL])
+    app[appkeys.API_KEYS] = ApiKeyService(
+        pool=app[appkeys.POOL], audit=audit, on_revoked=publisher.api_key_revoked
+    )
     app[appkeys.AUTH] = AuthService(
         pool=app[appkeys.POOL],
         passwords=passwords,
         tokens=app[appkeys.TOKENS],
         api_keys=app[appkeys.API_KEYS],
+        audit=audit,
         settings=settings,
         # After the bus: an ended session closes its sockets on every instance.
-        on_session_ended=app[appkeys.PUBLISHER].session_revoked,
+        on_session_ended=publisher.session_revoked,
     )
     app[appkeys.ADMIN] = AdminService(
-        pool=app[appkeys.POOL], passwords=passwords, settings=settings
+        pool=app[appkeys.POOL],
+        passwords=passwords,
+        audit=audit,
+        settings=settings,
+        on_account_disabled=publisher.account_disabled,
     )
     yield
 
@@ -248,7 +261,7 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.WEBHOOK_SERVICE] = WebhookService(
-        pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS]
+        pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS], audit=app[appkeys.AUDIT]
     )
     yield
 
@@ -282,7 +295,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[appkeys.QUOTA] = quota
     app[appkeys.JOBS] = jobs
-    app[appkeys.VIDEOS] = VideoService(pool=pool, storage=app[appkeys.STORAGE], publisher=publisher)
+    app[appkeys.VIDEOS] = VideoService(
+        pool=pool, storage=app[appkeys.STORAGE], publisher=publisher, audit=app[appkeys.AUDIT]
+    )
     app[appkeys.UPLOADS] = UploadService(
         pool=pool,
         storage=app[appkeys.STORAGE],
@@ -373,6 +388,7 @@ async def _cleanup_ctx(app: web.Application) -> AsyncIterator[None]:
             app[appkeys.STORAGE],
             settings,
             tus=app[appkeys.TUS],
+            audit=app[appkeys.AUDIT],
         )
 
     task = CleanupTask(sweep, settings.cleanup_interval_seconds, app[appkeys.METRICS])

@@ -20,6 +20,7 @@ from config.settings import Settings
 if TYPE_CHECKING:
     from server.admin.service import AdminService
     from server.apikeys.service import ApiKeyService
+    from server.audit.service import AuditLog
     from server.auth.service import AuthService
     from server.auth.tokens import TokenService
     from server.cleanup.task import CleanupTask
@@ -88,6 +89,8 @@ WEBHOOK_SENDER: web.AppKey[WebhookSender] = web.AppKey("webhook_sender")
 WEBHOOK_SERVICE: web.AppKey[WebhookService] = web.AppKey("webhook_service")
 AUTH: web.AppKey[AuthService] = web.AppKey("auth")
 ADMIN: web.AppKey[AdminService] = web.AppKey("admin")
+# The audit log: the one recorder of security-relevant actions.
+AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
 API_KEYS: web.AppKey[ApiKeyService] = web.AppKey("api_keys")
 RATE_LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter")
 # Open WebSockets, closed with GOING_AWAY at shutdown.

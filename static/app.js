@@ -15,6 +15,8 @@ import {
 } from './videos.js';
 import { initDetails } from './details.js';
 import { initSearch, resetSearch } from './search.js';
+import { hideAdminConsole, showAdminConsole } from './admin.js';
+import { hideSecurityEvents, showSecurityEvents } from './security-events.js';
 
 let stopLive = null;
 let quotaTimer = null;
@@ -79,6 +81,8 @@ async function enter() {
     announce(`Could not load your videos: ${err.message}`);
   }
   stopLive = startLive({ onEvent: onLiveEvent, onSnapshot: applySnapshot, poll: pollActive });
+  showSecurityEvents($('#security-events')).catch(() => {});
+  showAdminConsole($('#admin-console')).catch((err) => announce(`Could not load the admin console: ${err.message}`));
 }
 
 function leave() {
@@ -89,6 +93,8 @@ function leave() {
   clearJobs();
   clearVideos();
   resetSearch();
+  hideSecurityEvents($('#security-events'));
+  hideAdminConsole($('#admin-console'));
   $('#app').hidden = true;
   $('#account').hidden = true;
   $('#auth').hidden = false;

@@ -98,7 +98,12 @@ async def sweep(app: web.Application, **kw: Any) -> CleanupReport:
 
 async def sweep_with(app: web.Application, storage: Any, **kw: Any) -> CleanupReport:
     """A sweep whose deletes go through `storage` (a wrapper that is slow or fails)."""
-    videos = VideoService(pool=app[appkeys.POOL], storage=storage, publisher=app[appkeys.PUBLISHER])
+    videos = VideoService(
+        pool=app[appkeys.POOL],
+        storage=storage,
+        publisher=app[appkeys.PUBLISHER],
+        audit=app[appkeys.AUDIT],
+    )
     return await run_sweep(app[appkeys.POOL], videos, storage, app[appkeys.SETTINGS], **kw)
 
 

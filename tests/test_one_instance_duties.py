@@ -126,7 +126,10 @@ async def test_the_sweep_runs_on_one_instance_at_a_time(
     async def sweep_on(app: web.Application) -> CleanupReport:
         slow: Any = SlowDeletes(app[appkeys.STORAGE], delay=0.3)
         videos = VideoService(
-            pool=app[appkeys.POOL], storage=slow, publisher=app[appkeys.PUBLISHER]
+            pool=app[appkeys.POOL],
+            storage=slow,
+            publisher=app[appkeys.PUBLISHER],
+            audit=app[appkeys.AUDIT],
         )
         return await run_sweep(app[appkeys.POOL], videos, slow, app[appkeys.SETTINGS])
 

@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from config.settings import Settings
 from server import appkeys
+from server.auth.model import AuthUser
 from server.errors import Unauthorized
 from server.webhooks.ssrf import address_problem
 from tests.conftest import User, register_and_login
@@ -323,6 +324,6 @@ async def test_an_account_deleted_during_registration_is_401_not_500(
         await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(user.id))
     with pytest.raises(Unauthorized) as info:
         await app[appkeys.WEBHOOK_SERVICE].create(
-            uuid.UUID(user.id), receiver.url(), ["job.succeeded"]
+            AuthUser(id=uuid.UUID(user.id), role="user"), receiver.url(), ["job.succeeded"]
         )
     assert info.value.error_code == "invalid_token"

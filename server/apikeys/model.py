@@ -26,6 +26,7 @@ class KeyHolder:
     key: ApiKey
     secret_hash: bytes
     role: str
+    disabled: bool = False
 
 
 @dataclass(frozen=True)

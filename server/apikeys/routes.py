@@ -11,6 +11,7 @@ from aiohttp import web
 from server import appkeys
 from server.apikeys.schemas import CreateApiKey
 from server.apikeys.serializers import api_key_json, new_api_key_json
+from server.audit.origin import origin_of
 from server.auth.middleware import current_user
 from server.bodies import read_body
 from server.http import path_uuid
@@ -42,7 +43,11 @@ async def create(request: web.Request) -> web.Response:
     owner = current_user(request)
     body = await read_body(request, CreateApiKey)
     new = await request.app[appkeys.API_KEYS].create(
-        owner, name=body.name, scopes=list(body.scopes), expires_at=body.expires_at
+        owner,
+        name=body.name,
+        scopes=list(body.scopes),
+        expires_at=body.expires_at,
+        origin=origin_of(request),
     )
     return web.json_response(new_api_key_json(new), status=201, headers=NO_STORE)
 
@@ -68,5 +73,7 @@ async def list_(request: web.Request) -> web.Response:
     )
 )
 async def revoke(request: web.Request) -> web.Response:
-    await request.app[appkeys.API_KEYS].revoke(current_user(request).id, path_uuid(request))
+    await request.app[appkeys.API_KEYS].revoke(
+        current_user(request), path_uuid(request), origin_of(request)
+    )
     return web.Response(status=204)

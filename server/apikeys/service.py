@@ -22,11 +22,13 @@ from datetime import UTC, datetime
 import asyncpg
 
 from server.apikeys.model import ApiKey, NewApiKey
+from server.audit.model import Actor, Origin, Target
+from server.audit.service import AuditLog
 from server.auth.model import AuthUser
 from server.auth.permissions import ADMIN, SCOPES, role_scopes
 from server.auth.tokens import invalid_token, token_expired
 from server.db import api_keys
-from server.errors import BadRequest, Conflict, Forbidden, NotFound
+from server.errors import BadRequest, Conflict, Forbidden, NotFound, Unauthorized
 
 SECRET_PREFIX = "ff_"  # noqa: S105 - a marker, not a secret
 SECRET_BYTES = 32  # 256 bits
@@ -44,9 +46,22 @@ def looks_like_key(token: str) -> bool:
     return token.startswith(SECRET_PREFIX)
 
 
+# Called with (user id, key id) after a key is revoked, so sockets it opened close.
+KeyRevoked = Callable[[uuid.UUID, uuid.UUID], None]
+
+
 class ApiKeyService:
-    def __init__(self, *, pool: asyncpg.Pool, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        audit: AuditLog,
+        on_revoked: KeyRevoked | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.pool = pool
+        self.audit = audit
+        self.on_revoked = on_revoked
         self._clock = clock
         self._touched: dict[uuid.UUID, float] = {}  # key id → when this process last wrote
 
@@ -57,6 +72,7 @@ class ApiKeyService:
         name: str,
         scopes: list[str],
         expires_at: datetime | None,
+        origin: Origin | None = None,
     ) -> NewApiKey:
         wanted = sorted(set(scopes), key=SCOPES.index)
         if ADMIN in wanted and ADMIN not in role_scopes(owner.role):
@@ -64,6 +80,13 @@ class ApiKeyService:
                 "Only administrators can create keys with the 'admin' scope",
                 code="scope_not_allowed",
                 scope=ADMIN,
+            )
+        beyond = [s for s in wanted if s not in role_scopes(owner.role)]
+        if beyond:  # a viewer's keys read, like the viewer
+            raise Forbidden(
+                f"The {owner.role} role cannot create keys with the '{beyond[0]}' scope",
+                code="scope_not_allowed",
+                scope=beyond[0],
             )
         if expires_at is not None and expires_at <= datetime.now(UTC):
             raise BadRequest(
@@ -88,17 +111,37 @@ class ApiKeyService:
                 )
             except asyncpg.ForeignKeyViolationError:
                 raise invalid_token() from None  # the account was deleted mid-request
+            await self.audit.record(
+                "apikey.create",
+                actor=Actor.of(owner),
+                target=Target("api_key", str(key.id)),
+                detail={"name": name, "prefix": key.prefix, "scopes": list(key.scopes)},
+                origin=origin,
+                conn=conn,
+            )
         return NewApiKey(key=key, secret=secret)
 
     async def list_keys(self, user_id: uuid.UUID) -> list[ApiKey]:
         async with self.pool.acquire() as conn:
             return await api_keys.list_keys(conn, user_id)
 
-    async def revoke(self, user_id: uuid.UUID, key_id: uuid.UUID) -> None:
-        async with self.pool.acquire() as conn:
-            deleted = await api_keys.delete_key(conn, user_id, key_id)
-        if not deleted:
-            raise NotFound("No such API key", code="api_key_not_found")
+    async def revoke(
+        self, caller: AuthUser, key_id: uuid.UUID, origin: Origin | None = None
+    ) -> None:
+        """Revokes one of the caller's keys; sockets that authenticated with it close."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            deleted = await api_keys.delete_key(conn, caller.id, key_id)
+            if not deleted:
+                raise NotFound("No such API key", code="api_key_not_found")
+            await self.audit.record(
+                "apikey.revoke",
+                actor=Actor.of(caller),
+                target=Target("api_key", str(key_id)),
+                origin=origin,
+                conn=conn,
+            )
+        if self.on_revoked is not None:
+            self.on_revoked(caller.id, key_id)
 
     async def authenticate(self, secret: str) -> AuthUser:
         """The caller a key secret names; 401 when unknown, revoked, expired or orphaned."""
@@ -108,6 +151,8 @@ class ApiKeyService:
             # The lookup is by hash; the compare guards against any index oddity.
             if holder is None or not hmac.compare_digest(holder.secret_hash, digest):
                 raise invalid_token("The API key is invalid or has been revoked")
+            if holder.disabled:  # its keys were revoked; this guards a race
+                raise Unauthorized("This account has been disabled", code="account_disabled")
             key = holder.key
             if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
                 raise token_expired()

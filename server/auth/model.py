@@ -23,10 +23,31 @@ class User:
     used_bytes: int
     created_at: datetime
     email_notifications: bool = True
+    disabled_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def disabled(self) -> bool:
+        return self.disabled_at is not None
+
+
+@dataclass(frozen=True)
+class AccountUsage:
+    """An account as the admin list shows it: the account and what it stores."""
+
+    user: User
+    video_count: int
+
+    @property
+    def created_at(self) -> datetime:  # the list's cursor key
+        return self.user.created_at
+
+    @property
+    def id(self) -> uuid.UUID:
+        return self.user.id
 
 
 @dataclass(frozen=True)

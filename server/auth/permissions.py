@@ -22,7 +22,13 @@ SCOPES: Final = (VIDEOS_READ, VIDEOS_WRITE, JOBS_WRITE, WEBHOOKS, ADMIN)
 ROLE_SCOPES: Final[dict[str, frozenset[str]]] = {
     "admin": frozenset(SCOPES),
     "user": frozenset(SCOPES) - {ADMIN},
+    # Read-only: list, play, download. No upload, processing, delete, shares or hooks.
+    "viewer": frozenset({VIDEOS_READ}),
 }
+# Every role an account can have (the users table's CHECK lists the same).
+ROLES: Final = tuple(ROLE_SCOPES)
+# Scopes that only read: a route needing any other scope writes something.
+READ_SCOPES: Final = frozenset({VIDEOS_READ})
 
 # Only a password session (a JWT) may manage keys and the account: a key that
 # could mint keys could widen its own scopes.
@@ -50,8 +56,17 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/v1/api-keys"): SESSION,
     ("GET", "/api/v1/api-keys"): SESSION,
     ("DELETE", "/api/v1/api-keys/{id}"): SESSION,
+    ("GET", "/api/v1/me/security-events"): ANY,
+    ("GET", "/api/v1/admin/users"): ADMIN,
     ("GET", "/api/v1/admin/users/{id}"): ADMIN,
     ("PATCH", "/api/v1/admin/users/{id}"): ADMIN,
+    ("POST", "/api/v1/admin/users/{id}/disable"): ADMIN,
+    ("POST", "/api/v1/admin/users/{id}/enable"): ADMIN,
+    ("DELETE", "/api/v1/admin/videos/{id}"): ADMIN,
+    ("GET", "/api/v1/admin/jobs"): ADMIN,
+    ("GET", "/api/v1/admin/summary"): ADMIN,
+    ("GET", "/api/v1/admin/audit"): ADMIN,
+    ("GET", "/api/v1/admin/audit/export"): ADMIN,
     ("PUT", "/api/v1/uploads/{filename}"): VIDEOS_WRITE,
     ("POST", "/api/v1/uploads"): VIDEOS_WRITE,
     # Resumable uploads (tus); HEAD /api/v1/tus/{id} is read as its GET.
@@ -120,6 +135,11 @@ WEBSOCKET_SCOPE: Final = VIDEOS_READ
 
 def role_scopes(role: str) -> frozenset[str]:
     return ROLE_SCOPES.get(role, frozenset())
+
+
+def roles_allowed(scope: str) -> tuple[str, ...]:
+    """The roles whose accounts may hold `scope` (for the OpenAPI document)."""
+    return tuple(role for role, scopes in ROLE_SCOPES.items() if scope in scopes)
 
 
 def required_scope(method: str, pattern: str) -> str | None:

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from server import appkeys
+from server.audit.origin import origin_of
 from server.auth.devices import DEVICE_COOKIE, DEVICE_COOKIE_PATH
 from server.auth.middleware import current_user, ignores_bearer
 from server.auth.model import LoginResult, TokenPair
@@ -74,7 +75,11 @@ async def register(request: web.Request) -> web.Response:
         tag="accounts",
         body=CREDENTIALS,
         ok={200: Answer("A token pair", ref("TokenPair"))},
-        errors={401: "`invalid_credentials`", 429: "`rate_limited`"},
+        errors={
+            401: "`invalid_credentials`",
+            403: "`account_disabled` (the password was right)",
+            429: "`rate_limited`",
+        },
     )
 )
 @ignores_bearer
@@ -84,7 +89,7 @@ async def login(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     email, password = require_str(data, "email"), require_str(data, "password")
     await policy.limit_login_account(request, email)
-    result = await request.app[appkeys.AUTH].login(email, password)
+    result = await request.app[appkeys.AUTH].login(email, password, origin_of(request))
     resp = _token_response(result.tokens)
     _set_device_cookie(request, resp, result)
     return resp
@@ -96,7 +101,10 @@ async def login(request: web.Request) -> web.Response:
         tag="accounts",
         body=REFRESH_BODY,
         ok={200: Answer("A token pair", ref("TokenPair"))},
-        errors={401: "`invalid_token`, `token_expired` or `token_reused`", 429: "`rate_limited`"},
+        errors={
+            401: "`invalid_token`, `token_expired`, `token_reused` or `account_disabled`",
+            429: "`rate_limited`",
+        },
     )
 )
 @ignores_bearer
@@ -104,7 +112,7 @@ async def refresh(request: web.Request) -> web.Response:
     await policy.limit_refresh_ip(request)
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
     await policy.limit_refresh_account(request, token)
-    return _token_response(await request.app[appkeys.AUTH].refresh(token))
+    return _token_response(await request.app[appkeys.AUTH].refresh(token, origin_of(request)))
 
 
 @described(
@@ -119,7 +127,7 @@ async def refresh(request: web.Request) -> web.Response:
 @ignores_bearer
 async def logout(request: web.Request) -> web.Response:
     token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
-    await request.app[appkeys.AUTH].logout(token)
+    await request.app[appkeys.AUTH].logout(token, origin_of(request))
     return web.Response(status=204, headers=NO_STORE)
 
 

@@ -28,6 +28,8 @@ def user_json(user: User, view: UserView) -> dict[str, Any]:
         body["email_notifications"] = user.email_notifications
     else:
         body["created_at"] = user.created_at.isoformat()
+        body["disabled"] = user.disabled
+        body["disabled_at"] = None if user.disabled_at is None else user.disabled_at.isoformat()
     return body
 
 

@@ -22,12 +22,14 @@ import asyncpg
 
 from config.settings import Settings
 from server.apikeys.service import ApiKeyService, looks_like_key
+from server.audit.model import ANONYMOUS, Actor, Origin, Target
+from server.audit.service import AuditLog
 from server.auth.devices import account_key
 from server.auth.model import AuthUser, LoginResult, TokenPair, User
 from server.auth.passwords import PasswordHasher
 from server.auth.tokens import AccessClaims, TokenService, invalid_token, token_expired
 from server.db import refresh_tokens, users
-from server.errors import BadRequest, Conflict, Unauthorized
+from server.errors import BadRequest, Conflict, Forbidden, Unauthorized
 from server.logs import get_logger
 
 # Called with (user id, session id) when a session ends.
@@ -63,6 +65,18 @@ def _invalid_credentials() -> Unauthorized:
     return Unauthorized("The email or password is incorrect", code="invalid_credentials")
 
 
+def account_disabled() -> Unauthorized:
+    """A credential of a disabled account: refused on every route and socket."""
+    return Unauthorized("This account has been disabled", code="account_disabled")
+
+
+def _login_disabled() -> Forbidden:
+    # The password was right: say so only now, and say why the login is refused.
+    return Forbidden(
+        "This account has been disabled; ask an administrator", code="account_disabled"
+    )
+
+
 class AuthService:
     def __init__(
         self,
@@ -71,10 +85,12 @@ class AuthService:
         passwords: PasswordHasher,
         tokens: TokenService,
         api_keys: ApiKeyService,
+        audit: AuditLog,
         settings: Settings,
         on_session_ended: SessionEnded | None = None,
     ) -> None:
         self.pool = pool
+        self.audit = audit
         self.passwords = passwords
         self.tokens = tokens
         self.api_keys = api_keys
@@ -100,27 +116,57 @@ class AuthService:
         log.info("user_registered", user_id=str(user.id))
         return user
 
-    async def login(self, email: str, password: str) -> LoginResult:
-        """A new session; unknown email and wrong password fail alike, in about equal time."""
+    async def login(self, email: str, password: str, origin: Origin | None = None) -> LoginResult:
+        """A new session; unknown email and wrong password fail alike, in about equal time.
+
+        Every attempt is on record (`auth.login` / `auth.login_failed`); the
+        email is kept, never the password."""
         try:
             email = validate_email(email)
         except BadRequest:
+            await self._login_failed(None, "invalid_email", origin)
             raise _invalid_credentials() from None  # no account can have this address
         # No connection is held while bcrypt runs: slow logins must not drain the pool.
         async with self.pool.acquire() as conn:
             user = await users.get_user_by_email(conn, email)
         if user is None:
             await self.passwords.verify_dummy(password)
+            await self._login_failed(None, "unknown_email", origin, email=email)
             raise _invalid_credentials()
         if not await self.passwords.verify(password, user.password_hash):
+            await self._login_failed(user.id, "wrong_password", origin, email=email)
             raise _invalid_credentials()
-        async with self.pool.acquire() as conn:
-            pair = await self._start_token(conn, user, family_id=uuid.uuid4())
+        if user.disabled:
+            await self._login_failed(user.id, "account_disabled", origin, email=email)
+            raise _login_disabled()
+        async with self.pool.acquire() as conn, conn.transaction():
+            family_id = uuid.uuid4()
+            pair = await self._start_token(conn, user, family_id=family_id)
+            await self.audit.record(
+                "auth.login",
+                actor=Actor.user(user.id),
+                target=Target.user(user.id),
+                detail={"session_id": str(family_id)},
+                origin=origin,
+                conn=conn,
+            )
         device_token, device_ttl = self.tokens.issue_device(account_key(email))
         log.info("user_logged_in", user_id=str(user.id))
         return LoginResult(pair, device_token, device_ttl)
 
-    async def refresh(self, refresh_token: str) -> TokenPair:
+    async def _login_failed(
+        self, user_id: uuid.UUID | None, reason: str, origin: Origin | None, email: str = ""
+    ) -> None:
+        await self.audit.record(
+            "auth.login_failed",
+            actor=ANONYMOUS,
+            target=None if user_id is None else Target.user(user_id),
+            outcome="denied" if reason == "account_disabled" else "failure",
+            detail={"reason": reason, "email": email[:254]},
+            origin=origin,
+        )
+
+    async def refresh(self, refresh_token: str, origin: Origin | None = None) -> TokenPair:
         """Spends `refresh_token` and returns the next pair of its session."""
         claims = self.tokens.decode_refresh(refresh_token)
         pair: TokenPair | None = None
@@ -143,10 +189,20 @@ class AuthService:
                 user = await users.get_user(conn, row.user_id)
                 if user is None:
                     raise invalid_token()
+                if user.disabled:  # its tokens were revoked; this guards a race
+                    raise account_disabled()
                 await refresh_tokens.mark_used(conn, row.jti)
                 pair = await self._start_token(conn, user, family_id=row.family_id)
         if pair is None:
             log.warning("refresh_token_reused", user_id=str(claims.user_id))
+            await self.audit.record(
+                "auth.refresh_reuse",
+                actor=ANONYMOUS,
+                target=Target.user(claims.user_id),
+                outcome="denied",
+                detail={"session_id": str(claims.family_id)},
+                origin=origin,
+            )
             self._session_ended(claims.user_id, claims.family_id)
             raise Unauthorized(
                 "This refresh token was already used; the session has been ended",
@@ -154,11 +210,22 @@ class AuthService:
             )
         return pair
 
-    async def logout(self, refresh_token: str) -> None:
+    async def logout(self, refresh_token: str, origin: Origin | None = None) -> None:
         """Ends the session `refresh_token` belongs to; repeating it is harmless."""
         claims = self.tokens.decode_refresh(refresh_token)
-        async with self.pool.acquire() as conn:
-            await refresh_tokens.revoke_family(conn, claims.family_id, user_id=claims.user_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            ended = await refresh_tokens.revoke_family(
+                conn, claims.family_id, user_id=claims.user_id
+            )
+            if ended:  # a repeated logout ends nothing and records nothing
+                await self.audit.record(
+                    "auth.logout",
+                    actor=Actor.user(claims.user_id),
+                    target=Target.user(claims.user_id),
+                    detail={"session_id": str(claims.family_id)},
+                    origin=origin,
+                    conn=conn,
+                )
         self._session_ended(claims.user_id, claims.family_id)
 
     def _session_ended(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
@@ -169,8 +236,9 @@ class AuthService:
         """False once the token's session has ended, or its account is gone."""
         async with self.pool.acquire() as conn:
             if claims.session_id is None:
-                # A token from before sessions were named: lives to its expiry.
-                return await users.user_exists(conn, claims.user_id)
+                # An API key's socket, or a token from before sessions were named.
+                access = await users.access_of(conn, claims.user_id)
+                return access is not None and not access[1]
             return await refresh_tokens.session_is_live(conn, claims.session_id, claims.user_id)
 
     async def authenticate(self, access_token: str) -> AuthUser:
@@ -178,16 +246,21 @@ class AuthService:
         still exists; else 401. The one place every credential is resolved: the
         HTTP middleware and the WebSocket's auth message both call it.
 
-        Raises `Unauthorized` with code `invalid_token` or `token_expired`.
+        The role is the account's current one (a change applies at once, not
+        when the token expires). Raises `Unauthorized` with code `invalid_token`,
+        `token_expired` or `account_disabled`.
         """
         if looks_like_key(access_token):
             return await self.api_keys.authenticate(access_token)
         claims = self.tokens.decode_access(access_token)
         async with self.pool.acquire() as conn:
-            exists = await users.user_exists(conn, claims.user_id)
-        if not exists:  # deleted since the token was issued
+            access = await users.access_of(conn, claims.user_id)
+        if access is None:  # deleted since the token was issued
             raise invalid_token()
-        return AuthUser(id=claims.user_id, role=claims.role)
+        role, disabled = access
+        if disabled:
+            raise account_disabled()
+        return AuthUser(id=claims.user_id, role=role)
 
     async def account(self, user_id: uuid.UUID) -> User:
         """The caller's own account."""

@@ -19,6 +19,7 @@ from typing import Any
 import jwt
 
 from config.settings import Settings
+from server.auth import permissions
 from server.errors import Unauthorized
 
 ALGORITHM = "HS256"
@@ -28,7 +29,7 @@ DEVICE_AUDIENCE = "frameflow:device"
 ACCESS_TYPE = "access"
 REFRESH_TYPE = "refresh"
 DEVICE_TYPE = "device"
-ROLES = frozenset({"user", "admin"})
+ROLES = frozenset(permissions.ROLES)
 # Tolerates small clock differences between instances behind one load balancer.
 LEEWAY_SECONDS = 5
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "aud"]

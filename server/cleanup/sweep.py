@@ -20,6 +20,8 @@ Safety rules, in the order the pass applies them:
 - Unfinished resumable (tus) uploads past their expiry are ended through
   `TusService` (quota back, temp file / multipart upload / tail objects
   removed), skipping any that a request holds at that moment.
+- Audit rows older than FRAMEFLOW_AUDIT_RETENTION_DAYS go through
+  `AuditLog.delete_expired`, the one delete the table's trigger allows.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ import asyncpg
 
 from config.settings import Settings
 from server import scratch
+from server.audit.service import AuditLog
 from server.cleanup.orphans import sweep_orphans
 from server.db import direct_uploads as direct_uploads_db
 from server.db import videos as videos_db
+from server.db import workers as workers_db
 from server.logs import get_logger
 from server.storage.base import Storage
 from server.tus.service import TusService
@@ -52,6 +56,7 @@ CLEANUP_LOCK_ID = 0x46_66_43_6C_65_61_6E_31  # "FfClean1"
 BATCH_SIZE = 100
 # How long a dead direct-upload URL stays readable to its creator after it expired.
 DEAD_DIRECT_UPLOAD_GRACE = timedelta(days=7)
+DEAD_WORKER_SECONDS = 24 * 3600.0
 
 
 @dataclass
@@ -73,6 +78,8 @@ class CleanupReport:
     tus_uploads_cleaned: int = 0
     # Direct-upload URLs past use and past DEAD_DIRECT_UPLOAD_GRACE (rows only).
     direct_uploads_removed: int = 0
+    # Audit log rows past the retention (not counted in a dry run).
+    audit_rows_deleted: int = 0
     video_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -90,6 +97,7 @@ async def run_sweep(
     stale_after: timedelta | None = None,
     orphans_after: timedelta | None = None,
     tus: TusService | None = None,
+    audit: AuditLog | None = None,
 ) -> CleanupReport:
     """One pass; `stale_after` overrides `stale_upload_seconds`, `orphans_after` the
     age at which unreferenced objects go (tests, the CLI); without `tus`, resumable
@@ -113,6 +121,9 @@ async def run_sweep(
             if tus is not None:
                 await sweep.step("tus_uploads", lambda: sweep.tus_uploads(tus))
             await sweep.step("direct_uploads", sweep.direct_uploads)
+            if audit is not None:
+                await sweep.step("audit_retention", lambda: sweep.audit_retention(audit))
+            await sweep.step("workers", sweep.forget_dead_workers)
             await sweep.step("stale_uploads", lambda: sweep.stale_uploads(stale))
             await sweep.step("scratch", lambda: sweep.scratch(stale))
         finally:
@@ -213,6 +224,19 @@ class _Sweep:
             )
             return
         self.report.direct_uploads_removed += await direct_uploads_db.delete_dead(self.conn, before)
+
+    async def audit_retention(self, audit: AuditLog) -> None:
+        if self.dry_run:
+            return
+        now: datetime = await self.conn.fetchval("SELECT now()")
+        self.report.audit_rows_deleted += await audit.delete_expired(
+            now, self.settings.audit_retention_days
+        )
+
+    async def forget_dead_workers(self) -> None:
+        """Heartbeat rows of runners killed without a clean stop, a day on."""
+        if not self.dry_run:
+            await workers_db.delete_stale(self.conn, DEAD_WORKER_SECONDS)
 
     async def stale_uploads(self, older_than: timedelta) -> None:
         if not self.dry_run:

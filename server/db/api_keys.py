@@ -71,12 +71,18 @@ async def delete_key(conn: asyncpg.Connection, user_id: uuid.UUID, key_id: uuid.
     return status == "DELETE 1"
 
 
+async def delete_user_keys(conn: asyncpg.Connection, user_id: uuid.UUID) -> list[uuid.UUID]:
+    """Revokes every key of the user (a disabled account); the ids revoked."""
+    rows = await conn.fetch("DELETE FROM api_keys WHERE user_id = $1 RETURNING id", user_id)
+    return [r["id"] for r in rows]
+
+
 async def find_by_hash(conn: asyncpg.Connection, secret_hash: bytes) -> KeyHolder | None:
     """One index probe per request that presents a key; the owner's role comes along."""
     row = await conn.fetchrow(
         """
         SELECT k.id, k.user_id, k.name, k.prefix, k.scopes, k.expires_at, k.created_at,
-               k.last_used_at, k.secret_hash, u.role
+               k.last_used_at, k.secret_hash, u.role, u.disabled_at IS NOT NULL AS disabled
         FROM api_keys k JOIN users u ON u.id = k.user_id
         WHERE k.secret_hash = $1
         """,
@@ -84,7 +90,12 @@ async def find_by_hash(conn: asyncpg.Connection, secret_hash: bytes) -> KeyHolde
     )
     if row is None:
         return None
-    return KeyHolder(key=_key(row), secret_hash=bytes(row["secret_hash"]), role=row["role"])
+    return KeyHolder(
+        key=_key(row),
+        secret_hash=bytes(row["secret_hash"]),
+        role=row["role"],
+        disabled=row["disabled"],
+    )
 
 
 async def touch_key(conn: asyncpg.Connection, key_id: uuid.UUID, min_interval_s: float) -> None:

@@ -429,3 +429,39 @@ async def count_open_jobs(conn: asyncpg.Connection) -> list[OpenJobCount]:
         """
     )
     return [OpenJobCount(r["status"], r["operation"], r["n"]) for r in rows]
+
+
+async def list_all_jobs(
+    conn: asyncpg.Connection,
+    *,
+    status: str | None,
+    operation: str | None,
+    user_id: uuid.UUID | None,
+    created_after: datetime | None,
+    created_before: datetime | None,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[Job]:
+    """Every user's jobs, newest first (the admin console); filters are optional."""
+    rows = await conn.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM jobs
+        WHERE ($1::text IS NULL OR status = $1)
+          AND ($2::text IS NULL OR operation = $2)
+          AND ($3::uuid IS NULL OR user_id = $3)
+          AND ($4::timestamptz IS NULL OR created_at >= $4)
+          AND ($5::timestamptz IS NULL OR created_at < $5)
+          AND ($6::timestamptz IS NULL OR (created_at, id) < ($6, $7::uuid))
+        ORDER BY created_at DESC, id DESC
+        LIMIT $8
+        """,  # noqa: S608
+        status,
+        operation,
+        user_id,
+        created_after,
+        created_before,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
+    )
+    return [_job(r) for r in rows]

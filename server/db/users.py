@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import asyncpg
 
-from server.auth.model import User
+from server.auth.model import AccountUsage, User
 
 _COLUMNS = (
-    "id, email, password_hash, role, quota_bytes, used_bytes, created_at, email_notifications"
+    "id, email, password_hash, role, quota_bytes, used_bytes, created_at, email_notifications,"
+    " disabled_at"
 )
 
 
@@ -26,6 +28,16 @@ async def user_exists(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
     """One index probe: called for every request that carries an access token."""
     found: bool = await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", user_id)
     return found
+
+
+async def access_of(conn: asyncpg.Connection, user_id: uuid.UUID) -> tuple[str, bool] | None:
+    """(role, disabled) of an account, None when it is gone: one index probe, called
+    for every request that carries an access token (so a role change or a disable
+    applies at once, not when the token expires)."""
+    row = await conn.fetchrow(
+        "SELECT role, disabled_at IS NOT NULL AS disabled FROM users WHERE id = $1", user_id
+    )
+    return None if row is None else (row["role"], row["disabled"])
 
 
 async def get_user_by_email(conn: asyncpg.Connection, email: str) -> User | None:
@@ -116,3 +128,68 @@ async def set_email_notifications(
         enabled,
     )
     return _user(row)
+
+
+async def set_disabled(conn: asyncpg.Connection, user_id: uuid.UUID, disabled: bool) -> User | None:
+    """Disables (keeping the first instant) or enables the account; None if there is none."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE users SET disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, now()) END
+        WHERE id = $1 RETURNING {_COLUMNS}
+        """,  # noqa: S608
+        user_id,
+        disabled,
+    )
+    return _user(row)
+
+
+def _like_pattern(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def list_accounts(
+    conn: asyncpg.Connection,
+    *,
+    q: str | None,
+    role: str | None,
+    disabled: bool | None,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None,
+) -> list[AccountUsage]:
+    """Newest first, with each account's video count; `q` matches part of the email."""
+    qualified = ", ".join("u." + c.strip() for c in _COLUMNS.split(","))
+    rows = await conn.fetch(
+        f"""
+        SELECT {qualified},
+               (SELECT count(*) FROM videos v WHERE v.user_id = u.id) AS video_count
+        FROM users u
+        WHERE ($1::text IS NULL OR u.email ILIKE $1)
+          AND ($2::text IS NULL OR u.role = $2)
+          AND ($3::boolean IS NULL OR (u.disabled_at IS NOT NULL) = $3)
+          AND ($4::timestamptz IS NULL OR (u.created_at, u.id) < ($4, $5::uuid))
+        ORDER BY u.created_at DESC, u.id DESC
+        LIMIT $6
+        """,  # noqa: S608
+        None if q is None else _like_pattern(q),
+        role,
+        disabled,
+        before[0] if before else None,
+        before[1] if before else None,
+        limit,
+    )
+    result = []
+    for row in rows:
+        values = dict(row)
+        count = values.pop("video_count")
+        result.append(AccountUsage(User(**values), count))
+    return result
+
+
+async def count_by_role(conn: asyncpg.Connection) -> dict[str, dict[str, int]]:
+    """{role: {"total": n, "disabled": m}}."""
+    rows = await conn.fetch(
+        """SELECT role, count(*) AS total, count(disabled_at) AS disabled
+           FROM users GROUP BY role"""
+    )
+    return {r["role"]: {"total": r["total"], "disabled": r["disabled"]} for r in rows}

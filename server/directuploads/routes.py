@@ -220,6 +220,7 @@ def _cors(request: web.Request, upload: DirectUpload) -> dict[str, str]:
         ok={201: Answer("Stored: the creator's video", obj(["id"]))},
         errors={
             400: "`incomplete_body`",
+            403: "`account_disabled`: the URL's creator is disabled",
             404: "`direct_upload_not_found`",
             409: "`direct_upload_in_progress`",
             410: "`direct_upload_used`, `direct_upload_expired` or `direct_upload_canceled`",
@@ -335,7 +336,10 @@ async def tus_options(request: web.Request) -> web.Response:
         path_schemas=_TOKEN,
         ok={201: Answer("Created: `Location` names the upload", None)},
         errors=TUS_ERRORS
-        | {410: "`direct_upload_used`, `direct_upload_expired` or `direct_upload_canceled`"},
+        | {
+            403: f"{TUS_ERRORS[403]} or `account_disabled` (the URL's creator is disabled)",
+            410: "`direct_upload_used`, `direct_upload_expired` or `direct_upload_canceled`",
+        },
     )
 )
 @tus_endpoint

@@ -34,6 +34,7 @@ import asyncpg
 
 from config.settings import Settings
 from server.db import direct_uploads as db
+from server.db import users as users_db
 from server.directuploads import state
 from server.directuploads.model import (
     CANCELED,
@@ -42,7 +43,15 @@ from server.directuploads.model import (
     CreatedDirectUpload,
     DirectUpload,
 )
-from server.errors import BadRequest, Conflict, Gone, HTTPError, NotFound, PayloadTooLarge
+from server.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    HTTPError,
+    NotFound,
+    PayloadTooLarge,
+)
 from server.jobs.operations.protocol import Operation
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
@@ -198,6 +207,11 @@ class DirectUploadService:
             if upload is None:
                 raise NotFound("No such upload URL", code="direct_upload_not_found")
             self._check_usable(upload)
+            access = await users_db.access_of(conn, upload.user_id)
+            if access is not None and access[1]:  # the URL speaks for a disabled account
+                raise Forbidden(
+                    "The account that made this URL is disabled", code="account_disabled"
+                )
             if declared_size is not None and declared_size > upload.max_bytes:
                 raise PayloadTooLarge(
                     f"This upload URL takes at most {upload.max_bytes} bytes",

@@ -38,6 +38,7 @@ from config.settings import Settings
 from server import data_dirs, scratch
 from server.db import jobs as jobs_db
 from server.db import videos as videos_db
+from server.db import workers as workers_db
 from server.errors import HTTPError
 from server.jobs import state
 from server.jobs.context import JobContext
@@ -212,6 +213,9 @@ class JobRunner:
                 log.error("job_attempts_cut_off", count=len(pending))
                 await _cancel_and_wait(*pending)
         await _cancel_and_wait(heartbeat, listener)
+        with contextlib.suppress(*_DB_ERRORS):
+            async with self.pool.acquire() as conn:
+                await workers_db.forget(conn, self.worker_id)
         log.info("job_runner_stopped", worker_id=self.worker_id)
 
     def wake(self) -> None:
@@ -486,8 +490,14 @@ class JobRunner:
     # --- leases -----------------------------------------------------------------------
 
     async def heartbeat(self) -> None:
-        """Renew this runner's leases; stop attempts that were canceled or lost."""
+        """Say this runner is alive (one upsert: the admin summary counts workers seen
+        in the last minute); renew its leases; stop attempts that were canceled or lost."""
         attempts = list(self._attempts.values())
+        try:
+            async with self.pool.acquire() as conn:
+                await workers_db.beat(conn, self.worker_id, self.concurrency, len(attempts))
+        except _DB_ERRORS as exc:
+            log.warning("worker_heartbeat_failed", error=str(exc))
         if not attempts:
             return
         try:

@@ -121,10 +121,19 @@ def direct_upload_completed_event(upload: DirectUpload) -> Event:
     }
 
 
-def session_revoked_event(user_id: uuid.UUID, session_id: uuid.UUID) -> Event:
+def session_revoked_event(
+    user_id: uuid.UUID,
+    session_id: uuid.UUID | None = None,
+    *,
+    api_key_id: uuid.UUID | None = None,
+    every_session: bool = False,
+) -> Event:
+    """Closes the user's sockets of one session, of one API key, or all of them."""
     return {
         "type": SESSION_REVOKED,
         "user_id": str(user_id),
-        "session_id": str(session_id),
+        "session_id": None if session_id is None else str(session_id),
+        "api_key_id": None if api_key_id is None else str(api_key_id),
+        "all": every_session,
         "at": _now(),
     }

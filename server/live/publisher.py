@@ -45,3 +45,11 @@ class EventPublisher:
         """A session ended (logout, a replayed refresh token): its sockets close with
         4401 on every instance. Server-side only: never sent to a client."""
         self._bus.publish(session_revoked_event(user_id, session_id))
+
+    def api_key_revoked(self, user_id: uuid.UUID, api_key_id: uuid.UUID) -> None:
+        """An API key was revoked: the sockets it authenticated close with 4401."""
+        self._bus.publish(session_revoked_event(user_id, api_key_id=api_key_id))
+
+    def account_disabled(self, user_id: uuid.UUID) -> None:
+        """An account was disabled: every socket of it closes with 4401, on every instance."""
+        self._bus.publish(session_revoked_event(user_id, every_session=True))

@@ -10,7 +10,8 @@ slow reader only ever fills its own queue.
 
 A socket lives no longer than its credentials: it is closed 4401 when its
 access token expires, and at once when the session the token was issued in
-ends (logout, a replayed refresh token) — the auth service publishes
+ends (logout, a replayed refresh token), when the API key it authenticated
+with is revoked, or when its account is disabled — the services publish
 `session.revoked` on the bus, which reaches every instance.
 """
 
@@ -65,17 +66,20 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     sockets.add(ws)
     try:
         try:
-            claims = await _authenticate(request, ws)
+            claims, api_key_id = await _authenticate(request, ws)
         except _Rejected as exc:
             await ws.close(code=UNAUTHORIZED, message=str(exc).encode())
             return ws
-        await _LiveSocket(request, ws, claims).run()
+        await _LiveSocket(request, ws, claims, api_key_id).run()
     finally:
         sockets.discard(ws)
     return ws
 
 
-async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> AccessClaims:
+async def _authenticate(
+    request: web.Request, ws: web.WebSocketResponse
+) -> tuple[AccessClaims, uuid.UUID | None]:
+    """The token's claims, and the API key's id when a key authenticated."""
     timeout = request.app[appkeys.SETTINGS].ws_auth_timeout_seconds
     try:
         msg = await ws.receive(timeout=timeout)
@@ -94,9 +98,9 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> Acce
         require_scope(user, WEBSOCKET_SCOPE)
         if user.api_key_id is not None:
             # A key has no session to end and no access-token expiry: the socket
-            # lives until it closes (revoking the key stops new sockets).
-            return AccessClaims(user_id=user.id, role=user.role)
-        return request.app[appkeys.TOKENS].decode_access(token)
+            # lives until it closes, the key is revoked or the account disabled.
+            return AccessClaims(user_id=user.id, role=user.role), user.api_key_id
+        return request.app[appkeys.TOKENS].decode_access(token), None
     except HTTPError as exc:
         raise _Rejected(exc.error_code) from None
 
@@ -116,11 +120,18 @@ def _error(code: str, message: str) -> Event:
 class _LiveSocket:
     """One authenticated socket: bus subscription, outbox, reader and writer."""
 
-    def __init__(self, request: web.Request, ws: web.WebSocketResponse, claims: AccessClaims):
+    def __init__(
+        self,
+        request: web.Request,
+        ws: web.WebSocketResponse,
+        claims: AccessClaims,
+        api_key_id: uuid.UUID | None,
+    ):
         self.app = request.app
         self.ws = ws
         self.user_id = claims.user_id
         self.claims = claims
+        self.api_key_id = api_key_id
         self.job_filter: str | None = None
         settings = self.app[appkeys.SETTINGS]
         self.queue = EventQueue(settings.ws_queue_size, settings.ws_queue_bytes, size_of=_wire_size)
@@ -178,14 +189,22 @@ class _LiveSocket:
     def _deliver(self, event: Event) -> None:
         """Called by the bus: filter, then queue (never blocks)."""
         if event.get("type") == SESSION_REVOKED:
-            if self.claims.session_id is not None and event.get("session_id") == str(
-                self.claims.session_id
-            ):
+            if self._revoked_by(event):
                 self._close_soon(UNAUTHORIZED, "session_revoked")
             return  # never sent to a client
         if self.job_filter is not None and event.get("job_id") != self.job_filter:
             return
         self._enqueue(event)
+
+    def _revoked_by(self, event: Event) -> bool:
+        """Whether a `session.revoked` event ends this socket's credentials."""
+        if event.get("all"):
+            return True  # the account was disabled
+        if self.api_key_id is not None:
+            return event.get("api_key_id") == str(self.api_key_id)
+        return self.claims.session_id is not None and event.get("session_id") == str(
+            self.claims.session_id
+        )
 
     def _enqueue(self, event: Event) -> None:
         # Encoded once here: the queue counts its bytes, the writer sends them.

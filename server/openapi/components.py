@@ -98,6 +98,57 @@ USER = obj(
     used_bytes=INTEGER,
     email_notifications=BOOLEAN,
     created_at=TIME,
+    disabled=BOOLEAN,
+    disabled_at=nullable(TIME),
+)
+# server.admin.serializers.account_json: an account with its usage
+ACCOUNT: Schema = {"allOf": [ref("User"), obj(["video_count"], video_count=INTEGER)]}
+# server.admin.serializers.admin_job_json
+ADMIN_JOB: Schema = {"allOf": [ref("Job"), obj(["user_id"], user_id=UUID)]}
+# server.admin.serializers.summary_json
+SUMMARY = obj(
+    ["users", "videos", "bytes_stored", "jobs_by_status", "workers"],
+    users=obj(
+        ["total", "by_role", "disabled"],
+        total=INTEGER,
+        by_role={"type": "object", "additionalProperties": INTEGER},
+        disabled=INTEGER,
+    ),
+    videos=INTEGER,
+    bytes_stored=INTEGER,
+    video_bytes=INTEGER,
+    output_bytes=INTEGER,
+    jobs_by_status={"type": "object", "additionalProperties": INTEGER},
+    workers={
+        "type": "array",
+        "items": obj(
+            ["worker_id", "seen_at"],
+            worker_id=STRING,
+            concurrency=INTEGER,
+            running=INTEGER,
+            started_at=TIME,
+            seen_at=TIME,
+        ),
+    },
+)
+# server.audit.serializers.audit_entry_json
+AUDIT_ENTRY = obj(
+    ["id", "created_at", "actor", "action", "outcome", "detail"],
+    id=UUID,
+    created_at=TIME,
+    actor=obj(
+        ["type"],
+        type={"enum": ["user", "api_key", "system", "anonymous"]},
+        user_id=nullable(UUID),
+        api_key_id=nullable(UUID),
+    ),
+    action=STRING,
+    target=nullable(obj(["type"], type=STRING, id=nullable(STRING))),
+    outcome={"enum": ["success", "failure", "denied"]},
+    client_ip=nullable(STRING),
+    user_agent=nullable(STRING),
+    request_id=nullable(STRING),
+    detail=ANY_OBJECT,
 )
 TOKEN_PAIR = obj(
     ["access_token", "refresh_token", "token_type", "expires_in"],
@@ -146,6 +197,10 @@ SCHEMAS: dict[str, Schema] = {
     "JobDetail": JOB_DETAIL,
     "Uploaded": UPLOADED,
     "User": USER,
+    "Account": ACCOUNT,
+    "AdminJob": ADMIN_JOB,
+    "Summary": SUMMARY,
+    "AuditEntry": AUDIT_ENTRY,
     "TokenPair": TOKEN_PAIR,
     "ApiKey": API_KEY,
     "Webhook": WEBHOOK,

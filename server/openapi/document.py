@@ -114,8 +114,16 @@ def _operation(
     description = spec.description
     if needed not in (permissions.PUBLIC, permissions.ANY):
         what = "a password session (JWT)" if needed == permissions.SESSION else f"`{needed}`"
-        description = (description + "\n\n" if description else "") + f"Needs {what}."
+        roles = (
+            permissions.ROLES
+            if needed == permissions.SESSION
+            else (permissions.roles_allowed(needed))
+        )
+        description = (description + "\n\n" if description else "") + (
+            f"Needs {what}; roles: {', '.join(roles)}."
+        )
         op["x-required-scope"] = needed
+        op["x-allowed-roles"] = list(roles)
     if description:
         op["description"] = description
     if spec.deprecation is not None:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from server import appkeys
+from server.audit.model import Actor
+from server.audit.origin import origin_of
 from server.auth.middleware import current_user
 from server.errors import NotFound
 from server.http import external_url, path_uuid, query_int, read_json_object
@@ -111,7 +113,10 @@ async def patch_video(request: web.Request) -> web.Response:
     )
 )
 async def delete_video(request: web.Request) -> web.Response:
-    await request.app[appkeys.VIDEOS].delete(current_user(request).id, path_uuid(request))
+    caller = current_user(request)
+    await request.app[appkeys.VIDEOS].delete(
+        caller.id, path_uuid(request), actor=Actor.of(caller), origin=origin_of(request)
+    )
     return web.Response(status=204)
 
 

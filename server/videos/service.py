@@ -17,6 +17,8 @@ from datetime import datetime
 
 import asyncpg
 
+from server.audit.model import SYSTEM, Actor, Origin, Target
+from server.audit.service import AuditLog
 from server.db import videos as videos_db
 from server.errors import NotFound
 from server.live.publisher import EventPublisher
@@ -42,10 +44,13 @@ def _not_found() -> NotFound:
 
 
 class VideoService:
-    def __init__(self, *, pool: asyncpg.Pool, storage: Storage, publisher: EventPublisher) -> None:
+    def __init__(
+        self, *, pool: asyncpg.Pool, storage: Storage, publisher: EventPublisher, audit: AuditLog
+    ) -> None:
         self._pool = pool
         self._storage = storage
         self._publisher = publisher
+        self._audit = audit
 
     async def list_page(
         self, user_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None
@@ -91,12 +96,22 @@ class VideoService:
             raise _not_found()
         return video
 
-    async def delete(self, user_id: uuid.UUID, video_id: uuid.UUID) -> DeletedVideo:
+    async def delete(
+        self,
+        user_id: uuid.UUID | None,
+        video_id: uuid.UUID,
+        *,
+        actor: Actor,
+        origin: Origin | None = None,
+    ) -> DeletedVideo:
+        """The owner's delete (`user_id`), or an admin's of anyone's video (None)."""
         async with self._pool.acquire() as conn, conn.transaction():
             video = await videos_db.lock_video(conn, video_id, user_id)
             if video is None:
                 raise _not_found()
             freed = await self._delete_row(conn, video)
+            reason = "owner" if user_id is not None else "admin"
+            await self._record_delete(conn, video, freed, actor, origin, reason)
         deleted = await self._forget(video, freed)
         log.info("video_deleted", video_id=str(video.id), size=freed)
         return deleted
@@ -109,6 +124,7 @@ class VideoService:
             if video is None:
                 return None
             freed = await self._delete_row(conn, video)
+            await self._record_delete(conn, video, freed, SYSTEM, None, "expired")
         deleted = await self._forget(video, freed)
         log.info("video_expired", video_id=str(video.id), size=freed)
         return deleted
@@ -128,6 +144,29 @@ class VideoService:
     async def pending_prefixes(self, older_than: datetime, limit: int) -> list[str]:
         async with self._pool.acquire() as conn:
             return await videos_db.pending_deletions(conn, older_than, limit)
+
+    async def _record_delete(
+        self,
+        conn: asyncpg.Connection,
+        video: Video,
+        freed: int,
+        actor: Actor,
+        origin: Origin | None,
+        reason: str,
+    ) -> None:
+        await self._audit.record(
+            "video.delete",
+            actor=actor,
+            target=Target("video", str(video.id)),
+            detail={
+                "reason": reason,
+                "owner_id": str(video.user_id),
+                "filename": video.filename,
+                "bytes_freed": freed,
+            },
+            origin=origin,
+            conn=conn,
+        )
 
     @staticmethod
     async def _delete_row(conn: asyncpg.Connection, video: Video) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from server import appkeys
+from server.audit.origin import origin_of
 from server.auth.middleware import current_user
 from server.errors import BadRequest
 from server.http import path_uuid, query_int, read_json_object, require_str
@@ -59,7 +60,7 @@ async def create(request: web.Request) -> web.Response:
     data = await read_json_object(request)
     url = require_str(data, "url", max_len=MAX_URL_CHARS)
     events = _events(data)
-    hook = await request.app[appkeys.WEBHOOK_SERVICE].create(auth.id, url, events)
+    hook = await request.app[appkeys.WEBHOOK_SERVICE].create(auth, url, events, origin_of(request))
     return web.json_response(webhook_json(hook, with_secret=True), status=201)
 
 
@@ -85,7 +86,7 @@ async def list_(request: web.Request) -> web.Response:
 )
 async def delete(request: web.Request) -> web.Response:
     auth = current_user(request)
-    await request.app[appkeys.WEBHOOK_SERVICE].delete(auth.id, path_uuid(request))
+    await request.app[appkeys.WEBHOOK_SERVICE].delete(auth, path_uuid(request), origin_of(request))
     return web.Response(status=204)
 
 

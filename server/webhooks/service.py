@@ -13,6 +13,9 @@ import uuid
 import asyncpg
 
 from config.settings import Settings
+from server.audit.model import Actor, Origin, Target
+from server.audit.service import AuditLog
+from server.auth.model import AuthUser
 from server.auth.tokens import invalid_token
 from server.db import webhooks as webhooks_db
 from server.errors import BadRequest, Conflict, NotFound
@@ -27,12 +30,16 @@ def _not_found() -> NotFound:
 
 
 class WebhookService:
-    def __init__(self, *, pool: asyncpg.Pool, settings: Settings) -> None:
+    def __init__(self, *, pool: asyncpg.Pool, settings: Settings, audit: AuditLog) -> None:
         self.pool = pool
+        self.audit = audit
         self.allowed = allowed_hosts(settings.webhook_allowed_hosts)
 
-    async def create(self, user_id: uuid.UUID, url: str, events: list[str]) -> Webhook:
+    async def create(
+        self, caller: AuthUser, url: str, events: list[str], origin: Origin | None = None
+    ) -> Webhook:
         """The new hook, with the secret its deliveries are signed with."""
+        user_id = caller.id
         try:
             await check_url(url, self.allowed)
         except UnsafeURL as exc:
@@ -48,18 +55,36 @@ class WebhookService:
                     f"At most {MAX_WEBHOOKS_PER_USER} webhooks per account",
                     code="too_many_webhooks",
                 )
-            return await webhooks_db.insert_webhook(
+            hook = await webhooks_db.insert_webhook(
                 conn, user_id=user_id, url=url, events=events, secret=secret
             )
+            await self.audit.record(
+                "webhook.create",
+                actor=Actor.of(caller),
+                target=Target("webhook", str(hook.id)),
+                detail={"url": url, "events": events},
+                origin=origin,
+                conn=conn,
+            )
+            return hook
 
     async def list_hooks(self, user_id: uuid.UUID) -> list[Webhook]:
         async with self.pool.acquire() as conn:
             return await webhooks_db.list_webhooks(conn, user_id)
 
-    async def delete(self, user_id: uuid.UUID, webhook_id: uuid.UUID) -> None:
-        async with self.pool.acquire() as conn:
-            if not await webhooks_db.delete_webhook(conn, webhook_id, user_id):
+    async def delete(
+        self, caller: AuthUser, webhook_id: uuid.UUID, origin: Origin | None = None
+    ) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await webhooks_db.delete_webhook(conn, webhook_id, caller.id):
                 raise _not_found()
+            await self.audit.record(
+                "webhook.delete",
+                actor=Actor.of(caller),
+                target=Target("webhook", str(webhook_id)),
+                origin=origin,
+                conn=conn,
+            )
 
     async def deliveries(
         self, user_id: uuid.UUID, webhook_id: uuid.UUID, limit: int
