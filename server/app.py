@@ -46,6 +46,8 @@ from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
 from server.quota.ledger import QuotaLedger
+from server.recovery.service import RecoveryService
+from server.recovery.tokens import AccountTokens
 from server.roles import API, WORKER, parts_of
 from server.scanning.service import ScanService
 from server.search.service import SearchService
@@ -103,6 +105,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
     from server.openapi.routes import add_routes as openapi_routes
+    from server.recovery.routes import add_routes as recovery_routes
     from server.search.routes import add_routes as search_routes
     from server.shares.routes import add_routes as share_routes
     from server.static_files import add_routes as static_routes
@@ -116,6 +119,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         return  # a worker answers 404 to everything else
     for add in (
         auth_routes,
+        recovery_routes,
         admin_routes,
         api_key_routes,
         upload_routes,
@@ -140,6 +144,7 @@ async def _secrets_ctx(app: web.Application) -> AsyncIterator[None]:
     secret = load_or_create_secret(settings)
     app[appkeys.TOKENS] = TokenService(secret, settings)
     app[appkeys.SIGNER] = UrlSigner(secret.encode())
+    app[appkeys.ACCOUNT_TOKENS] = AccountTokens(secret.encode())
     yield
 
 
@@ -158,12 +163,22 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     passwords = PasswordHasher(settings.bcrypt_rounds)
     app[appkeys.API_KEYS] = ApiKeyService(pool=app[appkeys.POOL])
+    app[appkeys.RECOVERY] = RecoveryService(
+        pool=app[appkeys.POOL],
+        passwords=passwords,
+        tokens=app[appkeys.ACCOUNT_TOKENS],
+        settings=settings,
+        on_session_ended=app[appkeys.PUBLISHER].session_revoked,
+        # Mails go out sooner when this process runs the outbox; else its next poll.
+        on_mail_queued=lambda: _wake_outbox(app),
+    )
     app[appkeys.AUTH] = AuthService(
         pool=app[appkeys.POOL],
         passwords=passwords,
         tokens=app[appkeys.TOKENS],
         api_keys=app[appkeys.API_KEYS],
         settings=settings,
+        recovery=app[appkeys.RECOVERY],
         # After the bus: an ended session closes its sockets on every instance.
         on_session_ended=app[appkeys.PUBLISHER].session_revoked,
     )
@@ -171,6 +186,12 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
         pool=app[appkeys.POOL], passwords=passwords, settings=settings
     )
     yield
+
+
+def _wake_outbox(app: web.Application) -> None:
+    outbox = app.get(appkeys.OUTBOX)
+    if outbox is not None:
+        outbox.wake()
 
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -237,6 +258,7 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         mailer=app[appkeys.MAILER],
         settings=app[appkeys.SETTINGS],
         signer=app[appkeys.SIGNER],
+        account_tokens=app[appkeys.ACCOUNT_TOKENS],
     )
     app[appkeys.OUTBOX] = outbox
     await outbox.start()

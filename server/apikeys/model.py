@@ -26,6 +26,7 @@ class KeyHolder:
     key: ApiKey
     secret_hash: bytes
     role: str
+    email_verified: bool = True
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,16 @@ class User:
     used_bytes: int
     created_at: datetime
     email_notifications: bool = True
+    # None until the owner follows a verification link sent to `email`.
+    email_verified_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
         return self.role == "admin"
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,9 @@ class AuthUser:
     """The caller, as proven by an access token or an API key of an account that still exists.
 
     `scopes` is what this caller may do: every scope of the role for a token
-    (the default), the key's own scopes for a key. `api_key_id` names the key.
+    (the default), the key's own scopes for a key. `api_key_id` names the key,
+    `session_id` the refresh-token family of a token. `email_verified` feeds the
+    one check of what an unverified account may do (`auth_middleware`).
     """
 
     id: uuid.UUID
@@ -42,6 +50,8 @@ class AuthUser:
     # None (the default) means every scope of the role; __post_init__ fills it in.
     scopes: frozenset[str] = field(default=None)  # type: ignore[arg-type]
     api_key_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
+    email_verified: bool = True
 
     def __post_init__(self) -> None:
         if self.scopes is None:

@@ -76,7 +76,8 @@ async def find_by_hash(conn: asyncpg.Connection, secret_hash: bytes) -> KeyHolde
     row = await conn.fetchrow(
         """
         SELECT k.id, k.user_id, k.name, k.prefix, k.scopes, k.expires_at, k.created_at,
-               k.last_used_at, k.secret_hash, u.role
+               k.last_used_at, k.secret_hash, u.role,
+               u.email_verified_at IS NOT NULL AS email_verified
         FROM api_keys k JOIN users u ON u.id = k.user_id
         WHERE k.secret_hash = $1
         """,
@@ -84,7 +85,12 @@ async def find_by_hash(conn: asyncpg.Connection, secret_hash: bytes) -> KeyHolde
     )
     if row is None:
         return None
-    return KeyHolder(key=_key(row), secret_hash=bytes(row["secret_hash"]), role=row["role"])
+    return KeyHolder(
+        key=_key(row),
+        secret_hash=bytes(row["secret_hash"]),
+        role=row["role"],
+        email_verified=row["email_verified"],
+    )
 
 
 async def touch_key(conn: asyncpg.Connection, key_id: uuid.UUID, min_interval_s: float) -> None:

@@ -9,7 +9,8 @@ import asyncpg
 from server.auth.model import User
 
 _COLUMNS = (
-    "id, email, password_hash, role, quota_bytes, used_bytes, created_at, email_notifications"
+    "id, email, password_hash, role, quota_bytes, used_bytes, created_at, email_notifications, "
+    "email_verified_at"
 )
 
 
@@ -28,6 +29,15 @@ async def user_exists(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
     return found
 
 
+async def email_verified(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool | None:
+    """Whether the account's email is verified; None when there is no such account.
+    One index probe, like `user_exists`, which it replaces on the request path."""
+    verified: bool | None = await conn.fetchval(
+        "SELECT email_verified_at IS NOT NULL FROM users WHERE id = $1", user_id
+    )
+    return verified
+
+
 async def get_user_by_email(conn: asyncpg.Connection, email: str) -> User | None:
     # lower() on both sides matches the unique index users_email_lower_key.
     row = await conn.fetchrow(
@@ -44,18 +54,20 @@ async def insert_user(
     password_hash: str,
     quota_bytes: int,
     role: str = "user",
+    email_verified: bool = False,
 ) -> User:
     """Raises asyncpg.UniqueViolationError when the email exists in any case."""
     row = await conn.fetchrow(
         f"""
-        INSERT INTO users (email, password_hash, role, quota_bytes)
-        VALUES ($1, $2, $3, $4)
+        INSERT INTO users (email, password_hash, role, quota_bytes, email_verified_at)
+        VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END)
         RETURNING {_COLUMNS}
         """,  # noqa: S608
         email,
         password_hash,
         role,
         quota_bytes,
+        email_verified,
     )
     user = _user(row)
     assert user is not None
@@ -114,5 +126,35 @@ async def set_email_notifications(
         f"UPDATE users SET email_notifications = $2 WHERE id = $1 RETURNING {_COLUMNS}",  # noqa: S608
         user_id,
         enabled,
+    )
+    return _user(row)
+
+
+async def set_email(conn: asyncpg.Connection, user_id: uuid.UUID, email: str) -> User | None:
+    """A new address, not verified yet; raises asyncpg.UniqueViolationError when
+    another account has it."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE users SET email = $2, email_verified_at = NULL
+        WHERE id = $1 RETURNING {_COLUMNS}
+        """,  # noqa: S608
+        user_id,
+        email,
+    )
+    return _user(row)
+
+
+async def mark_email_verified(
+    conn: asyncpg.Connection, user_id: uuid.UUID, email: str
+) -> User | None:
+    """Marks the account verified if its email is still `email` (any case); else None.
+    A verification already made keeps its first time."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE users SET email_verified_at = coalesce(email_verified_at, now())
+        WHERE id = $1 AND lower(email) = lower($2) RETURNING {_COLUMNS}
+        """,  # noqa: S608
+        user_id,
+        email,
     )
     return _user(row)
