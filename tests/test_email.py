@@ -4,11 +4,8 @@ the server is down, never with injected headers, and only logged without SMTP.""
 
 from __future__ import annotations
 
-import email
-import email.policy
 import re
 from collections.abc import Callable, Iterator
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,8 +13,6 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
 from structlog.testing import capture_logs
 
 from config.settings import Settings
@@ -28,6 +23,7 @@ from server.serving.redact import redact_links
 from tests.conftest import User
 from tests.notify_helpers import (
     FAST_JOBS,
+    SmtpServer,
     app_with_fake_runner,
     eventually,
     free_port,
@@ -36,44 +32,6 @@ from tests.notify_helpers import (
 )
 
 Client = TestClient[Any, Any]
-
-
-class Inbox:
-    """aiosmtpd handler that keeps what it receives."""
-
-    def __init__(self) -> None:
-        self.envelopes: list[Envelope] = []
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        self.envelopes.append(envelope)
-        return "250 OK"
-
-    @property
-    def messages(self) -> list[EmailMessage]:
-        out = []
-        for env in self.envelopes:
-            raw = env.original_content or env.content
-            assert isinstance(raw, bytes)
-            message = email.message_from_bytes(raw, policy=email.policy.default)
-            assert isinstance(message, EmailMessage)
-            out.append(message)
-        return out
-
-
-class SmtpServer:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.inbox = Inbox()
-        self._controller: Controller | None = None
-
-    def start(self) -> None:
-        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
-        self._controller.start()
-
-    def stop(self) -> None:
-        if self._controller is not None:
-            self._controller.stop()
-            self._controller = None
 
 
 @pytest.fixture
