@@ -313,10 +313,25 @@ function keysSection() {
     h('ul', { id: 'key-list', class: 'key-list', 'aria-label': 'API keys' }));
 }
 
+// Built on first opening and dropped at logout: until then the page holds no
+// second form with password fields, and nothing typed here outlives a session.
+function buildPanel() {
+  const close = h('button', { type: 'button', class: 'secondary' }, 'Close');
+  close.addEventListener('click', () => {
+    setOpen(false);
+    toggle.focus();
+  });
+  panel.replaceChildren(
+    h('div', { class: 'account-panel-head' }, h('h2', { id: 'account-title', tabindex: '-1' }, 'Account settings'), close),
+    verificationSection(), passwordSection(), keysSection(),
+  );
+}
+
 function setOpen(open) {
   panel.hidden = !open;
   toggle.setAttribute('aria-expanded', String(open));
   if (!open) return;
+  if (!panel.firstChild) buildPanel();
   $('#key-secret-slot').replaceChildren();
   loadMe().catch((err) => say($('#verify-message'), err.message, true));
   loadKeys();
@@ -327,19 +342,13 @@ function setOpen(open) {
 export function initAccount() {
   panel = $('#account-panel');
   toggle = $('#account-btn');
-  const close = h('button', { type: 'button', class: 'secondary' }, 'Close');
-  close.addEventListener('click', () => {
-    setOpen(false);
-    toggle.focus();
-  });
-  panel.replaceChildren(
-    h('div', { class: 'account-panel-head' }, h('h2', { id: 'account-title', tabindex: '-1' }, 'Account settings'), close),
-    verificationSection(), passwordSection(), keysSection(),
-  );
   // Escape closes the panel wherever the focus is (a button disabled while it
   // works drops the focus to the body).
   document.addEventListener('keydown', (event) => {
-    if (event.key === 'Escape' && !panel.hidden) close.click();
+    if (event.key === 'Escape' && !panel.hidden) {
+      setOpen(false);
+      toggle.focus();
+    }
   });
   toggle.addEventListener('click', () => setOpen(panel.hidden));
   forgotPassword();
@@ -356,8 +365,5 @@ export function accountEntered() {
 export function accountLeft() {
   loggedIn = false;
   setOpen(false);
-  panel.querySelectorAll('input[type="password"]').forEach((input) => {
-    input.value = ''; // nothing typed here outlives the session
-  });
-  $('#key-secret-slot').replaceChildren();
+  panel.replaceChildren();
 }
