@@ -47,9 +47,10 @@ function takeLink() {
   return { kind: match[1], token: match[2] };
 }
 
-function notice(message, isError = false) {
+function notice(message, isError = false, isReminder = false) {
   const el = $('#account-notice');
   say(el, message, isError);
+  el.dataset.reminder = isReminder ? 'yes' : '';
   el.hidden = !message;
   if (message) announce(message);
 }
@@ -153,6 +154,8 @@ async function loadMe() {
       : h('strong', { class: 'unverified' }, 'not verified yet: follow the link we mailed you'),
   );
   $('#resend-verification').hidden = me.email_verified;
+  const reminder = $('#account-notice');
+  if (me.email_verified && reminder.dataset.reminder) notice('');
 }
 
 function verificationSection() {
@@ -356,10 +359,19 @@ export function initAccount() {
   window.addEventListener('hashchange', handleLink);
 }
 
-/** Logged in: the panel starts closed. */
-export function accountEntered() {
+/** Logged in: the panel starts closed; an unverified address gets a reminder. */
+export async function accountEntered() {
   loggedIn = true;
   setOpen(false);
+  try {
+    const me = await api('/api/v1/me');
+    if (!me.email_verified && $('#account-notice').hidden) {
+      notice(`Please confirm ${me.email}: follow the link we emailed you (Account sends it again). `
+        + 'Until then API keys and webhooks wait.', false, true);
+    }
+  } catch {
+    // The reminder is a courtesy; the panel shows the state too.
+  }
 }
 
 export function accountLeft() {

@@ -105,6 +105,7 @@ async def test_account_settings_verify_password_and_api_keys(
         await page.locator("#password").fill(PASSWORD)
         await page.get_by_role("button", name="Create account").click()
         await expect(page.locator("#app")).to_be_visible()
+        await expect(page.locator("#account-notice")).to_contain_text(f"Please confirm {email}")
 
         # Open the panel from the keyboard: the heading takes the focus.
         await page.locator("#account-btn").focus()
@@ -141,6 +142,7 @@ async def test_account_settings_verify_password_and_api_keys(
         await expect(page.locator("#email-status")).to_contain_text("verified")
         await expect(page.locator("#email-status")).not_to_contain_text("not verified")
         await expect(page.locator("#resend-verification")).to_be_hidden()
+        await expect(page.locator("#account-notice")).to_be_hidden()  # the reminder went
 
         # Change the password: wrong current one first.
         await page.get_by_label("Current password").fill("not my password")

@@ -18,7 +18,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
-from config.settings import Settings
+from config.settings import Settings, SettingsError
 from server import appkeys
 from server.app import create_app
 from server.serving.redact import redact_links
@@ -430,6 +430,13 @@ async def test_without_smtp_account_mails_are_logged_without_their_tokens(
         assert token not in rendered
     bodies = " ".join(e["body"] for e in logged)
     assert f"{BASE}/#verify=[redacted]" in bodies and f"{BASE}/#reset=[redacted]" in bodies
+
+
+def test_the_unverified_setting_names_only_known_gates() -> None:
+    with pytest.raises(SettingsError, match="FRAMEFLOW_UNVERIFIED_EMAIL_DENIES"):
+        Settings(unverified_email_denies="api_keys,everything")
+    assert Settings(unverified_email_denies=" webhooks , ").unverified_email_denied == {"webhooks"}
+    assert Settings(unverified_email_denies="").unverified_email_denied == frozenset()
 
 
 def test_redaction_cuts_account_tokens_out_of_page_links() -> None:
