@@ -405,7 +405,7 @@ def register_and_login(base_url: str) -> str:
     """A new account's access token."""
     email = f"bench-{uuid.uuid4().hex[:10]}@example.com"
     credentials = {"email": email, "password": PASSWORD}
-    api("POST", base_url + "/api/v1/auth/register", body=credentials, expect=201)
+    api("POST", base_url + "/api/v1/auth/register", body=credentials, expect=202)
     return str(api("POST", base_url + "/api/v1/auth/login", body=credentials)["access_token"])
 
 

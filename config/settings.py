@@ -27,6 +27,10 @@ MiB = 1024 * 1024
 GiB = 1024 * MiB
 
 
+# What `unverified_email_denies` may name (server/auth/permissions.py checks them).
+UNVERIFIED_GATES = frozenset({"api_keys", "videos:read", "videos:write", "jobs:write", "webhooks"})
+
+
 class SettingsError(ValueError):
     """A setting is missing, malformed or out of range."""
 
@@ -161,6 +165,16 @@ class Settings:
     access_token_ttl_seconds: int = _setting(900, "Lifetime of an access token.")
     refresh_token_ttl_seconds: int = _setting(30 * 24 * 3600, "Lifetime of a refresh token.")
     bcrypt_rounds: int = _setting(12, "bcrypt cost factor for new password hashes (4-16).")
+    email_verification_ttl_seconds: int = _setting(
+        48 * 3600, "How long an email verification link works."
+    )
+    password_reset_ttl_seconds: int = _setting(3600, "How long a password reset link works.")
+    unverified_email_denies: str = _setting(
+        "api_keys,webhooks",
+        "What an account may not do until its email is verified (403 `email_unverified`), "
+        "comma-separated: `api_keys` (create keys) and any of the scopes `videos:read`, "
+        "`videos:write`, `jobs:write`, `webhooks`; empty allows everything.",
+    )
 
     # --- rate limits (0 turns one off) ---------------------------------------
     rate_limit_login_per_minute: int = _setting(
@@ -328,8 +342,8 @@ class Settings:
     # --- email and webhooks ----------------------------------------------------
     smtp_host: str = _setting(
         "",
-        "SMTP server for job emails; empty writes each message to the log and records it "
-        "as not sent.",
+        "SMTP server for job and account emails; empty writes each message to the log "
+        "(links redacted) and records it as not sent.",
     )
     smtp_port: int = _setting(587, "SMTP port (587 with STARTTLS, 465 with TLS, 25 plain).")
     smtp_username: str = _setting("", "SMTP user name; empty sends without logging in.")
@@ -338,7 +352,9 @@ class Settings:
         True, "Upgrade the SMTP connection with STARTTLS (ignored with `smtp_tls`)."
     )
     smtp_tls: bool = _setting(False, "Connect to SMTP over TLS from the start (port 465).")
-    mail_from: str = _setting("Frameflow <frameflow@localhost>", "`From` address of job emails.")
+    mail_from: str = _setting(
+        "Frameflow <frameflow@localhost>", "`From` address of job and account emails."
+    )
     notify_max_attempts: int = _setting(
         8, "Attempts per email or webhook delivery before it is recorded as failed."
     )
@@ -365,6 +381,13 @@ class Settings:
 
     def __post_init__(self) -> None:
         _validate(self)
+
+    @property
+    def unverified_email_denied(self) -> frozenset[str]:
+        """`unverified_email_denies` as a set of names."""
+        return frozenset(
+            part.strip() for part in self.unverified_email_denies.split(",") if part.strip()
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -478,6 +501,13 @@ def _validate(s: Settings) -> None:
     need(4 <= s.bcrypt_rounds <= 16, "bcrypt_rounds", "must be between 4 and 16")
     need(s.access_token_ttl_seconds > 0, "access_token_ttl_seconds", "must be positive")
     need(s.refresh_token_ttl_seconds > 0, "refresh_token_ttl_seconds", "must be positive")
+    for name in ("email_verification_ttl_seconds", "password_reset_ttl_seconds"):
+        need(getattr(s, name) > 0, name, "must be positive")
+    need(
+        set(s.unverified_email_denied) <= UNVERIFIED_GATES,
+        "unverified_email_denies",
+        "must name only " + ", ".join(sorted(UNVERIFIED_GATES)),
+    )
     for name in (
         "rate_limit_login_per_minute",
         "rate_limit_register_per_hour",

@@ -47,6 +47,8 @@ from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
 from server.quota.ledger import QuotaLedger
+from server.recovery.service import RecoveryService
+from server.recovery.tokens import AccountTokens
 from server.roles import API, WORKER, parts_of
 from server.scanning.service import ScanService
 from server.search.service import SearchService
@@ -105,6 +107,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
     from server.openapi.routes import add_routes as openapi_routes
+    from server.recovery.routes import add_routes as recovery_routes
     from server.search.routes import add_routes as search_routes
     from server.shares.routes import add_routes as share_routes
     from server.static_files import add_routes as static_routes
@@ -118,6 +121,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         return  # a worker answers 404 to everything else
     for add in (
         auth_routes,
+        recovery_routes,
         admin_routes,
         audit_routes,
         api_key_routes,
@@ -143,6 +147,7 @@ async def _secrets_ctx(app: web.Application) -> AsyncIterator[None]:
     secret = load_or_create_secret(settings)
     app[appkeys.TOKENS] = TokenService(secret, settings)
     app[appkeys.SIGNER] = UrlSigner(secret.encode())
+    app[appkeys.ACCOUNT_TOKENS] = AccountTokens(secret.encode())
     yield
 
 
@@ -166,6 +171,16 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.API_KEYS] = ApiKeyService(
         pool=app[appkeys.POOL], audit=audit, on_revoked=publisher.api_key_revoked
     )
+    app[appkeys.RECOVERY] = RecoveryService(
+        pool=app[appkeys.POOL],
+        passwords=passwords,
+        tokens=app[appkeys.ACCOUNT_TOKENS],
+        settings=settings,
+        audit=audit,
+        on_session_ended=publisher.session_revoked,
+        # Mails go out sooner when this process runs the outbox; else its next poll.
+        on_mail_queued=lambda: _wake_outbox(app),
+    )
     app[appkeys.AUTH] = AuthService(
         pool=app[appkeys.POOL],
         passwords=passwords,
@@ -173,6 +188,7 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
         api_keys=app[appkeys.API_KEYS],
         audit=audit,
         settings=settings,
+        recovery=app[appkeys.RECOVERY],
         # After the bus: an ended session closes its sockets on every instance.
         on_session_ended=publisher.session_revoked,
     )
@@ -184,6 +200,12 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
         on_account_disabled=publisher.account_disabled,
     )
     yield
+
+
+def _wake_outbox(app: web.Application) -> None:
+    outbox = app.get(appkeys.OUTBOX)
+    if outbox is not None:
+        outbox.wake()
 
 
 async def _storage_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -250,6 +272,7 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         mailer=app[appkeys.MAILER],
         settings=app[appkeys.SETTINGS],
         signer=app[appkeys.SIGNER],
+        account_tokens=app[appkeys.ACCOUNT_TOKENS],
     )
     app[appkeys.OUTBOX] = outbox
     await outbox.start()

@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from server.notify.mailer import Mailer
     from server.notify.outbox import Outbox
     from server.quota.ledger import QuotaLedger
+    from server.recovery.service import RecoveryService
+    from server.recovery.tokens import AccountTokens
     from server.scanning.service import ScanService
     from server.search.service import SearchService
     from server.serving.signing import UrlSigner
@@ -56,6 +58,8 @@ STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 TOKENS: web.AppKey[TokenService] = web.AppKey("tokens")
 SIGNER: web.AppKey[UrlSigner] = web.AppKey("signer")
+ACCOUNT_TOKENS: web.AppKey[AccountTokens] = web.AppKey("account_tokens")
+RECOVERY: web.AppKey[RecoveryService] = web.AppKey("recovery")
 FFMPEG = web.AppKey("ffmpeg", str)
 # How every ffmpeg that touches an upload is confined (detected at start-up).
 SANDBOX: web.AppKey[Sandbox] = web.AppKey("sandbox")

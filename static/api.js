@@ -72,7 +72,8 @@ async function errorFrom(response) {
   );
 }
 
-async function post(path, body) {
+/** A JSON POST without credentials (sign-up, login, the links in mails). */
+export async function post(path, body) {
   const response = await fetch(path, {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },

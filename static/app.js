@@ -17,6 +17,7 @@ import { initDetails } from './details.js';
 import { initSearch, resetSearch } from './search.js';
 import { hideAdminConsole, showAdminConsole } from './admin.js';
 import { hideSecurityEvents, showSecurityEvents } from './security-events.js';
+import { accountEntered, accountLeft, initAccount } from './account.js';
 
 let stopLive = null;
 let quotaTimer = null;
@@ -71,6 +72,7 @@ async function enter() {
   $('#auth').hidden = true;
   $('#app').hidden = false;
   $('#account').hidden = false;
+  accountEntered();
   updateQuota();
   showOperationChoices();
   try {
@@ -95,6 +97,7 @@ function leave() {
   resetSearch();
   hideSecurityEvents($('#security-events'));
   hideAdminConsole($('#admin-console'));
+  accountLeft();
   $('#app').hidden = true;
   $('#account').hidden = true;
   $('#auth').hidden = false;
@@ -118,10 +121,13 @@ function authForm() {
     const buttons = form.querySelectorAll('button');
     buttons.forEach((b) => (b.disabled = true));
     try {
+      // Sign-up answers alike for a new and a taken address; logging in tells.
       if (creating) await register(email, password);
       await login(email, password); // onAuthChange → enter()
     } catch (err) {
-      error.textContent = err.message;
+      error.textContent = creating && err.code === 'invalid_credentials'
+        ? 'If this address already has an account, its owner has been emailed. Log in with its password, or use "Forgot password?".'
+        : err.message;
     } finally {
       buttons.forEach((b) => (b.disabled = false));
     }
@@ -181,6 +187,7 @@ async function main() {
     },
   );
   authForm();
+  initAccount(); // follows a mailed /#verify= or /#reset= link
   liveIndicator();
   onAuthChange((loggedIn) => (loggedIn ? enter() : leave()));
   if (!(await restoreSession())) leave();

@@ -164,11 +164,14 @@ class LiveServer:
         async with aiohttp.ClientSession(self.url) as session:
             credentials = {"email": email, "password": PASSWORD}
             async with session.post("/api/v1/auth/register", json=credentials) as resp:
-                assert resp.status == 201, await resp.text()
-                user_id = (await resp.json())["id"]
+                assert resp.status == 202, await resp.text()
             async with session.post("/api/v1/auth/login", json=credentials) as resp:
                 assert resp.status == 200, await resp.text()
                 tokens = await resp.json()
+            me = {"Authorization": f"Bearer {tokens['access_token']}"}
+            async with session.get("/api/v1/me", headers=me) as resp:
+                assert resp.status == 200, await resp.text()
+                user_id = (await resp.json())["id"]
         return User(user_id, email, PASSWORD, tokens["access_token"], tokens["refresh_token"])
 
 

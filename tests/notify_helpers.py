@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import email
+import email.policy
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from config.settings import Settings
 from server import appkeys
@@ -29,6 +34,44 @@ FAST_JOBS = {
     "job_heartbeat_seconds": 0.5,
     "job_poll_seconds": 0.5,
 }
+
+
+class Inbox:
+    """aiosmtpd handler that keeps what it receives."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Envelope] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+    @property
+    def messages(self) -> list[EmailMessage]:
+        out = []
+        for env in self.envelopes:
+            raw = env.original_content or env.content
+            assert isinstance(raw, bytes)
+            message = email.message_from_bytes(raw, policy=email.policy.default)
+            assert isinstance(message, EmailMessage)
+            out.append(message)
+        return out
+
+
+class SmtpServer:
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.inbox = Inbox()
+        self._controller: Controller | None = None
+
+    def start(self) -> None:
+        self._controller = Controller(self.inbox, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
 
 
 def free_port() -> int:

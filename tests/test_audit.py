@@ -67,7 +67,9 @@ async def test_each_listed_action_is_recorded_with_its_actor_and_outcome(
     ua = {"User-Agent": "audit-test/1.0", "X-Request-ID": "req-audit-1"}
     email = f"audited-{uuid.uuid4().hex[:6]}@example.com"
     resp = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
-    user_id = (await resp.json())["id"]
+    assert resp.status == 202
+    async with client.app[appkeys.POOL].acquire() as conn:  # as the mailed link would
+        await conn.execute("UPDATE users SET email_verified_at = now() WHERE email = $1", email)
     secrets: list[str] = [PASSWORD]
 
     # Logins: success, wrong password, unknown email.
@@ -77,6 +79,9 @@ async def test_each_listed_action_is_recorded_with_its_actor_and_outcome(
     tokens = await resp.json()
     secrets += [tokens["access_token"], tokens["refresh_token"]]
     headers = {"Authorization": f"Bearer {tokens['access_token']}"}
+    user_id = (await (await client.get("/api/v1/me", headers=headers)).json())["id"]
+    registered = await one(client, admin, action="auth.register", actor=user_id)
+    assert registered["target"] == {"type": "user", "id": user_id}
     login = await one(client, admin, action="auth.login", actor=user_id)
     assert actor(login) == ("user", user_id, None)
     assert (login["outcome"], login["target"]) == ("success", {"type": "user", "id": user_id})
@@ -209,6 +214,7 @@ async def test_each_listed_action_is_recorded_with_its_actor_and_outcome(
         "auth.login_failed",
         "auth.logout",
         "auth.refresh_reuse",
+        "auth.register",
     }
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert await rows(client, admin, since=future) == []
@@ -260,10 +266,11 @@ async def test_users_see_their_own_security_events_only(
     assert [r["action"] for r in (await resp.json())["items"]] == [
         "user.disable",
         "auth.login",
+        "auth.register",
     ]
     resp = await client.get("/api/v1/me/security-events", headers=other.headers)
     mine = (await resp.json())["items"]
-    assert [r["action"] for r in mine] == ["auth.login"]
+    assert [r["action"] for r in mine] == ["auth.login", "auth.register"]
     assert all(user.id not in json.dumps(r) for r in mine)
 
 

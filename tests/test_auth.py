@@ -61,22 +61,32 @@ async def test_register_creates_an_account(client: Client, settings: Settings) -
     resp = await client.post(
         REGISTER, json={"email": "  New.User@Example.com ", "password": PASSWORD}
     )
-    assert resp.status == 201
+    assert resp.status == 202
     body = await resp.json()
-    assert body == {"id": body["id"], "email": "New.User@Example.com"}  # trimmed, case kept
+    assert body["status"] == "accepted" and "id" not in body  # no id: see test_recovery.py
     async with _app(client)[appkeys.POOL].acquire() as conn:
-        stored = await users.get_user(conn, uuid.UUID(body["id"]))
+        stored = await users.get_user_by_email(conn, "new.user@example.com")
     assert stored is not None
+    assert stored.email == "New.User@Example.com"  # trimmed, case kept
+    assert not stored.email_verified
     assert stored.role == "user" and stored.used_bytes == 0
     assert stored.quota_bytes == settings.default_quota_bytes
     assert stored.password_hash.startswith("$2b$04$")  # bcrypt at the configured cost
     assert PASSWORD not in stored.password_hash
 
 
-async def test_duplicate_email_in_another_case_is_409(client: Client) -> None:
+async def test_duplicate_email_in_another_case_makes_no_second_account(client: Client) -> None:
+    # Answered like a new address (tests/test_recovery.py compares the answers).
     await register_and_login(client, "dup@example.com")
-    resp = await client.post(REGISTER, json={"email": "DUP@Example.COM", "password": PASSWORD})
-    await _error(resp, 409, "email_taken")
+    resp = await client.post(REGISTER, json={"email": "DUP@Example.COM", "password": "other pass"})
+    assert resp.status == 202
+    async with _app(client)[appkeys.POOL].acquire() as conn:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM users WHERE lower(email) = 'dup@example.com'"
+        )
+    assert count == 1
+    resp = await client.post(LOGIN, json={"email": "dup@example.com", "password": "other pass"})
+    await _error(resp, 401, "invalid_credentials")
 
 
 @pytest.mark.parametrize(
@@ -106,7 +116,7 @@ async def test_unacceptable_password_is_400_not_500(client: Client, password: st
 async def test_72_byte_multibyte_password_is_accepted(client: Client) -> None:
     password = "é" * 36
     resp = await client.post(REGISTER, json={"email": "mb@example.com", "password": password})
-    assert resp.status == 201
+    assert resp.status == 202
     resp = await client.post(LOGIN, json={"email": "mb@example.com", "password": password})
     assert resp.status == 200
 
@@ -340,6 +350,7 @@ async def test_me(client: Client, user: User, settings: Settings) -> None:
         "quota_bytes": settings.default_quota_bytes,
         "used_bytes": 0,
         "email_notifications": True,
+        "email_verified": True,  # register_and_login verifies
     }
 
 

@@ -153,7 +153,7 @@ class Api:
     async def sign_up(self) -> None:
         email = f"cluster-{uuid.uuid4().hex[:8]}@example.com"
         credentials = {"email": email, "password": PASSWORD}
-        await self.call("POST", "/api/v1/auth/register", 201, json=credentials)
+        await self.call("POST", "/api/v1/auth/register", 202, json=credentials)
         self.token = (await self.call("POST", "/api/v1/auth/login", 200, json=credentials))[
             "access_token"
         ]
@@ -249,7 +249,7 @@ async def test_a_rate_limit_holds_across_the_apis(cluster: Cluster) -> None:
             ) as resp:
                 statuses.append(resp.status)
                 request_ids.append(resp.headers["X-Request-ID"])
-    assert statuses == [201] * REGISTER_PER_HOUR + [429, 429]
+    assert statuses == [202] * REGISTER_PER_HOUR + [429, 429]
     # Both apis counted against the one budget of this client address.
     served = {n.name for n in cluster.apis for rid in request_ids if n.served(rid)}
     assert served == {"api-1", "api-2"}

@@ -98,7 +98,11 @@ JSON_ROUTES = [
     ("POST", "/api/v1/auth/login"),
     ("POST", "/api/v1/auth/refresh"),
     ("POST", "/api/v1/auth/logout"),
+    ("POST", "/api/v1/auth/verify-email"),
+    ("POST", "/api/v1/auth/password-reset"),
+    ("POST", "/api/v1/auth/password-reset/confirm"),
     ("PATCH", "/api/v1/me"),
+    ("POST", "/api/v1/me/password"),
     ("POST", "/api/v1/videos/{video}/jobs"),
     ("PATCH", "/api/v1/admin/users/{video}"),
 ]

@@ -48,7 +48,11 @@ ENDPOINTS = [
     ("POST", "/api/v1/auth/login", False),
     ("POST", "/api/v1/auth/refresh", False),
     ("POST", "/api/v1/auth/logout", False),
+    ("POST", "/api/v1/auth/verify-email", False),
+    ("POST", "/api/v1/auth/password-reset", False),
+    ("POST", "/api/v1/auth/password-reset/confirm", False),
     ("PATCH", "/api/v1/me", True),
+    ("POST", "/api/v1/me/password", True),
     ("POST", "/api/v1/webhooks", True),
     ("POST", "/api/v1/videos/{video}/jobs", True),
 ]

@@ -148,7 +148,7 @@ async def _login(base: str) -> str:
     async with aiohttp.ClientSession() as s:
         creds = {"email": email, "password": PASSWORD}
         r = await s.post(f"{base}/api/v1/auth/register", json=creds)
-        assert r.status == 201, await r.text()
+        assert r.status == 202, await r.text()
         r = await s.post(f"{base}/api/v1/auth/login", json=creds)
         return str((await r.json())["access_token"])
 
@@ -216,7 +216,7 @@ def test_sigterm_lets_an_inflight_download_finish(
                 data=big.open("rb"),
                 headers={"Authorization": f"Bearer {token}"},
             )
-            assert r.status == 201, await r.text()
+            assert r.status == 202, await r.text()
             return str((await r.json())["id"])
 
     video_id = asyncio.run(upload())

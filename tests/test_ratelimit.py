@@ -323,9 +323,9 @@ async def test_register_is_limited_per_ip(limited: Callable[..., Awaitable[Clien
             REGISTER, json={"email": email, "password": PASSWORD}, headers=_from(ip)
         )
 
-    assert (await register("10.0.2.1")).status == 201
+    assert (await register("10.0.2.1")).status == 202
     await assert_429(await register("10.0.2.1"))
-    assert (await register("10.0.2.2")).status == 201
+    assert (await register("10.0.2.2")).status == 202
 
 
 async def test_refresh_is_limited_per_ip_and_per_account(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -468,6 +469,42 @@ async def test_logout_closes_that_sessions_sockets_at_once(
     msg = await ws.receive(timeout=5)
     assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_revoked")
     await other_session.close()
+
+
+async def test_a_password_change_closes_the_other_sessions_sockets_and_a_reset_all(
+    client: TestClient[Any, Any], user: User, app: web.Application
+) -> None:
+    resp = await client.post("/api/v1/auth/login", json={"email": user.email, "password": PASSWORD})
+    elsewhere = dataclasses.replace(user, access_token=(await resp.json())["access_token"])
+    mine, _ = await open_socket(client, user)
+    other, _ = await open_socket(client, elsewhere)
+    new_password = "another long password"
+    resp = await client.post(
+        "/api/v1/me/password",
+        json={"current_password": PASSWORD, "new_password": new_password},
+        headers=user.headers,
+    )
+    assert resp.status == 204, await resp.text()
+    msg = await other.receive(timeout=2)
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_revoked")
+    await mine.send_json({"type": "ping"})
+    assert await mine.receive_json(timeout=5) == {"type": "pong"}
+
+    # A reset ends the caller's session too. The token is remade from the
+    # outbox row as the outbox does (this app has no SMTP peer).
+    resp = await client.post("/api/v1/auth/password-reset", json={"email": user.email})
+    assert resp.status == 202
+    async with app[appkeys.POOL].acquire() as conn:
+        facts = await conn.fetchval(
+            "SELECT facts FROM notification_log WHERE event = 'account.password_reset'"
+        )
+    token = app[appkeys.ACCOUNT_TOKENS].token_for(uuid.UUID(facts["token_id"]))
+    resp = await client.post(
+        "/api/v1/auth/password-reset/confirm", json={"token": token, "password": PASSWORD}
+    )
+    assert resp.status == 204, await resp.text()
+    msg = await mine.receive(timeout=2)
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_revoked")
 
 
 async def test_a_replayed_refresh_token_closes_the_sessions_sockets(

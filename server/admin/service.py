@@ -202,6 +202,7 @@ class AdminService:
                     password_hash=password_hash,
                     quota_bytes=self.settings.default_quota_bytes,
                     role=role,
+                    email_verified=True,  # made by the operator, who vouches for it
                 )
             else:
                 await users.set_password_hash(conn, existing.id, password_hash)

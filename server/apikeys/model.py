@@ -27,6 +27,7 @@ class KeyHolder:
     secret_hash: bytes
     role: str
     disabled: bool = False
+    email_verified: bool = True
 
 
 @dataclass(frozen=True)

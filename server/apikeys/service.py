@@ -159,7 +159,13 @@ class ApiKeyService:
             if self._due_for_touch(key.id):
                 await api_keys.touch_key(conn, key.id, TOUCH_INTERVAL_SECONDS)
         scopes = frozenset(key.scopes) & role_scopes(holder.role)
-        return AuthUser(id=key.user_id, role=holder.role, scopes=scopes, api_key_id=key.id)
+        return AuthUser(
+            id=key.user_id,
+            role=holder.role,
+            scopes=scopes,
+            api_key_id=key.id,
+            email_verified=holder.email_verified,
+        )
 
     def _due_for_touch(self, key_id: uuid.UUID) -> bool:
         now = self._clock()

@@ -19,8 +19,7 @@ Outcome = Literal["success", "failure", "denied"]
 ACTOR_TYPES: Final = ("user", "api_key", "system", "anonymous")
 OUTCOMES: Final = ("success", "failure", "denied")
 
-# Every action recorded. `password.*` and `email.verify` are reserved for the
-# account-recovery work, which records them through the same `AuditLog.record`.
+# Every action recorded.
 ACTIONS: Final = (
     "auth.login",
     "auth.login_failed",
@@ -37,9 +36,12 @@ ACTIONS: Final = (
     "webhook.create",
     "webhook.delete",
     "admin.audit_export",
+    "auth.register",
     "password.change",
+    "password.reset_requested",
     "password.reset",
     "email.verify",
+    "email.change",
 )
 
 

@@ -4,7 +4,9 @@
 ff_ key>` or `X-API-Key: ff_…` (`AuthService.authenticate`: the signature or
 the key, the expiry, and that the account still exists), then checks the
 route's entry in the permission table (`server.auth.permissions`): a caller
-without the scope it names gets 403 `insufficient_scope`. Handlers decide
+without the scope it names gets 403 `insufficient_scope`, and an account whose
+email is not verified yet 403 `email_unverified` for what the setting
+`unverified_email_denies` keeps from it. Handlers decide
 what needs a user (`current_user`) or an administrator (`require_admin`).
 Tokens are never logged or echoed back in errors.
 """
@@ -66,6 +68,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         user = await request.app[appkeys.AUTH].authenticate(token)
         request[USER] = user
         _check_scope(request, user)
+        _check_verified(request, user)
     return await handler(request)
 
 
@@ -97,6 +100,22 @@ def _check_scope(request: web.Request, user: AuthUser) -> None:
     if needed == permissions.ADMIN and not user.is_admin:
         raise _admin_required()  # the account, not the credential, is what lacks it
     require_scope(user, needed)
+
+
+def _check_verified(request: web.Request, user: AuthUser) -> None:
+    if user.email_verified:
+        return
+    resource = request.match_info.route.resource
+    if resource is None:
+        return
+    denied = request.app[appkeys.SETTINGS].unverified_email_denied
+    gate = permissions.unverified_refusal(request.method, resource.canonical, denied)
+    if gate is not None:
+        raise Forbidden(
+            "Verify your email address first (POST /api/v1/me/verify-email sends a new link)",
+            code="email_unverified",
+            needs=gate,
+        )
 
 
 def require_scope(user: AuthUser, scope: str) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import NamedTuple
 
 from server.auth.permissions import role_scopes
 
@@ -24,6 +25,8 @@ class User:
     created_at: datetime
     email_notifications: bool = True
     disabled_at: datetime | None = None
+    # None until the owner follows a verification link sent to `email`.
+    email_verified_at: datetime | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -32,6 +35,18 @@ class User:
     @property
     def disabled(self) -> bool:
         return self.disabled_at is not None
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+
+class Access(NamedTuple):
+    """What a request needs to know about its account, read per request."""
+
+    role: str
+    disabled: bool
+    email_verified: bool
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,9 @@ class AuthUser:
     """The caller, as proven by an access token or an API key of an account that still exists.
 
     `scopes` is what this caller may do: every scope of the role for a token
-    (the default), the key's own scopes for a key. `api_key_id` names the key.
+    (the default), the key's own scopes for a key. `api_key_id` names the key,
+    `session_id` the refresh-token family of a token. `email_verified` feeds the
+    one check of what an unverified account may do (`auth_middleware`).
     """
 
     id: uuid.UUID
@@ -63,6 +80,8 @@ class AuthUser:
     # None (the default) means every scope of the role; __post_init__ fills it in.
     scopes: frozenset[str] = field(default=None)  # type: ignore[arg-type]
     api_key_id: uuid.UUID | None = None
+    session_id: uuid.UUID | None = None
+    email_verified: bool = True
 
     def __post_init__(self) -> None:
         if self.scopes is None:

@@ -51,8 +51,14 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/refresh"): PUBLIC,
     ("POST", "/api/v1/auth/logout"): PUBLIC,
+    # Account recovery: the mailed token (or the email) is the credential.
+    ("POST", "/api/v1/auth/verify-email"): PUBLIC,
+    ("POST", "/api/v1/auth/password-reset"): PUBLIC,
+    ("POST", "/api/v1/auth/password-reset/confirm"): PUBLIC,
     ("GET", "/api/v1/me"): ANY,
     ("PATCH", "/api/v1/me"): SESSION,
+    ("POST", "/api/v1/me/password"): SESSION,
+    ("POST", "/api/v1/me/verify-email"): SESSION,
     ("POST", "/api/v1/api-keys"): SESSION,
     ("GET", "/api/v1/api-keys"): SESSION,
     ("DELETE", "/api/v1/api-keys/{id}"): SESSION,
@@ -131,6 +137,29 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
 
 # What the live socket needs: it streams the caller's job and video events.
 WEBSOCKET_SCOPE: Final = VIDEOS_READ
+
+
+# What an account with an unverified email may be refused (the setting
+# `unverified_email_denies` picks among these): `api_keys` is creating a key,
+# the others are scopes, refused wherever a route needs them.
+API_KEYS_GATE: Final = "api_keys"
+_GATED_ROUTES: Final[dict[tuple[str, str], str]] = {
+    ("POST", "/api/v1/api-keys"): API_KEYS_GATE,
+}
+
+
+def unverified_refusal(method: str, pattern: str, denied: frozenset[str]) -> str | None:
+    """What refuses this route to an account whose email is not verified (the gate's
+    name), or None when it may go ahead."""
+    if method == "HEAD":
+        method = "GET"
+    gate = _GATED_ROUTES.get((method, pattern))
+    if gate is not None and gate in denied:
+        return gate
+    needed = ROUTE_SCOPES.get((method, pattern))
+    if needed is not None and needed in denied:
+        return needed
+    return None
 
 
 def role_scopes(role: str) -> frozenset[str]:

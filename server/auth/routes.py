@@ -51,13 +51,28 @@ def _set_device_cookie(request: web.Request, resp: web.Response, result: LoginRe
     )
 
 
+# The one answer to a sign-up, new address or taken: it must not tell them apart.
+REGISTERED = {
+    "status": "accepted",
+    "message": "Check your email: a link to confirm the address is on its way. "
+    "Then sign in with your email and password.",
+}
+
+
 @described(
     RouteSpec(
         summary="Create an account",
         tag="accounts",
+        description="Answers the same whether or not the address already has an account "
+        "(its owner is mailed instead); sign in afterwards to get the account's id.",
         body=CREDENTIALS,
-        ok={201: Answer("Created", ref("User"))},
-        errors={409: "`email_taken`", 429: "`rate_limited`"},
+        ok={
+            202: Answer(
+                "Accepted",
+                obj(["status", "message"], status={"const": "accepted"}, message=STRING),
+            )
+        },
+        errors={429: "`rate_limited`"},
     )
 )
 @ignores_bearer
@@ -65,8 +80,8 @@ async def register(request: web.Request) -> web.Response:
     await policy.limit_register(request)
     data = await read_json_object(request)
     email, password = require_str(data, "email"), require_str(data, "password")
-    user = await request.app[appkeys.AUTH].register(email, password)
-    return web.json_response(user_json(user, "registered"), status=201)
+    await request.app[appkeys.AUTH].register(email, password, origin_of(request))
+    return web.json_response(REGISTERED, status=202, headers=NO_STORE)
 
 
 @described(
@@ -141,33 +156,43 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response(user_json(user, "self"), headers=NO_STORE)
 
 
-def _email_notifications(data: dict[str, Any]) -> bool:
-    """The account's own settings; only `email_notifications` so far."""
-    unknown = sorted(set(data) - {"email_notifications"})
+_SETTABLE = {"email_notifications", "email"}
+
+
+def _account_changes(data: dict[str, Any]) -> tuple[bool | None, str | None]:
+    """The account's own settings: (`email_notifications`, `email`), None where absent."""
+    unknown = sorted(set(data) - _SETTABLE)
     if unknown:
         raise BadRequest(
             f"'{unknown[0]}' cannot be changed", code="invalid_field", field=unknown[0]
         )
     enabled = data.get("email_notifications")
-    if not isinstance(enabled, bool):
+    if "email_notifications" in data and not isinstance(enabled, bool):
         raise BadRequest(
             "'email_notifications' must be true or false",
             code="invalid_field",
             field="email_notifications",
         )
-    return enabled
+    email = require_str(data, "email") if "email" in data else None
+    return enabled, email
 
 
 @described(
     RouteSpec(
         summary="Change the account's settings",
         tag="accounts",
-        body=obj([], email_notifications=BOOLEAN) | {"additionalProperties": False},
+        description="A new `email` is unverified until the link mailed to it is followed.",
+        body=obj([], email_notifications=BOOLEAN, email=STRING) | {"additionalProperties": False},
         ok={200: Answer("The account", ref("User"))},
+        errors={409: "`email_taken`: another account has this address"},
     )
 )
 async def update_me(request: web.Request) -> web.Response:
     auth = current_user(request)
-    enabled = _email_notifications(await read_json_object(request))
-    user = await request.app[appkeys.AUTH].set_email_notifications(auth.id, enabled)
+    enabled, email = _account_changes(await read_json_object(request))
+    user = await request.app[appkeys.AUTH].account(auth.id)
+    if email is not None:
+        user = await request.app[appkeys.RECOVERY].change_email(auth, email, origin_of(request))
+    if enabled is not None:
+        user = await request.app[appkeys.AUTH].set_email_notifications(auth.id, enabled)
     return web.json_response(user_json(user, "self"), headers=NO_STORE)

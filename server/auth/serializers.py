@@ -1,9 +1,9 @@
 """The JSON of accounts and token pairs: the one user serializer of the API.
 
-An account is shown in three places, each a view of the same fields: the
-answer to a sign-up (`registered`: who was created), its owner's
-`/api/v1/me` (`self`: with the owner's settings) and an administrator's
-`/api/v1/admin/users/{id}` (`admin`: with when it was created).
+An account is shown in two places, each a view of the same fields: its
+owner's `/api/v1/me` (`self`: with the owner's settings) and an
+administrator's `/api/v1/admin/users/{id}` (`admin`: with when it was
+created). A sign-up shows none: it must not say whether the address was new.
 """
 
 from __future__ import annotations
@@ -12,17 +12,16 @@ from typing import Any, Literal
 
 from server.auth.model import TokenPair, User
 
-UserView = Literal["registered", "self", "admin"]
+UserView = Literal["self", "admin"]
 
 
 def user_json(user: User, view: UserView) -> dict[str, Any]:
     body: dict[str, Any] = {"id": str(user.id), "email": user.email}
-    if view == "registered":
-        return body
     body.update(
         role=user.role,
         quota_bytes=user.quota_bytes,
         used_bytes=user.used_bytes,
+        email_verified=user.email_verified,
     )
     if view == "self":
         body["email_notifications"] = user.email_notifications

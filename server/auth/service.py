@@ -17,6 +17,7 @@ import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -29,8 +30,11 @@ from server.auth.model import AuthUser, LoginResult, TokenPair, User
 from server.auth.passwords import PasswordHasher
 from server.auth.tokens import AccessClaims, TokenService, invalid_token, token_expired
 from server.db import refresh_tokens, users
-from server.errors import BadRequest, Conflict, Forbidden, Unauthorized
+from server.errors import BadRequest, Forbidden, Unauthorized
 from server.logs import get_logger
+
+if TYPE_CHECKING:  # recovery imports validate_email from here
+    from server.recovery.service import RecoveryService
 
 # Called with (user id, session id) when a session ends.
 SessionEnded = Callable[[uuid.UUID, uuid.UUID], None]
@@ -87,10 +91,12 @@ class AuthService:
         api_keys: ApiKeyService,
         audit: AuditLog,
         settings: Settings,
+        recovery: RecoveryService,
         on_session_ended: SessionEnded | None = None,
     ) -> None:
         self.pool = pool
         self.audit = audit
+        self.recovery = recovery
         self.passwords = passwords
         self.tokens = tokens
         self.api_keys = api_keys
@@ -98,23 +104,40 @@ class AuthService:
         # Told (after the commit) when a session ends, so its live sockets close.
         self.on_session_ended = on_session_ended
 
-    async def register(self, email: str, password: str) -> User:
+    async def register(self, email: str, password: str, origin: Origin | None = None) -> None:
+        """Creates an account and mails it a verification link, or, when the address
+        is taken, mails its owner instead: the caller cannot tell which happened.
+
+        Both branches hash the password (the slow part) before touching the
+        database, and then write about as much, so their timing is alike too."""
         email = validate_email(email)
         password_hash = await self.passwords.hash(password)  # validates the password first
+        created: User | None = None
         async with self.pool.acquire() as conn:
             try:
-                user = await users.insert_user(
-                    conn,
-                    email=email,
-                    password_hash=password_hash,
-                    quota_bytes=self.settings.default_quota_bytes,
-                )
+                async with conn.transaction():
+                    created = await users.insert_user(
+                        conn,
+                        email=email,
+                        password_hash=password_hash,
+                        quota_bytes=self.settings.default_quota_bytes,
+                    )
+                    await self.recovery.queue_verification(conn, created)
+                    await self.audit.record(
+                        "auth.register",
+                        actor=Actor.user(created.id),
+                        target=Target.user(created.id),
+                        origin=origin,
+                        conn=conn,
+                    )
             except asyncpg.UniqueViolationError:
-                raise Conflict(
-                    "An account with this email already exists", code="email_taken"
-                ) from None
-        log.info("user_registered", user_id=str(user.id))
-        return user
+                async with conn.transaction():
+                    await self.recovery.queue_already_registered(conn, email)
+        self.recovery.mail_queued()
+        if created is not None:
+            log.info("user_registered", user_id=str(created.id))
+        else:
+            log.info("registration_for_existing_email")
 
     async def login(self, email: str, password: str, origin: Origin | None = None) -> LoginResult:
         """A new session; unknown email and wrong password fail alike, in about equal time.
@@ -257,10 +280,14 @@ class AuthService:
             access = await users.access_of(conn, claims.user_id)
         if access is None:  # deleted since the token was issued
             raise invalid_token()
-        role, disabled = access
-        if disabled:
+        if access.disabled:
             raise account_disabled()
-        return AuthUser(id=claims.user_id, role=role)
+        return AuthUser(
+            id=claims.user_id,
+            role=access.role,
+            session_id=claims.session_id,
+            email_verified=access.email_verified,
+        )
 
     async def account(self, user_id: uuid.UUID) -> User:
         """The caller's own account."""

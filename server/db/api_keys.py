@@ -82,7 +82,8 @@ async def find_by_hash(conn: asyncpg.Connection, secret_hash: bytes) -> KeyHolde
     row = await conn.fetchrow(
         """
         SELECT k.id, k.user_id, k.name, k.prefix, k.scopes, k.expires_at, k.created_at,
-               k.last_used_at, k.secret_hash, u.role, u.disabled_at IS NOT NULL AS disabled
+               k.last_used_at, k.secret_hash, u.role, u.disabled_at IS NOT NULL AS disabled,
+               u.email_verified_at IS NOT NULL AS email_verified
         FROM api_keys k JOIN users u ON u.id = k.user_id
         WHERE k.secret_hash = $1
         """,
@@ -95,6 +96,7 @@ async def find_by_hash(conn: asyncpg.Connection, secret_hash: bytes) -> KeyHolde
         secret_hash=bytes(row["secret_hash"]),
         role=row["role"],
         disabled=row["disabled"],
+        email_verified=row["email_verified"],
     )
 
 

@@ -107,3 +107,32 @@ async def list_for_user(
         limit,
     )
     return [_notification(r) for r in rows]
+
+
+async def enqueue_account_mail(
+    conn: asyncpg.Connection,
+    *,
+    user_id: uuid.UUID,
+    event: str,
+    recipient: str,
+    facts: dict[str, object],
+    unless_sent_within_seconds: float | None = None,
+) -> bool:
+    """Queues an account mail (no job); with `unless_sent_within_seconds`, not when
+    the same kind of mail was queued for the account that recently. True if queued."""
+    status: str = await conn.execute(
+        """
+        INSERT INTO notification_log (user_id, job_id, event, recipient, facts)
+        SELECT $1, NULL, $2, $3, $4::jsonb
+        WHERE $5::float8 IS NULL OR NOT EXISTS (
+            SELECT 1 FROM notification_log
+            WHERE user_id = $1 AND event = $2
+              AND created_at > now() - make_interval(secs => $5::float8))
+        """,
+        user_id,
+        event,
+        recipient,
+        facts,  # the pool's jsonb codec encodes it
+        unless_sent_within_seconds,
+    )
+    return status == "INSERT 0 1"

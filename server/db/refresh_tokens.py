@@ -80,6 +80,24 @@ async def revoke_user_tokens(conn: asyncpg.Connection, user_id: uuid.UUID) -> in
     return _count(status)
 
 
+async def revoke_user_sessions(
+    conn: asyncpg.Connection, user_id: uuid.UUID, *, keep_family: uuid.UUID | None = None
+) -> list[uuid.UUID]:
+    """Ends every session of a user but `keep_family`; returns the sessions that
+    were still live, so their sockets can be closed."""
+    rows = await conn.fetch(
+        """
+        UPDATE refresh_tokens SET revoked_at = now()
+        WHERE user_id = $1 AND revoked_at IS NULL
+          AND ($2::uuid IS NULL OR family_id <> $2)
+        RETURNING family_id
+        """,
+        user_id,
+        keep_family,
+    )
+    return list(dict.fromkeys(r["family_id"] for r in rows))
+
+
 async def session_is_live(
     conn: asyncpg.Connection, family_id: uuid.UUID, user_id: uuid.UUID
 ) -> bool:

@@ -7,11 +7,11 @@ from datetime import datetime
 
 import asyncpg
 
-from server.auth.model import AccountUsage, User
+from server.auth.model import Access, AccountUsage, User
 
 _COLUMNS = (
     "id, email, password_hash, role, quota_bytes, used_bytes, created_at, email_notifications,"
-    " disabled_at"
+    " disabled_at, email_verified_at"
 )
 
 
@@ -30,14 +30,17 @@ async def user_exists(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
     return found
 
 
-async def access_of(conn: asyncpg.Connection, user_id: uuid.UUID) -> tuple[str, bool] | None:
-    """(role, disabled) of an account, None when it is gone: one index probe, called
-    for every request that carries an access token (so a role change or a disable
-    applies at once, not when the token expires)."""
+async def access_of(conn: asyncpg.Connection, user_id: uuid.UUID) -> Access | None:
+    """Role, disabled and email-verified of an account, None when it is gone: one
+    index probe, called for every request that carries an access token (so a role
+    change, a disable or a verification applies at once, not when the token expires)."""
     row = await conn.fetchrow(
-        "SELECT role, disabled_at IS NOT NULL AS disabled FROM users WHERE id = $1", user_id
+        """SELECT role, disabled_at IS NOT NULL AS disabled,
+                  email_verified_at IS NOT NULL AS email_verified
+           FROM users WHERE id = $1""",
+        user_id,
     )
-    return None if row is None else (row["role"], row["disabled"])
+    return None if row is None else Access(row["role"], row["disabled"], row["email_verified"])
 
 
 async def get_user_by_email(conn: asyncpg.Connection, email: str) -> User | None:
@@ -56,18 +59,20 @@ async def insert_user(
     password_hash: str,
     quota_bytes: int,
     role: str = "user",
+    email_verified: bool = False,
 ) -> User:
     """Raises asyncpg.UniqueViolationError when the email exists in any case."""
     row = await conn.fetchrow(
         f"""
-        INSERT INTO users (email, password_hash, role, quota_bytes)
-        VALUES ($1, $2, $3, $4)
+        INSERT INTO users (email, password_hash, role, quota_bytes, email_verified_at)
+        VALUES ($1, $2, $3, $4, CASE WHEN $5 THEN now() END)
         RETURNING {_COLUMNS}
         """,  # noqa: S608
         email,
         password_hash,
         role,
         quota_bytes,
+        email_verified,
     )
     user = _user(row)
     assert user is not None
@@ -143,6 +148,20 @@ async def set_disabled(conn: asyncpg.Connection, user_id: uuid.UUID, disabled: b
     return _user(row)
 
 
+async def set_email(conn: asyncpg.Connection, user_id: uuid.UUID, email: str) -> User | None:
+    """A new address, not verified yet; raises asyncpg.UniqueViolationError when
+    another account has it."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE users SET email = $2, email_verified_at = NULL
+        WHERE id = $1 RETURNING {_COLUMNS}
+        """,  # noqa: S608
+        user_id,
+        email,
+    )
+    return _user(row)
+
+
 def _like_pattern(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -193,3 +212,19 @@ async def count_by_role(conn: asyncpg.Connection) -> dict[str, dict[str, int]]:
            FROM users GROUP BY role"""
     )
     return {r["role"]: {"total": r["total"], "disabled": r["disabled"]} for r in rows}
+
+
+async def mark_email_verified(
+    conn: asyncpg.Connection, user_id: uuid.UUID, email: str
+) -> User | None:
+    """Marks the account verified if its email is still `email` (any case); else None.
+    A verification already made keeps its first time."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE users SET email_verified_at = coalesce(email_verified_at, now())
+        WHERE id = $1 AND lower(email) = lower($2) RETURNING {_COLUMNS}
+        """,  # noqa: S608
+        user_id,
+        email,
+    )
+    return _user(row)

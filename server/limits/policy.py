@@ -43,6 +43,19 @@ def _rules(request: web.Request) -> dict[str, Rule]:
         "refresh": Rule("refresh", s.rate_limit_refresh_per_minute, MINUTE, "token refreshes"),
         "upload": Rule("upload", s.rate_limit_uploads_per_hour, HOUR, "uploads"),
         "job": Rule("job", s.rate_limit_jobs_per_minute, MINUTE, "new jobs"),
+        # Recovery is guessed and abused like login (a reset mails someone): the same budget.
+        "password_reset": Rule(
+            "password_reset", s.rate_limit_login_per_minute, MINUTE, "password reset requests"
+        ),
+        "password_change": Rule(
+            "password_change", s.rate_limit_login_per_minute, MINUTE, "password attempts"
+        ),
+        "account_token": Rule(
+            "account_token", s.rate_limit_login_per_minute, MINUTE, "link attempts"
+        ),
+        "verify_resend": Rule(
+            "verify_resend", s.rate_limit_register_per_hour, HOUR, "verification emails"
+        ),
         # A share link's password is guessed like an account's: the same budget.
         "share_unlock": Rule(
             "share_unlock", s.rate_limit_login_per_minute, MINUTE, "password attempts"
@@ -85,6 +98,30 @@ async def limit_login_account(request: web.Request, email: str) -> None:
 
 async def limit_register(request: web.Request) -> None:
     await _check(request, "register", "ip:" + client_ip(request))
+
+
+async def limit_password_reset_ip(request: web.Request) -> None:
+    """Before the body is read, like `limit_login_ip`."""
+    await _check(request, "password_reset", "ip:" + client_ip(request))
+
+
+async def limit_password_reset_account(request: web.Request, email: str) -> None:
+    """Per address, known or not: how often one mailbox can be sent reset links."""
+    await _check(request, "password_reset", "account:" + account_key(email))
+
+
+async def limit_account_token(request: web.Request) -> None:
+    """Using a mailed link (verify, reset): per client IP."""
+    await _check(request, "account_token", "ip:" + client_ip(request))
+
+
+async def limit_password_change(request: web.Request, user: AuthUser) -> None:
+    """Guessing the current password from a stolen session costs like a login."""
+    await _check(request, "password_change", f"user:{user.id}")
+
+
+async def limit_verification_resend(request: web.Request, user: AuthUser) -> None:
+    await _check(request, "verify_resend", f"user:{user.id}")
 
 
 async def limit_refresh_ip(request: web.Request) -> None:

@@ -1,7 +1,8 @@
 """The email outbox: a background task that sends what `notification_log` owes.
 
 Rows appear in the transaction that ends a job (a trigger, see
-sql/004_notifications.sql), so nothing is lost when a process dies: whichever
+sql/004_notifications.sql), or that makes an account token (verification,
+password reset; `server.recovery`), so nothing is lost when a process dies: whichever
 instance runs an `Outbox` next sends it. Rows are claimed with
 `FOR UPDATE SKIP LOCKED` (instances never send the same row at once), and a
 failed attempt is retried with exponential backoff until
@@ -11,6 +12,7 @@ failed attempt is retried with exponential backoff until
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,9 +26,11 @@ from server.db.jobs import job_from_snapshot
 from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.jobs.serializers import job_json, listed_outputs, output_link_maker
 from server.logs import get_logger
+from server.notify.account_email import ACCOUNT_EVENTS, account_mail
 from server.notify.email import body_for, compose, subject_for
 from server.notify.mailer import Mailer, MailError
 from server.notify.model import Notification
+from server.recovery.tokens import AccountTokens
 from server.serving.signing import UrlSigner
 
 log = get_logger("frameflow.notify")
@@ -64,6 +68,7 @@ class Outbox:
         mailer: Mailer,
         settings: Settings,
         signer: UrlSigner,
+        account_tokens: AccountTokens,
         poll_seconds: float | None = None,
         retry_base_seconds: float | None = None,
     ) -> None:
@@ -71,6 +76,7 @@ class Outbox:
         self.mailer = mailer
         self.settings = settings
         self.signer = signer
+        self.account_tokens = account_tokens
         self.retry_base_seconds = (
             RETRY_BASE_SECONDS if retry_base_seconds is None else retry_base_seconds
         )
@@ -111,14 +117,18 @@ class Outbox:
 
     async def _send(self, n: Notification) -> None:
         subject: str | None = None
-        n = dataclasses.replace(n, facts=email_facts(n.facts))
         try:
-            subject = subject_for(n.event, n.facts)
+            if n.event in ACCOUNT_EVENTS:
+                subject, body = self._account_mail(n)
+            else:
+                n = dataclasses.replace(n, facts=email_facts(n.facts))
+                subject = subject_for(n.event, n.facts)
+                body = await self._body(n)
             message = compose(
                 mail_from=self.settings.mail_from,
                 recipient=n.recipient,
                 subject=subject,
-                body=await self._body(n),
+                body=body,
                 domain=urlsplit(base_url(self.settings)).hostname,
             )
             delivered = await self.mailer.send(message)
@@ -148,6 +158,12 @@ class Outbox:
             retry_in=retry_in,
             error=error,
         )
+
+    def _account_mail(self, n: Notification) -> tuple[str, str]:
+        """The row holds the token's id only; the token is remade here, never stored."""
+        token_id = n.facts.get("token_id")
+        token = None if token_id is None else self.account_tokens.token_for(uuid.UUID(token_id))
+        return account_mail(n.event, n.facts, base_url=base_url(self.settings), token=token)
 
     async def _body(self, n: Notification) -> str:
         base = base_url(self.settings)

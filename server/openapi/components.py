@@ -97,6 +97,7 @@ USER = obj(
     quota_bytes=INTEGER,
     used_bytes=INTEGER,
     email_notifications=BOOLEAN,
+    email_verified=BOOLEAN,
     created_at=TIME,
     disabled=BOOLEAN,
     disabled_at=nullable(TIME),

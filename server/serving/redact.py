@@ -6,7 +6,9 @@ line can open the object. Two forms exist, and both are cut here:
 - query signatures (`/api/v1/videos/{id}/content?expires=…&signature=…`):
   the `signature` value is replaced;
 - path tokens (`/api/v1/jobs/{id}/t/{token}/{name}`, see `jobs/links.py`):
-  the token segment is replaced.
+  the token segment is replaced;
+- account links (`/#verify=…`, `/#reset=…`, see `notify/account_email.py`):
+  the token after `verify=` or `reset=` is replaced.
 
 What remains (host, path, output name, expiry) still says what was linked.
 """
@@ -22,9 +24,12 @@ REDACTED = "[redacted]"
 _QUERY_SIGNATURE = re.compile(r"(?i)([?&;]signature=)[^&;#\s]*")
 # The segment after `/t/` in a job output path: `{expires}.{signature}` or longer.
 _PATH_TOKEN = re.compile(r"(/jobs/[^/\s]+/t/)[^/\s]+")
+# A verification or reset token in a page link's fragment (or a query, should one appear).
+_ACCOUNT_TOKEN = re.compile(r"(?i)([#?&;](?:verify|reset)=)[^&;#\s]*")
 
 
 def redact_links(text: str) -> str:
     """`text` with every URL signature and path token replaced by `[redacted]`."""
     text = _QUERY_SIGNATURE.sub(rf"\g<1>{REDACTED}", text)
+    text = _ACCOUNT_TOKEN.sub(rf"\g<1>{REDACTED}", text)
     return _PATH_TOKEN.sub(rf"\g<1>{REDACTED}", text)

@@ -1,0 +1,1 @@
+"""Account recovery: email verification, password reset and password change."""

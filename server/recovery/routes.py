@@ -1,0 +1,143 @@
+"""HTTP endpoints of account recovery; the rules live in `RecoveryService`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from server import appkeys
+from server.audit.origin import origin_of
+from server.auth.middleware import current_user, ignores_bearer
+from server.auth.serializers import user_json
+from server.auth.service import validate_email
+from server.http import read_json_object, require_str
+from server.limits import policy
+from server.openapi.spec import STRING, Answer, RouteSpec, described, obj, ref
+
+# Token and account answers must never sit in a browser or proxy cache.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+ACCEPTED = obj(["status", "message"], status={"const": "accepted"}, message=STRING)
+TOKEN_ERRORS = {
+    400: "`token_invalid`: unknown or malformed token",
+    410: "`token_used`, `token_expired` or `token_superseded` (the email changed since)",
+    429: "`rate_limited`",
+}
+# Tokens are 43 characters; a little room so a wrong one is answered as invalid.
+MAX_TOKEN_CHARS = 256
+
+# The one answer to a reset request, whoever asked about whichever address.
+RESET_REQUESTED = {
+    "status": "accepted",
+    "message": "If an account has this email address, a link to reset its password is on its way.",
+}
+VERIFICATION_SENT = {
+    "status": "accepted",
+    "message": "A new verification link is on its way to the account's email address.",
+}
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_post("/api/v1/auth/verify-email", verify_email)
+    app.router.add_post("/api/v1/auth/password-reset", request_password_reset)
+    app.router.add_post("/api/v1/auth/password-reset/confirm", confirm_password_reset)
+    app.router.add_post("/api/v1/me/password", change_password)
+    app.router.add_post("/api/v1/me/verify-email", resend_verification)
+
+
+def _accepted(body: dict[str, Any]) -> web.Response:
+    return web.json_response(body, status=202, headers=NO_STORE)
+
+
+@described(
+    RouteSpec(
+        summary="Verify the account's email with the token from a verification link",
+        tag="accounts",
+        body=obj(["token"], token=STRING),
+        ok={200: Answer("The verified account", ref("User"))},
+        errors=TOKEN_ERRORS,
+    )
+)
+@ignores_bearer
+async def verify_email(request: web.Request) -> web.Response:
+    await policy.limit_account_token(request)
+    token = require_str(await read_json_object(request), "token", max_len=MAX_TOKEN_CHARS)
+    user = await request.app[appkeys.RECOVERY].verify_email(token, origin_of(request))
+    return web.json_response(user_json(user, "self"), headers=NO_STORE)
+
+
+@described(
+    RouteSpec(
+        summary="Mail a password reset link",
+        tag="accounts",
+        description="Answers the same whether or not an account has the address.",
+        body=obj(["email"], email=STRING),
+        ok={202: Answer("Accepted (whether or not the address has an account)", ACCEPTED)},
+        errors={429: "`rate_limited`"},
+    )
+)
+@ignores_bearer
+async def request_password_reset(request: web.Request) -> web.Response:
+    await policy.limit_password_reset_ip(request)
+    email = validate_email(require_str(await read_json_object(request), "email"))
+    await policy.limit_password_reset_account(request, email)
+    await request.app[appkeys.RECOVERY].request_password_reset(email, origin_of(request))
+    return _accepted(RESET_REQUESTED)
+
+
+@described(
+    RouteSpec(
+        summary="Set a new password with the token from a reset link",
+        tag="accounts",
+        description="Ends every session of the account.",
+        body=obj(["token", "password"], token=STRING, password=STRING),
+        ok={204: Answer("The password is set; sign in with it")},
+        errors=TOKEN_ERRORS,
+    )
+)
+@ignores_bearer
+async def confirm_password_reset(request: web.Request) -> web.Response:
+    await policy.limit_account_token(request)
+    data = await read_json_object(request)
+    token = require_str(data, "token", max_len=MAX_TOKEN_CHARS)
+    password = require_str(data, "password")
+    await request.app[appkeys.RECOVERY].reset_password(token, password, origin_of(request))
+    return web.Response(status=204, headers=NO_STORE)
+
+
+@described(
+    RouteSpec(
+        summary="Change the password",
+        tag="accounts",
+        description="Needs the current password; ends every other session of the account.",
+        body=obj(
+            ["current_password", "new_password"], current_password=STRING, new_password=STRING
+        ),
+        ok={204: Answer("Changed; this session goes on, the others have ended")},
+        errors={403: "`wrong_password`", 429: "`rate_limited`"},
+    )
+)
+async def change_password(request: web.Request) -> web.Response:
+    user = current_user(request)
+    await policy.limit_password_change(request, user)
+    data = await read_json_object(request)
+    current = require_str(data, "current_password")
+    new = require_str(data, "new_password")
+    await request.app[appkeys.RECOVERY].change_password(user, current, new, origin_of(request))
+    return web.Response(status=204, headers=NO_STORE)
+
+
+@described(
+    RouteSpec(
+        summary="Mail a new email verification link",
+        tag="accounts",
+        ok={202: Answer("Sent", ACCEPTED)},
+        errors={409: "`email_already_verified`", 429: "`rate_limited`"},
+    )
+)
+async def resend_verification(request: web.Request) -> web.Response:
+    user = current_user(request)
+    await policy.limit_verification_resend(request, user)
+    await request.app[appkeys.RECOVERY].resend_verification(user.id)
+    return _accepted(VERIFICATION_SENT)
