@@ -97,3 +97,29 @@ async def test_logout_on_one_instance_closes_the_sessions_socket_on_another(
     assert resp.status == 204
     msg = await ws.receive(timeout=5)
     assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_revoked")
+
+
+async def test_disabling_on_one_instance_closes_the_accounts_sockets_on_another(
+    make_settings: Callable[..., Settings],
+    aiohttp_client: MakeClient,
+    redis_url: str,
+) -> None:
+    from tests.test_admin import make_admin
+
+    settings = live_settings(make_settings, redis_url=redis_url)
+    app_a, app_b = create_app(settings), create_app(settings)
+    a = await aiohttp_client(app_a)
+    b = await aiohttp_client(app_b)
+    await truncate_all(app_a)
+    for app in (app_a, app_b):
+        bus = app[appkeys.BUS]
+        assert isinstance(bus, RedisBus)
+        await bus.subscribed.wait()
+
+    user = await register_and_login(a)
+    admin = await make_admin(b, settings)
+    ws, _ = await open_socket(a, user)
+    resp = await b.post(f"/api/v1/admin/users/{user.id}/disable", headers=admin.headers)
+    assert resp.status == 200
+    msg = await ws.receive(timeout=5)
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_revoked")

@@ -122,15 +122,10 @@ async def export_audit(request: web.Request) -> web.StreamResponse:
         }
     )
     await resp.prepare(request)
-    async with audit.export(f) as entries:
-        batch: list[str] = []
-        async for entry in entries:
-            batch.append(json.dumps(audit_entry_json(entry)))
-            if len(batch) >= 200:
-                await resp.write(("\n".join(batch) + "\n").encode())
-                batch.clear()
-        if batch:
-            await resp.write(("\n".join(batch) + "\n").encode())
+    async with audit.export(f) as batches:
+        async for batch in batches:
+            lines = "".join(json.dumps(audit_entry_json(e)) + "\n" for e in batch)
+            await resp.write(lines.encode())
     await resp.write_eof()
     return resp
 

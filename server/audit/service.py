@@ -126,9 +126,9 @@ class AuditLog:
             return await audit_db.list_for_user(conn, user_id, limit=limit, before=before)
 
     @contextlib.asynccontextmanager
-    async def export(self, f: AuditFilter) -> AsyncIterator[AsyncIterator[AuditEntry]]:
-        """The matching rows, oldest first, from a server-side cursor held open
-        (one connection, one read-only transaction) while the caller iterates."""
+    async def export(self, f: AuditFilter) -> AsyncIterator[AsyncIterator[list[AuditEntry]]]:
+        """The matching rows, oldest first, in batches from a server-side cursor held
+        open (one connection, one read-only transaction) while the caller iterates."""
         async with self._pool.acquire() as conn, conn.transaction(readonly=True):
             yield audit_db.stream_entries(conn, f)
 

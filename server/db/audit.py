@@ -118,14 +118,16 @@ async def list_entries(
 
 
 async def stream_entries(
-    conn: asyncpg.Connection, f: AuditFilter, *, prefetch: int = 500
-) -> AsyncIterator[AuditEntry]:
-    """Every matching row, oldest first, through a server-side cursor: memory stays
-    at `prefetch` rows whatever the table's size. Must run inside a transaction."""
+    conn: asyncpg.Connection, f: AuditFilter, *, batch: int = 1000
+) -> AsyncIterator[list[AuditEntry]]:
+    """Every matching row, oldest first, `batch` rows at a time through a server-side
+    cursor: memory stays at one batch whatever the table's size. Must run inside a
+    transaction."""
     where, args = _where(f, 1)
     query = f"SELECT {_COLUMNS} FROM audit_log WHERE {where} ORDER BY created_at, id"  # noqa: S608
-    async for row in conn.cursor(query, *args, prefetch=prefetch):
-        yield _entry(row)
+    cursor = await conn.cursor(query, *args)
+    while rows := await cursor.fetch(batch):
+        yield [_entry(r) for r in rows]
 
 
 async def list_for_user(
