@@ -209,7 +209,11 @@ async def test_following_a_reset_link_sets_a_new_password(client: Client, smtp: 
         page = await context.new_page()
         problems = watch_errors(page)
         await page.goto(base)
+        # Signing up with a taken address says no more than that it may be taken.
         await page.get_by_label("Email").fill(user.email)
+        await page.locator("#password").fill("not the password")
+        await page.get_by_role("button", name="Create account").click()
+        await expect(page.locator("#auth-error")).to_contain_text("its owner has been emailed")
         await page.get_by_role("button", name="Forgot password?").click()
         await expect(page.locator("#account-notice")).to_contain_text(
             "If an account has this email address"
@@ -246,4 +250,5 @@ async def test_following_a_reset_link_sets_a_new_password(client: Client, smtp: 
         await page.get_by_role("button", name="Set new password").click()
         await expect(page.locator("#reset-panel .error")).to_contain_text("already been used")
         await context.close()
-    assert [p for p in problems if "410" not in p] == []
+    # The refused login (401) and the spent link (410) are logged by the browser itself.
+    assert [p for p in problems if "410" not in p and "401" not in p] == []

@@ -216,7 +216,7 @@ def test_sigterm_lets_an_inflight_download_finish(
                 data=big.open("rb"),
                 headers={"Authorization": f"Bearer {token}"},
             )
-            assert r.status == 202, await r.text()
+            assert r.status == 201, await r.text()
             return str((await r.json())["id"])
 
     video_id = asyncio.run(upload())
