@@ -8,6 +8,7 @@ const WORDS = {
   'auth.login_failed': 'Failed login',
   'auth.logout': 'Logged out',
   'auth.refresh_reuse': 'Reused session token: session ended',
+  'auth.register': 'Account created',
   'apikey.create': 'API key created',
   'apikey.revoke': 'API key revoked',
   'user.role_change': 'Role changed',
@@ -20,8 +21,10 @@ const WORDS = {
   'webhook.delete': 'Webhook deleted',
   'admin.audit_export': 'Audit log exported',
   'password.change': 'Password changed',
+  'password.reset_requested': 'Password reset link sent',
   'password.reset': 'Password reset',
   'email.verify': 'Email verified',
+  'email.change': 'Email address changed',
 };
 
 export function actionWords(action) {

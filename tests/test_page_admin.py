@@ -107,9 +107,10 @@ async def test_admin_console_and_security_events(client: Client, sample_mp4: Pat
         await page.locator("#admin-job-operation").press("Enter")
         await expect(jobs.locator("li.admin-job")).to_have_count(0)
 
-        # The audit log, filtered to user changes.
+        # The audit log, filtered to the changes made to the member.
         audit = console.get_by_role("list", name="Audit log")
         await page.locator("#admin-audit-action").fill("user.")
+        await page.locator("#admin-audit-target").fill(member.id)  # not the admin's own row
         await page.locator("#admin-audit-action").press("Enter")
         entries = audit.locator("li.audit-item")
         await expect(entries).to_have_count(3)  # disable, quota, role — newest first
@@ -135,7 +136,7 @@ async def test_admin_console_and_security_events(client: Client, sample_mp4: Pat
         problems = _collect_problems(page, ws_exists)
         await log_in(page, client, other.email, PASSWORD)
         events = page.get_by_role("list", name="Security events")
-        await expect(events.locator("li")).to_have_count(2)  # two logins
+        await expect(events.locator("li")).to_have_count(3)  # the sign-up, two logins
         await expect(events.locator("li").first).to_contain_text("Logged in")
         await expect(page.locator("#admin-console")).to_be_hidden()
         width = await page.evaluate("document.documentElement.scrollWidth")
