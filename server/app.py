@@ -237,6 +237,7 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         mailer=app[appkeys.MAILER],
         settings=app[appkeys.SETTINGS],
         signer=app[appkeys.SIGNER],
+        metrics=app[appkeys.METRICS],
     )
     app[appkeys.OUTBOX] = outbox
     await outbox.start()
@@ -255,7 +256,9 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _webhook_sender_ctx(app: web.Application) -> AsyncIterator[None]:
     # Sends the webhook deliveries that job endings queued in the database.
-    sender = WebhookSender(pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS])
+    sender = WebhookSender(
+        pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS], metrics=app[appkeys.METRICS]
+    )
     app[appkeys.WEBHOOK_SENDER] = sender
     await sender.start()
     try:

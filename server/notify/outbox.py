@@ -24,6 +24,7 @@ from server.db.jobs import job_from_snapshot
 from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.jobs.serializers import job_json, listed_outputs, output_link_maker
 from server.logs import get_logger
+from server.metrics import Metrics
 from server.notify.email import body_for, compose, subject_for
 from server.notify.mailer import Mailer, MailError
 from server.notify.model import Notification
@@ -66,9 +67,11 @@ class Outbox:
         signer: UrlSigner,
         poll_seconds: float | None = None,
         retry_base_seconds: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.pool = pool
         self.mailer = mailer
+        self._metrics = metrics
         self.settings = settings
         self.signer = signer
         self.retry_base_seconds = (
@@ -130,6 +133,7 @@ class Outbox:
         async with self.pool.acquire() as conn:
             status = "sent" if delivered else "not_sent"
             await notifications_db.record_done(conn, n.id, status=status, subject=subject)
+        self._count(n, status)
         log.info("notification_done", status=status, notification_id=str(n.id))
 
     async def _failed(self, n: Notification, subject: str | None, error: str) -> None:
@@ -141,6 +145,7 @@ class Outbox:
             await notifications_db.record_failure(
                 conn, n.id, subject=subject, error=error[:1000], retry_in=retry_in
             )
+        self._count(n, "failed" if final else "retried")
         log.warning(
             "mail_failed" if final else "mail_retry",
             notification_id=str(n.id),
@@ -148,6 +153,10 @@ class Outbox:
             retry_in=retry_in,
             error=error,
         )
+
+    def _count(self, n: Notification, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.emails.labels(n.event, outcome).inc()
 
     async def _body(self, n: Notification) -> str:
         base = base_url(self.settings)

@@ -35,6 +35,7 @@ from server.directuploads.serializers import direct_upload_json
 from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.jobs.serializers import job_json
 from server.logs import get_logger
+from server.metrics import Metrics
 from server.webhooks.model import Delivery, Webhook
 from server.webhooks.ssrf import (
     GuardedResolver,
@@ -101,9 +102,11 @@ class WebhookSender:
         settings: Settings,
         poll_seconds: float | None = None,
         retry_base_seconds: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.pool = pool
         self.settings = settings
+        self._metrics = metrics
         self.allowed = allowed_hosts(settings.webhook_allowed_hosts)
         self.retry_base_seconds = (
             RETRY_BASE_SECONDS if retry_base_seconds is None else retry_base_seconds
@@ -182,6 +185,9 @@ class WebhookSender:
                 error=error,
                 retry_in=retry_in,
             )
+        if self._metrics is not None:
+            outcome = "sent" if delivered else ("failed" if retry_in is None else "retried")
+            self._metrics.webhooks.labels(delivery.event, outcome).inc()
         log.info(
             "webhook_delivered" if delivered else "webhook_failed",
             delivery_id=str(delivery.id),
