@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
+from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ __all__ = [
     "shutdown_tracing",
     "span",
     "tracing_enabled",
+    "untraced",
 ]
 
 # A proxy: a no-op until a provider is installed, then the provider's tracer.
@@ -172,6 +174,20 @@ def span(
         return
     with TRACER.start_as_current_span(name, kind=kind, attributes=attributes) as current:
         yield current
+
+
+@contextmanager
+def untraced() -> Iterator[None]:
+    """Leave the instrumented calls of the block (SQL, HTTP) out of traces: for the
+    background polling that would otherwise be a one-span trace every few seconds."""
+    if _State.provider is None:
+        yield
+        return
+    token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+    try:
+        yield
+    finally:
+        otel_context.detach(token)
 
 
 def mark_error(current: trace.Span, description: str) -> None:

@@ -142,6 +142,13 @@ async def test_upload_job_and_output_fetch_are_one_trace(
         # Served from S3: the read, and aiobotocore's HTTP requests under it.
         (get,) = [s for s in named("storage.get") if fetch in _ancestors(s, by_id)]
         assert any(get in _ancestors(c, by_id) for c in named("", SpanKind.CLIENT))
+    # Background polling (claims, heartbeats, senders) is left out of traces altogether.
+    polled = [
+        s
+        for s in exporter.get_finished_spans()
+        if "SKIP LOCKED" in str((s.attributes or {}).get("db.statement", ""))
+    ]
+    assert polled == []
     # Requests of the instrumented client are CLIENT spans whose SERVER span is a child.
     assert upload_span.parent is not None
     assert by_id[upload_span.parent.span_id].kind == SpanKind.CLIENT

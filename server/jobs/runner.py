@@ -51,7 +51,7 @@ from server.media.sandbox import NO_SANDBOX, Sandbox
 from server.metrics import Metrics
 from server.object_keys import video_prefix
 from server.storage.base import Storage
-from server.tracing import TRACER, SpanKind, context_from_traceparent, mark_error
+from server.tracing import TRACER, SpanKind, context_from_traceparent, mark_error, untraced
 from server.videos.model import Video
 
 log = get_logger("frameflow.jobs")
@@ -266,8 +266,10 @@ class JobRunner:
 
     async def _claim(self) -> Job | None:
         try:
-            async with self.pool.acquire() as conn:
-                job = await state.claim(conn, self.worker_id, self.settings.job_lease_seconds)
+            # Polling, most often for nothing: not a trace of its own every poll.
+            with untraced():
+                async with self.pool.acquire() as conn:
+                    job = await state.claim(conn, self.worker_id, self.settings.job_lease_seconds)
         except _DB_ERRORS as exc:
             log.warning("job_claim_failed", error=str(exc))
             return None
@@ -643,7 +645,8 @@ async def _repeat(action: Callable[[], Awaitable[object]], interval: float) -> N
     """Run `action` every `interval` seconds until cancelled; one failure stops nothing."""
     while True:
         try:
-            await action()
+            with untraced():  # heartbeats and the reaper: polling, not traces
+                await action()
         except Exception:
             log.exception("job_background_error", action=getattr(action, "__name__", "?"))
         await asyncio.sleep(interval)

@@ -29,6 +29,7 @@ from server.notify.email import body_for, compose, subject_for
 from server.notify.mailer import Mailer, MailError
 from server.notify.model import Notification
 from server.serving.signing import UrlSigner
+from server.tracing import untraced
 
 log = get_logger("frameflow.notify")
 
@@ -104,10 +105,11 @@ class Outbox:
 
     async def run_once(self) -> int:
         """Send what is due now; returns how many rows were claimed."""
-        async with self.pool.acquire() as conn:
-            due = await notifications_db.claim_due(
-                conn, limit=BATCH, lease_seconds=CLAIM_LEASE_SECONDS
-            )
+        with untraced():  # polling: a trace only when there is something to send
+            async with self.pool.acquire() as conn:
+                due = await notifications_db.claim_due(
+                    conn, limit=BATCH, lease_seconds=CLAIM_LEASE_SECONDS
+                )
         for notification in due:
             await self._send(notification)
         return len(due)

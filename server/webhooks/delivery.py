@@ -36,6 +36,7 @@ from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.jobs.serializers import job_json
 from server.logs import get_logger
 from server.metrics import Metrics
+from server.tracing import untraced
 from server.webhooks.model import Delivery, Webhook
 from server.webhooks.ssrf import (
     GuardedResolver,
@@ -154,10 +155,11 @@ class WebhookSender:
         return self.settings.webhook_timeout_seconds * 2 + 30
 
     async def run_once(self) -> int:
-        async with self.pool.acquire() as conn:
-            due = await webhooks_db.claim_due(
-                conn, limit=BATCH, lease_seconds=self._lease_seconds()
-            )
+        with untraced():  # polling: a trace only when there is something to send
+            async with self.pool.acquire() as conn:
+                due = await webhooks_db.claim_due(
+                    conn, limit=BATCH, lease_seconds=self._lease_seconds()
+                )
         # Concurrently: one slow receiver must not hold back everyone else's.
         await asyncio.gather(*(self._deliver(d) for d in due))
         return len(due)
