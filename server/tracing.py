@@ -111,7 +111,10 @@ def configure_tracing(
     """Install the SDK and the instrumentations if `OTEL_*` asks for tracing (or
     `exporters` are given, as tests do). Call before `create_app`: the aiohttp
     server instrumentation adds its middleware to applications created after it.
-    Returns whether tracing is on. Idempotent: a second call changes nothing."""
+    Returns whether tracing is on. Idempotent: a second call changes nothing.
+
+    `environ` is where the exporter names, the OTLP protocol and the service name
+    are looked up; the SDK and the exporters read the rest from `os.environ`."""
     if _State.provider is not None:
         return True
     names = requested_exporters(environ)
@@ -127,7 +130,7 @@ def configure_tracing(
 
     all_exporters = [*(_load_exporter(name, environ) for name in names), *exporters]
     attributes: dict[str, str] = {}
-    named = "OTEL_SERVICE_NAME" in environ or "service.name=" in environ.get(
+    named = bool(environ.get("OTEL_SERVICE_NAME")) or "service.name=" in environ.get(
         "OTEL_RESOURCE_ATTRIBUTES", ""
     )
     if not named:
