@@ -75,8 +75,14 @@ def _serve(settings: Settings) -> None:
     from server.app import create_app
     from server.listener import serve_until_signalled
     from server.logs import get_logger
+    from server.tracing import TracingConfigError, configure_tracing
 
-    get_logger().info("starting", settings=settings.describe())
+    try:
+        # Before create_app: the aiohttp instrumentation hooks applications made after it.
+        traced = configure_tracing()
+    except TracingConfigError as exc:
+        raise SystemExit(f"configuration error: {exc}") from None
+    get_logger().info("starting", settings=settings.describe(), tracing=traced)
     # Not web.run_app: the listener adds header deadlines and per-address
     # connection caps that aiohttp's server does not have (server/listener.py).
     asyncio.run(serve_until_signalled(create_app(settings), settings))

@@ -273,6 +273,7 @@ async def _outbox_ctx(app: web.Application) -> AsyncIterator[None]:
         settings=app[appkeys.SETTINGS],
         signer=app[appkeys.SIGNER],
         account_tokens=app[appkeys.ACCOUNT_TOKENS],
+        metrics=app[appkeys.METRICS],
     )
     app[appkeys.OUTBOX] = outbox
     await outbox.start()
@@ -291,7 +292,9 @@ async def _webhooks_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def _webhook_sender_ctx(app: web.Application) -> AsyncIterator[None]:
     # Sends the webhook deliveries that job endings queued in the database.
-    sender = WebhookSender(pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS])
+    sender = WebhookSender(
+        pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS], metrics=app[appkeys.METRICS]
+    )
     app[appkeys.WEBHOOK_SENDER] = sender
     await sender.start()
     try:

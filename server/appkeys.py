@@ -102,3 +102,5 @@ SOCKETS: web.AppKey[weakref.WeakSet[web.WebSocketResponse]] = web.AppKey("socket
 
 # Per-request state.
 REQUEST_ID = web.RequestKey("request_id", str)
+# The server span's W3C context, echoed as `traceresponse` (tracing on only).
+TRACE_RESPONSE = web.RequestKey("trace_response", str)

@@ -1,4 +1,5 @@
-"""structlog set-up: JSON lines, a request id on every line, secrets redacted.
+"""structlog set-up: JSON lines, a request id (and, when tracing is on, the trace
+and span ids) on every line, secrets redacted.
 
 The request id lives in a context variable (bound by the request middleware),
 so every log call made while serving a request carries it without passing
@@ -13,6 +14,8 @@ from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
+
+from server.tracing import add_trace_ids
 
 # Keys whose values must never reach a log line, wherever they appear.
 _SECRET_KEYS = frozenset(
@@ -51,6 +54,7 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        add_trace_ids,
         redact_secrets,
     ]
     structlog.configure(

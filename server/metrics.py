@@ -2,7 +2,8 @@
 
 A registry per app (not the process-global default) keeps two apps in one
 test process from colliding and makes `/metrics` show only Frameflow's own
-series.
+series — plus the standard `process_*` and `python_*` ones, which the default
+registry would have had and a custom one must add itself.
 """
 
 from __future__ import annotations
@@ -11,6 +12,9 @@ from collections.abc import Iterable
 
 import asyncpg
 from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
     CollectorRegistry,
     Counter,
     Gauge,
@@ -22,6 +26,10 @@ from prometheus_client import (
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        # process_cpu_seconds_total, process_resident_memory_bytes, process_open_fds…,
+        # python_info and python_gc_*: the process-wide collectors, shared, read-only.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            self.registry.register(collector)
         self.requests = Counter(
             "frameflow_http_requests",
             "HTTP requests by route template, method and status.",
@@ -123,6 +131,24 @@ class Metrics:
         self.db_pool_max = Gauge(
             "frameflow_db_pool_max_connections",
             "Most connections this instance's database pool may open.",
+            registry=self.registry,
+        )
+
+        # Mail and webhooks, by kind (the event: job.succeeded, direct_upload.completed…).
+        # A retried attempt counts as retried; failed means given up for good.
+        self.emails = Counter(
+            "frameflow_emails",
+            "Email notifications by kind and outcome (sent; not_sent: no SMTP configured, "
+            "written to the log; retried: a failed attempt that will be retried; failed: "
+            "given up after the last attempt).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.webhooks = Counter(
+            "frameflow_webhook_deliveries",
+            "Webhook delivery attempts by kind and outcome (sent: a 2xx; retried: a failed "
+            "attempt that will be retried; failed: given up after the last attempt).",
+            ["kind", "outcome"],
             registry=self.registry,
         )
 

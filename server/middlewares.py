@@ -32,6 +32,7 @@ from server.logs import get_logger
 from server.request_body import continue_withheld
 from server.serving.redact import redact_links
 from server.storage.base import StorageUnavailable
+from server.tracing import current_trace_id, current_traceparent
 
 log = get_logger("frameflow.http")
 
@@ -89,8 +90,14 @@ def _check_request_target(request: web.Request) -> None:
 @web.middleware
 async def request_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    # Tracing on: a request id of our own is the trace id, one id to search logs and traces by.
+    request_id = (
+        incoming if _REQUEST_ID_RE.match(incoming) else (current_trace_id() or uuid.uuid4().hex)
+    )
     request[appkeys.REQUEST_ID] = request_id
+    trace_response = current_traceparent()
+    if trace_response is not None:
+        request[appkeys.TRACE_RESPONSE] = trace_response
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
     started = time.perf_counter()
@@ -185,7 +192,13 @@ async def _answer_and_close(request: web.Request, resp: web.StreamResponse) -> N
 
 
 async def add_request_id_header(request: web.Request, response: web.StreamResponse) -> None:
-    """on_response_prepare: also reaches streamed responses prepared in handlers."""
+    """on_response_prepare: also reaches streamed responses prepared in handlers.
+
+    With tracing on, `traceresponse` (W3C Trace Context level 2) names the
+    server span, so a client that sent its own X-Request-ID still learns the trace."""
     request_id = request.get(appkeys.REQUEST_ID)
     if request_id:
         response.headers["X-Request-ID"] = request_id
+    trace_response = request.get(appkeys.TRACE_RESPONSE)
+    if trace_response:
+        response.headers["traceresponse"] = trace_response

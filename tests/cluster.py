@@ -6,6 +6,7 @@ the shipped deploy/nginx/frameflow.conf.
     nginx.start()
     node = Node.start("api-1", "api", port, env, work_dir)
 
+nginx itself is run by devtools/nginx.py (shared with bench/cluster_bench.py).
 Each process has its own data dir (scratch space) and a log file of JSON lines
 that the tests read to see which instance served what. Everything started here
 is stopped by `stop()`; nothing listens on anything but 127.0.0.1.
@@ -16,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,96 +30,32 @@ from typing import Any
 
 import psutil
 
-ROOT = Path(__file__).resolve().parent.parent
-NGINX_CONF = ROOT / "deploy" / "nginx" / "frameflow.conf"
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 15.0
+from devtools.nginx import (
+    NGINX_CONF,
+    ROOT,
+    STOP_TIMEOUT,
+    Nginx,
+    nginx_binary,
+    render_site,
+    wait_for,
+)
+
+__all__ = [
+    "NGINX_CONF",
+    "Nginx",
+    "Node",
+    "free_port",
+    "nginx_binary",
+    "render_site",
+    "stop_all",
+    "wait_for",
+]
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx",) if Path(p).is_file()), None
-    )
-
-
-def render_site(template: str, *, listen_port: int, upstreams: list[int]) -> str:
-    """The shipped site config with this cluster's ports: the upstream's `server`
-    lines replaced by one per api port, and `listen 80;` by a loopback port."""
-    block = re.search(r"upstream frameflow_api \{\n(.*?)\n\}", template, re.S)
-    assert block is not None, "deploy/nginx/frameflow.conf: no `upstream frameflow_api` block"
-    kept = [line for line in block.group(1).split("\n") if not line.strip().startswith("server ")]
-    servers = [f"    server 127.0.0.1:{port} max_fails=3 fail_timeout=10s;" for port in upstreams]
-    body = "\n".join([*kept, *servers])
-    site = template[: block.start(1)] + body + template[block.end(1) :]
-    site, count = re.subn(
-        r"^(\s*)listen 80;$", rf"\1listen 127.0.0.1:{listen_port};", site, flags=re.M
-    )
-    assert count == 1, "deploy/nginx/frameflow.conf: expected one `listen 80;`"
-    return site
-
-
-class Nginx:
-    """nginx in the foreground with its own prefix, pid file, logs and temp dirs."""
-
-    def __init__(self, prefix: Path, port: int, upstreams: list[int]) -> None:
-        binary = nginx_binary()
-        assert binary is not None
-        self.binary = binary
-        self.prefix = prefix
-        self.port = port
-        prefix.mkdir(parents=True, exist_ok=True)
-        (prefix / "frameflow.conf").write_text(
-            render_site(NGINX_CONF.read_text(), listen_port=port, upstreams=upstreams)
-        )
-        temp = {name: prefix / "temp" / name for name in ("body", "proxy", "fastcgi", "uwsgi")}
-        for path in temp.values():
-            path.mkdir(parents=True, exist_ok=True)
-        (prefix / "nginx.conf").write_text(
-            f"""
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log notice;
-events {{ worker_connections 512; }}
-http {{
-    access_log {prefix}/access.log;
-    client_body_temp_path {temp["body"]};
-    proxy_temp_path {temp["proxy"]};
-    fastcgi_temp_path {temp["fastcgi"]};
-    uwsgi_temp_path {temp["uwsgi"]};
-    scgi_temp_path {prefix}/temp/scgi;
-    include {prefix}/frameflow.conf;
-}}
-"""
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _argv(self, *extra: str) -> list[str]:
-        # -e: even the start-up error log stays in the prefix, never /var/log/nginx.
-        prefix = str(self.prefix)
-        return [self.binary, "-e", f"{prefix}/error.log", "-p", prefix, "-c", "nginx.conf", *extra]
-
-    def start(self) -> None:
-        subprocess.run(self._argv("-t", "-q"), check=True, capture_output=True, timeout=30)
-        with open(self.prefix / "stdout.log", "wb") as out:
-            self.proc = subprocess.Popen(
-                self._argv(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        wait_for(lambda: _port_open(self.port), START_TIMEOUT, "nginx")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            _stop_group(self.proc, signal.SIGTERM)  # fast shutdown: the test is over
 
 
 @dataclass
@@ -226,22 +161,6 @@ def stop_all(nodes: list[Node]) -> None:
     _kill_all(children)
 
 
-def wait_for(check: Any, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what} not ready within {timeout:g} s")
-        time.sleep(0.1)
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 def _children(pid: int) -> list[psutil.Process]:
     try:
         return psutil.Process(pid).children(recursive=True)
@@ -254,13 +173,3 @@ def _kill_all(processes: list[psutil.Process]) -> None:
         with contextlib.suppress(psutil.Error):  # gone already
             process.kill()
     psutil.wait_procs(processes, timeout=STOP_TIMEOUT)
-
-
-def _stop_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(STOP_TIMEOUT)

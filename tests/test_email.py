@@ -177,6 +177,14 @@ async def test_smtp_down_is_recorded_retried_with_backoff_then_sent(
     assert sent["attempts"] >= 3
     assert sent["error"] is None
     assert len(smtp.inbox.messages) == 1
+    assert email_count(client, "job.failed", "retried") == sent["attempts"] - 1
+    assert email_count(client, "job.failed", "sent") == 1
+
+
+def email_count(client: Client, kind: str, outcome: str) -> float:
+    registry = client.server.app[appkeys.METRICS].registry
+    value = registry.get_sample_value("frameflow_emails_total", {"kind": kind, "outcome": outcome})
+    return value or 0.0
 
 
 async def test_a_file_name_cannot_inject_headers(
@@ -242,6 +250,7 @@ async def test_without_smtp_mails_are_logged_and_recorded_not_sent(
     assert len(logged) == 1
     assert logged[0]["to"] == user.email
     assert "FRAMEFLOW_SMTP_HOST" in logged[0]["reason"]
+    assert email_count(client, "job.succeeded", "not_sent") == 1
 
 
 async def test_logged_mails_keep_their_links_but_not_their_signatures(

@@ -66,11 +66,23 @@ def test_the_queries_are_valid_promql(tmp_path: Path) -> None:
 async def test_the_queries_use_metrics_that_metrics_exposes(client: TestClient[Any, Any]) -> None:
     text = await (await client.get("/metrics")).text()
     exposed = set(re.findall(r"^# TYPE (\S+) \S+$", text, re.MULTILINE))
-    used = {name for expr in queries() for name in re.findall(r"\bframeflow_[a-z_]+", expr)}
+    used = {
+        name
+        for expr in queries()
+        for name in re.findall(r"\b(?:frameflow|process|python)_[a-z_]+", expr)
+    }
     assert used
     for name in used:
         base = next((name.removesuffix(s) for s in SUFFIXES if name.endswith(s)), name)
         assert name in exposed or base in exposed, name
     # Every metric of the operator's set has a panel.
-    for name in ("frameflow_jobs", "frameflow_job_duration_seconds", "frameflow_ffmpeg_processes"):
+    for name in (
+        "frameflow_jobs",
+        "frameflow_job_duration_seconds",
+        "frameflow_ffmpeg_processes",
+        "frameflow_emails",
+        "frameflow_webhook_deliveries",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds",
+    ):
         assert any(name in expr for expr in queries()), name

@@ -70,3 +70,22 @@ async def test_promtool_accepts_the_exposition(client: TestClient[Any, Any]) -> 
         [promtool, "check", "metrics"], input=body, capture_output=True, timeout=60, check=False
     )
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+
+
+async def test_the_standard_process_metrics_are_exposed(client: TestClient[Any, Any]) -> None:
+    """The app's own registry carries the collectors the default one would have had."""
+    text = await (await client.get("/metrics")).text()
+    values = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line and not line.startswith("#")
+    }
+    assert values["process_resident_memory_bytes"] > 10 * 1024 * 1024
+    assert values["process_cpu_seconds_total"] > 0
+    assert values["process_open_fds"] >= 3
+    assert values["process_start_time_seconds"] > 1.7e9
+    assert any(name.startswith("python_info{") for name in values)
+    assert any(name.startswith("python_gc_objects_collected_total{") for name in values)
+    # Declared before anything is sent, so dashboards and alerts find the names.
+    for name in ("frameflow_emails", "frameflow_webhook_deliveries"):
+        assert f"# TYPE {name}_total counter" in text

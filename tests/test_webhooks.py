@@ -5,6 +5,7 @@ resolved address checked again at delivery."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import ipaddress
@@ -178,6 +179,33 @@ async def test_a_500_is_retried_with_backoff_until_a_200(
     # A retry is the same delivery: same id, same body; receivers dedupe on it.
     assert receiver.received[0]["body"] == receiver.received[1]["body"]
     assert {r["event"] for r in receiver.received} == {"job.failed"}
+    assert webhook_counts(client, "job.failed") == {"retried": 1, "sent": 1}
+
+
+def webhook_counts(client: Client, kind: str) -> dict[str, float]:
+    """frameflow_webhook_deliveries_total for `kind`, by outcome (zeros left out)."""
+    registry = client.server.app[appkeys.METRICS].registry
+    counts = {
+        outcome: registry.get_sample_value(
+            "frameflow_webhook_deliveries_total", {"kind": kind, "outcome": outcome}
+        )
+        for outcome in ("sent", "retried", "failed")
+    }
+    return {outcome: n for outcome, n in counts.items() if n}
+
+
+async def test_a_receiver_that_keeps_failing_is_given_up_and_counted(
+    client: Client, user: User, video_id: str, receiver: Receiver
+) -> None:
+    sender = client.server.app[appkeys.WEBHOOK_SENDER]
+    sender.settings = dataclasses.replace(sender.settings, notify_max_attempts=2)
+    hook = await register(client, user, receiver.url(), ["job.succeeded"])
+    receiver.secret = hook["secret"]
+    receiver.answers = [503, 503, 503]
+    await run_job(client, user, video_id, "ramp")
+    given_up = await delivery_with(client, user, hook["id"], status="failed")
+    assert (given_up["attempts"], given_up["response_status"]) == (2, 503)
+    assert webhook_counts(client, "job.succeeded") == {"retried": 1, "failed": 1}
 
 
 async def test_a_redirect_is_not_followed(

@@ -27,7 +27,7 @@ CANCEL_CHANNEL = "frameflow_job_cancel"
 _COLUMNS = (
     "id, user_id, video_id, operation, params, status, priority, progress, attempts,"
     " max_attempts, error, worker_id, lease_expires_at, cancel_requested, created_at,"
-    " started_at, finished_at"
+    " started_at, finished_at, traceparent"
 )
 # The same columns qualified, for statements that join (UPDATE ... FROM).
 _JOB_COLUMNS = ", ".join("jobs." + c.strip() for c in _COLUMNS.split(","))
@@ -75,11 +75,13 @@ async def insert_job(
     priority: int,
     max_attempts: int,
     job_id: uuid.UUID | None = None,
+    traceparent: str | None = None,
 ) -> Job:
     row = await conn.fetchrow(
         f"""
-        INSERT INTO jobs (id, user_id, video_id, operation, params, priority, max_attempts)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        INSERT INTO jobs
+            (id, user_id, video_id, operation, params, priority, max_attempts, traceparent)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         RETURNING {_COLUMNS}
         """,  # noqa: S608 - column list is a constant
         job_id or uuid.uuid4(),
@@ -89,6 +91,7 @@ async def insert_job(
         params,
         priority,
         max_attempts,
+        traceparent,
     )
     assert row is not None
     return _job(row)

@@ -37,6 +37,8 @@ class Job:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    # W3C trace context of the request that queued it (tracing on), for the attempts.
+    traceparent: str | None = None
 
 
 @dataclass(frozen=True)

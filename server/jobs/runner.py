@@ -33,6 +33,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
+from opentelemetry import trace
 
 from config.settings import Settings
 from server import data_dirs, scratch
@@ -51,6 +52,7 @@ from server.media.sandbox import NO_SANDBOX, Sandbox
 from server.metrics import Metrics
 from server.object_keys import video_prefix
 from server.storage.base import Storage
+from server.tracing import TRACER, SpanKind, context_from_traceparent, mark_error, untraced
 from server.videos.model import Video
 
 log = get_logger("frameflow.jobs")
@@ -86,6 +88,13 @@ def job_timeout(settings: Settings, video: Video) -> float:
     seconds = float(duration) if isinstance(duration, int | float) else 0.0
     scaled = settings.job_timeout_base_seconds + settings.job_timeout_per_media_second * seconds
     return min(scaled, settings.job_timeout_max_seconds)
+
+
+def _trace_outcome(outcome: _Outcome) -> None:
+    current = trace.get_current_span()
+    current.set_attribute("frameflow.job.outcome", outcome.kind)
+    if outcome.kind == "failed":
+        mark_error(current, outcome.error or "failed")
 
 
 async def _no_publish(_event: JobEventType, _job: Job) -> None:
@@ -261,8 +270,10 @@ class JobRunner:
 
     async def _claim(self) -> Job | None:
         try:
-            async with self.pool.acquire() as conn:
-                job = await state.claim(conn, self.worker_id, self.settings.job_lease_seconds)
+            # Polling, most often for nothing: not a trace of its own every poll.
+            with untraced():
+                async with self.pool.acquire() as conn:
+                    job = await state.claim(conn, self.worker_id, self.settings.job_lease_seconds)
         except _DB_ERRORS as exc:
             log.warning("job_claim_failed", error=str(exc))
             return None
@@ -287,6 +298,22 @@ class JobRunner:
 
     async def _run_attempt(self, attempt: _Attempt) -> None:
         job = attempt.job
+        # A child of the request that queued the job: one trace from upload to output.
+        with TRACER.start_as_current_span(
+            "job.attempt",
+            context=context_from_traceparent(job.traceparent),
+            kind=SpanKind.CONSUMER,
+            attributes={
+                "frameflow.job.id": str(job.id),
+                "frameflow.job.operation": job.operation,
+                "frameflow.job.attempt": job.attempts,
+                "frameflow.worker.id": self.worker_id,
+            },
+        ):
+            await self._run_attempt_traced(attempt)
+
+    async def _run_attempt_traced(self, attempt: _Attempt) -> None:
+        job = attempt.job
         pump = asyncio.create_task(self._pump_progress(attempt), name=f"job-{job.id}-progress")
         try:
             await self.publish("job.started", job)
@@ -296,6 +323,7 @@ class JobRunner:
             except Exception:
                 log.exception("job_attempt_error", job_id=str(job.id), attempt=job.attempts)
                 outcome = _Outcome("failed", error="internal error")
+            _trace_outcome(outcome)
             if self._metrics is not None:
                 outcome_label = "canceled" if outcome.kind == CANCEL else outcome.kind
                 self._metrics.job_duration.labels(job.operation, outcome_label).observe(
@@ -627,7 +655,8 @@ async def _repeat(action: Callable[[], Awaitable[object]], interval: float) -> N
     """Run `action` every `interval` seconds until cancelled; one failure stops nothing."""
     while True:
         try:
-            await action()
+            with untraced():  # heartbeats and the reaper: polling, not traces
+                await action()
         except Exception:
             log.exception("job_background_error", action=getattr(action, "__name__", "?"))
         await asyncio.sleep(interval)

@@ -28,6 +28,7 @@ from server.jobs.operations.protocol import Operation
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.quota.ledger import QuotaLedger
+from server.tracing import current_traceparent
 from server.videos.model import Video
 
 log = get_logger("frameflow.jobs")
@@ -191,6 +192,8 @@ class JobService:
             params=planned.params,
             priority=priority,
             max_attempts=self._settings.job_max_attempts,
+            # The attempts continue this request's trace, on whichever worker.
+            traceparent=current_traceparent(),
         )
         await QuotaLedger.hold_for_job(conn, video.user_id, job.id, planned.estimate)
         return job

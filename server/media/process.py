@@ -27,6 +27,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from server.tracing import mark_error, span
+
 DEFAULT_STDERR_CAP = 64 * 1024
 DEFAULT_STDERR_TAIL_CAP = 8 * 1024
 DEFAULT_KILL_GRACE_SECONDS = 3.0
@@ -147,7 +149,29 @@ async def run_ffmpeg(
     if stdout == asyncio.subprocess.PIPE:
         # Nobody would read it: ffmpeg would block once the pipe is full.
         raise ValueError("use on_stdout to read ffmpeg's stdout")
+    # argv[0] may be the sandbox (bwrap); the arguments carry server-made paths only.
+    with span(
+        "ffmpeg",
+        {"process.executable.name": os.path.basename(argv[0]), "process.args_count": len(argv)},
+    ) as current:
+        result = await _run(
+            argv, timeout, stderr_cap, stderr_tail_cap, stdout, on_stdout, kill_grace
+        )
+        current.set_attribute("process.exit.code", result.returncode)
+        if not result.ok:
+            mark_error(current, f"exit status {result.returncode}")
+        return result
 
+
+async def _run(
+    argv: Sequence[str],
+    timeout: float,  # noqa: ASYNC109
+    stderr_cap: int,
+    stderr_tail_cap: int,
+    stdout: int | IO[Any],
+    on_stdout: Callable[[bytes], None] | None,
+    kill_grace: float,
+) -> FfmpegResult:
     collector = StderrCollector(stderr_cap, stderr_tail_cap)
     proc = await asyncio.create_subprocess_exec(
         *argv,

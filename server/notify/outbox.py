@@ -26,12 +26,14 @@ from server.db.jobs import job_from_snapshot
 from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.jobs.serializers import job_json, listed_outputs, output_link_maker
 from server.logs import get_logger
+from server.metrics import Metrics
 from server.notify.account_email import ACCOUNT_EVENTS, account_mail
 from server.notify.email import body_for, compose, subject_for
 from server.notify.mailer import Mailer, MailError
 from server.notify.model import Notification
 from server.recovery.tokens import AccountTokens
 from server.serving.signing import UrlSigner
+from server.tracing import untraced
 
 log = get_logger("frameflow.notify")
 
@@ -71,9 +73,11 @@ class Outbox:
         account_tokens: AccountTokens,
         poll_seconds: float | None = None,
         retry_base_seconds: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.pool = pool
         self.mailer = mailer
+        self._metrics = metrics
         self.settings = settings
         self.signer = signer
         self.account_tokens = account_tokens
@@ -107,10 +111,11 @@ class Outbox:
 
     async def run_once(self) -> int:
         """Send what is due now; returns how many rows were claimed."""
-        async with self.pool.acquire() as conn:
-            due = await notifications_db.claim_due(
-                conn, limit=BATCH, lease_seconds=CLAIM_LEASE_SECONDS
-            )
+        with untraced():  # polling: a trace only when there is something to send
+            async with self.pool.acquire() as conn:
+                due = await notifications_db.claim_due(
+                    conn, limit=BATCH, lease_seconds=CLAIM_LEASE_SECONDS
+                )
         for notification in due:
             await self._send(notification)
         return len(due)
@@ -140,6 +145,7 @@ class Outbox:
         async with self.pool.acquire() as conn:
             status = "sent" if delivered else "not_sent"
             await notifications_db.record_done(conn, n.id, status=status, subject=subject)
+        self._count(n, status)
         log.info("notification_done", status=status, notification_id=str(n.id))
 
     async def _failed(self, n: Notification, subject: str | None, error: str) -> None:
@@ -151,6 +157,7 @@ class Outbox:
             await notifications_db.record_failure(
                 conn, n.id, subject=subject, error=error[:1000], retry_in=retry_in
             )
+        self._count(n, "failed" if final else "retried")
         log.warning(
             "mail_failed" if final else "mail_retry",
             notification_id=str(n.id),
@@ -164,6 +171,10 @@ class Outbox:
         token_id = n.facts.get("token_id")
         token = None if token_id is None else self.account_tokens.token_for(uuid.UUID(token_id))
         return account_mail(n.event, n.facts, base_url=base_url(self.settings), token=token)
+
+    def _count(self, n: Notification, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.emails.labels(n.event, outcome).inc()
 
     async def _body(self, n: Notification) -> str:
         base = base_url(self.settings)

@@ -20,6 +20,8 @@ from server.storage.base import (
 )
 from server.storage.local import LocalStorage
 from server.storage.s3 import S3Storage
+from server.storage.traced import TracedStorage
+from server.tracing import tracing_enabled
 
 __all__ = [
     "LocalStorage",
@@ -37,11 +39,17 @@ __all__ = [
 
 
 async def open_storage(settings: Settings) -> Storage:
-    """The configured backend, ready to use (directories and bucket exist).
+    """The configured backend, ready to use (directories and bucket exist), with a
+    span around each call when tracing is on.
 
     Raises StorageUnavailable when S3 cannot be reached or the bucket can be
     neither found nor created, so start-up fails with the reason.
     """
+    storage = await _open_backend(settings)
+    return TracedStorage(storage) if tracing_enabled() else storage
+
+
+async def _open_backend(settings: Settings) -> Storage:
     if settings.storage == "local":
         return await LocalStorage.open(settings.data_dir)
     storage = await S3Storage.connect(

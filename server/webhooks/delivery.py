@@ -35,6 +35,8 @@ from server.directuploads.serializers import direct_upload_json
 from server.drain import RETRY_BASE_SECONDS, DrainLoop, next_retry
 from server.jobs.serializers import job_json
 from server.logs import get_logger
+from server.metrics import Metrics
+from server.tracing import untraced
 from server.webhooks.model import Delivery, Webhook
 from server.webhooks.ssrf import (
     GuardedResolver,
@@ -101,9 +103,11 @@ class WebhookSender:
         settings: Settings,
         poll_seconds: float | None = None,
         retry_base_seconds: float | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self.pool = pool
         self.settings = settings
+        self._metrics = metrics
         self.allowed = allowed_hosts(settings.webhook_allowed_hosts)
         self.retry_base_seconds = (
             RETRY_BASE_SECONDS if retry_base_seconds is None else retry_base_seconds
@@ -151,10 +155,11 @@ class WebhookSender:
         return self.settings.webhook_timeout_seconds * 2 + 30
 
     async def run_once(self) -> int:
-        async with self.pool.acquire() as conn:
-            due = await webhooks_db.claim_due(
-                conn, limit=BATCH, lease_seconds=self._lease_seconds()
-            )
+        with untraced():  # polling: a trace only when there is something to send
+            async with self.pool.acquire() as conn:
+                due = await webhooks_db.claim_due(
+                    conn, limit=BATCH, lease_seconds=self._lease_seconds()
+                )
         # Concurrently: one slow receiver must not hold back everyone else's.
         await asyncio.gather(*(self._deliver(d) for d in due))
         return len(due)
@@ -182,6 +187,9 @@ class WebhookSender:
                 error=error,
                 retry_in=retry_in,
             )
+        if self._metrics is not None:
+            outcome = "sent" if delivered else ("failed" if retry_in is None else "retried")
+            self._metrics.webhooks.labels(delivery.event, outcome).inc()
         log.info(
             "webhook_delivered" if delivered else "webhook_failed",
             delivery_id=str(delivery.id),
