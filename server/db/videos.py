@@ -82,6 +82,23 @@ async def get_video(
     return _video(row) if row else None
 
 
+# The partial unique index of sql/020: one library image per user and content.
+IMAGE_SHA256_INDEX = "videos_user_image_sha256_key"
+
+
+async def find_image_by_sha256(
+    conn: asyncpg.Connection, user_id: uuid.UUID, sha256: str
+) -> Video | None:
+    """The user's image of these bytes (the one the unique index holds), if any."""
+    row = await conn.fetchrow(
+        f"""SELECT {_COLUMNS} FROM videos
+            WHERE user_id = $1 AND sha256 = $2 AND kind = 'image' AND sha256_unique""",  # noqa: S608
+        user_id,
+        sha256,
+    )
+    return _video(row) if row else None
+
+
 async def list_videos(
     conn: asyncpg.Connection,
     user_id: uuid.UUID,
