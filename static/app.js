@@ -15,6 +15,7 @@ import {
 } from './videos.js';
 import { initDetails } from './details.js';
 import { initSearch, resetSearch } from './search.js';
+import { clearImages, imagesChanged, initImages, loadImages, removeImage } from './images.js';
 
 let stopLive = null;
 let quotaTimer = null;
@@ -44,6 +45,7 @@ function onLiveEvent(event) {
     applyJobEvent(event);
   } else if (event.type === 'video.ready' && event.video) {
     addVideo(event.video);
+    if (event.video.kind === 'image') imagesChanged();
     refreshVideoNames();
     quotaSoon();
   } else if (event.type === 'video.deleted') {
@@ -53,6 +55,7 @@ function onLiveEvent(event) {
 
 function forgetVideo(id) {
   removeVideo(id);
+  removeImage(id);
   removeJobsOfVideo(id);
   if (shownVideoId() === id) hidePlayer();
   quotaSoon();
@@ -75,6 +78,7 @@ async function enter() {
     // Videos first: job rows show their video's name.
     await loadVideos();
     await loadJobs();
+    await loadImages();
   } catch (err) {
     announce(`Could not load your videos: ${err.message}`);
   }
@@ -88,6 +92,7 @@ function leave() {
   hidePlayer();
   clearJobs();
   clearVideos();
+  clearImages();
   resetSearch();
   $('#app').hidden = true;
   $('#account').hidden = true;
@@ -143,6 +148,7 @@ async function main() {
     },
   });
   initVideos($('#videos'), $('#videos-empty'), openVideo);
+  initImages({ list: $('#images'), empty: $('#images-empty') }, openVideo);
   initSearch(
     {
       form: $('#search-form'),
@@ -167,6 +173,7 @@ async function main() {
     {
       onUploaded(video) {
         addVideo(video);
+        if (video.kind === 'image') imagesChanged();
         quotaSoon();
       },
       onJobs(jobs) {
