@@ -44,7 +44,7 @@ async def test_an_uploaded_image_shows_in_the_images_panel(
         item = page.locator("button.image-item")
         await expect(item).to_have_count(1)
         await expect(page.locator("#images-empty")).to_be_hidden()
-        await expect(item).to_contain_text("1200×600")
+        await expect(item).to_contain_text("1200\u00d7600")
         await expect(item).to_contain_text("Canon EOS R5")
         thumb = item.locator("img")
         await expect(thumb).to_have_attribute("alt", "harbour.jpg")
