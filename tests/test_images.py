@@ -279,6 +279,34 @@ async def test_identical_uploads_at_once_make_one_image(
     assert len(leftovers(client.app)) == 2  # the image and its thumbnail
 
 
+async def test_uploads_racing_to_insert_the_same_image_make_one(
+    client: TestClient[Any, Any], user: User
+) -> None:
+    """Deterministic race: all three pass the early check and reach the insert's
+    transaction while a lock holds the table; the first wins, the unique index
+    sends the others to it."""
+    data = photo(400, 400, fmt="PNG", seed=11)
+    pool = client.app[appkeys.POOL]
+    async with pool.acquire() as locker, pool.acquire() as watcher:
+        lock = locker.transaction()
+        await lock.start()
+        # Reads go on (the early check); inserts wait.
+        await locker.execute("LOCK TABLE videos IN EXCLUSIVE MODE")
+        uploads = [asyncio.create_task(via_put(client, user, data, f"{i}.png")) for i in range(3)]
+        async with asyncio.timeout(120):  # a hang guard only
+            # One waits on the table, the others on the user's row (the quota) it holds.
+            waiting = "SELECT count(DISTINCT pid) FROM pg_locks WHERE NOT granted"
+            while await watcher.fetchval(waiting) < 3:  # noqa: ASYNC110 - polls the database
+                await asyncio.sleep(0.05)
+        await lock.rollback()
+    answers = await asyncio.gather(*uploads)
+    assert sorted(r.status for r in answers) == [200, 200, 201]
+    assert len({(await r.json())["id"] for r in answers}) == 1
+    assert await video_rows(client) == 1
+    assert await used_bytes(client, user) == len(data)
+    assert len(leftovers(client.app)) == 2
+
+
 async def test_another_user_uploading_the_same_bytes_gets_their_own(
     client: TestClient[Any, Any], user: User
 ) -> None:

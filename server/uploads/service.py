@@ -440,6 +440,12 @@ class UploadService:
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
     ) -> StoredUpload:
+        if candidate.kind == "image":
+            # The common duplicate costs no decoding and writes nothing; the check
+            # in the insert's transaction below is the one that is race-safe.
+            duplicate = await self._known_image(candidate, conn, before_insert)
+            if duplicate is not None:
+                return duplicate
         async with AsyncExitStack() as derived:
             try:
                 async with self._storage.local_path(candidate.storage_key) as path:
@@ -517,6 +523,18 @@ class UploadService:
         # do not fit beside the upload itself.
         jobs = await self._jobs.queue_planned(conn, video, planned)
         return StoredUpload(video, jobs)
+
+    async def _known_image(
+        self,
+        candidate: Video,
+        conn: asyncpg.Connection | None,
+        before_insert: BeforeInsert | None,
+    ) -> StoredUpload | None:
+        async with self._transaction(conn) as tx:
+            existing = await videos_db.find_image_by_sha256(tx, candidate.user_id, candidate.sha256)
+            if existing is None:
+                return None
+            return await self._duplicate(tx, existing, before_insert)
 
     @staticmethod
     async def _duplicate(
