@@ -307,6 +307,29 @@ async def test_uploads_racing_to_insert_the_same_image_make_one(
     assert len(leftovers(client.app)) == 2
 
 
+async def test_uploading_an_expired_image_again_keeps_it(
+    client: TestClient[Any, Any], user: User
+) -> None:
+    data = photo(300, 300, fmt="PNG", seed=5)
+    resp = await via_put(client, user, data, "a.png")
+    image_id = (await resp.json())["id"]
+    async with client.app[appkeys.POOL].acquire() as conn:
+        # Expired, and not yet swept.
+        await conn.execute(
+            "UPDATE videos SET expires_at = now() - interval '1 minute' WHERE id = $1::uuid",
+            image_id,
+        )
+    resp = await via_put(client, user, data, "b.png")
+    assert resp.status == 200, await resp.text()
+    assert (await resp.json())["id"] == image_id
+    async with client.app[appkeys.POOL].acquire() as conn:
+        left = await conn.fetchval(
+            "SELECT expires_at - now() FROM videos WHERE id = $1::uuid", image_id
+        )
+    ttl = client.app[appkeys.SETTINGS].video_ttl_seconds
+    assert left.total_seconds() > ttl - 60
+
+
 async def test_another_user_uploading_the_same_bytes_gets_their_own(
     client: TestClient[Any, Any], user: User
 ) -> None:

@@ -99,6 +99,21 @@ async def find_image_by_sha256(
     return _video(row) if row else None
 
 
+async def renew_expiry(
+    conn: asyncpg.Connection, video_id: uuid.UUID, ttl_seconds: int
+) -> Video | None:
+    """Keep the video at least `ttl_seconds` from now; None when it is gone (the
+    sweep took it first: it re-checks the expiry under its row lock)."""
+    row = await conn.fetchrow(
+        f"""UPDATE videos
+            SET expires_at = GREATEST(expires_at, now() + make_interval(secs => $2))
+            WHERE id = $1 RETURNING {_COLUMNS}""",  # noqa: S608
+        video_id,
+        float(ttl_seconds),
+    )
+    return _video(row) if row else None
+
+
 async def list_videos(
     conn: asyncpg.Connection,
     user_id: uuid.UUID,

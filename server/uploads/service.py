@@ -173,6 +173,13 @@ def refused_by_client(exc: BaseException) -> bool:
     return isinstance(exc, HTTPError) and exc.status < 500
 
 
+def _image_changed() -> Conflict:
+    return Conflict(
+        "An identical image was deleted while this one was stored; upload it again",
+        code="upload_changed",
+    )
+
+
 def _unsupported() -> UnsupportedMediaType:
     return UnsupportedMediaType(
         "Not a supported video or image (mp4/mov, webm/mkv, avi, mpeg-ts, jpeg, png, webp)"
@@ -443,7 +450,7 @@ class UploadService:
         if candidate.kind == "image":
             # The common duplicate costs no decoding and writes nothing; the check
             # in the insert's transaction below is the one that is race-safe.
-            duplicate = await self._known_image(candidate, conn, before_insert)
+            duplicate = await self._known_image(candidate, ttl_seconds, conn, before_insert)
             if duplicate is not None:
                 return duplicate
         async with AsyncExitStack() as derived:
@@ -479,7 +486,7 @@ class UploadService:
                     conn, candidate.user_id, candidate.sha256
                 )
                 if existing is not None:
-                    return await self._duplicate(conn, existing, before_insert)
+                    return await self._duplicate(conn, existing, ttl_seconds, before_insert)
             try:
                 # A savepoint: losing the race to an identical image rolls back
                 # only this, and the transaction goes on to name the winner.
@@ -492,8 +499,8 @@ class UploadService:
                 conn, candidate.user_id, candidate.sha256
             )
             if existing is None:  # the winner was deleted meanwhile: let the client retry
-                raise Conflict("An identical image changed meanwhile", code="upload_changed")
-            return await self._duplicate(conn, existing, before_insert)
+                raise _image_changed()
+            return await self._duplicate(conn, existing, ttl_seconds, before_insert)
 
     async def _insert(
         self,
@@ -527,6 +534,7 @@ class UploadService:
     async def _known_image(
         self,
         candidate: Video,
+        ttl_seconds: int,
         conn: asyncpg.Connection | None,
         before_insert: BeforeInsert | None,
     ) -> StoredUpload | None:
@@ -534,17 +542,24 @@ class UploadService:
             existing = await videos_db.find_image_by_sha256(tx, candidate.user_id, candidate.sha256)
             if existing is None:
                 return None
-            return await self._duplicate(tx, existing, before_insert)
+            return await self._duplicate(tx, existing, ttl_seconds, before_insert)
 
     @staticmethod
     async def _duplicate(
-        conn: asyncpg.Connection, existing: Video, before_insert: BeforeInsert | None
+        conn: asyncpg.Connection,
+        existing: Video,
+        ttl_seconds: int,
+        before_insert: BeforeInsert | None,
     ) -> StoredUpload:
         """The upload is an image the user has: the caller's row changes still
-        commit (naming it), nothing is charged and no job is queued."""
+        commit (naming it), nothing is charged and no job is queued. Uploading it
+        again keeps it at least as long as this upload asked."""
+        renewed = await videos_db.renew_expiry(conn, existing.id, ttl_seconds)
+        if renewed is None:
+            raise _image_changed()
         if before_insert is not None:
-            await before_insert(conn, existing.id)
-        return StoredUpload(existing, [], duplicate=True)
+            await before_insert(conn, renewed.id)
+        return StoredUpload(renewed, [], duplicate=True)
 
     def _transaction(
         self, conn: asyncpg.Connection | None
