@@ -360,12 +360,13 @@ async def thumbnail_bytes(client: TestClient[Any, Any], image: dict[str, Any]) -
     return await resp.read()
 
 
+@pytest.mark.parametrize(("fmt", "ext"), [("JPEG", "jpg"), ("PNG", "png"), ("WEBP", "webp")])
 async def test_exif_is_read_and_stripped_from_original_and_thumbnail(
-    client: TestClient[Any, Any], user: User
+    client: TestClient[Any, Any], user: User, fmt: str, ext: str
 ) -> None:
-    data = photo(800, 600, exif=camera_exif())
+    data = photo(800, 600, fmt=fmt, exif=camera_exif())
     assert has_gps_or_camera(data)
-    resp = await via_put(client, user, data, "holiday.jpg")
+    resp = await via_put(client, user, data, f"holiday.{ext}")
     assert resp.status == 201, await resp.text()
     video = await resp.json()
     exif = video["metadata"]["exif"]
@@ -393,7 +394,7 @@ async def test_exif_is_read_and_stripped_from_original_and_thumbnail(
     assert await used_bytes(client, user) == video["size"]
     # The upload as sent is gone; the stripped copy and the thumbnail stay.
     assert sorted(k.rsplit("/", 1)[1] for k in leftovers(client.app)) == [
-        "image.jpg",
+        f"image.{ext}",
         "thumbnail.jpg",
     ]
 
