@@ -207,6 +207,27 @@ class Settings:
         256 * 1024, "Read size when streaming request bodies (memory per upload ~ this)."
     )
 
+    # --- images -----------------------------------------------------------------
+    image_max_bytes: int = _setting(
+        10 * 1000 * 1000, "Largest accepted image upload (JPEG, PNG, WebP), in bytes (422 above)."
+    )
+    image_min_side: int = _setting(
+        256, "Smallest accepted width and height of an uploaded image, in pixels (422 below)."
+    )
+    image_max_side: int = _setting(
+        4096, "Largest accepted width and height of an uploaded image, in pixels (422 above)."
+    )
+    image_max_pixels: int = _setting(
+        4096 * 4096,
+        "Pillow's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`): an image declaring "
+        "more pixels is refused before it is decoded.",
+    )
+    image_strip_exif: bool = _setting(
+        True,
+        "Rewrite an uploaded image without its EXIF (GPS, camera, ...) before it is stored; "
+        "only the orientation is kept. Thumbnails never carry EXIF whatever this says.",
+    )
+
     # --- resumable uploads (tus) ----------------------------------------------
     tus_upload_ttl_seconds: int = _setting(
         24 * 3600,
@@ -519,6 +540,14 @@ def _validate(s: Settings) -> None:
     need(_are_networks(s.trusted_proxies), "trusted_proxies", "must be IP addresses or CIDRs")
     need(s.signed_url_ttl_seconds > 0, "signed_url_ttl_seconds", "must be positive")
     need(s.upload_chunk_bytes >= 4096, "upload_chunk_bytes", "must be at least 4096")
+    need(s.image_max_bytes > 0, "image_max_bytes", "must be positive")
+    need(s.image_min_side >= 1, "image_min_side", "must be at least 1")
+    need(s.image_max_side >= s.image_min_side, "image_max_side", "must be at least image_min_side")
+    need(
+        s.image_max_pixels >= s.image_max_side * s.image_min_side,
+        "image_max_pixels",
+        "must allow an image of image_max_side by image_min_side",
+    )
     need(s.shutdown_grace_seconds >= 0, "shutdown_grace_seconds", "must not be negative")
     need(s.header_timeout_seconds > 0, "header_timeout_seconds", "must be positive")
     need(s.body_idle_timeout_seconds > 0, "body_idle_timeout_seconds", "must be positive")

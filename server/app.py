@@ -27,6 +27,7 @@ from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
 from server.db.pool import open_database, resolve_database_url
 from server.directuploads.service import DirectUploadService
+from server.images.service import ImageService
 from server.jobs.operations import registry
 from server.jobs.operations.catalog import OperationCatalog
 from server.jobs.operations.protocol import Operation
@@ -102,6 +103,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.auth.routes import add_routes as auth_routes
     from server.directuploads.routes import add_routes as direct_upload_routes
     from server.health.routes import add_routes as ops_routes
+    from server.images.routes import add_routes as image_routes
     from server.jobs.operation_routes import add_routes as operation_routes
     from server.jobs.output_routes import add_routes as output_routes
     from server.jobs.routes import add_routes as job_routes
@@ -130,6 +132,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         direct_upload_routes,
         search_routes,  # before video_routes: /videos/suggest is not a video id
         video_routes,
+        image_routes,
         job_routes,
         operation_routes,
         output_routes,
@@ -353,6 +356,8 @@ async def _search_ctx(app: web.Application) -> AsyncIterator[None]:
     search = SearchService(pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS])
     await search.prepare()
     app[appkeys.SEARCH] = search
+    # The image library lists through the search (kind fixed to image).
+    app[appkeys.IMAGES] = ImageService(pool=app[appkeys.POOL], search=search)
     yield
 
 

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from server.auth.tokens import TokenService
     from server.cleanup.task import CleanupTask
     from server.directuploads.service import DirectUploadService
+    from server.images.service import ImageService
     from server.jobs.operations.catalog import OperationCatalog
     from server.jobs.operations.protocol import Operation
     from server.jobs.runner import JobRunner
@@ -80,6 +81,7 @@ QUOTA: web.AppKey[QuotaLedger] = web.AppKey("quota")
 VIDEOS: web.AppKey[VideoService] = web.AppKey("videos")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 SEARCH: web.AppKey[SearchService] = web.AppKey("search")
+IMAGES: web.AppKey[ImageService] = web.AppKey("images")
 SHARES: web.AppKey[ShareService] = web.AppKey("shares")
 UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 TUS: web.AppKey[TusService] = web.AppKey("tus")

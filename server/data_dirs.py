@@ -7,6 +7,7 @@ module names the directories on local disk:
       objects/          local storage backend (objects/.tmp: writers' temp files)
       work/<job>-<n>/   scratch of one job attempt, removed when it ends
       tmp/s3/           S3 objects copied to disk for ffmpeg (`Storage.local_path`)
+      tmp/images/<n>/   an image upload's stripped copy and thumbnail, until stored
       postgres/         the embedded PostgreSQL, when no DATABASE_URL is set
       jwt_secret        the signing secret, when none is configured
 """
@@ -41,6 +42,10 @@ def tmp_dir(data_dir: Path) -> Path:
 
 def s3_copies_dir(data_dir: Path) -> Path:
     return tmp_dir(data_dir) / "s3"
+
+
+def image_scratch_dir(data_dir: Path) -> Path:
+    return tmp_dir(data_dir) / "images"
 
 
 def postgres_dir(data_dir: Path) -> Path:

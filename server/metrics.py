@@ -63,7 +63,7 @@ class Metrics:
         # retry: a finished resumable upload kept after a server error, to complete later.
         self.uploads = Counter(
             "frameflow_uploads",
-            "Finished uploads by outcome (stored, rejected, aborted, retry).",
+            "Finished uploads by outcome (stored, duplicate, rejected, aborted, retry).",
             ["outcome"],
             registry=self.registry,
         )

@@ -22,6 +22,16 @@ def source_key(user_id: uuid.UUID, video_id: uuid.UUID) -> str:
     return video_prefix(user_id, video_id) + "source"
 
 
+def image_key(user_id: uuid.UUID, video_id: uuid.UUID, extension: str) -> str:
+    """An image as stored after its EXIF was stripped (the upload stays at `source`
+    until the image's row is committed, then goes)."""
+    return video_prefix(user_id, video_id) + f"image.{extension}"
+
+
+def image_thumbnail_key(user_id: uuid.UUID, video_id: uuid.UUID) -> str:
+    return video_prefix(user_id, video_id) + "thumbnail.jpg"
+
+
 @dataclass(frozen=True)
 class VideoPrefix:
     """The video prefix that holds a key, as `video_prefix_of` found it."""

@@ -18,6 +18,7 @@ import { initSearch, resetSearch } from './search.js';
 import { hideAdminConsole, showAdminConsole } from './admin.js';
 import { hideSecurityEvents, showSecurityEvents } from './security-events.js';
 import { accountEntered, accountLeft, initAccount } from './account.js';
+import { clearImages, imagesChanged, initImages, loadImages, removeImage } from './images.js';
 
 let stopLive = null;
 let quotaTimer = null;
@@ -47,6 +48,7 @@ function onLiveEvent(event) {
     applyJobEvent(event);
   } else if (event.type === 'video.ready' && event.video) {
     addVideo(event.video);
+    if (event.video.kind === 'image') imagesChanged();
     refreshVideoNames();
     quotaSoon();
   } else if (event.type === 'video.deleted') {
@@ -56,6 +58,7 @@ function onLiveEvent(event) {
 
 function forgetVideo(id) {
   removeVideo(id);
+  removeImage(id);
   removeJobsOfVideo(id);
   if (shownVideoId() === id) hidePlayer();
   quotaSoon();
@@ -79,6 +82,7 @@ async function enter() {
     // Videos first: job rows show their video's name.
     await loadVideos();
     await loadJobs();
+    await loadImages();
   } catch (err) {
     announce(`Could not load your videos: ${err.message}`);
   }
@@ -94,6 +98,7 @@ function leave() {
   hidePlayer();
   clearJobs();
   clearVideos();
+  clearImages();
   resetSearch();
   hideSecurityEvents($('#security-events'));
   hideAdminConsole($('#admin-console'));
@@ -155,6 +160,7 @@ async function main() {
     },
   });
   initVideos($('#videos'), $('#videos-empty'), openVideo);
+  initImages({ list: $('#images'), empty: $('#images-empty') }, openVideo);
   initSearch(
     {
       form: $('#search-form'),
@@ -179,6 +185,7 @@ async function main() {
     {
       onUploaded(video) {
         addVideo(video);
+        if (video.kind === 'image') imagesChanged();
         quotaSoon();
       },
       onJobs(jobs) {

@@ -145,7 +145,7 @@ def _tag_rotation(source: Path, target: Path, clockwise: int, muxer: str) -> Non
         )
 
 
-def make_image(path: str | Path, fmt: str = "png", *, width: int = 320, height: int = 240) -> Path:
+def make_image(path: str | Path, fmt: str = "png", *, width: int = 320, height: int = 256) -> Path:
     """A single test-pattern image at ``path``; ``fmt`` is jpeg (jpg), png or webp."""
     path = Path(path)
     if fmt not in _IMAGE_CODECS:

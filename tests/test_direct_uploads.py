@@ -113,7 +113,8 @@ async def test_size_and_type_are_enforced_and_a_refusal_leaves_the_url_usable(
     assert (await state_of(client, user, images["id"]))["status"] == "done"
     async with client.app[appkeys.POOL].acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM videos") == 1
-    assert len(leftovers(client.app)) == 1  # the refused files left nothing behind
+    # The refused files left nothing behind: only the image and its thumbnail.
+    assert len(leftovers(client.app)) == 2
 
 
 async def test_expired_and_canceled_urls_are_dead(

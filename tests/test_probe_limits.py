@@ -82,11 +82,10 @@ async def test_a_huge_picture_is_refused_before_it_is_decoded(
         resp = await client.put("/api/v1/uploads/bomb.png", data=png, headers=user.headers)
     body = await resp.json()
     assert resp.status == 422, body
-    assert body["error"]["code"] == "undecodable"
-    # The message names the picture and the limit that refused it.
-    assert "16000x16000" in body["error"]["message"]
-    assert f"the {settings.max_pixels} pixels allowed" in body["error"]["message"]
-    # ffmpeg refused the size while reading the header: no frame was allocated
+    # Pillow's decompression-bomb limit refuses it first; the answer names the limit.
+    assert body["error"]["code"] == "image_too_many_pixels"
+    assert str(settings.image_max_pixels) in body["error"]["message"]
+    # Refused while reading the header: no frame was allocated
     # (decoding it took ~785 MB before).
     assert memory.peak_rss < 150 * MiB, memory.peak_rss
     assert leftovers(client.app) == []

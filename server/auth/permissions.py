@@ -116,6 +116,10 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("DELETE", "/api/v1/videos/{id}"): VIDEOS_WRITE,
     ("GET", "/api/v1/videos/{id}/content"): VIDEOS_READ,
     ("GET", "/api/v1/videos/{id}/content-url"): VIDEOS_READ,
+    ("GET", "/api/v1/images"): VIDEOS_READ,
+    ("GET", "/api/v1/images/{id}"): VIDEOS_READ,
+    # Bearer, or the signed query of the image's thumbnail URL (checked by the handler).
+    ("GET", "/api/v1/images/{id}/thumbnail"): VIDEOS_READ,
     ("POST", "/api/v1/videos/{id}/jobs"): JOBS_WRITE,
     ("GET", "/api/v1/jobs"): VIDEOS_READ,
     ("GET", "/api/v1/jobs/{id}"): VIDEOS_READ,

@@ -125,6 +125,12 @@ async def set_length(conn: asyncpg.Connection, upload_id: uuid.UUID, length: int
     return _upload(row)
 
 
+async def set_video_id(conn: asyncpg.Connection, upload_id: uuid.UUID, video_id: uuid.UUID) -> None:
+    """Called by server.tus.state only: a completed upload that became an image
+    already in the library names that image."""
+    await conn.execute("UPDATE tus_uploads SET video_id = $2 WHERE id = $1", upload_id, video_id)
+
+
 async def change_status(
     conn: asyncpg.Connection,
     upload_id: uuid.UUID,

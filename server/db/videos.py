@@ -82,6 +82,38 @@ async def get_video(
     return _video(row) if row else None
 
 
+# The partial unique index of sql/020: one library image per user and content.
+IMAGE_SHA256_INDEX = "videos_user_image_sha256_key"
+
+
+async def find_image_by_sha256(
+    conn: asyncpg.Connection, user_id: uuid.UUID, sha256: str
+) -> Video | None:
+    """The user's image of these bytes (the one the unique index holds), if any."""
+    row = await conn.fetchrow(
+        f"""SELECT {_COLUMNS} FROM videos
+            WHERE user_id = $1 AND sha256 = $2 AND kind = 'image' AND sha256_unique""",  # noqa: S608
+        user_id,
+        sha256,
+    )
+    return _video(row) if row else None
+
+
+async def renew_expiry(
+    conn: asyncpg.Connection, video_id: uuid.UUID, ttl_seconds: int
+) -> Video | None:
+    """Keep the video at least `ttl_seconds` from now; None when it is gone (the
+    sweep took it first: it re-checks the expiry under its row lock)."""
+    row = await conn.fetchrow(
+        f"""UPDATE videos
+            SET expires_at = GREATEST(expires_at, now() + make_interval(secs => $2))
+            WHERE id = $1 RETURNING {_COLUMNS}""",  # noqa: S608
+        video_id,
+        float(ttl_seconds),
+    )
+    return _video(row) if row else None
+
+
 async def list_videos(
     conn: asyncpg.Connection,
     user_id: uuid.UUID,

@@ -217,17 +217,20 @@ def _cors(request: web.Request, upload: DirectUpload) -> dict[str, str]:
         tag="uploads",
         body_forms={"application/octet-stream": {"type": "string", "format": "binary"}},
         path_schemas=_TOKEN,
-        ok={201: Answer("Stored: the creator's video", obj(["id"]))},
+        ok={
+            201: Answer("Stored: the creator's video", obj(["id"])),
+            200: Answer("An image the creator already has (same bytes): that image", obj(["id"])),
+        },
         errors={
             400: "`incomplete_body`",
             403: "`account_disabled`: the URL's creator is disabled",
             404: "`direct_upload_not_found`",
-            409: "`direct_upload_in_progress`",
+            409: "`direct_upload_in_progress` or `upload_changed`",
             410: "`direct_upload_used`, `direct_upload_expired` or `direct_upload_canceled`",
             411: "`length_required`",
             413: "`payload_too_large` (over the URL's `max_size`) or `quota_exceeded`",
             415: "`type_not_allowed` or `unsupported_media_type`",
-            422: "The file cannot be decoded",
+            422: "`undecodable`, or an image over a limit (`image_too_large`, ...)",
         },
     )
 )
@@ -249,7 +252,8 @@ async def put(request: web.Request) -> web.Response:
         raise
     body = video_json(stored.video)
     body["jobs"] = [job_json(job) for job in stored.jobs]
-    return web.json_response(body, status=201, headers=cors)
+    status = 200 if stored.duplicate else 201
+    return web.json_response(body, status=status, headers=cors)
 
 
 @described(

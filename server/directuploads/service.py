@@ -176,8 +176,8 @@ class DirectUploadService:
         upload = await self._start(token, declared_size)
         video_id = uuid.uuid4()
 
-        async def mark_done(conn: asyncpg.Connection) -> None:
-            if await state.finish(conn, upload, video_id) is None:
+        async def mark_done(conn: asyncpg.Connection, stored_id: uuid.UUID) -> None:
+            if await state.finish(conn, upload, stored_id) is None:
                 raise Gone("This upload URL was canceled", code="direct_upload_canceled")
 
         try:
@@ -197,7 +197,11 @@ class DirectUploadService:
             await asyncio.shield(self._release(upload))
             raise
         done = await self.get(upload.user_id, upload.id)
-        log.info("direct_upload_completed", direct_upload_id=str(upload.id), video_id=str(video_id))
+        log.info(
+            "direct_upload_completed",
+            direct_upload_id=str(upload.id),
+            video_id=str(stored.video.id),
+        )
         self._publisher.direct_upload_completed(done)
         return done, stored
 

@@ -418,8 +418,8 @@ class TusService:
         sha256 = await self._sha256(upload, info.size)
         operations = self._uploads.parse_process(",".join(upload.process))
 
-        async def mark_completed(tx: asyncpg.Connection) -> None:
-            if await state.complete(tx, upload) is None:
+        async def mark_completed(tx: asyncpg.Connection, video_id: uuid.UUID) -> None:
+            if await state.complete(tx, upload, video_id) is None:
                 raise Conflict("The upload changed under this request", code="upload_changed")
 
         try:

@@ -8,6 +8,7 @@ ends an upload gives its quota hold back in the same transaction.
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import asyncpg
@@ -59,14 +60,20 @@ async def start_completing(
     return await tus_db.change_status(conn, upload.id, UPLOADING, COMPLETING, storage=storage)
 
 
-async def complete(conn: asyncpg.Connection, upload: TusUpload) -> TusUpload | None:
+async def complete(
+    conn: asyncpg.Connection, upload: TusUpload, video_id: uuid.UUID
+) -> TusUpload | None:
     """completing → completed, inside the transaction that inserts the video: the hold
-    is given back there, just before the video itself is charged."""
+    is given back there, just before the video itself is charged. `video_id` is the
+    video it became: another one than planned when the bytes are an image already in
+    the user's library."""
     _check(upload, COMPLETED)
     async with conn.transaction():
         done = await tus_db.change_status(conn, upload.id, COMPLETING, COMPLETED)
         if done is not None:
             await QuotaLedger.release_tus(conn, upload.user_id, upload.id)
+            if video_id != upload.video_id:
+                await tus_db.set_video_id(conn, upload.id, video_id)
         return done
 
 

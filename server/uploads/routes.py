@@ -35,8 +35,14 @@ UPLOAD_ERRORS = {
     400: "`invalid_field`, `invalid_multipart`, `missing_file` or `incomplete_body`",
     413: "`payload_too_large` or `quota_exceeded`",
     415: "`unsupported_media_type` (not a video or image) or `expected_multipart`",
-    422: "The file cannot be decoded",
+    409: "`upload_changed`: an identical image was deleted while this one was stored",
+    422: "`undecodable`, or an image over a limit: `image_too_large`, `image_too_small`, "
+    "`image_dimensions`, `image_too_many_pixels`",
     429: "`rate_limited`",
+}
+UPLOADED = {
+    201: Answer("Stored and probed", ref("Uploaded")),
+    200: Answer("An image the caller already has (same bytes): that image", ref("Uploaded")),
 }
 
 
@@ -47,7 +53,7 @@ UPLOAD_ERRORS = {
         body_forms={"application/octet-stream": {"type": "string", "format": "binary"}},
         params=UPLOAD_PARAMS,
         path_schemas={"filename": {"type": "string", "minLength": 1}},
-        ok={201: Answer("Stored and probed", ref("Uploaded"))},
+        ok=UPLOADED,
         errors=UPLOAD_ERRORS | {411: "`length_required`: no body"},
     )
 )
@@ -85,7 +91,7 @@ async def put_upload(request: web.Request) -> web.Response:
             )
         },
         params=UPLOAD_PARAMS,
-        ok={201: Answer("Stored and probed", ref("Uploaded"))},
+        ok=UPLOADED,
         errors=UPLOAD_ERRORS,
     )
 )
@@ -153,7 +159,8 @@ def _refuse_partial_put(request: web.Request) -> None:
 def _created(stored: StoredUpload) -> web.Response:
     body = video_json(stored.video)
     body["jobs"] = [job_json(job) for job in stored.jobs]
-    return web.json_response(body, status=201)
+    # 200: the same bytes are an image the caller already has; nothing new was stored.
+    return web.json_response(body, status=200 if stored.duplicate else 201)
 
 
 def add_routes(app: web.Application) -> None:

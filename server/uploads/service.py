@@ -8,6 +8,16 @@ Order matters for "nothing is lost, nothing is left behind":
 4. reserve quota and insert the row in one transaction (any failure deletes
    the object). The row is visible only once the object is complete.
 
+An image (sniffed JPEG, PNG or WebP) also goes through `ImageIntake`
+(uploads/images.py): over `image_max_bytes` it is refused mid-stream (422
+`image_too_large`); at step 3 Pillow checks its dimensions and pixel count
+(422 naming the limit) before ffmpeg probes it, reads its EXIF into the
+metadata, and the thumbnail and the copy without EXIF are stored; the upload
+as sent is deleted once the row is committed. At step 4 an image whose
+uploaded bytes the user already has (same SHA-256; a partial unique index
+makes it race-safe) is not inserted: every object of this upload is deleted,
+nothing is charged, and the existing image is returned (`duplicate`).
+
 `accept_stored` is the same road for an object that is already in storage
 (a finished resumable upload): it sniffs the object's first bytes, then
 joins at step 3. Its caller can ask to keep the object when the failure is
@@ -23,7 +33,7 @@ import dataclasses
 import hashlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
-from contextlib import AbstractAsyncContextManager, aclosing, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -35,6 +45,7 @@ from server.db import videos as videos_db
 from server.errors import (
     BadRequest,
     ClientClosedRequest,
+    Conflict,
     HTTPError,
     PayloadTooLarge,
     Unprocessable,
@@ -42,7 +53,7 @@ from server.errors import (
 )
 from server.jobs.model import Job
 from server.jobs.operations.protocol import Operation
-from server.jobs.service import JobService
+from server.jobs.service import JobService, PlannedJob
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.media.probe import ProbeError
@@ -54,12 +65,14 @@ from server.object_keys import source_key
 from server.quota.ledger import QuotaLedger
 from server.scanning.service import ScanService
 from server.storage.base import ObjectWriter, Storage
+from server.uploads.images import ImageIntake
 from server.videos.model import Video
 
 log = get_logger("frameflow.uploads")
 
-# Runs first inside the transaction that inserts the video (see `accept_stored`).
-BeforeInsert = Callable[[asyncpg.Connection], Awaitable[None]]
+# Runs first inside the transaction that inserts the video (see `accept_stored`),
+# given the id of the video the upload becomes (an existing image's for a duplicate).
+BeforeInsert = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[None]]
 
 
 class UploadTracker:
@@ -89,6 +102,8 @@ class UploadTracker:
 class StoredUpload:
     video: Video
     jobs: list[Job]
+    # An image the user already had (same bytes): nothing new was stored or charged.
+    duplicate: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,6 +173,13 @@ def refused_by_client(exc: BaseException) -> bool:
     return isinstance(exc, HTTPError) and exc.status < 500
 
 
+def _image_changed() -> Conflict:
+    return Conflict(
+        "An identical image was deleted while this one was stored; upload it again",
+        code="upload_changed",
+    )
+
+
 def _unsupported() -> UnsupportedMediaType:
     return UnsupportedMediaType(
         "Not a supported video or image (mp4/mov, webm/mkv, avi, mpeg-ts, jpeg, png, webp)"
@@ -222,6 +244,7 @@ class UploadService:
         self._jobs = jobs
         self._publisher = publisher
         self._metrics = metrics
+        self._images = ImageIntake(storage=storage, settings=settings)
         self.tracker = UploadTracker()
 
     def parse_ttl(self, raw: str | None) -> int | None:
@@ -271,6 +294,8 @@ class UploadService:
                 raise _unsupported()
             _check_type(sniffed, allowed_types)
             JobService.check_process_kind(process, sniffed.kind)
+            if sniffed.kind == "image" and declared_size is not None:
+                self._images.check_size(declared_size)
             video_id = video_id or uuid.uuid4()
             key = source_key(user_id, video_id)
             size, sha256 = await self._stream_to_storage(key, sniffed, head, chunks, limits)
@@ -348,12 +373,26 @@ class UploadService:
         """Steps 3 and 4 for a stored object, then the events; a failure deletes it
         (see `_after_failure`)."""
         try:
+            if sniffed.kind == "image":
+                self._images.check_size(candidate.size)
             stored = await self._probe_and_record(
                 candidate, sniffed, process, ttl, conn=conn, before_insert=before_insert
             )
         except BaseException as exc:
+            if sniffed.kind == "image":
+                await self._images.discard_derived(candidate)
             await self._after_failure(candidate.storage_key, exc, keep_on_server_error)
             raise
+        if stored.duplicate:
+            # Same bytes as an image the user has: nothing of this upload is kept.
+            await self._images.discard_derived(candidate)
+            await self._discard(candidate.storage_key)
+            self._metrics.uploads.labels("duplicate").inc()
+            log.info("upload_duplicate_image", video_id=str(stored.video.id))
+            return stored
+        if stored.video.storage_key != candidate.storage_key:
+            # The image is kept as its copy without EXIF; the upload as sent goes.
+            await self._discard(candidate.storage_key)
         self._metrics.uploads.labels("stored").inc()
         self._metrics.bytes_uploaded.inc(candidate.size)
         video = stored.video
@@ -386,6 +425,8 @@ class UploadService:
                     while pending is not None:
                         size += len(pending)
                         limits.check(size)
+                        if sniffed.kind == "image":
+                            self._images.check_size(size)
                         digest.update(pending)
                         await writer.write(pending)
                         pending = await anext(chunks, None)
@@ -406,41 +447,119 @@ class UploadService:
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
     ) -> StoredUpload:
-        try:
-            async with self._storage.local_path(candidate.storage_key) as path:
-                # The malware scan (a no-op unless enabled), then the bounded,
-                # sandboxed probe, both on the one local copy of the object.
-                await self._scanner.require_clean(path)
-                info = await self._prober.probe(path, sniffed.demuxer)
-        except ProbeError as exc:
-            raise Unprocessable(f"The file cannot be decoded: {exc}", code="undecodable") from None
-        except FfmpegTimeout:
-            raise Unprocessable("Probing the file took too long", code="probe_timeout") from None
-        candidate = dataclasses.replace(candidate, metadata=info.to_json())
+        if candidate.kind == "image":
+            # The common duplicate costs no decoding and writes nothing; the check
+            # in the insert's transaction below is the one that is race-safe.
+            duplicate = await self._known_image(candidate, ttl_seconds, conn, before_insert)
+            if duplicate is not None:
+                return duplicate
+        async with AsyncExitStack() as derived:
+            try:
+                async with self._storage.local_path(candidate.storage_key) as path:
+                    # The malware scan (a no-op unless enabled), then the bounded,
+                    # sandboxed probe, both on the one local copy of the object. An
+                    # image's limits are checked (Pillow, header only) before ffmpeg.
+                    await self._scanner.require_clean(path)
+                    image = None
+                    if sniffed.kind == "image":
+                        image = await derived.enter_async_context(
+                            self._images.prepare(path, sniffed)
+                        )
+                    info = await self._prober.probe(path, sniffed.demuxer)
+            except ProbeError as exc:
+                raise Unprocessable(
+                    f"The file cannot be decoded: {exc}", code="undecodable"
+                ) from None
+            except FfmpegTimeout:
+                raise Unprocessable(
+                    "Probing the file took too long", code="probe_timeout"
+                ) from None
+            candidate = dataclasses.replace(candidate, metadata=info.to_json())
+            if image is not None:
+                candidate = await self._images.store(candidate, sniffed, image)
         # Default params are checked against the probed metadata before anything
         # is kept: a 400 here still discards the object.
         planned = self._jobs.plan_defaults(process, candidate)
         async with self._transaction(conn) as conn:
-            if before_insert is not None:
-                await before_insert(conn)
-            await QuotaLedger.charge_upload(conn, candidate.user_id, candidate.size)
-            video = await videos_db.insert_video(
-                conn,
-                id=candidate.id,
-                user_id=candidate.user_id,
-                filename=candidate.filename,
-                storage_key=candidate.storage_key,
-                size=candidate.size,
-                sha256=candidate.sha256,
-                content_type=candidate.content_type,
-                kind=candidate.kind,
-                metadata=candidate.metadata,
-                ttl_seconds=ttl_seconds,
+            if candidate.kind == "image":
+                existing = await videos_db.find_image_by_sha256(
+                    conn, candidate.user_id, candidate.sha256
+                )
+                if existing is not None:
+                    return await self._duplicate(conn, existing, ttl_seconds, before_insert)
+            try:
+                # A savepoint: losing the race to an identical image rolls back
+                # only this, and the transaction goes on to name the winner.
+                async with conn.transaction():
+                    return await self._insert(conn, candidate, planned, ttl_seconds, before_insert)
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != videos_db.IMAGE_SHA256_INDEX:
+                    raise
+            existing = await videos_db.find_image_by_sha256(
+                conn, candidate.user_id, candidate.sha256
             )
-            # Holds each job's estimated outputs: 413 (and nothing kept) when they
-            # do not fit beside the upload itself.
-            jobs = await self._jobs.queue_planned(conn, video, planned)
+            if existing is None:  # the winner was deleted meanwhile: let the client retry
+                raise _image_changed()
+            return await self._duplicate(conn, existing, ttl_seconds, before_insert)
+
+    async def _insert(
+        self,
+        conn: asyncpg.Connection,
+        candidate: Video,
+        planned: list[PlannedJob],
+        ttl_seconds: int,
+        before_insert: BeforeInsert | None,
+    ) -> StoredUpload:
+        if before_insert is not None:
+            await before_insert(conn, candidate.id)
+        await QuotaLedger.charge_upload(conn, candidate.user_id, candidate.size)
+        video = await videos_db.insert_video(
+            conn,
+            id=candidate.id,
+            user_id=candidate.user_id,
+            filename=candidate.filename,
+            storage_key=candidate.storage_key,
+            size=candidate.size,
+            sha256=candidate.sha256,
+            content_type=candidate.content_type,
+            kind=candidate.kind,
+            metadata=candidate.metadata,
+            ttl_seconds=ttl_seconds,
+        )
+        # Holds each job's estimated outputs: 413 (and nothing kept) when they
+        # do not fit beside the upload itself.
+        jobs = await self._jobs.queue_planned(conn, video, planned)
         return StoredUpload(video, jobs)
+
+    async def _known_image(
+        self,
+        candidate: Video,
+        ttl_seconds: int,
+        conn: asyncpg.Connection | None,
+        before_insert: BeforeInsert | None,
+    ) -> StoredUpload | None:
+        async with self._transaction(conn) as tx:
+            existing = await videos_db.find_image_by_sha256(tx, candidate.user_id, candidate.sha256)
+            if existing is None:
+                return None
+            return await self._duplicate(tx, existing, ttl_seconds, before_insert)
+
+    @staticmethod
+    async def _duplicate(
+        conn: asyncpg.Connection,
+        existing: Video,
+        ttl_seconds: int,
+        before_insert: BeforeInsert | None,
+    ) -> StoredUpload:
+        """The upload is an image the user has: the caller's row changes still
+        commit (naming it), nothing is charged and no job is queued. Uploading it
+        again keeps it at least as long as this upload asked."""
+        renewed = await videos_db.renew_expiry(conn, existing.id, ttl_seconds)
+        if renewed is None:
+            raise _image_changed()
+        if before_insert is not None:
+            await before_insert(conn, renewed.id)
+        return StoredUpload(renewed, [], duplicate=True)
 
     def _transaction(
         self, conn: asyncpg.Connection | None
