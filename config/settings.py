@@ -359,6 +359,12 @@ class Settings:
         "(search falls back to full-text matching alone where it has not).",
     )
 
+    # --- generation and credits -------------------------------------------------
+    credits_signup_grant: int = _setting(
+        100,
+        "Credits a new account starts with (granted when its credit account is first used).",
+    )
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -461,6 +467,7 @@ def _validate(s: Settings) -> None:
     need(s.storage in {"local", "s3"}, "storage", "must be 'local' or 's3'")
     need(s.role in {"all", "api", "worker"}, "role", "must be 'all', 'api' or 'worker'")
     need(s.log_level in {"debug", "info", "warning", "error"}, "log_level", "unknown level")
+    need(s.credits_signup_grant >= 0, "credits_signup_grant", "must be 0 or more")
     need(s.log_format in {"json", "console"}, "log_format", "must be 'json' or 'console'")
     need(s.database_pool_size >= 2, "database_pool_size", "must be at least 2")
     need(

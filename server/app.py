@@ -24,6 +24,8 @@ from server.auth.service import AuthService
 from server.auth.tokens import TokenService
 from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
+from server.credits.ledger import CreditLedger
+from server.credits.service import CreditService
 from server.db.pool import open_database, resolve_database_url
 from server.directuploads.service import DirectUploadService
 from server.jobs.operations import registry
@@ -96,6 +98,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.admin.routes import add_routes as admin_routes
     from server.apikeys.routes import add_routes as api_key_routes
     from server.auth.routes import add_routes as auth_routes
+    from server.credits.routes import add_routes as credit_routes
     from server.directuploads.routes import add_routes as direct_upload_routes
     from server.health.routes import add_routes as ops_routes
     from server.jobs.operation_routes import add_routes as operation_routes
@@ -130,6 +133,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         webhook_routes,
         openapi_routes,
         share_routes,
+        credit_routes,
         static_routes,
     ):
         add(app)
@@ -281,6 +285,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         pool=pool, settings=settings, operations=app[appkeys.OPERATIONS], publisher=publisher
     )
     app[appkeys.QUOTA] = quota
+    ledger = CreditLedger(pool=pool, signup_grant=settings.credits_signup_grant)
+    app[appkeys.CREDIT_LEDGER] = ledger
+    app[appkeys.CREDITS] = CreditService(pool=pool, ledger=ledger)
     app[appkeys.JOBS] = jobs
     app[appkeys.VIDEOS] = VideoService(pool=pool, storage=app[appkeys.STORAGE], publisher=publisher)
     app[appkeys.UPLOADS] = UploadService(

@@ -112,6 +112,10 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/api/v1/webhooks"): WEBHOOKS,
     ("DELETE", "/api/v1/webhooks/{id}"): WEBHOOKS,
     ("GET", "/api/v1/webhooks/{id}/deliveries"): WEBHOOKS,
+    # Credits: reading is videos:read; spending happens through generations (jobs:write).
+    ("GET", "/api/v1/credits"): VIDEOS_READ,
+    ("GET", "/api/v1/credits/transactions"): VIDEOS_READ,
+    ("POST", "/api/v1/admin/users/{id}/credits"): ADMIN,
 }
 
 # What the live socket needs: it streams the caller's job and video events.
