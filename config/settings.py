@@ -364,6 +364,39 @@ class Settings:
         100,
         "Credits a new account starts with (granted when its credit account is first used).",
     )
+    generation_local_price_per_second: float = _setting(
+        0.0, "Credits per second of video made by the `local` (ffmpeg) generator."
+    )
+    generation_local_max_seconds: int = _setting(
+        20, "Longest video, in seconds, the `local` generator makes."
+    )
+    generation_font_file: str = _setting(
+        "",
+        "TrueType font the `local` generator draws the prompt with; empty looks for DejaVu "
+        "Sans in the usual places (no font found: no text).",
+    )
+    generation_poll_seconds: float = _setting(
+        5.0, "How often a worker asks a remote provider about a submitted generation."
+    )
+    generation_breaker_threshold: int = _setting(
+        5, "Consecutive failures of a provider that open its circuit (it is then skipped)."
+    )
+    generation_breaker_cooldown_seconds: float = _setting(
+        60.0, "How long an open circuit waits before one trial request may half-open it."
+    )
+    generation_provider_concurrency: int = _setting(
+        4, "Requests to one provider at once from one process."
+    )
+    generation_retries: int = _setting(
+        3, "Retries of a provider call after a 429 or 5xx (with backoff)."
+    )
+    generation_backoff_seconds: float = _setting(
+        1.0,
+        "First retry delay after a 429 or 5xx without `Retry-After`; doubles on each retry.",
+    )
+    generation_max_backoff_seconds: float = _setting(
+        60.0, "Longest wait between retries, also when a provider asks for more."
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -468,6 +501,16 @@ def _validate(s: Settings) -> None:
     need(s.role in {"all", "api", "worker"}, "role", "must be 'all', 'api' or 'worker'")
     need(s.log_level in {"debug", "info", "warning", "error"}, "log_level", "unknown level")
     need(s.credits_signup_grant >= 0, "credits_signup_grant", "must be 0 or more")
+    need(
+        s.generation_local_price_per_second >= 0,
+        "generation_local_price_per_second",
+        "must be 0 or more",
+    )
+    need(1 <= s.generation_local_max_seconds <= 600, "generation_local_max_seconds", "1-600")
+    need(s.generation_poll_seconds > 0, "generation_poll_seconds", "must be positive")
+    need(s.generation_breaker_threshold >= 1, "generation_breaker_threshold", "must be 1 or more")
+    need(s.generation_provider_concurrency >= 1, "generation_provider_concurrency", "1 or more")
+    need(s.generation_retries >= 0, "generation_retries", "must be 0 or more")
     need(s.log_format in {"json", "console"}, "log_format", "must be 'json' or 'console'")
     need(s.database_pool_size >= 2, "database_pool_size", "must be at least 2")
     need(

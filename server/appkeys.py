@@ -26,6 +26,8 @@ if TYPE_CHECKING:
     from server.credits.ledger import CreditLedger
     from server.credits.service import CreditService
     from server.directuploads.service import DirectUploadService
+    from server.generations.registry import ProviderRegistry
+    from server.generations.service import GenerationService
     from server.jobs.operations.catalog import OperationCatalog
     from server.jobs.operations.protocol import Operation
     from server.jobs.runner import JobRunner
@@ -84,6 +86,9 @@ DIRECT_UPLOADS: web.AppKey[DirectUploadService] = web.AppKey("direct_uploads")
 # The one writer of credit balances, and the API's view of credits.
 CREDIT_LEDGER: web.AppKey[CreditLedger] = web.AppKey("credit_ledger")
 CREDITS: web.AppKey[CreditService] = web.AppKey("credits")
+# Video generation: the providers (with their health) and the service.
+PROVIDERS: web.AppKey[ProviderRegistry] = web.AppKey("providers")
+GENERATIONS: web.AppKey[GenerationService] = web.AppKey("generations")
 # Absent when FRAMEFLOW_CLEANUP_ENABLED=false.
 CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")

@@ -75,7 +75,7 @@ class CreditLedger:
     async def ensure_account(self, conn: asyncpg.Connection, user_id: uuid.UUID) -> CreditAccount:
         """The user's account, opened with the sign-up grant on first use."""
         if await credits_db.create_account(conn, user_id) and self._signup_grant > 0:
-            await self._apply(conn, user_id, "grant", self._signup_grant, 0, reason="sign-up grant")
+            await _apply(conn, user_id, "grant", self._signup_grant, 0, reason="sign-up grant")
         account = await credits_db.get_account(conn, user_id)
         if account is None:  # the user row is gone (FK) — or was never there
             raise BadRequest("No such account", code="user_not_found")
@@ -93,9 +93,7 @@ class CreditLedger:
         if amount <= 0:
             raise BadRequest("'amount' must be positive", code="invalid_field", field="amount")
         await self.ensure_account(conn, user_id)
-        return await self._apply(
-            conn, user_id, "grant", amount, 0, actor_id=actor_id, reason=reason
-        )
+        return await _apply(conn, user_id, "grant", amount, 0, actor_id=actor_id, reason=reason)
 
     async def adjust(
         self,
@@ -110,9 +108,7 @@ class CreditLedger:
         if delta == 0:
             raise BadRequest("'amount' must not be zero", code="invalid_field", field="amount")
         await self.ensure_account(conn, user_id)
-        return await self._apply(
-            conn, user_id, "adjustment", delta, 0, actor_id=actor_id, reason=reason
-        )
+        return await _apply(conn, user_id, "adjustment", delta, 0, actor_id=actor_id, reason=reason)
 
     async def hold(
         self, conn: asyncpg.Connection, user_id: uuid.UUID, amount: int, *, reference: str
@@ -123,12 +119,11 @@ class CreditLedger:
             raise ValueError("a hold cannot be negative")
         await self.ensure_account(conn, user_id)
         hold = await credits_db.insert_hold(conn, uuid.uuid4(), user_id, amount, reference)
-        await self._apply(conn, user_id, "hold", -amount, amount, hold_id=hold.id, reason=reference)
+        await _apply(conn, user_id, "hold", -amount, amount, hold_id=hold.id, reason=reference)
         return hold
 
-    async def capture(
-        self, conn: asyncpg.Connection, hold_id: uuid.UUID, cost: int
-    ) -> CreditHold | None:
+    @staticmethod
+    async def capture(conn: asyncpg.Connection, hold_id: uuid.UUID, cost: int) -> CreditHold | None:
         """End the hold paying `cost` (capped at the hold); None if it had already ended."""
         current = await credits_db.get_hold(conn, hold_id)
         if current is None:
@@ -137,7 +132,7 @@ class CreditLedger:
         hold = await credits_db.settle_hold(conn, hold_id, CAPTURED, paid)
         if hold is None:
             return None
-        await self._apply(
+        await _apply(
             conn,
             hold.user_id,
             "capture",
@@ -148,12 +143,13 @@ class CreditLedger:
         )
         return hold
 
-    async def release(self, conn: asyncpg.Connection, hold_id: uuid.UUID) -> CreditHold | None:
+    @staticmethod
+    async def release(conn: asyncpg.Connection, hold_id: uuid.UUID) -> CreditHold | None:
         """End the hold paying nothing; None if it had already ended."""
         hold = await credits_db.settle_hold(conn, hold_id, RELEASED, None)
         if hold is None:
             return None
-        await self._apply(
+        await _apply(
             conn,
             hold.user_id,
             "release",
@@ -178,33 +174,33 @@ class CreditLedger:
         if amount <= 0:
             raise BadRequest("'amount' must be positive", code="invalid_field", field="amount")
         await self.ensure_account(conn, user_id)
-        return await self._apply(
+        return await _apply(
             conn, user_id, "refund", amount, 0, hold_id=hold_id, actor_id=actor_id, reason=reason
         )
 
-    async def _apply(
-        self,
-        conn: asyncpg.Connection,
-        user_id: uuid.UUID,
-        kind: TransactionKind,
-        balance_delta: int,
-        held_delta: int,
-        *,
-        hold_id: uuid.UUID | None = None,
-        actor_id: uuid.UUID | None = None,
-        reason: str | None = None,
-    ) -> CreditTransaction:
-        account = await credits_db.move(conn, user_id, balance_delta, held_delta)
-        if account is None:
-            current = await credits_db.get_account(conn, user_id)
-            raise insufficient_credits(-balance_delta, current.balance if current else 0)
-        return await credits_db.insert_transaction(
-            conn,
-            account,
-            kind=kind,
-            balance_delta=balance_delta,
-            held_delta=held_delta,
-            hold_id=hold_id,
-            actor_id=actor_id,
-            reason=reason,
-        )
+
+async def _apply(
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    kind: TransactionKind,
+    balance_delta: int,
+    held_delta: int,
+    *,
+    hold_id: uuid.UUID | None = None,
+    actor_id: uuid.UUID | None = None,
+    reason: str | None = None,
+) -> CreditTransaction:
+    account = await credits_db.move(conn, user_id, balance_delta, held_delta)
+    if account is None:
+        current = await credits_db.get_account(conn, user_id)
+        raise insufficient_credits(-balance_delta, current.balance if current else 0)
+    return await credits_db.insert_transaction(
+        conn,
+        account,
+        kind=kind,
+        balance_delta=balance_delta,
+        held_delta=held_delta,
+        hold_id=hold_id,
+        actor_id=actor_id,
+        reason=reason,
+    )
