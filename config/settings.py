@@ -397,6 +397,23 @@ class Settings:
     generation_max_backoff_seconds: float = _setting(
         60.0, "Longest wait between retries, also when a provider asks for more."
     )
+    generation_request_timeout_seconds: float = _setting(
+        60.0, "Time limit of one call to a remote provider (and of a silence while downloading)."
+    )
+    sora_api_key: str = _setting(
+        "", "OpenAI API key for Sora 2 (the Videos API); empty: not configured.", secret=True
+    )
+    sora_base_url: str = _setting("https://api.openai.com", "Base URL of the OpenAI API.")
+    sora_price_per_second: float = _setting(10.0, "Credits per second of a Sora video.")
+    veo_api_key: str = _setting("", "Gemini API key for Veo 3; empty: not configured.", secret=True)
+    veo_base_url: str = _setting(
+        "https://generativelanguage.googleapis.com", "Base URL of the Gemini API."
+    )
+    veo_price_per_second: float = _setting(40.0, "Credits per second of a Veo video.")
+    kling_access_key: str = _setting("", "Kling access key; empty: not configured.", secret=True)
+    kling_secret_key: str = _setting("", "Kling secret key (signs the API's JWTs).", secret=True)
+    kling_base_url: str = _setting("https://api-singapore.klingai.com", "Base URL of Kling's API.")
+    kling_price_per_second: float = _setting(7.0, "Credits per second of a Kling video.")
 
     def __post_init__(self) -> None:
         _validate(self)

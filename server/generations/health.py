@@ -108,12 +108,12 @@ class ProviderHealth:
                 async with self.slot():
                     result = await action()
             except ProviderError as exc:
-                if not exc.transient:
-                    self.breaker.record_success()  # the provider answered: it is up
+                if not exc.provider_fault:
+                    self.breaker.record_success()  # it answered: the request was at fault
                     raise
                 self.breaker.record_failure()
                 attempt += 1
-                if attempt > self._retries:
+                if not exc.retryable or attempt > self._retries:
                     raise
                 delay = exc.retry_after
                 if delay is None:

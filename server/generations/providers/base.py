@@ -78,15 +78,25 @@ class TaskState:
 class ProviderError(Exception):
     """A provider refused or failed; `code` is what the user is told."""
 
-    def __init__(self, code: ErrorCode, message: str, *, retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        code: ErrorCode,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        retryable: bool | None = None,
+    ) -> None:
         super().__init__(message)
         self.code: ErrorCode = code
         self.message = message
         self.retry_after = retry_after
+        # Worth trying again soon (429, 5xx); an auth failure is the provider's
+        # side too, but no retry mends it.
+        self.retryable = code == "provider_unavailable" if retryable is None else retryable
 
     @property
-    def transient(self) -> bool:
-        """Worth trying again later (and a strike against the provider's health)."""
+    def provider_fault(self) -> bool:
+        """A strike against the provider's health (the breaker counts these)."""
         return self.code == "provider_unavailable"
 
 
