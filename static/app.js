@@ -15,6 +15,7 @@ import {
 } from './videos.js';
 import { initDetails } from './details.js';
 import { initSearch, resetSearch } from './search.js';
+import { applyGenerationEvent, clearGenerate, enterGenerate, initGenerate } from './generate.js';
 
 let stopLive = null;
 let quotaTimer = null;
@@ -42,6 +43,8 @@ function quotaSoon() {
 function onLiveEvent(event) {
   if (event.type.startsWith('job.')) {
     applyJobEvent(event);
+  } else if (event.type.startsWith('generation.')) {
+    applyGenerationEvent(event);
   } else if (event.type === 'video.ready' && event.video) {
     addVideo(event.video);
     refreshVideoNames();
@@ -71,6 +74,7 @@ async function enter() {
   $('#account').hidden = false;
   updateQuota();
   showOperationChoices();
+  enterGenerate();
   try {
     // Videos first: job rows show their video's name.
     await loadVideos();
@@ -89,6 +93,7 @@ function leave() {
   clearJobs();
   clearVideos();
   resetSearch();
+  clearGenerate();
   $('#app').hidden = true;
   $('#account').hidden = true;
   $('#auth').hidden = false;
@@ -143,6 +148,7 @@ async function main() {
     },
   });
   initVideos($('#videos'), $('#videos-empty'), openVideo);
+  initGenerate($('#generate-panel'));
   initSearch(
     {
       form: $('#search-form'),
