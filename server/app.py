@@ -97,6 +97,7 @@ def create_app(
         ),
         remote=build_remote_providers(settings) if remote_providers is None else remote_providers,
     )
+    app[appkeys.METRICS].watch_circuits(app[appkeys.PROVIDERS].circuit_states())
     app[appkeys.OPERATION_CATALOG] = OperationCatalog(
         operations=app[appkeys.OPERATIONS], settings=settings
     )

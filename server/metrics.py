@@ -7,7 +7,7 @@ series.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import asyncpg
 from prometheus_client import (
@@ -17,6 +17,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+
+def _indicator(read: Callable[[], str], value: str) -> Callable[[], float]:
+    return lambda: 1.0 if read() == value else 0.0
 
 
 class Metrics:
@@ -125,6 +129,21 @@ class Metrics:
             "Most connections this instance's database pool may open.",
             registry=self.registry,
         )
+        self.generation_circuit = Gauge(
+            "frameflow_generation_circuit",
+            "Circuit breaker of each generation provider in this instance: 1 for its "
+            "current state (closed, open, half_open), 0 for the others.",
+            ["provider", "state"],
+            registry=self.registry,
+        )
+
+    def watch_circuits(self, states: Mapping[str, Callable[[], str]]) -> None:
+        """One series per provider and breaker state, 1 for the state it is in now."""
+        for provider, state_of in states.items():
+            for state in ("closed", "open", "half_open"):
+                self.generation_circuit.labels(provider, state).set_function(
+                    _indicator(state_of, state)
+                )
 
     def set_open_jobs(self, counts: Iterable[tuple[str, str, int]]) -> None:
         """Replace the job gauges: a status or operation that has no jobs left disappears."""

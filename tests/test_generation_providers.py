@@ -276,6 +276,9 @@ async def test_failures_open_the_circuit_and_auto_routes_around_it(
     circuit = {p["name"]: p["circuit"] for p in providers["items"]}
     assert circuit["sora"] == "open" and circuit["local"] == "closed"
     assert {p["name"]: p["configured"] for p in providers["items"]}["sora"]
+    metrics = await (await client.get("/metrics")).text()
+    assert 'frameflow_generation_circuit{provider="sora",state="open"} 1.0' in metrics
+    assert 'frameflow_generation_circuit{provider="local",state="closed"} 1.0' in metrics
 
     # Open: auto goes to local (dearer, but healthy).
     body2 = {**body, "duration_seconds": 1}

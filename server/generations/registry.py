@@ -8,7 +8,7 @@ ratio, a reference image); ties go by name, so the choice is stable.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from config.settings import Settings
@@ -27,6 +27,10 @@ PLACEHOLDER_IMAGE = Path("reference-image")
 class ProviderListing:
     info: ProviderInfo
     circuit: CircuitState
+
+
+def _state_reader(health: ProviderHealth) -> Callable[[], str]:
+    return lambda: health.breaker.state
 
 
 class ProviderRegistry:
@@ -51,6 +55,10 @@ class ProviderRegistry:
             )
             for name in self._providers
         }
+
+    def circuit_states(self) -> dict[str, Callable[[], str]]:
+        """Each provider's breaker state, read when asked (for /metrics)."""
+        return {name: _state_reader(h) for name, h in self.health.items()}
 
     def get(self, name: str) -> Provider | None:
         return self._providers.get(name)
