@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
+import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
+from server import appkeys
 from server.app import create_app
+from server.db import credits as credits_db
 from tests.clips import ffmpeg_exe, make_image
 from tests.conftest import User, register_and_login, truncate_all
 
@@ -166,12 +169,15 @@ async def test_idempotency_cancel_and_refusals(gen_client: Client) -> None:
     assert {first.status, second.status} == {202}
     a, b = await first.json(), await second.json()
     assert a["id"] == b["id"]
-    # One hold only: 30 credits of the 100.
-    assert await credits(gen_client, user) in (
-        {"balance": 70, "held": 30},
-        {"balance": 70, "held": 0},
-        {"balance": 100, "held": 0},
-    )
+    # One generation, one hold of 30 credits (1.5/s for 20 s).
+    ledger = await (
+        await gen_client.get("/api/v1/credits/transactions", headers=user.headers)
+    ).json()
+    holds = [t for t in ledger["items"] if t["kind"] == "hold"]
+    assert [t["balance_delta"] for t in holds] == [-30]
+    assert (
+        await gen_client.get("/api/v1/generations?limit=100", headers=user.headers)
+    ).status == 200
     resp = await gen_client.post(
         "/api/v1/generations", json={**body, "prompt": "other"}, headers=headers
     )
@@ -220,3 +226,36 @@ async def test_idempotency_cancel_and_refusals(gen_client: Client) -> None:
     providers = await (await gen_client.get("/api/v1/providers", headers=user.headers)).json()
     local = next(p for p in providers["items"] if p["name"] == "local")
     assert local["configured"] and local["circuit"] == "closed" and local["image_to_video"]
+
+
+async def test_many_generations_at_once_never_overdraw(
+    make_settings: Callable[..., Settings],
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+) -> None:
+    """16 generations of 25 credits race for 100: exactly 4 are queued, the rest
+    are 402; once they end the ledger sums to the account, nothing held."""
+    client = await aiohttp_client(create_app(make_settings(generation_local_price_per_second=25)))
+    await truncate_all(client.app)
+    user = await register_and_login(client)
+    body = {"prompt": "race", "duration_seconds": 1, "resolution": "360p"}
+    answers = await asyncio.gather(
+        *(client.post("/api/v1/generations", json=body, headers=user.headers) for _ in range(16))
+    )
+    statuses = sorted(r.status for r in answers)
+    assert statuses == [202] * 4 + [402] * 12
+    queued = [(await r.json())["id"] for r in answers if r.status == 202]
+    for gid in queued:
+        done = await wait_for_generation(client, user, gid)
+        assert done["status"] == "succeeded", done["error"]
+    assert await credits(client, user) == {"balance": 0, "held": 0}
+    async with client.app[appkeys.POOL].acquire() as conn:
+        assert await credits_db.sums(conn, uuid.UUID(user.id)) == (0, 0)
+    kinds = [
+        t["kind"]
+        for t in (
+            await (
+                await client.get("/api/v1/credits/transactions?limit=100", headers=user.headers)
+            ).json()
+        )["items"]
+    ]
+    assert sorted(kinds) == sorted(["grant"] + ["hold"] * 4 + ["capture"] * 4)
