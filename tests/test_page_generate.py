@@ -4,6 +4,7 @@ image, live progress to "done", the results in the video list."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -70,7 +71,7 @@ async def test_generate_with_local_from_a_prompt_and_an_image(
         # From a new image: upload it in the panel, it becomes the start image.
         await panel.get_by_label("Or upload a new image").set_input_files(str(image))
         await expect(panel.get_by_label("Start from an image")).to_have_value(
-            __import__("re").compile(r"^[0-9a-f-]{36}$"), timeout=20_000
+            re.compile(r"^[0-9a-f-]{36}$"), timeout=20_000
         )
         await panel.get_by_label("Prompt").fill("Drift over the pattern")
         await panel.get_by_label("Aspect ratio").select_option("9:16")
