@@ -330,3 +330,38 @@ def test_spec_helper_matches_each_provider() -> None:
             build(n, "http://127.0.0.1:1").info().supports(dataclasses.replace(s, image=None))
             is None
         )
+
+
+async def test_cancel_mid_generation_releases_credits_and_cancels_remotely(
+    name: str,
+    fake: tuple[Scenario, str],
+    make_settings: Callable[..., Settings],
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+) -> None:
+    scenario, base = fake
+    scenario.hold = True
+    client = await _app_client(
+        make_settings(generation_poll_seconds=0.05), {name: build(name, base)}, aiohttp_client
+    )
+    await truncate_all(client.app)
+    user = await register_and_login(client)
+    seconds = spec_for(name).duration_seconds
+    resp = await client.post(
+        "/api/v1/generations",
+        json={"prompt": "stop me", "provider": name, "duration_seconds": seconds,
+              "resolution": "720p"},
+        headers=user.headers,
+    )  # fmt: skip
+    gid = (await resp.json())["id"]
+    await _wait(client, user, gid, lambda g: g["status"] in ("submitted", "running"))
+    resp = await client.post(f"/api/v1/generations/{gid}/cancel", headers=user.headers)
+    assert resp.status == 202
+    done = await _wait(client, user, gid, lambda g: g["status"] not in ("submitted", "running"))
+    assert done["status"] == "canceled" and done["credits_charged"] == 0
+    assert await (await client.get("/api/v1/credits", headers=user.headers)).json() == {
+        "balance": 100,
+        "held": 0,
+    }
+    assert scenario.cancels == (0 if name == "kling" else 1)
+    resp = await client.post(f"/api/v1/generations/{gid}/cancel", headers=user.headers)
+    assert resp.status == 409
