@@ -259,3 +259,51 @@ async def test_many_generations_at_once_never_overdraw(
         )["items"]
     ]
     assert sorted(kinds) == sorted(["grant"] + ["hold"] * 4 + ["capture"] * 4)
+
+
+async def test_completion_reaches_webhooks_and_email_as_jobs_do(
+    make_settings: Callable[..., Settings],
+    aiohttp_client: Callable[[web.Application], Awaitable[Client]],
+    aiohttp_server: Callable[..., Awaitable[Any]],
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append({"event": request.headers["X-Frameflow-Event"], **(await request.json())})
+        return web.Response()
+
+    receiver_app = web.Application()
+    receiver_app.router.add_post("/hook", hook)
+    receiver = await aiohttp_server(receiver_app, host="127.0.0.1")
+    client = await aiohttp_client(create_app(make_settings(webhook_allowed_hosts="127.0.0.1")))
+    await truncate_all(client.app)
+    client.app[appkeys.WEBHOOK_SENDER].poll_seconds = 0.05
+    user = await register_and_login(client)
+    resp = await client.post(
+        "/api/v1/webhooks",
+        json={"url": f"http://127.0.0.1:{receiver.port}/hook", "events": ["job.succeeded"]},
+        headers=user.headers,
+    )
+    assert resp.status == 201, await resp.text()
+    resp = await client.post(
+        "/api/v1/generations",
+        json={"prompt": "notify me", "duration_seconds": 1, "resolution": "360p"},
+        headers=user.headers,
+    )
+    created = await resp.json()
+    done = await wait_for_generation(client, user, created["id"])
+    assert done["status"] == "succeeded", done["error"]
+    async with asyncio.timeout(30):
+        while not received:  # noqa: ASYNC110 - the sender drains on its own schedule
+            await asyncio.sleep(0.05)
+    [delivery] = received
+    assert delivery["event"] == "job.succeeded"
+    job = delivery["data"]["job"]
+    assert job["id"] == done["job_id"] and job["operation"] == "generate"
+    assert job["params"] == {"generation_id": done["id"]} and job["video_id"] is None
+    # The mail for the job's ending is queued in the same transaction, like any job's.
+    async with client.app[appkeys.POOL].acquire() as conn:
+        events = await conn.fetch(
+            "SELECT event FROM notification_log WHERE job_id = $1", uuid.UUID(done["job_id"])
+        )
+    assert [r["event"] for r in events] == ["job.succeeded"]
