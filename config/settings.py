@@ -528,6 +528,13 @@ def _validate(s: Settings) -> None:
     need(s.generation_breaker_threshold >= 1, "generation_breaker_threshold", "must be 1 or more")
     need(s.generation_provider_concurrency >= 1, "generation_provider_concurrency", "1 or more")
     need(s.generation_retries >= 0, "generation_retries", "must be 0 or more")
+    need(
+        s.generation_request_timeout_seconds > 0,
+        "generation_request_timeout_seconds",
+        "must be positive",
+    )
+    for price in ("sora_price_per_second", "veo_price_per_second", "kling_price_per_second"):
+        need(getattr(s, price) >= 0, price, "must be 0 or more")
     need(s.log_format in {"json", "console"}, "log_format", "must be 'json' or 'console'")
     need(s.database_pool_size >= 2, "database_pool_size", "must be at least 2")
     need(
