@@ -400,6 +400,62 @@ class Settings:
         "(search falls back to full-text matching alone where it has not).",
     )
 
+    # --- generation and credits -------------------------------------------------
+    credits_signup_grant: int = _setting(
+        100,
+        "Credits a new account starts with (granted when its credit account is first used).",
+    )
+    generation_local_price_per_second: float = _setting(
+        0.0, "Credits per second of video made by the `local` (ffmpeg) generator."
+    )
+    generation_local_max_seconds: int = _setting(
+        20, "Longest video, in seconds, the `local` generator makes."
+    )
+    generation_font_file: str = _setting(
+        "",
+        "TrueType font the `local` generator draws the prompt with; empty looks for DejaVu "
+        "Sans in the usual places (no font found: no text).",
+    )
+    generation_poll_seconds: float = _setting(
+        5.0, "How often a worker asks a remote provider about a submitted generation."
+    )
+    generation_breaker_threshold: int = _setting(
+        5, "Consecutive failures of a provider that open its circuit (it is then skipped)."
+    )
+    generation_breaker_cooldown_seconds: float = _setting(
+        60.0, "How long an open circuit waits before one trial request may half-open it."
+    )
+    generation_provider_concurrency: int = _setting(
+        4, "Requests to one provider at once from one process."
+    )
+    generation_retries: int = _setting(
+        3, "Retries of a provider call after a 429 or 5xx (with backoff)."
+    )
+    generation_backoff_seconds: float = _setting(
+        1.0,
+        "First retry delay after a 429 or 5xx without `Retry-After`; doubles on each retry.",
+    )
+    generation_max_backoff_seconds: float = _setting(
+        60.0, "Longest wait between retries, also when a provider asks for more."
+    )
+    generation_request_timeout_seconds: float = _setting(
+        60.0, "Time limit of one call to a remote provider (and of a silence while downloading)."
+    )
+    sora_api_key: str = _setting(
+        "", "OpenAI API key for Sora 2 (the Videos API); empty: not configured.", secret=True
+    )
+    sora_base_url: str = _setting("https://api.openai.com", "Base URL of the OpenAI API.")
+    sora_price_per_second: float = _setting(10.0, "Credits per second of a Sora video.")
+    veo_api_key: str = _setting("", "Gemini API key for Veo 3; empty: not configured.", secret=True)
+    veo_base_url: str = _setting(
+        "https://generativelanguage.googleapis.com", "Base URL of the Gemini API."
+    )
+    veo_price_per_second: float = _setting(40.0, "Credits per second of a Veo video.")
+    kling_access_key: str = _setting("", "Kling access key; empty: not configured.", secret=True)
+    kling_secret_key: str = _setting("", "Kling secret key (signs the API's JWTs).", secret=True)
+    kling_base_url: str = _setting("https://api-singapore.klingai.com", "Base URL of Kling's API.")
+    kling_price_per_second: float = _setting(7.0, "Credits per second of a Kling video.")
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -509,6 +565,24 @@ def _validate(s: Settings) -> None:
     need(s.storage in {"local", "s3"}, "storage", "must be 'local' or 's3'")
     need(s.role in {"all", "api", "worker"}, "role", "must be 'all', 'api' or 'worker'")
     need(s.log_level in {"debug", "info", "warning", "error"}, "log_level", "unknown level")
+    need(s.credits_signup_grant >= 0, "credits_signup_grant", "must be 0 or more")
+    need(
+        s.generation_local_price_per_second >= 0,
+        "generation_local_price_per_second",
+        "must be 0 or more",
+    )
+    need(1 <= s.generation_local_max_seconds <= 600, "generation_local_max_seconds", "1-600")
+    need(s.generation_poll_seconds > 0, "generation_poll_seconds", "must be positive")
+    need(s.generation_breaker_threshold >= 1, "generation_breaker_threshold", "must be 1 or more")
+    need(s.generation_provider_concurrency >= 1, "generation_provider_concurrency", "1 or more")
+    need(s.generation_retries >= 0, "generation_retries", "must be 0 or more")
+    need(
+        s.generation_request_timeout_seconds > 0,
+        "generation_request_timeout_seconds",
+        "must be positive",
+    )
+    for price in ("sora_price_per_second", "veo_price_per_second", "kling_price_per_second"):
+        need(getattr(s, price) >= 0, price, "must be 0 or more")
     need(s.log_format in {"json", "console"}, "log_format", "must be 'json' or 'console'")
     need(s.database_pool_size >= 2, "database_pool_size", "must be at least 2")
     need(

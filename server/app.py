@@ -25,8 +25,17 @@ from server.auth.service import AuthService
 from server.auth.tokens import TokenService
 from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
+from server.credits.ledger import CreditLedger
+from server.credits.service import CreditService
 from server.db.pool import open_database, resolve_database_url
 from server.directuploads.service import DirectUploadService
+from server.generations.operation import GenerateOperation
+from server.generations.providers.base import RemoteProvider
+from server.generations.providers.local import LocalProvider
+from server.generations.providers.remote import build_remote_providers
+from server.generations.registry import ProviderRegistry
+from server.generations.service import GenerationService
+from server.generations.worker import GenerationWorker
 from server.images.service import ImageService
 from server.jobs.operations import registry
 from server.jobs.operations.catalog import OperationCatalog
@@ -70,9 +79,13 @@ CLIENT_MAX_SIZE = 1024 * 1024
 
 
 def create_app(
-    settings: Settings, *, operations: Mapping[str, Operation] | None = None
+    settings: Settings,
+    *,
+    operations: Mapping[str, Operation] | None = None,
+    remote_providers: Mapping[str, RemoteProvider] | None = None,
 ) -> web.Application:
-    """`operations` replaces the registry (tests run fake operations through it)."""
+    """`operations` replaces the registry (tests run fake operations through it);
+    `remote_providers` replaces the generation providers built from the settings."""
     app = web.Application(
         middlewares=[request_envelope, auth_middleware],
         client_max_size=CLIENT_MAX_SIZE,
@@ -80,6 +93,15 @@ def create_app(
     app[appkeys.SETTINGS] = settings
     app[appkeys.METRICS] = Metrics()
     app[appkeys.OPERATIONS] = registry() if operations is None else operations
+    app[appkeys.PROVIDERS] = ProviderRegistry(
+        settings=settings,
+        local=LocalProvider(
+            price_per_second=settings.generation_local_price_per_second,
+            max_seconds=settings.generation_local_max_seconds,
+        ),
+        remote=build_remote_providers(settings) if remote_providers is None else remote_providers,
+    )
+    app[appkeys.METRICS].watch_circuits(app[appkeys.PROVIDERS].circuit_states())
     app[appkeys.OPERATION_CATALOG] = OperationCatalog(
         operations=app[appkeys.OPERATIONS], settings=settings
     )
@@ -101,7 +123,9 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.apikeys.routes import add_routes as api_key_routes
     from server.audit.routes import add_routes as audit_routes
     from server.auth.routes import add_routes as auth_routes
+    from server.credits.routes import add_routes as credit_routes
     from server.directuploads.routes import add_routes as direct_upload_routes
+    from server.generations.routes import add_routes as generation_routes
     from server.health.routes import add_routes as ops_routes
     from server.images.routes import add_routes as image_routes
     from server.jobs.operation_routes import add_routes as operation_routes
@@ -140,6 +164,8 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         webhook_routes,
         openapi_routes,
         share_routes,
+        credit_routes,
+        generation_routes,
         static_routes,
     ):
         add(app)
@@ -323,6 +349,9 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         pool=pool, settings=settings, operations=app[appkeys.OPERATIONS], publisher=publisher
     )
     app[appkeys.QUOTA] = quota
+    ledger = CreditLedger(pool=pool, signup_grant=settings.credits_signup_grant)
+    app[appkeys.CREDIT_LEDGER] = ledger
+    app[appkeys.CREDITS] = CreditService(pool=pool, ledger=ledger, audit=app[appkeys.AUDIT])
     app[appkeys.JOBS] = jobs
     app[appkeys.VIDEOS] = VideoService(
         pool=pool, storage=app[appkeys.STORAGE], publisher=publisher, audit=app[appkeys.AUDIT]
@@ -340,6 +369,14 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     app[appkeys.TUS] = TusService(
         pool=pool, storage=app[appkeys.STORAGE], settings=settings, uploads=app[appkeys.UPLOADS]
+    )
+    app[appkeys.GENERATIONS] = GenerationService(
+        pool=pool,
+        settings=settings,
+        providers=app[appkeys.PROVIDERS],
+        ledger=ledger,
+        jobs=jobs,
+        publisher=publisher,
     )
     app[appkeys.DIRECT_UPLOADS] = DirectUploadService(
         pool=pool,
@@ -378,15 +415,26 @@ async def _runner_ctx(app: web.Application) -> AsyncIterator[None]:
     if not settings.workers_enabled:
         yield
         return
+    # The runner also runs generations: `generate` is an operation only it knows.
+    worker = GenerationWorker(
+        pool=app[appkeys.POOL],
+        providers=app[appkeys.PROVIDERS],
+        uploads=app[appkeys.UPLOADS],
+        jobs=app[appkeys.JOBS],
+        publisher=app[appkeys.PUBLISHER],
+    )
+    generate = GenerateOperation(worker)
+    registered: Mapping[str, Operation] = app[appkeys.OPERATIONS]
+    operations = {**registered, generate.name: generate}
     runner = JobRunner(
         pool=app[appkeys.POOL],
         storage=app[appkeys.STORAGE],
         settings=settings,
         ffmpeg=app[appkeys.FFMPEG],
         sandbox=app[appkeys.SANDBOX],
-        operations=app[appkeys.OPERATIONS],
+        operations=operations,
         dsn=app[appkeys.DATABASE_URL],
-        publish=app[appkeys.PUBLISHER].job,
+        publish=app[appkeys.GENERATIONS].publish_job_event,
         metrics=app[appkeys.METRICS],
     )
     app[appkeys.RUNNER] = runner

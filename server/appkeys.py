@@ -24,7 +24,11 @@ if TYPE_CHECKING:
     from server.auth.service import AuthService
     from server.auth.tokens import TokenService
     from server.cleanup.task import CleanupTask
+    from server.credits.ledger import CreditLedger
+    from server.credits.service import CreditService
     from server.directuploads.service import DirectUploadService
+    from server.generations.registry import ProviderRegistry
+    from server.generations.service import GenerationService
     from server.images.service import ImageService
     from server.jobs.operations.catalog import OperationCatalog
     from server.jobs.operations.protocol import Operation
@@ -86,6 +90,12 @@ SHARES: web.AppKey[ShareService] = web.AppKey("shares")
 UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 TUS: web.AppKey[TusService] = web.AppKey("tus")
 DIRECT_UPLOADS: web.AppKey[DirectUploadService] = web.AppKey("direct_uploads")
+# The one writer of credit balances, and the API's view of credits.
+CREDIT_LEDGER: web.AppKey[CreditLedger] = web.AppKey("credit_ledger")
+CREDITS: web.AppKey[CreditService] = web.AppKey("credits")
+# Video generation: the providers (with their health) and the service.
+PROVIDERS: web.AppKey[ProviderRegistry] = web.AppKey("providers")
+GENERATIONS: web.AppKey[GenerationService] = web.AppKey("generations")
 # Absent when FRAMEFLOW_CLEANUP_ENABLED=false.
 CLEANUP: web.AppKey[CleanupTask] = web.AppKey("cleanup")
 MAILER: web.AppKey[Mailer] = web.AppKey("mailer")

@@ -107,6 +107,12 @@ class PreconditionFailed(HTTPError):
     default_message = "A precondition of the request is not met"
 
 
+class PaymentRequired(HTTPError):
+    status = 402
+    code = "insufficient_credits"
+    default_message = "Not enough credits"
+
+
 class PayloadTooLarge(HTTPError):
     status = 413
     code = "payload_too_large"

@@ -8,7 +8,7 @@ registry would have had and a custom one must add itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import asyncpg
 from prometheus_client import (
@@ -21,6 +21,10 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+
+
+def _indicator(read: Callable[[], str], value: str) -> Callable[[], float]:
+    return lambda: 1.0 if read() == value else 0.0
 
 
 class Metrics:
@@ -133,6 +137,21 @@ class Metrics:
             "Most connections this instance's database pool may open.",
             registry=self.registry,
         )
+        self.generation_circuit = Gauge(
+            "frameflow_generation_circuit",
+            "Circuit breaker of each generation provider in this instance: 1 for its "
+            "current state (closed, open, half_open), 0 for the others.",
+            ["provider", "state"],
+            registry=self.registry,
+        )
+
+    def watch_circuits(self, states: Mapping[str, Callable[[], str]]) -> None:
+        """One series per provider and breaker state, 1 for the state it is in now."""
+        for provider, state_of in states.items():
+            for state in ("closed", "open", "half_open"):
+                self.generation_circuit.labels(provider, state).set_function(
+                    _indicator(state_of, state)
+                )
 
         # Mail and webhooks, by kind (the event: job.succeeded, direct_upload.completed…).
         # A retried attempt counts as retried; failed means given up for good.

@@ -58,6 +58,11 @@ def video_prefix_of(key: str) -> VideoPrefix | None:
     return found if key.startswith(found.prefix) else None
 
 
+def sourceless_job_prefix(user_id: uuid.UUID, job_id: uuid.UUID) -> str:
+    """Scratch objects of a job without a source video (a generation)."""
+    return f"work/{user_id}/{job_id}/"
+
+
 def tus_scratch_prefix(upload_id: uuid.UUID) -> str:
     """Temporary objects of an unfinished resumable upload (S3's tail)."""
     return f"tus/{upload_id}/"

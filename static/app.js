@@ -19,6 +19,7 @@ import { hideAdminConsole, showAdminConsole } from './admin.js';
 import { hideSecurityEvents, showSecurityEvents } from './security-events.js';
 import { accountEntered, accountLeft, initAccount } from './account.js';
 import { clearImages, imagesChanged, initImages, loadImages, removeImage } from './images.js';
+import { applyGenerationEvent, clearGenerate, enterGenerate, initGenerate } from './generate.js';
 
 let stopLive = null;
 let quotaTimer = null;
@@ -46,6 +47,8 @@ function quotaSoon() {
 function onLiveEvent(event) {
   if (event.type.startsWith('job.')) {
     applyJobEvent(event);
+  } else if (event.type.startsWith('generation.')) {
+    applyGenerationEvent(event);
   } else if (event.type === 'video.ready' && event.video) {
     addVideo(event.video);
     if (event.video.kind === 'image') imagesChanged();
@@ -78,6 +81,7 @@ async function enter() {
   accountEntered();
   updateQuota();
   showOperationChoices();
+  enterGenerate();
   try {
     // Videos first: job rows show their video's name.
     await loadVideos();
@@ -103,6 +107,7 @@ function leave() {
   hideSecurityEvents($('#security-events'));
   hideAdminConsole($('#admin-console'));
   accountLeft();
+  clearGenerate();
   $('#app').hidden = true;
   $('#account').hidden = true;
   $('#auth').hidden = false;
@@ -161,6 +166,7 @@ async function main() {
   });
   initVideos($('#videos'), $('#videos-empty'), openVideo);
   initImages({ list: $('#images'), empty: $('#images-empty') }, openVideo);
+  initGenerate($('#generate-panel'));
   initSearch(
     {
       form: $('#search-form'),

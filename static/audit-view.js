@@ -25,6 +25,7 @@ const WORDS = {
   'password.reset': 'Password reset',
   'email.verify': 'Email verified',
   'email.change': 'Email address changed',
+  'credits.change': 'Credits granted or adjusted',
 };
 
 export function actionWords(action) {

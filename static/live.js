@@ -78,7 +78,7 @@ export function startLive({ onEvent, onSnapshot, poll }) {
       setMode('ws');
     } else if (data.type === 'snapshot') {
       onSnapshot(data.jobs || []);
-    } else if (typeof data.type === 'string' && /^(job|video)\./.test(data.type)) {
+    } else if (typeof data.type === 'string' && /^(job|video|generation)\./.test(data.type)) {
       events += 1;
       root.dataset.wsEvents = String(events);
       onEvent(data);

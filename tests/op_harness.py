@@ -90,7 +90,7 @@ class OpHarness:
         job = _job(self.video, op.name, parsed)
         ctx = JobContext(
             job=job,
-            video=self.video,
+            source=self.video,
             storage=self.storage,
             settings=self.settings,
             ffmpeg=ffmpeg_exe(),

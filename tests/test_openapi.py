@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import shutil
@@ -102,7 +103,8 @@ def _schemathesis() -> str:
 
 @pytest.fixture
 def app(settings: Any) -> Any:
-    return create_app(settings)
+    # Fuzzed POST /api/v1/generations really render with ffmpeg: keep each short.
+    return create_app(dataclasses.replace(settings, generation_local_max_seconds=1))
 
 
 # A hang guard: with the admin operations the run takes 3-5 min on a loaded machine.

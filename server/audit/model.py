@@ -36,6 +36,7 @@ ACTIONS: Final = (
     "webhook.create",
     "webhook.delete",
     "admin.audit_export",
+    "credits.change",
     "auth.register",
     "password.change",
     "password.reset_requested",

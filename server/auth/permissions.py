@@ -137,6 +137,16 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/api/v1/webhooks"): WEBHOOKS,
     ("DELETE", "/api/v1/webhooks/{id}"): WEBHOOKS,
     ("GET", "/api/v1/webhooks/{id}/deliveries"): WEBHOOKS,
+    # Credits: reading is videos:read; spending happens through generations (jobs:write).
+    ("GET", "/api/v1/credits"): VIDEOS_READ,
+    ("GET", "/api/v1/credits/transactions"): VIDEOS_READ,
+    ("POST", "/api/v1/admin/users/{id}/credits"): ADMIN,
+    # Generating queues work and spends credits: jobs:write, like queuing a job.
+    ("POST", "/api/v1/generations"): JOBS_WRITE,
+    ("GET", "/api/v1/generations"): VIDEOS_READ,
+    ("GET", "/api/v1/generations/{id}"): VIDEOS_READ,
+    ("POST", "/api/v1/generations/{id}/cancel"): JOBS_WRITE,
+    ("GET", "/api/v1/providers"): ANY,
 }
 
 # What the live socket needs: it streams the caller's job and video events.

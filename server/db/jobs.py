@@ -56,7 +56,8 @@ def job_from_snapshot(row: Mapping[str, Any]) -> Job:
     """A job from `to_jsonb(jobs_row)`, as the email and webhook triggers record it."""
     values: dict[str, Any] = {name: row.get(name) for name in Job.__dataclass_fields__}
     for name in ("id", "user_id", "video_id"):
-        values[name] = uuid.UUID(str(values[name]))
+        if values[name] is not None:
+            values[name] = uuid.UUID(str(values[name]))
     for name in _TIMESTAMPS:
         if values[name] is not None:
             values[name] = datetime.fromisoformat(str(values[name]))
@@ -69,7 +70,7 @@ async def insert_job(
     conn: asyncpg.Connection,
     *,
     user_id: uuid.UUID,
-    video_id: uuid.UUID,
+    video_id: uuid.UUID | None,
     operation: str,
     params: dict[str, Any],
     priority: int,

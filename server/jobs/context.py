@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 @dataclass(frozen=True)
 class JobContext:
     job: Job
-    video: Video
+    source: Video | None  # None for work without a source video (a generation)
     storage: Storage
     settings: Settings
     ffmpeg: str
@@ -39,6 +39,13 @@ class JobContext:
     report_progress: Callable[[float], None]
     # Proof of life without a percentage (e.g. while uploading outputs).
     touch: Callable[[], None]
+
+    @property
+    def video(self) -> Video:
+        """The source video: every operation but a generation has one."""
+        if self.source is None:
+            raise RuntimeError(f"job {self.job.id} has no source video")
+        return self.source
 
     def output_key(self, name: str) -> str:
         return self.output_prefix + name

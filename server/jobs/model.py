@@ -22,7 +22,7 @@ FINISHED: frozenset[JobStatus] = frozenset({SUCCEEDED, FAILED, CANCELED})
 class Job:
     id: uuid.UUID
     user_id: uuid.UUID
-    video_id: uuid.UUID
+    video_id: uuid.UUID | None  # None only for work without a source (a generation)
     operation: str
     params: dict[str, Any]
     status: JobStatus

@@ -50,7 +50,7 @@ from server.logs import get_logger
 from server.media.process import FfmpegError
 from server.media.sandbox import NO_SANDBOX, Sandbox
 from server.metrics import Metrics
-from server.object_keys import video_prefix
+from server.object_keys import sourceless_job_prefix, video_prefix
 from server.storage.base import Storage
 from server.tracing import TRACER, SpanKind, context_from_traceparent, mark_error, untraced
 from server.videos.model import Video
@@ -79,11 +79,16 @@ def make_worker_id() -> str:
 
 
 def output_prefix(job: Job) -> str:
+    if job.video_id is None:  # work without a source: scratch of its own
+        return sourceless_job_prefix(job.user_id, job.id)
     return video_prefix(job.user_id, job.video_id) + f"jobs/{job.id}/"
 
 
-def job_timeout(settings: Settings, video: Video) -> float:
-    """Wall-clock limit of one attempt, scaled to the input's duration."""
+def job_timeout(settings: Settings, video: Video | None) -> float:
+    """Wall-clock limit of one attempt, scaled to the input's duration (the
+    longest allowed for work without a source: a remote generation waits)."""
+    if video is None:
+        return settings.job_timeout_max_seconds
     duration = video.metadata.get("duration") if video.kind == "video" else None
     seconds = float(duration) if isinstance(duration, int | float) else 0.0
     scaled = settings.job_timeout_base_seconds + settings.job_timeout_per_media_second * seconds
@@ -350,10 +355,12 @@ class JobRunner:
         operation = self.operations.get(job.operation)
         if operation is None:
             return _Outcome("failed", error=f"unknown operation {job.operation!r}")
-        async with self.pool.acquire() as conn:
-            video = await videos_db.get_video(conn, job.video_id, None)
-        if video is None:
-            return _Outcome("failed", error="the source video no longer exists")
+        video = None
+        if job.video_id is not None:
+            async with self.pool.acquire() as conn:
+                video = await videos_db.get_video(conn, job.video_id, None)
+            if video is None:
+                return _Outcome("failed", error="the source video no longer exists")
         prefix = output_prefix(job)
         if job.attempts > 1:
             # Whatever an attempt that died left behind must not mix with ours.
@@ -362,7 +369,7 @@ class JobRunner:
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
         ctx = JobContext(
             job=job,
-            video=video,
+            source=video,
             storage=self.storage,
             settings=self.settings,
             ffmpeg=self.ffmpeg,

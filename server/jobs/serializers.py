@@ -26,7 +26,7 @@ def _iso(value: datetime | None) -> str | None:
 def job_json(job: Job) -> dict[str, Any]:
     return {
         "id": str(job.id),
-        "video_id": str(job.video_id),
+        "video_id": str(job.video_id) if job.video_id else None,
         "operation": job.operation,
         "params": job.params,
         "status": job.status,

@@ -272,6 +272,8 @@ class JobService:
     async def source_duration(self, job: Job) -> float | None:
         """The duration of the job's source in seconds (None if unknown or gone):
         how long a playback of its outputs may need."""
+        if job.video_id is None:
+            return None
         async with self._pool.acquire() as conn:
             video = await videos_db.get_video(conn, job.video_id, None)
         duration = video.metadata.get("duration") if video is not None else None

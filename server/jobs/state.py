@@ -16,6 +16,7 @@ import asyncpg
 
 from server.db import jobs as jobs_db
 from server.errors import Conflict, NotFound
+from server.generations.settlement import job_ended
 from server.jobs.model import (
     CANCELED,
     FAILED,
@@ -99,6 +100,7 @@ async def _finish(
         if done is not None:
             await jobs_db.close_attempt(conn, job.id, job.attempts, target, error)
             await QuotaLedger.settle_job(conn, job.user_id, job.id)
+            await job_ended(conn, done)
         return done
 
 
@@ -128,6 +130,7 @@ async def requeue_expired_leases(conn: asyncpg.Connection) -> list[Job]:
         for job in jobs:
             if job.status in FINISHED:
                 await QuotaLedger.settle_job(conn, job.user_id, job.id)
+                await job_ended(conn, job)
         if any(j.status == QUEUED for j in jobs):
             await jobs_db.notify_new_job(conn)
     return jobs
@@ -150,6 +153,7 @@ async def request_cancel(conn: asyncpg.Connection, job_id: uuid.UUID, user_id: u
             canceled = await jobs_db.cancel_queued_job(conn, job.id)
             assert canceled is not None  # the row is locked and was queued
             await QuotaLedger.settle_job(conn, job.user_id, job.id)
+            await job_ended(conn, canceled)
             return canceled
         flagged = await jobs_db.set_cancel_requested(conn, job.id)
         assert flagged is not None

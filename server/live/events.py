@@ -13,6 +13,8 @@ from typing import Any, Final, Literal, get_args
 
 from server.directuploads.model import DirectUpload
 from server.directuploads.serializers import direct_upload_json
+from server.generations.model import Generation
+from server.generations.serializers import generation_json
 from server.jobs.model import Job, JobStatus
 from server.jobs.serializers import job_json
 from server.videos.model import Video
@@ -42,6 +44,16 @@ _STATUS_EVENTS: dict[JobStatus, JobEventType] = {
 def status_event(status: JobStatus) -> JobEventType:
     """The event for a job that has just reached `status`."""
     return _STATUS_EVENTS[status]
+
+
+GenerationEventType = Literal[
+    "generation.queued",
+    "generation.submitted",
+    "generation.progress",
+    "generation.succeeded",
+    "generation.failed",
+    "generation.canceled",
+]
 
 
 # Server-side only: closes the user's sockets of that session, never sent to a client.
@@ -118,6 +130,20 @@ def direct_upload_completed_event(upload: DirectUpload) -> Event:
         "progress": None,
         "at": _now(),
         "direct_upload": direct_upload_json(upload),
+    }
+
+
+def generation_event(kind: GenerationEventType, generation: Generation) -> Event:
+    body = generation_json(generation)
+    return {
+        "type": kind,
+        "user_id": str(generation.user_id),
+        "job_id": body["job_id"],
+        "video_id": body["video_id"],
+        "status": generation.status,
+        "progress": body["progress"],
+        "at": _now(),
+        "generation": body,
     }
 
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 import uuid
 
 from server.directuploads.model import DirectUpload
+from server.generations.model import Generation
 from server.jobs.model import Job
 from server.live.bus import Bus
 from server.live.events import (
+    GenerationEventType,
     JobEventType,
     direct_upload_completed_event,
+    generation_event,
     job_event,
     session_revoked_event,
     video_deleted_event,
@@ -40,6 +43,9 @@ class EventPublisher:
 
     def direct_upload_completed(self, upload: DirectUpload) -> None:
         self._bus.publish(direct_upload_completed_event(upload))
+
+    def generation(self, kind: GenerationEventType, generation: Generation) -> None:
+        self._bus.publish(generation_event(kind, generation))
 
     def session_revoked(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
         """A session ended (logout, a replayed refresh token): its sockets close with

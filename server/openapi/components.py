@@ -53,7 +53,7 @@ VIDEO = obj(
 JOB = obj(
     ["id", "video_id", "operation", "status", "progress", "attempts", "created_at"],
     id=UUID,
-    video_id=UUID,
+    video_id=nullable(UUID),  # null for a generation's `generate` job (no source video)
     operation=STRING,
     params=ANY_OBJECT,
     status={"type": "string", "enum": ["queued", "running", "succeeded", "failed", "canceled"]},

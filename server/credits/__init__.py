@@ -1,0 +1,1 @@
+"""Credits: the per-user balance generations are paid from, and its ledger."""

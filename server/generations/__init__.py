@@ -1,0 +1,1 @@
+"""Video generation: prompts (and reference images) turned into videos by providers."""
