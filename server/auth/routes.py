@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from server import appkeys
@@ -11,14 +9,11 @@ from server.audit.origin import origin_of
 from server.auth.devices import DEVICE_COOKIE, DEVICE_COOKIE_PATH
 from server.auth.middleware import current_user, ignores_bearer
 from server.auth.model import LoginResult, TokenPair
+from server.auth.schemas import AccountChanges, Credentials, RefreshBody
 from server.auth.serializers import token_pair_json, user_json
-from server.errors import BadRequest
-from server.http import read_json_object, require_str
+from server.bodies import read_body
 from server.limits import policy
-from server.openapi.spec import BOOLEAN, STRING, Answer, RouteSpec, described, obj, ref
-
-CREDENTIALS = obj(["email", "password"], email=STRING, password=STRING)
-REFRESH_BODY = obj(["refresh_token"], refresh_token=STRING)
+from server.openapi.spec import STRING, Answer, RouteSpec, described, obj, ref
 
 # Token and account answers must never sit in a browser or proxy cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -65,7 +60,7 @@ REGISTERED = {
         tag="accounts",
         description="Answers the same whether or not the address already has an account "
         "(its owner is mailed instead); sign in afterwards to get the account's id.",
-        body=CREDENTIALS,
+        body=Credentials,
         ok={
             202: Answer(
                 "Accepted",
@@ -78,8 +73,8 @@ REGISTERED = {
 @ignores_bearer
 async def register(request: web.Request) -> web.Response:
     await policy.limit_register(request)
-    data = await read_json_object(request)
-    email, password = require_str(data, "email"), require_str(data, "password")
+    body = await read_body(request, Credentials)
+    email, password = body.email, body.password
     await request.app[appkeys.AUTH].register(email, password, origin_of(request))
     return web.json_response(REGISTERED, status=202, headers=NO_STORE)
 
@@ -88,7 +83,7 @@ async def register(request: web.Request) -> web.Response:
     RouteSpec(
         summary="Start a session",
         tag="accounts",
-        body=CREDENTIALS,
+        body=Credentials,
         ok={200: Answer("A token pair", ref("TokenPair"))},
         errors={
             401: "`invalid_credentials`",
@@ -101,8 +96,8 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     # Counted before the body is read: a malformed or hostile body is an attempt too.
     await policy.limit_login_ip(request)
-    data = await read_json_object(request)
-    email, password = require_str(data, "email"), require_str(data, "password")
+    body = await read_body(request, Credentials)
+    email, password = body.email, body.password
     await policy.limit_login_account(request, email)
     result = await request.app[appkeys.AUTH].login(email, password, origin_of(request))
     resp = _token_response(result.tokens)
@@ -114,7 +109,7 @@ async def login(request: web.Request) -> web.Response:
     RouteSpec(
         summary="Exchange a refresh token for the next pair",
         tag="accounts",
-        body=REFRESH_BODY,
+        body=RefreshBody,
         ok={200: Answer("A token pair", ref("TokenPair"))},
         errors={
             401: "`invalid_token`, `token_expired`, `token_reused` or `account_disabled`",
@@ -125,7 +120,7 @@ async def login(request: web.Request) -> web.Response:
 @ignores_bearer
 async def refresh(request: web.Request) -> web.Response:
     await policy.limit_refresh_ip(request)
-    token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
+    token = (await read_body(request, RefreshBody)).refresh_token
     await policy.limit_refresh_account(request, token)
     return _token_response(await request.app[appkeys.AUTH].refresh(token, origin_of(request)))
 
@@ -134,14 +129,14 @@ async def refresh(request: web.Request) -> web.Response:
     RouteSpec(
         summary="End a session",
         tag="accounts",
-        body=REFRESH_BODY,
+        body=RefreshBody,
         ok={204: Answer("Ended")},
         errors={401: "`invalid_token` or `token_expired`"},
     )
 )
 @ignores_bearer
 async def logout(request: web.Request) -> web.Response:
-    token = require_str(await read_json_object(request), "refresh_token", max_len=4096)
+    token = (await read_body(request, RefreshBody)).refresh_token
     await request.app[appkeys.AUTH].logout(token, origin_of(request))
     return web.Response(status=204, headers=NO_STORE)
 
@@ -156,40 +151,20 @@ async def me(request: web.Request) -> web.Response:
     return web.json_response(user_json(user, "self"), headers=NO_STORE)
 
 
-_SETTABLE = {"email_notifications", "email"}
-
-
-def _account_changes(data: dict[str, Any]) -> tuple[bool | None, str | None]:
-    """The account's own settings: (`email_notifications`, `email`), None where absent."""
-    unknown = sorted(set(data) - _SETTABLE)
-    if unknown:
-        raise BadRequest(
-            f"'{unknown[0]}' cannot be changed", code="invalid_field", field=unknown[0]
-        )
-    enabled = data.get("email_notifications")
-    if "email_notifications" in data and not isinstance(enabled, bool):
-        raise BadRequest(
-            "'email_notifications' must be true or false",
-            code="invalid_field",
-            field="email_notifications",
-        )
-    email = require_str(data, "email") if "email" in data else None
-    return enabled, email
-
-
 @described(
     RouteSpec(
         summary="Change the account's settings",
         tag="accounts",
         description="A new `email` is unverified until the link mailed to it is followed.",
-        body=obj([], email_notifications=BOOLEAN, email=STRING) | {"additionalProperties": False},
+        body=AccountChanges,
         ok={200: Answer("The account", ref("User"))},
         errors={409: "`email_taken`: another account has this address"},
     )
 )
 async def update_me(request: web.Request) -> web.Response:
     auth = current_user(request)
-    enabled, email = _account_changes(await read_json_object(request))
+    changes = await read_body(request, AccountChanges)
+    enabled, email = changes.email_notifications, changes.email
     user = await request.app[appkeys.AUTH].account(auth.id)
     if email is not None:
         user = await request.app[appkeys.RECOVERY].change_email(auth, email, origin_of(request))

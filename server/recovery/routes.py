@@ -11,9 +11,10 @@ from server.audit.origin import origin_of
 from server.auth.middleware import current_user, ignores_bearer
 from server.auth.serializers import user_json
 from server.auth.service import validate_email
-from server.http import read_json_object, require_str
+from server.bodies import read_body
 from server.limits import policy
 from server.openapi.spec import STRING, Answer, RouteSpec, described, obj, ref
+from server.recovery.schemas import EmailBody, PasswordChange, ResetConfirm, TokenBody
 
 # Token and account answers must never sit in a browser or proxy cache.
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -24,8 +25,6 @@ TOKEN_ERRORS = {
     410: "`token_used`, `token_expired` or `token_superseded` (the email changed since)",
     429: "`rate_limited`",
 }
-# Tokens are 43 characters; a little room so a wrong one is answered as invalid.
-MAX_TOKEN_CHARS = 256
 
 # The one answer to a reset request, whoever asked about whichever address.
 RESET_REQUESTED = {
@@ -54,7 +53,7 @@ def _accepted(body: dict[str, Any]) -> web.Response:
     RouteSpec(
         summary="Verify the account's email with the token from a verification link",
         tag="accounts",
-        body=obj(["token"], token=STRING),
+        body=TokenBody,
         ok={200: Answer("The verified account", ref("User"))},
         errors=TOKEN_ERRORS,
     )
@@ -62,7 +61,7 @@ def _accepted(body: dict[str, Any]) -> web.Response:
 @ignores_bearer
 async def verify_email(request: web.Request) -> web.Response:
     await policy.limit_account_token(request)
-    token = require_str(await read_json_object(request), "token", max_len=MAX_TOKEN_CHARS)
+    token = (await read_body(request, TokenBody)).token
     user = await request.app[appkeys.RECOVERY].verify_email(token, origin_of(request))
     return web.json_response(user_json(user, "self"), headers=NO_STORE)
 
@@ -72,7 +71,7 @@ async def verify_email(request: web.Request) -> web.Response:
         summary="Mail a password reset link",
         tag="accounts",
         description="Answers the same whether or not an account has the address.",
-        body=obj(["email"], email=STRING),
+        body=EmailBody,
         ok={202: Answer("Accepted (whether or not the address has an account)", ACCEPTED)},
         errors={429: "`rate_limited`"},
     )
@@ -80,7 +79,7 @@ async def verify_email(request: web.Request) -> web.Response:
 @ignores_bearer
 async def request_password_reset(request: web.Request) -> web.Response:
     await policy.limit_password_reset_ip(request)
-    email = validate_email(require_str(await read_json_object(request), "email"))
+    email = validate_email((await read_body(request, EmailBody)).email)
     await policy.limit_password_reset_account(request, email)
     await request.app[appkeys.RECOVERY].request_password_reset(email, origin_of(request))
     return _accepted(RESET_REQUESTED)
@@ -91,7 +90,7 @@ async def request_password_reset(request: web.Request) -> web.Response:
         summary="Set a new password with the token from a reset link",
         tag="accounts",
         description="Ends every session of the account.",
-        body=obj(["token", "password"], token=STRING, password=STRING),
+        body=ResetConfirm,
         ok={204: Answer("The password is set; sign in with it")},
         errors=TOKEN_ERRORS,
     )
@@ -99,9 +98,8 @@ async def request_password_reset(request: web.Request) -> web.Response:
 @ignores_bearer
 async def confirm_password_reset(request: web.Request) -> web.Response:
     await policy.limit_account_token(request)
-    data = await read_json_object(request)
-    token = require_str(data, "token", max_len=MAX_TOKEN_CHARS)
-    password = require_str(data, "password")
+    body = await read_body(request, ResetConfirm)
+    token, password = body.token, body.password
     await request.app[appkeys.RECOVERY].reset_password(token, password, origin_of(request))
     return web.Response(status=204, headers=NO_STORE)
 
@@ -111,9 +109,7 @@ async def confirm_password_reset(request: web.Request) -> web.Response:
         summary="Change the password",
         tag="accounts",
         description="Needs the current password; ends every other session of the account.",
-        body=obj(
-            ["current_password", "new_password"], current_password=STRING, new_password=STRING
-        ),
+        body=PasswordChange,
         ok={204: Answer("Changed; this session goes on, the others have ended")},
         errors={403: "`wrong_password`", 429: "`rate_limited`"},
     )
@@ -121,9 +117,8 @@ async def confirm_password_reset(request: web.Request) -> web.Response:
 async def change_password(request: web.Request) -> web.Response:
     user = current_user(request)
     await policy.limit_password_change(request, user)
-    data = await read_json_object(request)
-    current = require_str(data, "current_password")
-    new = require_str(data, "new_password")
+    body = await read_body(request, PasswordChange)
+    current, new = body.current_password, body.new_password
     await request.app[appkeys.RECOVERY].change_password(user, current, new, origin_of(request))
     return web.Response(status=204, headers=NO_STORE)
 

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
 from server import appkeys
 from server.audit.origin import origin_of
 from server.auth.middleware import current_user
-from server.errors import BadRequest
-from server.http import path_uuid, query_int, read_json_object, require_str
-from server.openapi.spec import Answer, Param, RouteSpec, described, obj, page_of, ref
+from server.bodies import read_body
+from server.http import path_uuid, query_int
+from server.openapi.spec import Answer, Param, RouteSpec, described, page_of, ref
 from server.webhooks.model import EVENTS
+from server.webhooks.schemas import CreateWebhook
 from server.webhooks.serializers import delivery_json, webhook_json
-from server.webhooks.ssrf import MAX_URL_CHARS
 
 
 def add_routes(app: web.Application) -> None:
@@ -24,30 +22,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/webhooks/{id}/deliveries", deliveries)
 
 
-def _events(data: dict[str, Any]) -> list[str]:
-    events = data.get("events")
-    if (
-        not isinstance(events, list)
-        or not events
-        or not all(isinstance(e, str) and e in EVENTS for e in events)
-    ):
-        raise BadRequest(
-            f"'events' must be a non-empty list of: {', '.join(EVENTS)}",
-            code="invalid_field",
-            field="events",
-        )
-    return sorted(set(events), key=EVENTS.index)
-
-
 @described(
     RouteSpec(
         summary="Register a webhook (the secret is shown once)",
         tag="webhooks",
-        body=obj(
-            ["url", "events"],
-            url={"type": "string", "format": "uri", "maxLength": MAX_URL_CHARS},
-            events={"type": "array", "minItems": 1, "items": {"enum": list(EVENTS)}},
-        ),
+        body=CreateWebhook,
         ok={201: Answer("The hook and its secret", ref("Webhook"))},
         errors={
             400: "`invalid_url` or `invalid_field`, naming the field",
@@ -57,9 +36,9 @@ def _events(data: dict[str, Any]) -> list[str]:
 )
 async def create(request: web.Request) -> web.Response:
     auth = current_user(request)
-    data = await read_json_object(request)
-    url = require_str(data, "url", max_len=MAX_URL_CHARS)
-    events = _events(data)
+    body = await read_body(request, CreateWebhook)
+    url = body.url
+    events: list[str] = sorted(set(body.events), key=EVENTS.index)
     hook = await request.app[appkeys.WEBHOOK_SERVICE].create(auth, url, events, origin_of(request))
     return web.json_response(webhook_json(hook, with_secret=True), status=201)
 
