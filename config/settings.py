@@ -359,6 +359,14 @@ class Settings:
         "(search falls back to full-text matching alone where it has not).",
     )
 
+    # --- library: batches, presets, captions ---------------------------------
+    batch_max_jobs: int = _setting(
+        1000,
+        "Most jobs one `POST /api/v1/jobs/batch` may create (videos times operations); "
+        "a larger batch is refused whole.",
+    )
+    presets_per_user: int = _setting(100, "Most saved operation presets per user.")
+
     def __post_init__(self) -> None:
         _validate(self)
 
@@ -470,6 +478,8 @@ def _validate(s: Settings) -> None:
     )
     need(s.s3_part_size >= 5 * MiB, "s3_part_size", "S3 parts must be at least 5 MiB")
     need(s.max_upload_bytes > 0, "max_upload_bytes", "must be positive")
+    need(s.batch_max_jobs >= 1, "batch_max_jobs", "must be at least 1")
+    need(s.presets_per_user >= 1, "presets_per_user", "must be at least 1")
     need(s.default_quota_bytes >= 0, "default_quota_bytes", "must not be negative")
     need(4 <= s.bcrypt_rounds <= 16, "bcrypt_rounds", "must be between 4 and 16")
     need(s.access_token_ttl_seconds > 0, "access_token_ttl_seconds", "must be positive")

@@ -22,6 +22,7 @@ from server.auth.passwords import PasswordHasher
 from server.auth.secret import load_or_create_secret
 from server.auth.service import AuthService
 from server.auth.tokens import TokenService
+from server.batches.service import BatchService
 from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
 from server.db.pool import open_database, resolve_database_url
@@ -45,6 +46,7 @@ from server.metrics import Metrics
 from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
+from server.presets.service import PresetService
 from server.quota.ledger import QuotaLedger
 from server.roles import API, WORKER, parts_of
 from server.scanning.service import ScanService
@@ -96,6 +98,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.admin.routes import add_routes as admin_routes
     from server.apikeys.routes import add_routes as api_key_routes
     from server.auth.routes import add_routes as auth_routes
+    from server.batches.routes import add_routes as batch_routes
     from server.directuploads.routes import add_routes as direct_upload_routes
     from server.health.routes import add_routes as ops_routes
     from server.jobs.operation_routes import add_routes as operation_routes
@@ -103,6 +106,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
     from server.openapi.routes import add_routes as openapi_routes
+    from server.presets.routes import add_routes as preset_routes
     from server.search.routes import add_routes as search_routes
     from server.shares.routes import add_routes as share_routes
     from server.static_files import add_routes as static_routes
@@ -123,7 +127,9 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         direct_upload_routes,
         search_routes,  # before video_routes: /videos/suggest is not a video id
         video_routes,
+        batch_routes,  # before job_routes: /jobs/batch is not a job id
         job_routes,
+        preset_routes,
         operation_routes,
         output_routes,
         live_routes,
@@ -280,8 +286,10 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     jobs = JobService(
         pool=pool, settings=settings, operations=app[appkeys.OPERATIONS], publisher=publisher
     )
+    presets = PresetService(pool=pool, settings=settings, jobs=jobs)
     app[appkeys.QUOTA] = quota
     app[appkeys.JOBS] = jobs
+    app[appkeys.PRESETS] = presets
     app[appkeys.VIDEOS] = VideoService(pool=pool, storage=app[appkeys.STORAGE], publisher=publisher)
     app[appkeys.UPLOADS] = UploadService(
         pool=pool,
@@ -291,6 +299,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         scanner=app[appkeys.SCANNER],
         quota=quota,
         jobs=jobs,
+        presets=presets,
         publisher=publisher,
         metrics=app[appkeys.METRICS],
     )
@@ -312,6 +321,19 @@ async def _search_ctx(app: web.Application) -> AsyncIterator[None]:
     search = SearchService(pool=app[appkeys.POOL], settings=app[appkeys.SETTINGS])
     await search.prepare()
     app[appkeys.SEARCH] = search
+    yield
+
+
+async def _batches_ctx(app: web.Application) -> AsyncIterator[None]:
+    # After search: a batch may pick its videos with a search.
+    pool, settings, jobs = app[appkeys.POOL], app[appkeys.SETTINGS], app[appkeys.JOBS]
+    app[appkeys.BATCHES] = BatchService(
+        pool=pool,
+        settings=settings,
+        jobs=jobs,
+        search=app[appkeys.SEARCH],
+        presets=app[appkeys.PRESETS],
+    )
     yield
 
 
@@ -406,6 +428,7 @@ _CONTEXTS: tuple[tuple[_Context, frozenset[str]], ...] = (
     (_limits_ctx, _BOTH),
     (_services_ctx, _BOTH),
     (_search_ctx, frozenset({API})),
+    (_batches_ctx, frozenset({API})),
     (_shares_ctx, frozenset({API})),
     (_runner_ctx, frozenset({WORKER})),
     (_uploads_ctx, frozenset({API})),

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from server.apikeys.service import ApiKeyService
     from server.auth.service import AuthService
     from server.auth.tokens import TokenService
+    from server.batches.service import BatchService
     from server.cleanup.task import CleanupTask
     from server.directuploads.service import DirectUploadService
     from server.jobs.operations.catalog import OperationCatalog
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
     from server.metrics import Metrics
     from server.notify.mailer import Mailer
     from server.notify.outbox import Outbox
+    from server.presets.service import PresetService
     from server.quota.ledger import QuotaLedger
     from server.scanning.service import ScanService
     from server.search.service import SearchService
@@ -76,6 +78,8 @@ VIDEOS: web.AppKey[VideoService] = web.AppKey("videos")
 JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 SEARCH: web.AppKey[SearchService] = web.AppKey("search")
 SHARES: web.AppKey[ShareService] = web.AppKey("shares")
+BATCHES: web.AppKey[BatchService] = web.AppKey("batches")
+PRESETS: web.AppKey[PresetService] = web.AppKey("presets")
 UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 TUS: web.AppKey[TusService] = web.AppKey("tus")
 DIRECT_UPLOADS: web.AppKey[DirectUploadService] = web.AppKey("direct_uploads")

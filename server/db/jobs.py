@@ -75,11 +75,13 @@ async def insert_job(
     priority: int,
     max_attempts: int,
     job_id: uuid.UUID | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> Job:
     row = await conn.fetchrow(
         f"""
-        INSERT INTO jobs (id, user_id, video_id, operation, params, priority, max_attempts)
-        VALUES ($1, $2, $3, $4, $5, $6, $7)
+        INSERT INTO jobs (id, user_id, video_id, operation, params, priority, max_attempts,
+                          batch_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
         RETURNING {_COLUMNS}
         """,  # noqa: S608 - column list is a constant
         job_id or uuid.uuid4(),
@@ -89,6 +91,7 @@ async def insert_job(
         params,
         priority,
         max_attempts,
+        batch_id,
     )
     assert row is not None
     return _job(row)

@@ -213,6 +213,30 @@ async def search_videos(
     ]
 
 
+async def matching_video_ids(
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    *,
+    config: str,
+    text: SearchText | None,
+    filters: SearchFilters,
+    limit: int,
+    typo_tolerant: bool,
+    small_library: bool = False,
+) -> list[uuid.UUID]:
+    """Ids of what a search matches, oldest first, at most `limit` (a batch's videos)."""
+    p = _Params()
+    user = p.add(user_id)
+    tsquery, _ = _tsquery(p, config, text)
+    where = _where(p, user, text, tsquery, filters, typo_tolerant=typo_tolerant)
+    sql = f"""SELECT v.id FROM {_source(small_library, user)} v WHERE {where}
+              ORDER BY v.created_at, v.id LIMIT {p.add(limit)}"""  # noqa: S608 - as above
+    async with conn.transaction():
+        await _custom_plans(conn)
+        rows = await conn.fetch(sql, *p.values)
+    return [r["id"] for r in rows]
+
+
 MAX_TAG_FACETS = 20
 
 

@@ -90,6 +90,23 @@ class SearchService:
             typo_tolerance=self.typo_tolerance,
         )
 
+    async def matching_ids(
+        self, user_id: uuid.UUID, query: SearchQuery, limit: int
+    ) -> list[uuid.UUID]:
+        """Every video the query's words and filters match (at most `limit`), oldest first."""
+        async with self._pool.acquire() as conn:
+            small = query.text is not None and await search_db.library_is_small(conn, user_id)
+            return await search_db.matching_video_ids(
+                conn,
+                user_id,
+                config=self._config,
+                text=query.text,
+                filters=query.filters,
+                limit=limit,
+                typo_tolerant=self.typo_tolerance,
+                small_library=small,
+            )
+
     async def suggest(self, user_id: uuid.UUID, typed: str, limit: int) -> list[Suggestion]:
         """Titles and tags for a search box while someone types."""
         text = search_text(typed)

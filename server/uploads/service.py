@@ -42,7 +42,7 @@ from server.errors import (
 )
 from server.jobs.model import Job
 from server.jobs.operations.protocol import Operation
-from server.jobs.service import JobService
+from server.jobs.service import JobService, RequestedJob
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.media.probe import ProbeError
@@ -51,6 +51,7 @@ from server.media.process import FfmpegTimeout
 from server.media.sniff import SNIFF_BYTES, SniffResult, sniff
 from server.metrics import Metrics
 from server.object_keys import source_key
+from server.presets.service import PresetService
 from server.quota.ledger import QuotaLedger
 from server.scanning.service import ScanService
 from server.storage.base import ObjectWriter, Storage
@@ -210,9 +211,11 @@ class UploadService:
         scanner: ScanService,
         quota: QuotaLedger,
         jobs: JobService,
+        presets: PresetService,
         publisher: EventPublisher,
         metrics: Metrics,
     ) -> None:
+        self._presets = presets
         self._pool = pool
         self._storage = storage
         self._settings = settings
@@ -230,6 +233,10 @@ class UploadService:
     def parse_process(self, raw: str | None) -> list[Operation]:
         return self._jobs.parse_process(raw)
 
+    async def parse_preset(self, user_id: uuid.UUID, name: str | None) -> list[RequestedJob]:
+        """`?preset=name`: the user's preset's operations (400 on `preset` when unknown)."""
+        return await self._presets.for_upload(user_id, name)
+
     async def limits(self, user_id: uuid.UUID) -> UploadLimits:
         return UploadLimits(self._settings.max_upload_bytes, await self._quota.headroom(user_id))
 
@@ -246,6 +253,7 @@ class UploadService:
         chunks: AsyncIterator[bytes],
         declared_size: int | None,
         process: Sequence[Operation] = (),
+        preset: Sequence[RequestedJob] = (),
         ttl_seconds: int | None = None,
         max_bytes: int | None = None,
         allowed_types: Collection[str] = (),
@@ -271,6 +279,7 @@ class UploadService:
                 raise _unsupported()
             _check_type(sniffed, allowed_types)
             JobService.check_process_kind(process, sniffed.kind)
+            JobService.check_process_kind([op for op, _ in preset], sniffed.kind, field="preset")
             video_id = video_id or uuid.uuid4()
             key = source_key(user_id, video_id)
             size, sha256 = await self._stream_to_storage(key, sniffed, head, chunks, limits)
@@ -286,7 +295,9 @@ class UploadService:
             await self._discard(key)
             raise BadRequest("The body ended before Content-Length bytes", code="incomplete_body")
         candidate = _candidate(video_id, user_id, filename, key, size, sha256, sniffed)
-        return await self._accept(candidate, sniffed, process, ttl, before_insert=before_insert)
+        return await self._accept(
+            candidate, sniffed, process, ttl, preset=preset, before_insert=before_insert
+        )
 
     async def accept_stored(
         self,
@@ -298,6 +309,7 @@ class UploadService:
         size: int,
         sha256: str,
         process: Sequence[Operation] = (),
+        preset: Sequence[RequestedJob] = (),
         ttl_seconds: int | None = None,
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
@@ -320,6 +332,7 @@ class UploadService:
                 raise _unsupported()
             _check_type(sniffed, allowed_types)
             JobService.check_process_kind(process, sniffed.kind)
+            JobService.check_process_kind([op for op, _ in preset], sniffed.kind, field="preset")
         except BaseException as exc:
             await self._after_failure(key, exc, keep_on_server_error)
             raise
@@ -329,6 +342,7 @@ class UploadService:
             sniffed,
             process,
             ttl,
+            preset=preset,
             conn=conn,
             before_insert=before_insert,
             keep_on_server_error=keep_on_server_error,
@@ -341,6 +355,7 @@ class UploadService:
         process: Sequence[Operation],
         ttl: int,
         *,
+        preset: Sequence[RequestedJob] = (),
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
         keep_on_server_error: bool = False,
@@ -349,7 +364,13 @@ class UploadService:
         (see `_after_failure`)."""
         try:
             stored = await self._probe_and_record(
-                candidate, sniffed, process, ttl, conn=conn, before_insert=before_insert
+                candidate,
+                sniffed,
+                process,
+                ttl,
+                preset=preset,
+                conn=conn,
+                before_insert=before_insert,
             )
         except BaseException as exc:
             await self._after_failure(candidate.storage_key, exc, keep_on_server_error)
@@ -403,6 +424,7 @@ class UploadService:
         process: Sequence[Operation],
         ttl_seconds: int,
         *,
+        preset: Sequence[RequestedJob] = (),
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
     ) -> StoredUpload:
@@ -419,7 +441,7 @@ class UploadService:
         candidate = dataclasses.replace(candidate, metadata=info.to_json())
         # Default params are checked against the probed metadata before anything
         # is kept: a 400 here still discards the object.
-        planned = self._jobs.plan_defaults(process, candidate)
+        planned = self._jobs.plan_defaults(process, candidate, preset)
         async with self._transaction(conn) as conn:
             if before_insert is not None:
                 await before_insert(conn)
