@@ -366,6 +366,9 @@ class Settings:
         "a larger batch is refused whole.",
     )
     presets_per_user: int = _setting(100, "Most saved operation presets per user.")
+    caption_max_bytes: int = _setting(
+        512 * 1024, "Largest caption file (SRT or WebVTT) one upload may send, in bytes."
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -480,6 +483,7 @@ def _validate(s: Settings) -> None:
     need(s.max_upload_bytes > 0, "max_upload_bytes", "must be positive")
     need(s.batch_max_jobs >= 1, "batch_max_jobs", "must be at least 1")
     need(s.presets_per_user >= 1, "presets_per_user", "must be at least 1")
+    need(s.caption_max_bytes >= 1024, "caption_max_bytes", "must be at least 1024")
     need(s.default_quota_bytes >= 0, "default_quota_bytes", "must not be negative")
     need(4 <= s.bcrypt_rounds <= 16, "bcrypt_rounds", "must be between 4 and 16")
     need(s.access_token_ttl_seconds > 0, "access_token_ttl_seconds", "must be positive")

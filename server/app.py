@@ -23,6 +23,7 @@ from server.auth.secret import load_or_create_secret
 from server.auth.service import AuthService
 from server.auth.tokens import TokenService
 from server.batches.service import BatchService
+from server.captions.service import CaptionService
 from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
 from server.db.pool import open_database, resolve_database_url
@@ -99,6 +100,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.apikeys.routes import add_routes as api_key_routes
     from server.auth.routes import add_routes as auth_routes
     from server.batches.routes import add_routes as batch_routes
+    from server.captions.routes import add_routes as caption_routes
     from server.directuploads.routes import add_routes as direct_upload_routes
     from server.health.routes import add_routes as ops_routes
     from server.jobs.operation_routes import add_routes as operation_routes
@@ -126,6 +128,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         tus_routes,
         direct_upload_routes,
         search_routes,  # before video_routes: /videos/suggest is not a video id
+        caption_routes,
         video_routes,
         batch_routes,  # before job_routes: /jobs/batch is not a job id
         job_routes,
@@ -290,6 +293,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.QUOTA] = quota
     app[appkeys.JOBS] = jobs
     app[appkeys.PRESETS] = presets
+    app[appkeys.CAPTIONS] = CaptionService(pool=pool)
     app[appkeys.VIDEOS] = VideoService(pool=pool, storage=app[appkeys.STORAGE], publisher=publisher)
     app[appkeys.UPLOADS] = UploadService(
         pool=pool,
@@ -344,6 +348,7 @@ async def _shares_ctx(app: web.Application) -> AsyncIterator[None]:
         passwords=PasswordHasher(settings.bcrypt_rounds),
         signer=app[appkeys.SIGNER],
         settings=settings,
+        captions=app[appkeys.CAPTIONS],
     )
     yield
 

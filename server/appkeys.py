@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from server.auth.service import AuthService
     from server.auth.tokens import TokenService
     from server.batches.service import BatchService
+    from server.captions.service import CaptionService
     from server.cleanup.task import CleanupTask
     from server.directuploads.service import DirectUploadService
     from server.jobs.operations.catalog import OperationCatalog
@@ -79,6 +80,7 @@ JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 SEARCH: web.AppKey[SearchService] = web.AppKey("search")
 SHARES: web.AppKey[ShareService] = web.AppKey("shares")
 BATCHES: web.AppKey[BatchService] = web.AppKey("batches")
+CAPTIONS: web.AppKey[CaptionService] = web.AppKey("captions")
 PRESETS: web.AppKey[PresetService] = web.AppKey("presets")
 UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 TUS: web.AppKey[TusService] = web.AppKey("tus")

@@ -299,6 +299,14 @@ class JobService:
             raise _output_not_found()
         return job, output
 
+    async def finished_job(self, job_id: uuid.UUID) -> Job:
+        """A succeeded job, behind a signed token (404 `output_not_found` otherwise)."""
+        async with self._pool.acquire() as conn:
+            job = await jobs_db.get_job(conn, job_id, None)
+        if job is None or job.status != "succeeded":
+            raise _output_not_found()
+        return job
+
     async def open_job_counts(self) -> list[tuple[str, str, int]]:
         """(status, operation, count) of queued and running jobs, for /metrics."""
         async with self._pool.acquire() as conn:

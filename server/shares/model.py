@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from server.captions.model import Caption
 from server.videos.model import Video
 
 Exposure = Literal["video", "hls", "thumbnail"]
@@ -53,3 +54,4 @@ class SharedView:
     grant_expires_at: int | None
     has_hls: bool
     has_thumbnail: bool
+    captions: tuple[Caption, ...] = ()

@@ -14,6 +14,8 @@ from aiohttp import web
 
 from server import appkeys
 from server.auth.middleware import current_user
+from server.captions.hls import MasterWithSubtitles, caption_file, subtitle_playlist
+from server.captions.serving import playlist_response, stream_rewritten, vtt_response
 from server.errors import BadRequest, NotFound
 from server.http import external_url, path_uuid, read_json_object
 from server.limits import policy
@@ -23,6 +25,7 @@ from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 from server.shares.params import parse_share_spec
 from server.shares.serializers import locked_json, share_json, shared_view_json
+from server.shares.service import HLS_MASTER, share_not_found
 from server.static_files import share_page
 
 _SHARE = obj(id=STRING, url=STRING, expires_at=nullable(TIME), views={"type": "integer"})
@@ -212,10 +215,45 @@ async def shared_thumbnail(request: web.Request) -> web.StreamResponse:
 )
 @signed_media()
 async def shared_hls(request: web.Request) -> web.StreamResponse:
-    stored = await request.app[appkeys.SHARES].hls_file(
-        request.match_info["token"], request.match_info["grant"], request.match_info["name"]
-    )
+    token, grant, name = (request.match_info[k] for k in ("token", "grant", "name"))
+    shares = request.app[appkeys.SHARES]
+    if (caption := caption_file(name)) is not None:
+        language, ext = caption
+        if ext == "vtt":
+            return vtt_response(await shares.caption_vtt(token, grant, language))
+        video, captions = await shares.hls_captions(token, grant)
+        if all(c.language != language for c in captions):
+            raise share_not_found()
+        return playlist_response(subtitle_playlist(language, video.metadata.get("duration")))
+    stored = await shares.hls_file(token, grant, name)
+    if name == HLS_MASTER:
+        _, captions = await shares.hls_captions(token, grant)
+        if captions:
+            return await stream_rewritten(
+                request,
+                request.app[appkeys.STORAGE],
+                stored.key,
+                stored.content_type,
+                MasterWithSubtitles(captions).line,
+            )
     return await _serve(request, stored)
+
+
+@described(
+    RouteSpec(
+        summary="A caption track of the shared video, as WebVTT",
+        tag="shares",
+        path_schemas={"token": STRING, "grant": STRING, "language": STRING},
+        ok={200: Answer("WebVTT", STRING, "text/vtt")},
+        errors={404: "`share_not_found`"},
+    )
+)
+@signed_media()
+async def shared_captions(request: web.Request) -> web.StreamResponse:
+    text = await request.app[appkeys.SHARES].caption_vtt(
+        request.match_info["token"], request.match_info["grant"], request.match_info["language"]
+    )
+    return vtt_response(text)
 
 
 def add_routes(app: web.Application) -> None:
@@ -230,6 +268,7 @@ def add_routes(app: web.Application) -> None:
         (f"{media}/video", shared_video),
         (f"{media}/thumbnail", shared_thumbnail),
         (media + "/hls/{name:.+}", shared_hls),
+        (media + "/captions/{language}", shared_captions),
     ):
         app.router.add_get(path, handler)  # HEAD too
         app.router.add_route("OPTIONS", path, preflight_for())

@@ -64,4 +64,8 @@ def shared_view_json(view: SharedView) -> dict[str, Any]:
         "media": media,
         # Relative paths: the page is on the same origin; embedders resolve them.
         "media_expires_at": view.grant_expires_at,
+        "captions": [
+            {"language": c.language, "label": c.label, "url": f"{prefix}captions/{c.language}"}
+            for c in view.captions
+        ],
     }
