@@ -46,6 +46,12 @@ function show(info) {
     if (src) media.src = src;
     else children.push(h('p', { class: 'error' }, 'This browser cannot play what this link shares.'));
   }
+  // Captions as <track>s (same origin; the first is shown by default).
+  (info.captions || []).forEach((caption, index) => {
+    media.append(h('track', {
+      kind: 'subtitles', src: caption.url, srclang: caption.language, label: caption.label, default: index === 0,
+    }));
+  });
   if (info.description) children.push(h('p', { class: 'description' }, info.description));
   if (info.media.download) {
     children.push(h('p', {}, h('a', { href: info.media.download, download: '' }, 'Download')));
