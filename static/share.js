@@ -7,7 +7,9 @@
 
 import { h } from './dom.js';
 
-const base = window.location.pathname.replace(/\/+$/, '');
+// The embed page (/s/{token}/embed) asks the same link's endpoints.
+const base = window.location.pathname.replace(/\/+$/, '').replace(/\/embed$/, '');
+const embedded = document.body.classList.contains('embed');
 const status = document.getElementById('share-status');
 const unlockForm = document.getElementById('share-unlock');
 const view = document.getElementById('share-view');
@@ -40,7 +42,8 @@ function show(info) {
       preload: 'metadata',
       poster: info.media.thumbnail,
     });
-  const children = [h('h1', {}, info.title), media];
+  // Embedded in another site: the player alone.
+  const children = embedded ? [media] : [h('h1', {}, info.title), media];
   if (!isImage) {
     const src = sourceOf(info.media, media);
     if (src) media.src = src;
@@ -52,7 +55,7 @@ function show(info) {
       kind: 'subtitles', src: caption.url, srclang: caption.language, label: caption.label, default: index === 0,
     }));
   });
-  if (info.description) children.push(h('p', { class: 'description' }, info.description));
+  if (info.description && !embedded) children.push(h('p', { class: 'description' }, info.description));
   if (info.media.download) {
     children.push(h('p', {}, h('a', { href: info.media.download, download: '' }, 'Download')));
   }

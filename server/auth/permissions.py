@@ -84,6 +84,7 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("DELETE", "/api/v1/videos/{id}/shares/{share_id}"): VIDEOS_WRITE,
     # Share links: the token is the credential; no login.
     ("GET", "/s/{token}"): PUBLIC,
+    ("GET", "/s/{token}/embed"): PUBLIC,
     ("GET", "/s/{token}/info"): PUBLIC,
     ("POST", "/s/{token}/unlock"): PUBLIC,
     ("GET", "/s/{token}/m/{grant}/video"): PUBLIC,

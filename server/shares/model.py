@@ -55,3 +55,13 @@ class SharedView:
     has_hls: bool
     has_thumbnail: bool
     captions: tuple[Caption, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShareCard:
+    """What a link's page says about it before anyone opens it (link previews):
+    nothing about the video when it has a password."""
+
+    share: Share
+    video: Video
+    has_thumbnail: bool

@@ -23,10 +23,11 @@ from server.openapi.components import SERVE_PARAMS, SERVED
 from server.openapi.spec import STRING, TIME, UUID, Answer, RouteSpec, described, nullable, obj
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
+from server.shares.page import render_page
 from server.shares.params import parse_share_spec
 from server.shares.serializers import locked_json, share_json, shared_view_json
 from server.shares.service import HLS_MASTER, share_not_found
-from server.static_files import share_page
+from server.static_files import share_page, share_page_template
 
 _SHARE = obj(id=STRING, url=STRING, expires_at=nullable(TIME), views={"type": "integer"})
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -106,13 +107,33 @@ _GONE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
     )
 )
 async def player_page(request: web.Request) -> web.StreamResponse:
+    return await _page(request, embed=False)
+
+
+@described(
+    RouteSpec(
+        summary="The share link's player alone, for an <iframe> on another site",
+        tag="shares",
+        path_schemas={"token": STRING},
+        ok={200: Answer("HTML", STRING, "text/html")},
+        errors={404: "An unknown, revoked or expired link (the same HTML page)"},
+    )
+)
+async def embed_page(request: web.Request) -> web.StreamResponse:
+    return await _page(request, embed=True)
+
+
+async def _page(request: web.Request, *, embed: bool) -> web.StreamResponse:
     try:
-        await request.app[appkeys.SHARES].check(request.match_info["token"])
+        card = await request.app[appkeys.SHARES].card(request.match_info["token"])
     except NotFound:
         return web.Response(
             status=404, text=_GONE_PAGE, content_type="text/html", headers=_NO_STORE
         )
-    return share_page(request)
+    html = render_page(
+        share_page_template(), card, lambda path: external_url(request, path), embed=embed
+    )
+    return share_page(request, html)
 
 
 @described(
@@ -261,6 +282,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/videos/{id}/shares", list_shares)
     app.router.add_delete("/api/v1/videos/{id}/shares/{share_id}", revoke_share)
     app.router.add_get("/s/{token}", player_page)
+    app.router.add_get("/s/{token}/embed", embed_page)
     app.router.add_get("/s/{token}/info", share_info)
     app.router.add_post("/s/{token}/unlock", unlock_share)
     media = "/s/{token}/m/{grant}"

@@ -37,7 +37,7 @@ from server.jobs.model import OutputFile
 from server.logs import get_logger
 from server.serving.serve import StoredFile
 from server.serving.signing import UrlSigner, playback_seconds
-from server.shares.model import Share, SharedView, ShareSpec
+from server.shares.model import Share, ShareCard, SharedView, ShareSpec
 from server.videos.model import Video
 
 log = get_logger("frameflow.shares")
@@ -117,6 +117,17 @@ class ShareService:
     async def check(self, token: str) -> None:
         """404 unless the link works now (for the player page itself)."""
         await self._live(token)
+
+    async def card(self, token: str) -> ShareCard:
+        """The link's preview for its page's OpenGraph tags (404 unless it works); no view."""
+        share, video = await self._live(token)
+        thumb = None
+        if "thumbnail" in share.exposes and share.password_hash is None:
+            async with self._pool.acquire() as conn:
+                thumb = await shares_db.newest_output(
+                    conn, video.id, THUMBNAIL_OPERATION, THUMBNAIL_NAME
+                )
+        return ShareCard(share=share, video=video, has_thumbnail=thumb is not None)
 
     async def open(self, token: str, password: str | None) -> SharedView | None:
         """What the link shows, counted as a view; None when it needs a password that
