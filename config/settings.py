@@ -366,6 +366,11 @@ class Settings:
         "a larger batch is refused whole.",
     )
     presets_per_user: int = _setting(100, "Most saved operation presets per user.")
+    thumbnail_after_upload: bool = _setting(
+        True,
+        "Queue a `thumbnail` job (default params) after each upload, for the page's grid; "
+        "skipped when the upload asks for one itself or the quota has no room for it.",
+    )
     caption_max_bytes: int = _setting(
         512 * 1024, "Largest caption file (SRT or WebVTT) one upload may send, in bytes."
     )

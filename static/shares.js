@@ -55,9 +55,9 @@ function linkRow(video, share, refresh) {
   return h('li', { class: 'share-link' }, url, copy, revoke, h('span', { class: 'muted' }, facts), embed);
 }
 
-/** A read-only field with a Copy button (the <iframe> snippet). */
+/** A read-only text area with a Copy button (the <iframe> snippet). */
 function copyField(text, label, done) {
-  const field = h('input', { type: 'text', readonly: true, value: text, 'aria-label': label });
+  const field = h('textarea', { readonly: true, rows: 3, 'aria-label': label }, text);
   const button = h('button', { type: 'button', class: 'secondary' }, 'Copy');
   button.addEventListener('click', async () => {
     try {

@@ -42,7 +42,7 @@ from server.errors import (
 )
 from server.jobs.model import Job
 from server.jobs.operations.protocol import Operation
-from server.jobs.service import JobService, RequestedJob
+from server.jobs.service import JobService, PlannedJob, RequestedJob
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.media.probe import ProbeError
@@ -56,6 +56,9 @@ from server.quota.ledger import QuotaLedger
 from server.scanning.service import ScanService
 from server.storage.base import ObjectWriter, Storage
 from server.videos.model import Video
+
+# Queued after each upload when `thumbnail_after_upload` is on.
+AUTO_THUMBNAIL = "thumbnail"
 
 log = get_logger("frameflow.uploads")
 
@@ -442,6 +445,7 @@ class UploadService:
         # Default params are checked against the probed metadata before anything
         # is kept: a 400 here still discards the object.
         planned = self._jobs.plan_defaults(process, candidate, preset)
+        auto = self._plan_auto_thumbnail(candidate, planned)
         async with self._transaction(conn) as conn:
             if before_insert is not None:
                 await before_insert(conn)
@@ -462,7 +466,34 @@ class UploadService:
             # Holds each job's estimated outputs: 413 (and nothing kept) when they
             # do not fit beside the upload itself.
             jobs = await self._jobs.queue_planned(conn, video, planned)
+            if auto is not None:
+                jobs += await self._queue_auto_thumbnail(conn, video, auto)
         return StoredUpload(video, jobs)
+
+    def _plan_auto_thumbnail(
+        self, video: Video, planned: Sequence[PlannedJob]
+    ) -> PlannedJob | None:
+        """The upload's automatic `thumbnail` job (for the page's grid), unless it is
+        turned off, asked for already, or cannot apply."""
+        if not self._settings.thumbnail_after_upload:
+            return None
+        if any(job.operation.name == AUTO_THUMBNAIL for job in planned):
+            return None
+        try:
+            operation = self._jobs.resolve_operation(AUTO_THUMBNAIL, video)
+            return self._jobs.plan(operation, {}, video)
+        except BadRequest:
+            return None  # not in this registry, or not for this file: no thumbnail
+
+    async def _queue_auto_thumbnail(
+        self, conn: asyncpg.Connection, video: Video, auto: PlannedJob
+    ) -> list[Job]:
+        try:
+            async with conn.transaction():  # a savepoint: the upload stays if this fails
+                return await self._jobs.queue_planned(conn, video, [auto])
+        except PayloadTooLarge:
+            log.info("auto_thumbnail_skipped", video_id=str(video.id), reason="quota")
+            return []
 
     def _transaction(
         self, conn: asyncpg.Connection | None
