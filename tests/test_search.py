@@ -178,8 +178,26 @@ async def test_filters_and_facet_counts(client: TestClient[Any, Any], user: User
     assert sorted(titles(await search(client, user, uploaded="week"))) == ["Trip one", "Trip two"]
     both = await search(client, user, tag=["Travel", "sea"])
     assert titles(both) == ["Trip one"]
-    # Facets count what the filters leave.
+    # Tags filter together: their counts are what the filters leave.
     assert {f["value"]: f["count"] for f in both["facets"]["tags"]} == {"sea": 1, "travel": 1}
+
+    # Every other facet counts with every filter but its own: choosing a kind
+    # still shows the other kinds, and the other facets follow the choice.
+    def counts(body: Any) -> dict[str, dict[str, int]]:
+        facets = body["facets"]
+        return {name: {f["value"]: f["count"] for f in facets[name]} for name in facets}
+
+    image = counts(await search(client, user, q="trip", kind="image"))
+    assert image["kind"] == {"video": 3, "image": 1}
+    assert image["duration"] == {"short": 0, "medium": 0, "long": 0}
+    assert image["tags"] == {}
+    medium = counts(await search(client, user, q="trip", duration="medium"))
+    assert medium["duration"] == {"short": 1, "medium": 1, "long": 1}
+    assert medium["kind"] == {"video": 1}
+    assert medium["uploaded"] == {"day": 0, "week": 1, "month": 1, "year": 1}
+    both_filters = counts(await search(client, user, q="trip", duration="long", uploaded="week"))
+    assert both_filters["duration"] == {"short": 1, "medium": 1, "long": 0}
+    assert both_filters["uploaded"] == {"day": 0, "week": 0, "month": 0, "year": 1}
 
 
 async def test_paging_by_relevance_and_by_date_is_complete(

@@ -86,6 +86,36 @@ def _bucket_sql(low: float | None, high: float | None) -> str:
     return " AND ".join(parts)
 
 
+def _filter_predicates(p: _Params, filters: SearchFilters) -> dict[str, str]:
+    """Each filter's condition by facet name ("true" when not filtered)."""
+    found = dict.fromkeys(("kind", "status", "duration", "uploaded", "tags"), "true")
+    if filters.kind is not None:
+        found["kind"] = f"v.kind = {p.add(filters.kind)}"
+    if filters.status is not None:
+        found["status"] = f"v.status = {p.add(filters.status)}"
+    if filters.duration is not None:
+        found["duration"] = _bucket_sql(*DURATION_BUCKETS[filters.duration])
+    if filters.uploaded is not None:
+        days = p.add(UPLOADED_WINDOWS[filters.uploaded])
+        found["uploaded"] = f"v.created_at >= now() - make_interval(days => {days})"
+    if filters.tags:
+        found["tags"] = f"v.tags @> {p.add(list(filters.tags))}::text[]"
+    return found
+
+
+def _matching(
+    p: _Params, user: str, text: SearchText | None, tsquery: str, *, typo_tolerant: bool
+) -> str:
+    """The user's rows that the words match (all of them without words)."""
+    clauses = [f"v.user_id = {user}"]
+    if text is not None:
+        match = f"v.search_vector @@ {tsquery}"
+        if typo_tolerant:
+            match = f"({match} OR {p.add(text.raw)} <% v.search_title)"
+        clauses.append(match)
+    return " AND ".join(clauses)
+
+
 def _where(
     p: _Params,
     user: str,
@@ -95,23 +125,8 @@ def _where(
     *,
     typo_tolerant: bool,
 ) -> str:
-    clauses = [f"v.user_id = {user}"]
-    if text is not None:
-        match = f"v.search_vector @@ {tsquery}"
-        if typo_tolerant:
-            match = f"({match} OR {p.add(text.raw)} <% v.search_title)"
-        clauses.append(match)
-    if filters.kind is not None:
-        clauses.append(f"v.kind = {p.add(filters.kind)}")
-    if filters.status is not None:
-        clauses.append(f"v.status = {p.add(filters.status)}")
-    if filters.duration is not None:
-        clauses.append(_bucket_sql(*DURATION_BUCKETS[filters.duration]))
-    if filters.uploaded is not None:
-        days = p.add(UPLOADED_WINDOWS[filters.uploaded])
-        clauses.append(f"v.created_at >= now() - make_interval(days => {days})")
-    if filters.tags:
-        clauses.append(f"v.tags @> {p.add(list(filters.tags))}::text[]")
+    clauses = [_matching(p, user, text, tsquery, typo_tolerant=typo_tolerant)]
+    clauses += [c for c in _filter_predicates(p, filters).values() if c != "true"]
     return " AND ".join(clauses)
 
 
@@ -250,27 +265,45 @@ async def search_facets(
     typo_tolerant: bool,
     small_library: bool = False,
 ) -> Facets:
-    """Counts by kind, status, duration bucket, upload window and tag of all matches."""
+    """Counts by kind, status, duration bucket, upload window and tag.
+
+    Each single-choice facet (kind, status, duration, uploaded) counts what every
+    filter but its own leaves, so it shows what choosing another value would
+    find; tags, which filter all together, count what all filters leave (a
+    tag's count is what adding it would leave). One scan of the word matches.
+    """
     p = _Params()
     user = p.add(user_id)
     tsquery, _ = _tsquery(p, config, text)
-    where = _where(p, user, text, tsquery, filters, typo_tolerant=typo_tolerant)
+    matching = _matching(p, user, text, tsquery, typo_tolerant=typo_tolerant)
+    predicates = _filter_predicates(p, filters)
+    flags = ", ".join(f"({sql}) AS f_{name}" for name, sql in predicates.items())
+
+    def others(name: str | None) -> str:
+        return " AND ".join(f"f_{n}" for n in predicates if n != name)
+
     durations = " UNION ALL ".join(
-        f"SELECT '{name}' AS value, count(*) FILTER (WHERE {_bucket_sql(lo, hi)}) AS n FROM hits v"  # noqa: S608
+        f"SELECT '{name}' AS value, count(*) FILTER (WHERE {_bucket_sql(lo, hi)}) AS n"  # noqa: S608
+        f" FROM hits v WHERE {others('duration')}"
         for name, (lo, hi) in DURATION_BUCKETS.items()
     )
     windows = " UNION ALL ".join(
-        f"SELECT '{name}', count(*) FILTER (WHERE v.created_at >= now() - interval '{days} days') FROM hits v"  # noqa: S608, E501
+        f"SELECT '{name}', count(*) FILTER (WHERE v.created_at >= now() - interval '{days} days')"  # noqa: S608
+        f" FROM hits v WHERE {others('uploaded')}"
         for name, days in UPLOADED_WINDOWS.items()
     )
     sql = f"""
-        WITH hits AS (SELECT v.kind, v.status, v.created_at, v.tags, v.metadata
-                      FROM {_source(small_library, user)} v WHERE {where})
-        SELECT 'kind' AS facet, kind AS value, count(*) AS n FROM hits GROUP BY kind
-        UNION ALL SELECT 'status', status, count(*) FROM hits GROUP BY status
+        WITH hits AS MATERIALIZED (
+            SELECT v.kind, v.status, v.created_at, v.tags, v.metadata, {flags}
+            FROM {_source(small_library, user)} v WHERE {matching})
+        SELECT 'kind' AS facet, kind AS value, count(*) AS n FROM hits
+            WHERE {others("kind")} GROUP BY kind
+        UNION ALL SELECT 'status', status, count(*) FROM hits
+            WHERE {others("status")} GROUP BY status
         UNION ALL SELECT 'duration', value, n FROM ({durations}) d
         UNION ALL SELECT 'uploaded', value, n FROM ({windows}) w(value, n)
         UNION ALL (SELECT 'tags', t, count(*) FROM hits, unnest(hits.tags) t
+                   WHERE {others(None)}
                    GROUP BY t ORDER BY count(*) DESC, t LIMIT {MAX_TAG_FACETS})
     """  # noqa: S608 - constant fragments; values are bind parameters
     found: dict[str, list[FacetCount]] = {
