@@ -349,3 +349,32 @@ async def test_large_library_path_finds_the_same(
     resp = await client.get("/api/v1/videos/suggest", params={"q": "riv"}, headers=user.headers)
     found = (await resp.json())["suggestions"]
     assert next(s["text"] for s in found if s["kind"] == "title") == "River crossing"
+
+
+async def test_a_large_library_ranks_and_counts_the_newest_matches(
+    client: TestClient[Any, Any], user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SMALL_LIBRARY videos, relevance and facets cover the NEWEST_MATCHES newest
+    matches (a common word there costs a second otherwise); `facets_complete` says so."""
+    from server.db import search as search_db
+
+    app = client.app
+    # The best match is the oldest; eight newer, plainer matches; one other word.
+    await add_video(app, user, "Sunset sunset sunset", description="sunset", age_days=30)
+    for day in range(8):
+        await add_video(app, user, f"Clip {day} at sunset", age_days=day)
+    await add_video(app, user, "Harbour", age_days=1)
+    whole = await search(client, user, q="sunset")
+    assert titles(whole)[0] == "Sunset sunset sunset" and whole["facets_complete"]
+    monkeypatch.setattr(search_db, "SMALL_LIBRARY", 0)
+    monkeypatch.setattr(search_db, "NEWEST_MATCHES", 5)
+    capped = await search(client, user, q="sunset")
+    assert len(capped["items"]) == 5 and "Sunset sunset sunset" not in titles(capped)
+    assert not capped["facets_complete"]
+    assert {f["value"]: f["count"] for f in capped["facets"]["kind"]} == {"video": 5}
+    # Fewer matches than the cap: complete.
+    rare = await search(client, user, q="harbour")
+    assert titles(rare) == ["Harbour"] and rare["facets_complete"]
+    # Date order is not capped: it pages through every match.
+    dated = await search(client, user, q="sunset", sort="date", limit=50)
+    assert len(dated["items"]) == 9

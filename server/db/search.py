@@ -48,6 +48,12 @@ _VIDEO_COLUMNS = ", ".join(f"v.{c.strip()}" for c in VIDEO_COLUMNS.split(","))
 # *all* users' videos — a common prefix matches a quarter of a million rows —
 # and the planner cannot tell the two apart (bench/search_bench.py).
 SMALL_LIBRARY = 5000
+# In a larger library, a search ranks (and counts facets over) only the newest
+# this many matches: a common word in a big library matches tens of thousands
+# of rows, and scoring and counting them all cost a second (bench/search_bench.py).
+# Found by a backward scan of the user's (user_id, created_at) index that stops
+# after this many matches; a rare word still goes through the word indexes.
+NEWEST_MATCHES = 1000
 
 
 def _source(small_library: bool, user_param: str) -> str:
@@ -167,8 +173,10 @@ async def search_videos(
     limit: int,
     typo_tolerant: bool,
     small_library: bool = False,
+    newest_matches: int | None = None,
 ) -> list[SearchHit]:
-    """One page of hits, best first (`by_relevance`, needs `text`) or newest first."""
+    """One page of hits, best first (`by_relevance`, needs `text`) or newest first;
+    with `newest_matches`, relevance ranks only that many newest matches."""
     p = _Params()
     user = p.add(user_id)
     tsquery, cfg = _tsquery(p, config, text)
@@ -192,6 +200,9 @@ async def search_videos(
             if after_date
             else "true"
         )
+    newest = ""
+    if by_relevance and newest_matches is not None:
+        newest = f"ORDER BY v.created_at DESC, v.id DESC LIMIT {p.add(newest_matches)}"
     if text is not None:
         # Only for the rows of the page: ts_headline re-parses the text.
         headlines = (
@@ -206,7 +217,7 @@ async def search_videos(
         WITH page AS (
             SELECT * FROM (
                 SELECT {_VIDEO_COLUMNS}, {score} AS score FROM {_source(small_library, user)} v
-                WHERE {where}
+                WHERE {where} {newest}
             ) matched
             WHERE {after}
             ORDER BY {order}
@@ -264,13 +275,16 @@ async def search_facets(
     filters: SearchFilters,
     typo_tolerant: bool,
     small_library: bool = False,
+    newest_matches: int | None = None,
 ) -> Facets:
     """Counts by kind, status, duration bucket, upload window and tag.
 
     Each single-choice facet (kind, status, duration, uploaded) counts what every
     filter but its own leaves, so it shows what choosing another value would
     find; tags, which filter all together, count what all filters leave (a
-    tag's count is what adding it would leave). One scan of the word matches.
+    tag's count is what adding it would leave). One scan of the word matches —
+    with `newest_matches`, of only that many newest (`Facets.complete` says
+    whether there were more).
     """
     p = _Params()
     user = p.add(user_id)
@@ -278,6 +292,9 @@ async def search_facets(
     matching = _matching(p, user, text, tsquery, typo_tolerant=typo_tolerant)
     predicates = _filter_predicates(p, filters)
     flags = ", ".join(f"({sql}) AS f_{name}" for name, sql in predicates.items())
+    newest = ""
+    if newest_matches is not None:
+        newest = f"ORDER BY v.created_at DESC, v.id DESC LIMIT {p.add(newest_matches)}"
 
     def others(name: str | None) -> str:
         return " AND ".join(f"f_{n}" for n in predicates if n != name)
@@ -295,8 +312,9 @@ async def search_facets(
     sql = f"""
         WITH hits AS MATERIALIZED (
             SELECT v.kind, v.status, v.created_at, v.tags, v.metadata, {flags}
-            FROM {_source(small_library, user)} v WHERE {matching})
-        SELECT 'kind' AS facet, kind AS value, count(*) AS n FROM hits
+            FROM {_source(small_library, user)} v WHERE {matching} {newest})
+        SELECT 'total' AS facet, 'all' AS value, count(*) AS n FROM hits
+        UNION ALL SELECT 'kind', kind, count(*) FROM hits
             WHERE {others("kind")} GROUP BY kind
         UNION ALL SELECT 'status', status, count(*) FROM hits
             WHERE {others("status")} GROUP BY status
@@ -307,6 +325,7 @@ async def search_facets(
                    GROUP BY t ORDER BY count(*) DESC, t LIMIT {MAX_TAG_FACETS})
     """  # noqa: S608 - constant fragments; values are bind parameters
     found: dict[str, list[FacetCount]] = {
+        "total": [],
         "kind": [],
         "status": [],
         "duration": [],
@@ -320,7 +339,9 @@ async def search_facets(
         found[r["facet"]].append(FacetCount(r["value"], r["n"]))
     for name in ("kind", "status"):
         found[name].sort(key=lambda f: (-f.count, f.value))
-    return Facets(**found)
+    total = found.pop("total")[0].count
+    complete = newest_matches is None or total < newest_matches
+    return Facets(**found, complete=complete)
 
 
 async def suggest(

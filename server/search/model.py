@@ -83,6 +83,8 @@ class Facets:
     duration: list[FacetCount]
     uploaded: list[FacetCount]
     tags: list[FacetCount]
+    # False: a large library's common word; counted over the newest matches only.
+    complete: bool = True
 
 
 @dataclass(frozen=True)
