@@ -135,6 +135,7 @@ async def _tus_service(settings: Settings, pool: Any, storage: Any, publisher: A
     from server.media.prober import Prober
     from server.media.sandbox import detect_sandbox
     from server.metrics import Metrics
+    from server.presets.service import PresetService
     from server.quota.ledger import QuotaLedger
     from server.scanning.service import ScanService
     from server.tus.service import TusService
@@ -153,6 +154,7 @@ async def _tus_service(settings: Settings, pool: Any, storage: Any, publisher: A
         scanner=ScanService(settings=settings),
         quota=QuotaLedger(pool=pool),
         jobs=jobs,
+        presets=PresetService(pool=pool, settings=settings, jobs=jobs),
         publisher=publisher,
         metrics=Metrics(),
     )

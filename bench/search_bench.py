@@ -333,6 +333,8 @@ async def explain(
         limit=21,
         typo_tolerant=service.typo_tolerance,
         small_library=small,
+        # As SearchService does: a large library ranks its newest matches only.
+        newest_matches=None if small else search_db.NEWEST_MATCHES,
     )
     sql, params = capture.calls[0]
     async with pool.acquire() as conn, conn.transaction():
@@ -425,6 +427,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
         for label, query, user in (
             ("typical user, rarer word", q(middling[0]), users[0]),
             ("heavy user, rarer word", q(middling[0]), heavy),
+            ("heavy user, common word", q(common[0]), heavy),
         ):
             plan, indexes = await explain(pool, service, query, user)
             plans[label] = {"plan": plan, "indexes": indexes}

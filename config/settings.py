@@ -455,6 +455,21 @@ class Settings:
     kling_secret_key: str = _setting("", "Kling secret key (signs the API's JWTs).", secret=True)
     kling_base_url: str = _setting("https://api-singapore.klingai.com", "Base URL of Kling's API.")
     kling_price_per_second: float = _setting(7.0, "Credits per second of a Kling video.")
+    # --- library: batches, presets, captions ---------------------------------
+    batch_max_jobs: int = _setting(
+        1000,
+        "Most jobs one `POST /api/v1/jobs/batch` may create (videos times operations); "
+        "a larger batch is refused whole.",
+    )
+    presets_per_user: int = _setting(100, "Most saved operation presets per user.")
+    thumbnail_after_upload: bool = _setting(
+        True,
+        "Queue a `thumbnail` job (default params) after each upload, for the page's grid; "
+        "skipped when the upload asks for one itself or the quota has no room for it.",
+    )
+    caption_max_bytes: int = _setting(
+        512 * 1024, "Largest caption file (SRT or WebVTT) one upload may send, in bytes."
+    )
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -592,6 +607,9 @@ def _validate(s: Settings) -> None:
     )
     need(s.s3_part_size >= 5 * MiB, "s3_part_size", "S3 parts must be at least 5 MiB")
     need(s.max_upload_bytes > 0, "max_upload_bytes", "must be positive")
+    need(s.batch_max_jobs >= 1, "batch_max_jobs", "must be at least 1")
+    need(s.presets_per_user >= 1, "presets_per_user", "must be at least 1")
+    need(s.caption_max_bytes >= 1024, "caption_max_bytes", "must be at least 1024")
     need(s.default_quota_bytes >= 0, "default_quota_bytes", "must not be negative")
     need(4 <= s.bcrypt_rounds <= 16, "bcrypt_rounds", "must be between 4 and 16")
     need(s.access_token_ttl_seconds > 0, "access_token_ttl_seconds", "must be positive")

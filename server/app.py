@@ -23,6 +23,8 @@ from server.auth.passwords import PasswordHasher
 from server.auth.secret import load_or_create_secret
 from server.auth.service import AuthService
 from server.auth.tokens import TokenService
+from server.batches.service import BatchService
+from server.captions.service import CaptionService
 from server.cleanup.sweep import CleanupReport, run_sweep
 from server.cleanup.task import CleanupTask
 from server.credits.ledger import CreditLedger
@@ -56,6 +58,7 @@ from server.metrics import Metrics
 from server.middlewares import add_request_id_header, request_envelope
 from server.notify.mailer import make_mailer
 from server.notify.outbox import Outbox
+from server.presets.service import PresetService
 from server.quota.ledger import QuotaLedger
 from server.recovery.service import RecoveryService
 from server.recovery.tokens import AccountTokens
@@ -123,6 +126,8 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.apikeys.routes import add_routes as api_key_routes
     from server.audit.routes import add_routes as audit_routes
     from server.auth.routes import add_routes as auth_routes
+    from server.batches.routes import add_routes as batch_routes
+    from server.captions.routes import add_routes as caption_routes
     from server.credits.routes import add_routes as credit_routes
     from server.directuploads.routes import add_routes as direct_upload_routes
     from server.generations.routes import add_routes as generation_routes
@@ -133,6 +138,7 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
     from server.jobs.routes import add_routes as job_routes
     from server.live.routes import add_routes as live_routes
     from server.openapi.routes import add_routes as openapi_routes
+    from server.presets.routes import add_routes as preset_routes
     from server.recovery.routes import add_routes as recovery_routes
     from server.search.routes import add_routes as search_routes
     from server.shares.routes import add_routes as share_routes
@@ -155,9 +161,12 @@ def _add_routes(app: web.Application, parts: frozenset[str]) -> None:
         tus_routes,
         direct_upload_routes,
         search_routes,  # before video_routes: /videos/suggest is not a video id
+        caption_routes,
         video_routes,
         image_routes,
+        batch_routes,  # before job_routes: /jobs/batch is not a job id
         job_routes,
+        preset_routes,
         operation_routes,
         output_routes,
         live_routes,
@@ -348,11 +357,14 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
     jobs = JobService(
         pool=pool, settings=settings, operations=app[appkeys.OPERATIONS], publisher=publisher
     )
+    presets = PresetService(pool=pool, settings=settings, jobs=jobs)
     app[appkeys.QUOTA] = quota
     ledger = CreditLedger(pool=pool, signup_grant=settings.credits_signup_grant)
     app[appkeys.CREDIT_LEDGER] = ledger
     app[appkeys.CREDITS] = CreditService(pool=pool, ledger=ledger, audit=app[appkeys.AUDIT])
     app[appkeys.JOBS] = jobs
+    app[appkeys.PRESETS] = presets
+    app[appkeys.CAPTIONS] = CaptionService(pool=pool)
     app[appkeys.VIDEOS] = VideoService(
         pool=pool, storage=app[appkeys.STORAGE], publisher=publisher, audit=app[appkeys.AUDIT]
     )
@@ -364,6 +376,7 @@ async def _services_ctx(app: web.Application) -> AsyncIterator[None]:
         scanner=app[appkeys.SCANNER],
         quota=quota,
         jobs=jobs,
+        presets=presets,
         publisher=publisher,
         metrics=app[appkeys.METRICS],
     )
@@ -398,6 +411,19 @@ async def _search_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def _batches_ctx(app: web.Application) -> AsyncIterator[None]:
+    # After search: a batch may pick its videos with a search.
+    pool, settings, jobs = app[appkeys.POOL], app[appkeys.SETTINGS], app[appkeys.JOBS]
+    app[appkeys.BATCHES] = BatchService(
+        pool=pool,
+        settings=settings,
+        jobs=jobs,
+        search=app[appkeys.SEARCH],
+        presets=app[appkeys.PRESETS],
+    )
+    yield
+
+
 async def _shares_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[appkeys.SETTINGS]
     app[appkeys.SHARES] = ShareService(
@@ -405,6 +431,7 @@ async def _shares_ctx(app: web.Application) -> AsyncIterator[None]:
         passwords=PasswordHasher(settings.bcrypt_rounds),
         signer=app[appkeys.SIGNER],
         settings=settings,
+        captions=app[appkeys.CAPTIONS],
     )
     yield
 
@@ -501,6 +528,7 @@ _CONTEXTS: tuple[tuple[_Context, frozenset[str]], ...] = (
     (_limits_ctx, _BOTH),
     (_services_ctx, _BOTH),
     (_search_ctx, frozenset({API})),
+    (_batches_ctx, frozenset({API})),
     (_shares_ctx, frozenset({API})),
     (_runner_ctx, frozenset({WORKER})),
     (_uploads_ctx, frozenset({API})),

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from server.audit.service import AuditLog
     from server.auth.service import AuthService
     from server.auth.tokens import TokenService
+    from server.batches.service import BatchService
+    from server.captions.service import CaptionService
     from server.cleanup.task import CleanupTask
     from server.credits.ledger import CreditLedger
     from server.credits.service import CreditService
@@ -42,6 +44,7 @@ if TYPE_CHECKING:
     from server.metrics import Metrics
     from server.notify.mailer import Mailer
     from server.notify.outbox import Outbox
+    from server.presets.service import PresetService
     from server.quota.ledger import QuotaLedger
     from server.recovery.service import RecoveryService
     from server.recovery.tokens import AccountTokens
@@ -87,6 +90,9 @@ JOBS: web.AppKey[JobService] = web.AppKey("jobs")
 SEARCH: web.AppKey[SearchService] = web.AppKey("search")
 IMAGES: web.AppKey[ImageService] = web.AppKey("images")
 SHARES: web.AppKey[ShareService] = web.AppKey("shares")
+BATCHES: web.AppKey[BatchService] = web.AppKey("batches")
+CAPTIONS: web.AppKey[CaptionService] = web.AppKey("captions")
+PRESETS: web.AppKey[PresetService] = web.AppKey("presets")
 UPLOADS: web.AppKey[UploadService] = web.AppKey("uploads")
 TUS: web.AppKey[TusService] = web.AppKey("tus")
 DIRECT_UPLOADS: web.AppKey[DirectUploadService] = web.AppKey("direct_uploads")

@@ -66,13 +66,19 @@ async def index(request: web.Request) -> web.Response:
     )
 
 
-def share_page(request: web.Request) -> web.FileResponse:
+def share_page_template() -> str:
+    """static/share.html, which `/s/{token}` and its embed page fill in (cards, class)."""
+    return (STATIC_DIR / "share.html").read_text("utf-8")
+
+
+def share_page(request: web.Request, html: str) -> web.Response:
     """The public player of a share link (`/s/{token}`): no login, embeddable anywhere."""
     policy = content_security_policy(request.app[appkeys.SETTINGS].public_url).replace(
         "frame-ancestors 'none'", "frame-ancestors *"
     )
-    return web.FileResponse(
-        STATIC_DIR / "share.html",
+    return web.Response(
+        text=html,
+        content_type="text/html",
         headers={
             "Cache-Control": "no-store",
             "Content-Security-Policy": policy,

@@ -7,6 +7,7 @@ import { api } from './api.js';
 import { h, $, formatBytes, formatSeconds, announce } from './dom.js';
 import { detailsForm } from './details.js';
 import { sharePanel } from './shares.js';
+import { captionsPanel } from './captions.js';
 import { fetchJob, jobsOfVideo, upsertJob, outputLinks } from './jobs.js';
 import { loadOperations, operationsFor, paramControl, paramOf } from './operations.js';
 
@@ -207,6 +208,7 @@ export async function showVideo(video) {
     h('div', { class: 'thumb-slot' }),
     metadataList(video),
     detailsForm(video),
+    ...(isImage ? [] : [captionsPanel(video, media)]),
     sharePanel(video),
     h('h3', {}, 'Outputs'),
     h('p', { class: 'no-outputs muted' }, 'None yet: run an operation below.'),

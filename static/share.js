@@ -7,7 +7,9 @@
 
 import { h } from './dom.js';
 
-const base = window.location.pathname.replace(/\/+$/, '');
+// The embed page (/s/{token}/embed) asks the same link's endpoints.
+const base = window.location.pathname.replace(/\/+$/, '').replace(/\/embed$/, '');
+const embedded = document.body.classList.contains('embed');
 const status = document.getElementById('share-status');
 const unlockForm = document.getElementById('share-unlock');
 const view = document.getElementById('share-view');
@@ -40,13 +42,20 @@ function show(info) {
       preload: 'metadata',
       poster: info.media.thumbnail,
     });
-  const children = [h('h1', {}, info.title), media];
+  // Embedded in another site: the player alone.
+  const children = embedded ? [media] : [h('h1', {}, info.title), media];
   if (!isImage) {
     const src = sourceOf(info.media, media);
     if (src) media.src = src;
     else children.push(h('p', { class: 'error' }, 'This browser cannot play what this link shares.'));
   }
-  if (info.description) children.push(h('p', { class: 'description' }, info.description));
+  // Captions as <track>s (same origin; the first is shown by default).
+  (info.captions || []).forEach((caption, index) => {
+    media.append(h('track', {
+      kind: 'subtitles', src: caption.url, srclang: caption.language, label: caption.label, default: index === 0,
+    }));
+  });
+  if (info.description && !embedded) children.push(h('p', { class: 'description' }, info.description));
   if (info.media.download) {
     children.push(h('p', {}, h('a', { href: info.media.download, download: '' }, 'Download')));
   }

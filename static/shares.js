@@ -44,7 +44,31 @@ function linkRow(video, share, refresh) {
     share.exposes.join(', '),
     share.download ? 'download allowed' : null,
   ].filter(Boolean).join(' · ');
-  return h('li', { class: 'share-link' }, url, copy, revoke, h('span', { class: 'muted' }, facts));
+  const embed = share.embed_html
+    ? h(
+      'details',
+      { class: 'share-embed' },
+      h('summary', {}, 'Embed code'),
+      copyField(share.embed_html, 'Embed code', 'Embed code copied'),
+    )
+    : null;
+  return h('li', { class: 'share-link' }, url, copy, revoke, h('span', { class: 'muted' }, facts), embed);
+}
+
+/** A read-only text area with a Copy button (the <iframe> snippet). */
+function copyField(text, label, done) {
+  const field = h('textarea', { readonly: true, rows: 3, 'aria-label': label }, text);
+  const button = h('button', { type: 'button', class: 'secondary' }, 'Copy');
+  button.addEventListener('click', async () => {
+    try {
+      await navigator.clipboard.writeText(text);
+    } catch {
+      field.select();
+      document.execCommand('copy');
+    }
+    announce(done);
+  });
+  return h('div', { class: 'copy-row' }, field, button);
 }
 
 export function sharePanel(video) {

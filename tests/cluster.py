@@ -77,6 +77,8 @@ class Node:
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("FRAMEFLOW_")}
         full_env.pop("DATABASE_URL", None)
         full_env.pop("REDIS_URL", None)
+        # As in conftest: tests count an upload's jobs; one that wants it says so in `env`.
+        full_env["FRAMEFLOW_THUMBNAIL_AFTER_UPLOAD"] = "false"
         full_env.update(env)
         full_env.update(
             {

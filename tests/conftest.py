@@ -105,6 +105,8 @@ def make_settings(
             "bcrypt_rounds": 4,
             "log_level": "warning",
             "jwt_secret": "test-secret-" + "x" * 40,
+            # Off unless a test turns it on: many tests count an upload's jobs.
+            "thumbnail_after_upload": False,
             **storage,
         }
         values.update(overrides)

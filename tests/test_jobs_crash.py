@@ -45,6 +45,7 @@ class Workers:
                 "FRAMEFLOW_DATABASE_URL": database_url,
                 "FRAMEFLOW_DATA_DIR": str(data_dir),
                 "FRAMEFLOW_LOG_LEVEL": "warning",
+                "FRAMEFLOW_THUMBNAIL_AFTER_UPLOAD": "false",
                 "FRAMEFLOW_JOB_LEASE_SECONDS": "2",
                 "FRAMEFLOW_JOB_HEARTBEAT_SECONDS": "0.5",
                 "FRAMEFLOW_JOB_POLL_SECONDS": "0.5",

@@ -35,6 +35,7 @@ def env_for(database_url: str, **extra: str) -> dict[str, str]:
             "FRAMEFLOW_DATABASE_URL": database_url,
             "FRAMEFLOW_BCRYPT_ROUNDS": "4",
             "FRAMEFLOW_JWT_SECRET": "process-test-" + "y" * 40,
+            "FRAMEFLOW_THUMBNAIL_AFTER_UPLOAD": "false",
         }
     )
     env.update(extra)

@@ -178,8 +178,26 @@ async def test_filters_and_facet_counts(client: TestClient[Any, Any], user: User
     assert sorted(titles(await search(client, user, uploaded="week"))) == ["Trip one", "Trip two"]
     both = await search(client, user, tag=["Travel", "sea"])
     assert titles(both) == ["Trip one"]
-    # Facets count what the filters leave.
+    # Tags filter together: their counts are what the filters leave.
     assert {f["value"]: f["count"] for f in both["facets"]["tags"]} == {"sea": 1, "travel": 1}
+
+    # Every other facet counts with every filter but its own: choosing a kind
+    # still shows the other kinds, and the other facets follow the choice.
+    def counts(body: Any) -> dict[str, dict[str, int]]:
+        facets = body["facets"]
+        return {name: {f["value"]: f["count"] for f in facets[name]} for name in facets}
+
+    image = counts(await search(client, user, q="trip", kind="image"))
+    assert image["kind"] == {"video": 3, "image": 1}
+    assert image["duration"] == {"short": 0, "medium": 0, "long": 0}
+    assert image["tags"] == {}
+    medium = counts(await search(client, user, q="trip", duration="medium"))
+    assert medium["duration"] == {"short": 1, "medium": 1, "long": 1}
+    assert medium["kind"] == {"video": 1}
+    assert medium["uploaded"] == {"day": 0, "week": 1, "month": 1, "year": 1}
+    both_filters = counts(await search(client, user, q="trip", duration="long", uploaded="week"))
+    assert both_filters["duration"] == {"short": 1, "medium": 1, "long": 0}
+    assert both_filters["uploaded"] == {"day": 0, "week": 0, "month": 0, "year": 1}
 
 
 async def test_paging_by_relevance_and_by_date_is_complete(
@@ -331,3 +349,32 @@ async def test_large_library_path_finds_the_same(
     resp = await client.get("/api/v1/videos/suggest", params={"q": "riv"}, headers=user.headers)
     found = (await resp.json())["suggestions"]
     assert next(s["text"] for s in found if s["kind"] == "title") == "River crossing"
+
+
+async def test_a_large_library_ranks_and_counts_the_newest_matches(
+    client: TestClient[Any, Any], user: User, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past SMALL_LIBRARY videos, relevance and facets cover the NEWEST_MATCHES newest
+    matches (a common word there costs a second otherwise); `facets_complete` says so."""
+    from server.db import search as search_db
+
+    app = client.app
+    # The best match is the oldest; eight newer, plainer matches; one other word.
+    await add_video(app, user, "Sunset sunset sunset", description="sunset", age_days=30)
+    for day in range(8):
+        await add_video(app, user, f"Clip {day} at sunset", age_days=day)
+    await add_video(app, user, "Harbour", age_days=1)
+    whole = await search(client, user, q="sunset")
+    assert titles(whole)[0] == "Sunset sunset sunset" and whole["facets_complete"]
+    monkeypatch.setattr(search_db, "SMALL_LIBRARY", 0)
+    monkeypatch.setattr(search_db, "NEWEST_MATCHES", 5)
+    capped = await search(client, user, q="sunset")
+    assert len(capped["items"]) == 5 and "Sunset sunset sunset" not in titles(capped)
+    assert not capped["facets_complete"]
+    assert {f["value"]: f["count"] for f in capped["facets"]["kind"]} == {"video": 5}
+    # Fewer matches than the cap: complete.
+    rare = await search(client, user, q="harbour")
+    assert titles(rare) == ["Harbour"] and rare["facets_complete"]
+    # Date order is not capped: it pages through every match.
+    dated = await search(client, user, q="sunset", sort="date", limit=50)
+    assert len(dated["items"]) == 9

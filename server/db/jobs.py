@@ -77,12 +77,13 @@ async def insert_job(
     max_attempts: int,
     job_id: uuid.UUID | None = None,
     traceparent: str | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> Job:
     row = await conn.fetchrow(
         f"""
-        INSERT INTO jobs
-            (id, user_id, video_id, operation, params, priority, max_attempts, traceparent)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        INSERT INTO jobs (id, user_id, video_id, operation, params, priority, max_attempts,
+                          traceparent, batch_id)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
         RETURNING {_COLUMNS}
         """,  # noqa: S608 - column list is a constant
         job_id or uuid.uuid4(),
@@ -93,6 +94,7 @@ async def insert_job(
         priority,
         max_attempts,
         traceparent,
+        batch_id,
     )
     assert row is not None
     return _job(row)

@@ -48,6 +48,12 @@ _VIDEO_COLUMNS = ", ".join(f"v.{c.strip()}" for c in VIDEO_COLUMNS.split(","))
 # *all* users' videos — a common prefix matches a quarter of a million rows —
 # and the planner cannot tell the two apart (bench/search_bench.py).
 SMALL_LIBRARY = 5000
+# In a larger library, a search ranks (and counts facets over) only the newest
+# this many matches: a common word in a big library matches tens of thousands
+# of rows, and scoring and counting them all cost a second (bench/search_bench.py).
+# Found by a backward scan of the user's (user_id, created_at) index that stops
+# after this many matches; a rare word still goes through the word indexes.
+NEWEST_MATCHES = 1000
 
 
 def _source(small_library: bool, user_param: str) -> str:
@@ -86,6 +92,36 @@ def _bucket_sql(low: float | None, high: float | None) -> str:
     return " AND ".join(parts)
 
 
+def _filter_predicates(p: _Params, filters: SearchFilters) -> dict[str, str]:
+    """Each filter's condition by facet name ("true" when not filtered)."""
+    found = dict.fromkeys(("kind", "status", "duration", "uploaded", "tags"), "true")
+    if filters.kind is not None:
+        found["kind"] = f"v.kind = {p.add(filters.kind)}"
+    if filters.status is not None:
+        found["status"] = f"v.status = {p.add(filters.status)}"
+    if filters.duration is not None:
+        found["duration"] = _bucket_sql(*DURATION_BUCKETS[filters.duration])
+    if filters.uploaded is not None:
+        days = p.add(UPLOADED_WINDOWS[filters.uploaded])
+        found["uploaded"] = f"v.created_at >= now() - make_interval(days => {days})"
+    if filters.tags:
+        found["tags"] = f"v.tags @> {p.add(list(filters.tags))}::text[]"
+    return found
+
+
+def _matching(
+    p: _Params, user: str, text: SearchText | None, tsquery: str, *, typo_tolerant: bool
+) -> str:
+    """The user's rows that the words match (all of them without words)."""
+    clauses = [f"v.user_id = {user}"]
+    if text is not None:
+        match = f"v.search_vector @@ {tsquery}"
+        if typo_tolerant:
+            match = f"({match} OR {p.add(text.raw)} <% v.search_title)"
+        clauses.append(match)
+    return " AND ".join(clauses)
+
+
 def _where(
     p: _Params,
     user: str,
@@ -95,23 +131,8 @@ def _where(
     *,
     typo_tolerant: bool,
 ) -> str:
-    clauses = [f"v.user_id = {user}"]
-    if text is not None:
-        match = f"v.search_vector @@ {tsquery}"
-        if typo_tolerant:
-            match = f"({match} OR {p.add(text.raw)} <% v.search_title)"
-        clauses.append(match)
-    if filters.kind is not None:
-        clauses.append(f"v.kind = {p.add(filters.kind)}")
-    if filters.status is not None:
-        clauses.append(f"v.status = {p.add(filters.status)}")
-    if filters.duration is not None:
-        clauses.append(_bucket_sql(*DURATION_BUCKETS[filters.duration]))
-    if filters.uploaded is not None:
-        days = p.add(UPLOADED_WINDOWS[filters.uploaded])
-        clauses.append(f"v.created_at >= now() - make_interval(days => {days})")
-    if filters.tags:
-        clauses.append(f"v.tags @> {p.add(list(filters.tags))}::text[]")
+    clauses = [_matching(p, user, text, tsquery, typo_tolerant=typo_tolerant)]
+    clauses += [c for c in _filter_predicates(p, filters).values() if c != "true"]
     return " AND ".join(clauses)
 
 
@@ -152,8 +173,10 @@ async def search_videos(
     limit: int,
     typo_tolerant: bool,
     small_library: bool = False,
+    newest_matches: int | None = None,
 ) -> list[SearchHit]:
-    """One page of hits, best first (`by_relevance`, needs `text`) or newest first."""
+    """One page of hits, best first (`by_relevance`, needs `text`) or newest first;
+    with `newest_matches`, relevance ranks only that many newest matches."""
     p = _Params()
     user = p.add(user_id)
     tsquery, cfg = _tsquery(p, config, text)
@@ -177,6 +200,9 @@ async def search_videos(
             if after_date
             else "true"
         )
+    newest = ""
+    if by_relevance and newest_matches is not None:
+        newest = f"ORDER BY v.created_at DESC, v.id DESC LIMIT {p.add(newest_matches)}"
     if text is not None:
         # Only for the rows of the page: ts_headline re-parses the text.
         headlines = (
@@ -191,7 +217,7 @@ async def search_videos(
         WITH page AS (
             SELECT * FROM (
                 SELECT {_VIDEO_COLUMNS}, {score} AS score FROM {_source(small_library, user)} v
-                WHERE {where}
+                WHERE {where} {newest}
             ) matched
             WHERE {after}
             ORDER BY {order}
@@ -213,6 +239,30 @@ async def search_videos(
     ]
 
 
+async def matching_video_ids(
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    *,
+    config: str,
+    text: SearchText | None,
+    filters: SearchFilters,
+    limit: int,
+    typo_tolerant: bool,
+    small_library: bool = False,
+) -> list[uuid.UUID]:
+    """Ids of what a search matches, oldest first, at most `limit` (a batch's videos)."""
+    p = _Params()
+    user = p.add(user_id)
+    tsquery, _ = _tsquery(p, config, text)
+    where = _where(p, user, text, tsquery, filters, typo_tolerant=typo_tolerant)
+    sql = f"""SELECT v.id FROM {_source(small_library, user)} v WHERE {where}
+              ORDER BY v.created_at, v.id LIMIT {p.add(limit)}"""  # noqa: S608 - as above
+    async with conn.transaction():
+        await _custom_plans(conn)
+        rows = await conn.fetch(sql, *p.values)
+    return [r["id"] for r in rows]
+
+
 MAX_TAG_FACETS = 20
 
 
@@ -225,31 +275,57 @@ async def search_facets(
     filters: SearchFilters,
     typo_tolerant: bool,
     small_library: bool = False,
+    newest_matches: int | None = None,
 ) -> Facets:
-    """Counts by kind, status, duration bucket, upload window and tag of all matches."""
+    """Counts by kind, status, duration bucket, upload window and tag.
+
+    Each single-choice facet (kind, status, duration, uploaded) counts what every
+    filter but its own leaves, so it shows what choosing another value would
+    find; tags, which filter all together, count what all filters leave (a
+    tag's count is what adding it would leave). One scan of the word matches —
+    with `newest_matches`, of only that many newest (`Facets.complete` says
+    whether there were more).
+    """
     p = _Params()
     user = p.add(user_id)
     tsquery, _ = _tsquery(p, config, text)
-    where = _where(p, user, text, tsquery, filters, typo_tolerant=typo_tolerant)
+    matching = _matching(p, user, text, tsquery, typo_tolerant=typo_tolerant)
+    predicates = _filter_predicates(p, filters)
+    flags = ", ".join(f"({sql}) AS f_{name}" for name, sql in predicates.items())
+    newest = ""
+    if newest_matches is not None:
+        newest = f"ORDER BY v.created_at DESC, v.id DESC LIMIT {p.add(newest_matches)}"
+
+    def others(name: str | None) -> str:
+        return " AND ".join(f"f_{n}" for n in predicates if n != name)
+
     durations = " UNION ALL ".join(
-        f"SELECT '{name}' AS value, count(*) FILTER (WHERE {_bucket_sql(lo, hi)}) AS n FROM hits v"  # noqa: S608
+        f"SELECT '{name}' AS value, count(*) FILTER (WHERE {_bucket_sql(lo, hi)}) AS n"  # noqa: S608
+        f" FROM hits v WHERE {others('duration')}"
         for name, (lo, hi) in DURATION_BUCKETS.items()
     )
     windows = " UNION ALL ".join(
-        f"SELECT '{name}', count(*) FILTER (WHERE v.created_at >= now() - interval '{days} days') FROM hits v"  # noqa: S608, E501
+        f"SELECT '{name}', count(*) FILTER (WHERE v.created_at >= now() - interval '{days} days')"  # noqa: S608
+        f" FROM hits v WHERE {others('uploaded')}"
         for name, days in UPLOADED_WINDOWS.items()
     )
     sql = f"""
-        WITH hits AS (SELECT v.kind, v.status, v.created_at, v.tags, v.metadata
-                      FROM {_source(small_library, user)} v WHERE {where})
-        SELECT 'kind' AS facet, kind AS value, count(*) AS n FROM hits GROUP BY kind
-        UNION ALL SELECT 'status', status, count(*) FROM hits GROUP BY status
+        WITH hits AS MATERIALIZED (
+            SELECT v.kind, v.status, v.created_at, v.tags, v.metadata, {flags}
+            FROM {_source(small_library, user)} v WHERE {matching} {newest})
+        SELECT 'total' AS facet, 'all' AS value, count(*) AS n FROM hits
+        UNION ALL SELECT 'kind', kind, count(*) FROM hits
+            WHERE {others("kind")} GROUP BY kind
+        UNION ALL SELECT 'status', status, count(*) FROM hits
+            WHERE {others("status")} GROUP BY status
         UNION ALL SELECT 'duration', value, n FROM ({durations}) d
         UNION ALL SELECT 'uploaded', value, n FROM ({windows}) w(value, n)
         UNION ALL (SELECT 'tags', t, count(*) FROM hits, unnest(hits.tags) t
+                   WHERE {others(None)}
                    GROUP BY t ORDER BY count(*) DESC, t LIMIT {MAX_TAG_FACETS})
     """  # noqa: S608 - constant fragments; values are bind parameters
     found: dict[str, list[FacetCount]] = {
+        "total": [],
         "kind": [],
         "status": [],
         "duration": [],
@@ -263,7 +339,9 @@ async def search_facets(
         found[r["facet"]].append(FacetCount(r["value"], r["n"]))
     for name in ("kind", "status"):
         found[name].sort(key=lambda f: (-f.count, f.value))
-    return Facets(**found)
+    total = found.pop("total")[0].count
+    complete = newest_matches is None or total < newest_matches
+    return Facets(**found, complete=complete)
 
 
 async def suggest(

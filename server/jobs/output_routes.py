@@ -12,12 +12,15 @@ as they are served so that their URIs carry a fresh playback token
 from __future__ import annotations
 
 import hashlib
+import uuid
 from contextlib import aclosing
 
 from aiohttp import web
 
 from server import appkeys
 from server.auth.middleware import current_user
+from server.captions.hls import MasterWithSubtitles, caption_file, subtitle_playlist
+from server.captions.serving import playlist_response, vtt_response
 from server.errors import NotFound
 from server.http import path_uuid
 from server.jobs.links import OutputToken, read_token, renewed_token
@@ -89,12 +92,32 @@ async def output_with_token(request: web.Request) -> web.StreamResponse:
     token = read_token(request.app[appkeys.SIGNER], job_id, request.match_info["token"])
     if token is None:
         raise NotFound("No such job output, or the link has expired", code="invalid_signature")
-    job, output = await request.app[appkeys.JOBS].finished_output(
-        job_id, None, request.match_info["name"]
-    )
+    name = request.match_info["name"]
+    caption = caption_file(name.removeprefix(HLS_DIR)) if name.startswith(HLS_DIR) else None
+    if caption is not None:
+        return await _serve_caption(request, job_id, *caption)
+    job, output = await request.app[appkeys.JOBS].finished_output(job_id, None, name)
     if is_playlist(output.name, output.content_type):
         return await _serve_playlist(request, job, output, token)
     return await _serve(request, job, output)
+
+
+async def _serve_caption(
+    request: web.Request, job_id: uuid.UUID, language: str, ext: str
+) -> web.StreamResponse:
+    """`hls/captions/{language}.m3u8|.vtt` of a finished job: its video's captions, as the
+    master playlist's `SUBTITLES` group names them."""
+    jobs, captions = request.app[appkeys.JOBS], request.app[appkeys.CAPTIONS]
+    job = await jobs.finished_job(job_id)
+    try:
+        if job.video_id is None:  # a generation's job: no source video, no captions
+            raise NotFound()
+        _, text = await captions.vtt(job.video_id, language)
+    except NotFound:
+        raise NotFound("No such job output", code="output_not_found") from None
+    if ext == "vtt":
+        return vtt_response(text)
+    return playlist_response(subtitle_playlist(language, await jobs.source_duration(job)))
 
 
 async def _serve_playlist(
@@ -113,6 +136,15 @@ async def _serve_playlist(
         up=up_to_token(_segments_after_token(request)),
         token=renewed_token(app[appkeys.SIGNER], job.id, token, lifetime),
     )
+    rewrite = rewriter.line
+    if output.name == HLS_DIR + "master.m3u8":
+        # The video's captions as a SUBTITLES group; their URIs get the fresh token too.
+        tracks = [] if job.video_id is None else await app[appkeys.CAPTIONS].of_video(job.video_id)
+        subtitles = MasterWithSubtitles(tracks)
+
+        def rewrite(line: str) -> str:
+            return rewriter.line(subtitles.line(line))
+
     download = request.query.get("download") in {"1", "true"}
     resp = web.StreamResponse(
         headers={
@@ -128,12 +160,15 @@ async def _serve_playlist(
     if request.method != "HEAD" and output.size > 0:
         async with (
             aclosing(app[appkeys.STORAGE].read(output.storage_key)) as chunks,
-            aclosing(rewrite_lines(chunks, rewriter.line)) as lines,
+            aclosing(rewrite_lines(chunks, rewrite)) as lines,
         ):
             async for part in lines:
                 await resp.write(part)
     await resp.write_eof()
     return resp
+
+
+HLS_DIR = "hls/"
 
 
 def _segments_after_token(request: web.Request) -> int:

@@ -48,6 +48,10 @@ class PlannedJob:
     estimate: int  # bytes its outputs are expected to take (held in the quota)
 
 
+# An operation with params as a preset names it, for an upload's jobs.
+RequestedJob = tuple[Operation, Mapping[str, Any]]
+
+
 def _job_not_found() -> NotFound:
     return NotFound("No such job", code="job_not_found")
 
@@ -112,14 +116,16 @@ class JobService:
         return [self._operations[n] for n in names]
 
     @staticmethod
-    def check_process_kind(operations: Sequence[Operation], kind: str) -> None:
+    def check_process_kind(
+        operations: Sequence[Operation], kind: str, *, field: str = "process"
+    ) -> None:
         """Before an upload is stored: every requested operation must apply to its kind."""
         for op in operations:
             if kind not in op.kinds:
                 raise BadRequest(
                     f"'{op.name}' does not apply to {kind} uploads",
                     code="operation_not_applicable",
-                    field="process",
+                    field=field,
                 )
 
     def plan(self, operation: Operation, raw_params: Mapping[str, Any], video: Video) -> PlannedJob:
@@ -128,17 +134,43 @@ class JobService:
         estimate = estimated_output_bytes(operation, params, video) or 0
         return PlannedJob(operation, params, estimate)
 
-    def plan_defaults(self, operations: Sequence[Operation], video: Video) -> list[PlannedJob]:
-        """An upload's ?process= jobs with default params, checked before anything is kept."""
-        return [self.plan(op, {}, video) for op in operations]
+    def plan_defaults(
+        self,
+        operations: Sequence[Operation],
+        video: Video,
+        preset: Sequence[RequestedJob] = (),
+    ) -> list[PlannedJob]:
+        """An upload's ?process= jobs with default params, and its ?preset= jobs with the
+        preset's params, checked before anything is kept (400 on `process` or `preset`)."""
+        planned = [self.plan(op, {}, video) for op in operations]
+        for op, params in preset:
+            try:
+                planned.append(self.plan(op, params, video))
+            except BadRequest as exc:
+                raise BadRequest(
+                    f"The preset's '{op.name}': {exc.message}",
+                    code=exc.error_code,
+                    field="preset",
+                ) from None
+        return planned
 
     # --- queuing -------------------------------------------------------------------
 
     async def queue_planned(
-        self, conn: asyncpg.Connection, video: Video, planned: Sequence[PlannedJob]
+        self,
+        conn: asyncpg.Connection,
+        video: Video,
+        planned: Sequence[PlannedJob],
+        *,
+        priority: int = 0,
+        batch_id: uuid.UUID | None = None,
     ) -> list[Job]:
-        """Queue jobs inside the caller's transaction (an upload's, with its video's insert)."""
-        jobs = [await self._insert(conn, video, job, priority=0) for job in planned]
+        """Queue jobs inside the caller's transaction (an upload's, with its video's insert;
+        a batch's, with its other videos' jobs)."""
+        jobs = [
+            await self._insert(conn, video, job, priority=priority, batch_id=batch_id)
+            for job in planned
+        ]
         if jobs:
             await jobs_db.notify_new_job(conn)  # delivered at commit
         return jobs
@@ -182,7 +214,13 @@ class JobService:
         return job
 
     async def _insert(
-        self, conn: asyncpg.Connection, video: Video, planned: PlannedJob, *, priority: int
+        self,
+        conn: asyncpg.Connection,
+        video: Video,
+        planned: PlannedJob,
+        *,
+        priority: int,
+        batch_id: uuid.UUID | None = None,
     ) -> Job:
         job = await jobs_db.insert_job(
             conn,
@@ -194,6 +232,7 @@ class JobService:
             max_attempts=self._settings.job_max_attempts,
             # The attempts continue this request's trace, on whichever worker.
             traceparent=current_traceparent(),
+            batch_id=batch_id,
         )
         await QuotaLedger.hold_for_job(conn, video.user_id, job.id, planned.estimate)
         return job
@@ -262,6 +301,14 @@ class JobService:
         if output is None:
             raise _output_not_found()
         return job, output
+
+    async def finished_job(self, job_id: uuid.UUID) -> Job:
+        """A succeeded job, behind a signed token (404 `output_not_found` otherwise)."""
+        async with self._pool.acquire() as conn:
+            job = await jobs_db.get_job(conn, job_id, None)
+        if job is None or job.status != "succeeded":
+            raise _output_not_found()
+        return job
 
     async def open_job_counts(self) -> list[tuple[str, str, int]]:
         """(status, operation, count) of queued and running jobs, for /metrics."""

@@ -76,6 +76,15 @@ class QuotaLedger:
             )
 
     @staticmethod
+    async def require_room(conn: asyncpg.Connection, user_id: uuid.UUID, estimate: int) -> None:
+        """413 naming the whole `estimate` when it cannot fit (a batch, before its holds)."""
+        if estimate <= 0:
+            return
+        headroom = await quota_db.headroom(conn, user_id)
+        if estimate > headroom:
+            raise quota_exceeded_for_outputs(estimate, max(headroom, 0))
+
+    @staticmethod
     async def hold_for_job(
         conn: asyncpg.Connection, user_id: uuid.UUID, job_id: uuid.UUID, estimate: int
     ) -> None:

@@ -75,13 +75,16 @@ class FacetCount:
 
 @dataclass(frozen=True)
 class Facets:
-    """Counts over everything the query and filters match (not just this page)."""
+    """Counts over everything the query matches (not just this page): each of kind,
+    status, duration and uploaded with every filter but its own; tags with all."""
 
     kind: list[FacetCount]
     status: list[FacetCount]
     duration: list[FacetCount]
     uploaded: list[FacetCount]
     tags: list[FacetCount]
+    # False: a large library's common word; counted over the newest matches only.
+    complete: bool = True
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ def search_page_json(page: SearchPage) -> dict[str, Any]:
     }
     if page.facets is not None:
         body["facets"] = facets_json(page.facets)
+        # False: a common word in a large library; the counts (and the ranking) cover
+        # its newest matches only.
+        body["facets_complete"] = page.facets.complete
     return body
 
 

@@ -58,6 +58,8 @@ class SearchService:
         async with self._pool.acquire() as conn:
             # A small library is read whole; a large one goes through the word indexes.
             small = query.text is not None and await search_db.library_is_small(conn, user_id)
+            # A large library ranks and counts the newest matches only (see NEWEST_MATCHES).
+            newest = search_db.NEWEST_MATCHES if query.text is not None and not small else None
             hits = await search_db.search_videos(
                 conn,
                 user_id,
@@ -70,6 +72,7 @@ class SearchService:
                 limit=query.limit + 1,  # one more tells whether there is a next page
                 typo_tolerant=self.typo_tolerance,
                 small_library=small,
+                newest_matches=newest,
             )
             facets = None
             if query.first_page:
@@ -81,6 +84,7 @@ class SearchService:
                     filters=query.filters,
                     typo_tolerant=self.typo_tolerance,
                     small_library=small,
+                    newest_matches=newest,
                 )
         return SearchPage(
             hits=hits[: query.limit],
@@ -89,6 +93,23 @@ class SearchService:
             facets=facets,
             typo_tolerance=self.typo_tolerance,
         )
+
+    async def matching_ids(
+        self, user_id: uuid.UUID, query: SearchQuery, limit: int
+    ) -> list[uuid.UUID]:
+        """Every video the query's words and filters match (at most `limit`), oldest first."""
+        async with self._pool.acquire() as conn:
+            small = query.text is not None and await search_db.library_is_small(conn, user_id)
+            return await search_db.matching_video_ids(
+                conn,
+                user_id,
+                config=self._config,
+                text=query.text,
+                filters=query.filters,
+                limit=limit,
+                typo_tolerant=self.typo_tolerance,
+                small_library=small,
+            )
 
     async def suggest(self, user_id: uuid.UUID, typed: str, limit: int) -> list[Suggestion]:
         """Titles and tags for a search box while someone types."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from server.captions.model import Caption
 from server.videos.model import Video
 
 Exposure = Literal["video", "hls", "thumbnail"]
@@ -52,4 +53,15 @@ class SharedView:
     grant: str
     grant_expires_at: int | None
     has_hls: bool
+    has_thumbnail: bool
+    captions: tuple[Caption, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShareCard:
+    """What a link's page says about it before anyone opens it (link previews):
+    nothing about the video when it has a password."""
+
+    share: Share
+    video: Video
     has_thumbnail: bool

@@ -14,6 +14,8 @@ from aiohttp import web
 
 from server import appkeys
 from server.auth.middleware import current_user
+from server.captions.hls import MasterWithSubtitles, caption_file, subtitle_playlist
+from server.captions.serving import playlist_response, stream_rewritten, vtt_response
 from server.errors import BadRequest, NotFound
 from server.http import external_url, path_uuid, read_json_object
 from server.limits import policy
@@ -21,9 +23,11 @@ from server.openapi.components import SERVE_PARAMS, SERVED
 from server.openapi.spec import STRING, TIME, UUID, Answer, RouteSpec, described, nullable, obj
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
+from server.shares.page import render_page
 from server.shares.params import parse_share_spec
 from server.shares.serializers import locked_json, share_json, shared_view_json
-from server.static_files import share_page
+from server.shares.service import HLS_MASTER, share_not_found
+from server.static_files import share_page, share_page_template
 
 _SHARE = obj(id=STRING, url=STRING, expires_at=nullable(TIME), views={"type": "integer"})
 _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
@@ -103,13 +107,33 @@ _GONE_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
     )
 )
 async def player_page(request: web.Request) -> web.StreamResponse:
+    return await _page(request, embed=False)
+
+
+@described(
+    RouteSpec(
+        summary="The share link's player alone, for an <iframe> on another site",
+        tag="shares",
+        path_schemas={"token": STRING},
+        ok={200: Answer("HTML", STRING, "text/html")},
+        errors={404: "An unknown, revoked or expired link (the same HTML page)"},
+    )
+)
+async def embed_page(request: web.Request) -> web.StreamResponse:
+    return await _page(request, embed=True)
+
+
+async def _page(request: web.Request, *, embed: bool) -> web.StreamResponse:
     try:
-        await request.app[appkeys.SHARES].check(request.match_info["token"])
+        card = await request.app[appkeys.SHARES].card(request.match_info["token"])
     except NotFound:
         return web.Response(
             status=404, text=_GONE_PAGE, content_type="text/html", headers=_NO_STORE
         )
-    return share_page(request)
+    html = render_page(
+        share_page_template(), card, lambda path: external_url(request, path), embed=embed
+    )
+    return share_page(request, html)
 
 
 @described(
@@ -212,10 +236,45 @@ async def shared_thumbnail(request: web.Request) -> web.StreamResponse:
 )
 @signed_media()
 async def shared_hls(request: web.Request) -> web.StreamResponse:
-    stored = await request.app[appkeys.SHARES].hls_file(
-        request.match_info["token"], request.match_info["grant"], request.match_info["name"]
-    )
+    token, grant, name = (request.match_info[k] for k in ("token", "grant", "name"))
+    shares = request.app[appkeys.SHARES]
+    if (caption := caption_file(name)) is not None:
+        language, ext = caption
+        if ext == "vtt":
+            return vtt_response(await shares.caption_vtt(token, grant, language))
+        video, captions = await shares.hls_captions(token, grant)
+        if all(c.language != language for c in captions):
+            raise share_not_found()
+        return playlist_response(subtitle_playlist(language, video.metadata.get("duration")))
+    stored = await shares.hls_file(token, grant, name)
+    if name == HLS_MASTER:
+        _, captions = await shares.hls_captions(token, grant)
+        if captions:
+            return await stream_rewritten(
+                request,
+                request.app[appkeys.STORAGE],
+                stored.key,
+                stored.content_type,
+                MasterWithSubtitles(captions).line,
+            )
     return await _serve(request, stored)
+
+
+@described(
+    RouteSpec(
+        summary="A caption track of the shared video, as WebVTT",
+        tag="shares",
+        path_schemas={"token": STRING, "grant": STRING, "language": STRING},
+        ok={200: Answer("WebVTT", STRING, "text/vtt")},
+        errors={404: "`share_not_found`"},
+    )
+)
+@signed_media()
+async def shared_captions(request: web.Request) -> web.StreamResponse:
+    text = await request.app[appkeys.SHARES].caption_vtt(
+        request.match_info["token"], request.match_info["grant"], request.match_info["language"]
+    )
+    return vtt_response(text)
 
 
 def add_routes(app: web.Application) -> None:
@@ -223,6 +282,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/videos/{id}/shares", list_shares)
     app.router.add_delete("/api/v1/videos/{id}/shares/{share_id}", revoke_share)
     app.router.add_get("/s/{token}", player_page)
+    app.router.add_get("/s/{token}/embed", embed_page)
     app.router.add_get("/s/{token}/info", share_info)
     app.router.add_post("/s/{token}/unlock", unlock_share)
     media = "/s/{token}/m/{grant}"
@@ -230,6 +290,7 @@ def add_routes(app: web.Application) -> None:
         (f"{media}/video", shared_video),
         (f"{media}/thumbnail", shared_thumbnail),
         (media + "/hls/{name:.+}", shared_hls),
+        (media + "/captions/{language}", shared_captions),
     ):
         app.router.add_get(path, handler)  # HEAD too
         app.router.add_route("OPTIONS", path, preflight_for())

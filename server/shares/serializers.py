@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
 from server.shares.model import Share, SharedView
 
+EMBED_WIDTH, EMBED_HEIGHT = 640, 360
+
 # The one place the public paths are spelled.
 
 
 def page_path(token: str) -> str:
     return f"/s/{token}"
+
+
+def embed_path(token: str) -> str:
+    return f"/s/{token}/embed"
 
 
 def media_prefix(token: str, grant: str) -> str:
@@ -24,6 +31,8 @@ def share_json(share: Share, absolute: Callable[[str], str]) -> dict[str, Any]:
         "id": str(share.id),
         "video_id": str(share.video_id),
         "url": absolute(page_path(share.token)),
+        "embed_url": absolute(embed_path(share.token)),
+        "embed_html": iframe_snippet(absolute(embed_path(share.token))),
         "token": share.token,
         "exposes": list(share.exposes),
         "download": share.allow_download,
@@ -64,4 +73,18 @@ def shared_view_json(view: SharedView) -> dict[str, Any]:
         "media": media,
         # Relative paths: the page is on the same origin; embedders resolve them.
         "media_expires_at": view.grant_expires_at,
+        "captions": [
+            {"language": c.language, "label": c.label, "url": f"{prefix}captions/{c.language}"}
+            for c in view.captions
+        ],
     }
+
+
+def iframe_snippet(embed_url: str, title: str = "Frameflow video") -> str:
+    """The `<iframe>` a share dialog offers to copy."""
+    return (
+        f'<iframe src="{html.escape(embed_url, quote=True)}" width="{EMBED_WIDTH}" '
+        f'height="{EMBED_HEIGHT}" title="{html.escape(title, quote=True)}" frameborder="0" '
+        'allow="autoplay; fullscreen; picture-in-picture" allowfullscreen '
+        'referrerpolicy="no-referrer"></iframe>'
+    )

@@ -21,12 +21,15 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
 
 from config.settings import Settings
 from server.auth.passwords import PasswordHasher
+from server.captions.model import Caption
+from server.captions.service import CaptionService
 from server.db import shares as shares_db
 from server.db import videos as videos_db
 from server.errors import Forbidden, NotFound
@@ -34,7 +37,7 @@ from server.jobs.model import OutputFile
 from server.logs import get_logger
 from server.serving.serve import StoredFile
 from server.serving.signing import UrlSigner, playback_seconds
-from server.shares.model import Share, SharedView, ShareSpec
+from server.shares.model import Share, ShareCard, SharedView, ShareSpec
 from server.videos.model import Video
 
 log = get_logger("frameflow.shares")
@@ -66,8 +69,10 @@ class ShareService:
         passwords: PasswordHasher,
         signer: UrlSigner,
         settings: Settings,
+        captions: CaptionService,
     ) -> None:
         self._pool = pool
+        self._captions = captions
         self._passwords = passwords
         self._signer = signer
         self._link_ttl = settings.signed_url_ttl_seconds
@@ -113,6 +118,17 @@ class ShareService:
         """404 unless the link works now (for the player page itself)."""
         await self._live(token)
 
+    async def card(self, token: str) -> ShareCard:
+        """The link's preview for its page's OpenGraph tags (404 unless it works); no view."""
+        share, video = await self._live(token)
+        thumb = None
+        if "thumbnail" in share.exposes and share.password_hash is None:
+            async with self._pool.acquire() as conn:
+                thumb = await shares_db.newest_output(
+                    conn, video.id, THUMBNAIL_OPERATION, THUMBNAIL_NAME
+                )
+        return ShareCard(share=share, video=video, has_thumbnail=thumb is not None)
+
     async def open(self, token: str, password: str | None) -> SharedView | None:
         """What the link shows, counted as a view; None when it needs a password that
         was not given. A wrong password is a 403."""
@@ -134,6 +150,7 @@ class ShareService:
             thumb = await shares_db.newest_output(
                 conn, video.id, THUMBNAIL_OPERATION, THUMBNAIL_NAME
             )
+        captions = await self._captions.of_video(video.id)
         return SharedView(
             share=share,
             video=video,
@@ -141,6 +158,7 @@ class ShareService:
             grant_expires_at=grant_expires,
             has_hls="hls" in share.exposes and hls is not None,
             has_thumbnail="thumbnail" in share.exposes and thumb is not None,
+            captions=tuple(captions),
         )
 
     async def source(self, token: str, grant: str, *, download: bool) -> StoredFile:
@@ -167,6 +185,22 @@ class ShareService:
         if "hls" not in share.exposes or len(name) > _MAX_HLS_NAME:
             raise share_not_found()
         return await self._output(video, HLS_OPERATION, HLS_PREFIX + name)
+
+    async def hls_captions(self, token: str, grant: str) -> tuple[Video, Sequence[Caption]]:
+        """The video and its captions, for the HLS files a share link shows."""
+        share, video = await self._granted(token, grant)
+        if "hls" not in share.exposes:
+            raise share_not_found()
+        return video, await self._captions.of_video(video.id)
+
+    async def caption_vtt(self, token: str, grant: str, language: str) -> str:
+        """One caption track of the shared video (any link that shows it plays it)."""
+        _, video = await self._granted(token, grant)
+        try:
+            _, text = await self._captions.vtt(video.id, language)
+        except NotFound:
+            raise share_not_found() from None
+        return text
 
     async def _output(self, video: Video, operation: str, name: str) -> StoredFile:
         async with self._pool.acquire() as conn:

@@ -151,6 +151,8 @@ class TusService:
             )
         # The plain upload's options, refused before anything exists.
         process = self._uploads.parse_process(metadata.get("process"))
+        # Checked now; read again at completion (the metadata keeps the name).
+        await self._uploads.parse_preset(user_id, metadata.get("preset"))
         ttl = self._uploads.parse_ttl(metadata.get("ttl"))
         upload_id, video_id = uuid.uuid4(), uuid.uuid4()
         storage = await self._storage.start_append(
@@ -417,6 +419,11 @@ class TusService:
             raise error from None
         sha256 = await self._sha256(upload, info.size)
         operations = self._uploads.parse_process(",".join(upload.process))
+        try:
+            preset = await self._uploads.parse_preset(upload.user_id, upload.metadata.get("preset"))
+        except HTTPError as exc:  # deleted since the upload began: refused like a bad file
+            await self._fail(conn, upload, exc)
+            raise
 
         async def mark_completed(tx: asyncpg.Connection, video_id: uuid.UUID) -> None:
             if await state.complete(tx, upload, video_id) is None:
@@ -431,6 +438,7 @@ class TusService:
                 size=info.size,
                 sha256=sha256,
                 process=operations,
+                preset=preset,
                 ttl_seconds=upload.ttl_seconds,
                 conn=conn,
                 before_insert=mark_completed,

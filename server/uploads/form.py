@@ -1,6 +1,6 @@
 """Read an upload form (multipart/form-data) from the request stream.
 
-Small text fields may come before the file (`process`, `ttl`); the file must
+Small text fields may come before the file (`process`, `preset`, `ttl`); the file must
 be the last field, streamed part chunk by part chunk. Every read waits at
 most the body idle deadline. Framing that aiohttp's multipart reader refuses
 — a body that ends before its closing boundary ("Reading after EOF"), a part
@@ -22,7 +22,7 @@ from server.errors import BadRequest
 from server.request_body import send_continue, within_idle_deadline
 
 FILE_FIELD = "file"
-TEXT_FIELDS = frozenset({"process", "ttl"})
+TEXT_FIELDS = frozenset({"process", "preset", "ttl"})
 MAX_FIELD_BYTES = 1024
 # Multipart framing around the file: boundaries and part headers.
 MULTIPART_OVERHEAD = 64 * 1024

@@ -30,6 +30,7 @@ from server.videos.serializers import video_json
 UPLOAD_PARAMS = [
     Param("ttl", "query", {"type": "string"}, "Seconds until the video expires"),
     Param("process", "query", {"type": "string"}, "Operations to queue, comma-separated"),
+    Param("preset", "query", {"type": "string"}, "A saved preset's operations to queue"),
 ]
 UPLOAD_ERRORS = {
     400: "`invalid_field`, `invalid_multipart`, `missing_file` or `incomplete_body`",
@@ -68,6 +69,7 @@ async def put_upload(request: web.Request) -> web.Response:
     # Options are checked before the body is read: a typo costs no upload.
     ttl = uploads.parse_ttl(request.query.get("ttl"))
     process = uploads.parse_process(request.query.get("process"))
+    preset = await uploads.parse_preset(user.id, request.query.get("preset"))
     stored = await uploads.receive(
         user_id=user.id,
         filename=sanitize_filename(request.match_info["filename"]),
@@ -76,6 +78,7 @@ async def put_upload(request: web.Request) -> web.Response:
         chunks=body_chunks(request, chunk),
         declared_size=request.content_length,
         process=process,
+        preset=preset,
         ttl_seconds=ttl,
     )
     return _created(stored)
@@ -87,7 +90,11 @@ async def put_upload(request: web.Request) -> web.Response:
         tag="uploads",
         body_forms={
             "multipart/form-data": obj(
-                ["file"], process=STRING, ttl=STRING, file={"type": "string", "format": "binary"}
+                ["file"],
+                process=STRING,
+                preset=STRING,
+                ttl=STRING,
+                file={"type": "string", "format": "binary"},
             )
         },
         params=UPLOAD_PARAMS,
@@ -115,12 +122,14 @@ async def post_upload(request: web.Request) -> web.Response:
     fields, filename = await form.fields()
     ttl = uploads.parse_ttl(fields.get("ttl", request.query.get("ttl")))
     process = uploads.parse_process(fields.get("process", request.query.get("process")))
+    preset = await uploads.parse_preset(user.id, fields.get("preset", request.query.get("preset")))
     stored = await uploads.receive(
         user_id=user.id,
         filename=sanitize_filename(filename),
         chunks=form.file_chunks(),
         declared_size=None,
         process=process,
+        preset=preset,
         ttl_seconds=ttl,
     )
     return _created(stored)

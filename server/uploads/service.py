@@ -53,7 +53,7 @@ from server.errors import (
 )
 from server.jobs.model import Job
 from server.jobs.operations.protocol import Operation
-from server.jobs.service import JobService, PlannedJob
+from server.jobs.service import JobService, PlannedJob, RequestedJob
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.media.probe import ProbeError
@@ -62,11 +62,15 @@ from server.media.process import FfmpegTimeout
 from server.media.sniff import SNIFF_BYTES, SniffResult, sniff
 from server.metrics import Metrics
 from server.object_keys import source_key
+from server.presets.service import PresetService
 from server.quota.ledger import QuotaLedger
 from server.scanning.service import ScanService
 from server.storage.base import ObjectWriter, Storage
 from server.uploads.images import ImageIntake
 from server.videos.model import Video
+
+# Queued after each upload when `thumbnail_after_upload` is on.
+AUTO_THUMBNAIL = "thumbnail"
 
 log = get_logger("frameflow.uploads")
 
@@ -232,9 +236,11 @@ class UploadService:
         scanner: ScanService,
         quota: QuotaLedger,
         jobs: JobService,
+        presets: PresetService,
         publisher: EventPublisher,
         metrics: Metrics,
     ) -> None:
+        self._presets = presets
         self._pool = pool
         self._storage = storage
         self._settings = settings
@@ -253,6 +259,10 @@ class UploadService:
     def parse_process(self, raw: str | None) -> list[Operation]:
         return self._jobs.parse_process(raw)
 
+    async def parse_preset(self, user_id: uuid.UUID, name: str | None) -> list[RequestedJob]:
+        """`?preset=name`: the user's preset's operations (400 on `preset` when unknown)."""
+        return await self._presets.for_upload(user_id, name)
+
     async def limits(self, user_id: uuid.UUID) -> UploadLimits:
         return UploadLimits(self._settings.max_upload_bytes, await self._quota.headroom(user_id))
 
@@ -269,6 +279,7 @@ class UploadService:
         chunks: AsyncIterator[bytes],
         declared_size: int | None,
         process: Sequence[Operation] = (),
+        preset: Sequence[RequestedJob] = (),
         ttl_seconds: int | None = None,
         max_bytes: int | None = None,
         allowed_types: Collection[str] = (),
@@ -296,6 +307,7 @@ class UploadService:
             JobService.check_process_kind(process, sniffed.kind)
             if sniffed.kind == "image" and declared_size is not None:
                 self._images.check_size(declared_size)
+            JobService.check_process_kind([op for op, _ in preset], sniffed.kind, field="preset")
             video_id = video_id or uuid.uuid4()
             key = source_key(user_id, video_id)
             size, sha256 = await self._stream_to_storage(key, sniffed, head, chunks, limits)
@@ -311,7 +323,9 @@ class UploadService:
             await self._discard(key)
             raise BadRequest("The body ended before Content-Length bytes", code="incomplete_body")
         candidate = _candidate(video_id, user_id, filename, key, size, sha256, sniffed)
-        return await self._accept(candidate, sniffed, process, ttl, before_insert=before_insert)
+        return await self._accept(
+            candidate, sniffed, process, ttl, preset=preset, before_insert=before_insert
+        )
 
     async def accept_stored(
         self,
@@ -323,6 +337,7 @@ class UploadService:
         size: int,
         sha256: str,
         process: Sequence[Operation] = (),
+        preset: Sequence[RequestedJob] = (),
         ttl_seconds: int | None = None,
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
@@ -345,6 +360,7 @@ class UploadService:
                 raise _unsupported()
             _check_type(sniffed, allowed_types)
             JobService.check_process_kind(process, sniffed.kind)
+            JobService.check_process_kind([op for op, _ in preset], sniffed.kind, field="preset")
         except BaseException as exc:
             await self._after_failure(key, exc, keep_on_server_error)
             raise
@@ -354,6 +370,7 @@ class UploadService:
             sniffed,
             process,
             ttl,
+            preset=preset,
             conn=conn,
             before_insert=before_insert,
             keep_on_server_error=keep_on_server_error,
@@ -366,6 +383,7 @@ class UploadService:
         process: Sequence[Operation],
         ttl: int,
         *,
+        preset: Sequence[RequestedJob] = (),
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
         keep_on_server_error: bool = False,
@@ -376,7 +394,13 @@ class UploadService:
             if sniffed.kind == "image":
                 self._images.check_size(candidate.size)
             stored = await self._probe_and_record(
-                candidate, sniffed, process, ttl, conn=conn, before_insert=before_insert
+                candidate,
+                sniffed,
+                process,
+                ttl,
+                preset=preset,
+                conn=conn,
+                before_insert=before_insert,
             )
         except BaseException as exc:
             if sniffed.kind == "image":
@@ -444,6 +468,7 @@ class UploadService:
         process: Sequence[Operation],
         ttl_seconds: int,
         *,
+        preset: Sequence[RequestedJob] = (),
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
     ) -> StoredUpload:
@@ -479,7 +504,8 @@ class UploadService:
                 candidate = await self._images.store(candidate, sniffed, image)
         # Default params are checked against the probed metadata before anything
         # is kept: a 400 here still discards the object.
-        planned = self._jobs.plan_defaults(process, candidate)
+        planned = self._jobs.plan_defaults(process, candidate, preset)
+        auto = self._plan_auto_thumbnail(candidate, planned)
         async with self._transaction(conn) as conn:
             if candidate.kind == "image":
                 existing = await videos_db.find_image_by_sha256(
@@ -491,7 +517,9 @@ class UploadService:
                 # A savepoint: losing the race to an identical image rolls back
                 # only this, and the transaction goes on to name the winner.
                 async with conn.transaction():
-                    return await self._insert(conn, candidate, planned, ttl_seconds, before_insert)
+                    return await self._insert(
+                        conn, candidate, planned, ttl_seconds, before_insert, auto
+                    )
             except asyncpg.UniqueViolationError as exc:
                 if exc.constraint_name != videos_db.IMAGE_SHA256_INDEX:
                     raise
@@ -509,6 +537,7 @@ class UploadService:
         planned: list[PlannedJob],
         ttl_seconds: int,
         before_insert: BeforeInsert | None,
+        auto: PlannedJob | None,
     ) -> StoredUpload:
         if before_insert is not None:
             await before_insert(conn, candidate.id)
@@ -529,6 +558,8 @@ class UploadService:
         # Holds each job's estimated outputs: 413 (and nothing kept) when they
         # do not fit beside the upload itself.
         jobs = await self._jobs.queue_planned(conn, video, planned)
+        if auto is not None:
+            jobs += await self._queue_auto_thumbnail(conn, video, auto)
         return StoredUpload(video, jobs)
 
     async def _known_image(
@@ -560,6 +591,31 @@ class UploadService:
         if before_insert is not None:
             await before_insert(conn, renewed.id)
         return StoredUpload(renewed, [], duplicate=True)
+
+    def _plan_auto_thumbnail(
+        self, video: Video, planned: Sequence[PlannedJob]
+    ) -> PlannedJob | None:
+        """The upload's automatic `thumbnail` job (for the page's grid), unless it is
+        turned off, asked for already, or cannot apply."""
+        if not self._settings.thumbnail_after_upload or video.kind == "image":
+            return None  # an image gets its thumbnail at upload (ImageIntake)
+        if any(job.operation.name == AUTO_THUMBNAIL for job in planned):
+            return None
+        try:
+            operation = self._jobs.resolve_operation(AUTO_THUMBNAIL, video)
+            return self._jobs.plan(operation, {}, video)
+        except BadRequest:
+            return None  # not in this registry, or not for this file: no thumbnail
+
+    async def _queue_auto_thumbnail(
+        self, conn: asyncpg.Connection, video: Video, auto: PlannedJob
+    ) -> list[Job]:
+        try:
+            async with conn.transaction():  # a savepoint: the upload stays if this fails
+                return await self._jobs.queue_planned(conn, video, [auto])
+        except PayloadTooLarge:
+            log.info("auto_thumbnail_skipped", video_id=str(video.id), reason="quota")
+            return []
 
     def _transaction(
         self, conn: asyncpg.Connection | None

@@ -1,0 +1,1 @@
+"""Presets: named, saved operation sets per user, for uploads and batches."""
