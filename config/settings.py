@@ -189,6 +189,11 @@ class Settings:
     signed_url_ttl_seconds: int = _setting(
         3600, "Lifetime of signed content URLs handed to `<video>` elements."
     )
+    account_check_cache_seconds: float = _setting(
+        2.0,
+        "How long a bearer token's account is known to exist without asking the database "
+        "again (0: every request asks; at most 5, so a deleted account is refused within it).",
+    )
     upload_chunk_bytes: int = _setting(
         256 * 1024, "Read size when streaming request bodies (memory per upload ~ this)."
     )
@@ -484,6 +489,11 @@ def _validate(s: Settings) -> None:
         need(getattr(s, name) >= 0, name, "must not be negative (0 turns the limit off)")
     need(_are_networks(s.trusted_proxies), "trusted_proxies", "must be IP addresses or CIDRs")
     need(s.signed_url_ttl_seconds > 0, "signed_url_ttl_seconds", "must be positive")
+    need(
+        0 <= s.account_check_cache_seconds <= 5,
+        "account_check_cache_seconds",
+        "must be between 0 and 5",
+    )
     need(s.upload_chunk_bytes >= 4096, "upload_chunk_bytes", "must be at least 4096")
     need(s.shutdown_grace_seconds >= 0, "shutdown_grace_seconds", "must not be negative")
     need(s.header_timeout_seconds > 0, "header_timeout_seconds", "must be positive")

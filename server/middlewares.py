@@ -28,7 +28,7 @@ from server.errors import (
     ObjectStoreUnavailable,
 )
 from server.listener import request_finished, request_started
-from server.logs import get_logger
+from server.logs import get_logger, log_access
 from server.request_body import continue_withheld
 from server.serving.redact import redact_links
 from server.storage.base import StorageUnavailable
@@ -143,11 +143,10 @@ async def request_envelope(request: web.Request, handler: Handler) -> web.Stream
         request_finished(request)
         elapsed = time.perf_counter() - started
         route = _route_name(request)
-        metrics = request.app[appkeys.METRICS]
-        metrics.requests.labels(route, request.method, str(status)).inc()
-        metrics.latency.labels(route, request.method).observe(elapsed)
+        request.app[appkeys.METRICS].request_done(route, request.method, status, elapsed)
         # The path only (query strings can carry URL signatures), output tokens cut out.
-        log.info(
+        log_access(
+            log,
             "request",
             method=request.method,
             path=redact_links(request.path),

@@ -13,10 +13,13 @@ connections of that session close at once.
 
 from __future__ import annotations
 
+import asyncio
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 
 import asyncpg
 
@@ -34,6 +37,9 @@ from server.logs import get_logger
 SessionEnded = Callable[[uuid.UUID, uuid.UUID], None]
 
 log = get_logger("frameflow.auth")
+
+# Accounts remembered by `authenticate` at once (a bound on memory, not on time).
+_ACCOUNT_CACHE_SIZE = 10_000
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the brackets
 
@@ -81,6 +87,12 @@ class AuthService:
         self.settings = settings
         # Told (after the commit) when a session ends, so its live sockets close.
         self.on_session_ended = on_session_ended
+        # Accounts seen to exist, until a monotonic time: a player's range requests
+        # would otherwise ask the database once each. Never longer than
+        # `account_check_cache_seconds` (at most a few seconds, issue 10), and
+        # only what was found: a missing account is asked again every time.
+        self._existing: dict[uuid.UUID, float] = {}
+        self._checks: dict[uuid.UUID, asyncio.Future[None]] = {}
 
     async def register(self, email: str, password: str) -> User:
         email = validate_email(email)
@@ -183,11 +195,37 @@ class AuthService:
         if looks_like_key(access_token):
             return await self.api_keys.authenticate(access_token)
         claims = self.tokens.decode_access(access_token)
-        async with self.pool.acquire() as conn:
-            exists = await users.user_exists(conn, claims.user_id)
-        if not exists:  # deleted since the token was issued
-            raise invalid_token()
+        if self._existing.get(claims.user_id, 0.0) <= time.monotonic():
+            # One query for all the requests that arrive while it runs (a player's
+            # parallel ranges), and a requester that goes away does not cancel it.
+            check = self._checks.get(claims.user_id)
+            if check is None:
+                check = asyncio.ensure_future(self._check_account(claims.user_id))
+                self._checks[claims.user_id] = check
+                check.add_done_callback(partial(self._check_done, claims.user_id))
+            await asyncio.shield(check)
         return AuthUser(id=claims.user_id, role=claims.role)
+
+    def _check_done(self, user_id: uuid.UUID, check: asyncio.Future[None]) -> None:
+        self._checks.pop(user_id, None)
+        if not check.cancelled():
+            check.exception()  # retrieved: whoever awaited it got it already
+
+    async def _check_account(self, user_id: uuid.UUID) -> None:
+        async with self.pool.acquire() as conn:
+            exists = await users.user_exists(conn, user_id)
+        if not exists:  # deleted since the token was issued
+            self._existing.pop(user_id, None)
+            raise invalid_token()
+        ttl = self.settings.account_check_cache_seconds
+        if ttl > 0:
+            now = time.monotonic()
+            if len(self._existing) >= _ACCOUNT_CACHE_SIZE:
+                # Drop what has expired; if all is fresh, start over (costs one query each).
+                self._existing = {k: t for k, t in self._existing.items() if t > now}
+                if len(self._existing) >= _ACCOUNT_CACHE_SIZE:
+                    self._existing.clear()
+            self._existing[user_id] = now + ttl
 
     async def account(self, user_id: uuid.UUID) -> User:
         """The caller's own account."""

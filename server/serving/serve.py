@@ -8,15 +8,16 @@ a multi-gigabyte video costs what the player asks for.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
+from typing import BinaryIO
 
 from aiohttp import web
 
-from server.errors import ClientClosedRequest
+from server.errors import ClientClosedRequest, HTTPError, NotFound
 from server.serving.conditional import (
     http_date,
     if_modified_since_not_modified,
@@ -31,6 +32,8 @@ from server.storage.base import Storage
 # Sources never change under a given id; a short private cache lets a player
 # re-read without revalidating every segment of a seek.
 CACHE_CONTROL = "private, max-age=300"
+# Ranges up to this size are read with pread and sent with the head in one write.
+SMALL_RANGE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,33 @@ async def serve_stored_file(
     *,
     download: bool = False,
     cache_control: str = CACHE_CONTROL,
+    not_found: HTTPError | None = None,
+) -> web.StreamResponse:
+    """`not_found`: the error when the object is gone (known on local storage,
+    where the file is opened before anything else is decided)."""
+    path = storage.sendfile_path(obj.key)
+    if path is None:
+        return await _answer(request, storage, obj, None, download, cache_control)
+    try:
+        # Opened on the loop: an open() of a local file takes microseconds,
+        # a thread hop per request cost more than that under load.
+        file = open(path, "rb")  # noqa: ASYNC230, SIM115
+    except FileNotFoundError:
+        # Deleted (its row is gone, or going): a 404 even to a conditional request.
+        raise not_found or NotFound() from None
+    try:
+        return await _answer(request, storage, obj, file, download, cache_control)
+    finally:
+        file.close()
+
+
+async def _answer(
+    request: web.Request,
+    storage: Storage,
+    obj: StoredFile,
+    file: BinaryIO | None,
+    download: bool,
+    cache_control: str,
 ) -> web.StreamResponse:
     etag = make_etag(obj.etag_token)
     headers = {
@@ -72,20 +102,36 @@ async def serve_stored_file(
     if if_range_allows(request.headers.get("If-Range"), etag, obj.last_modified):
         # Raises RangeNotSatisfiable (416, `Content-Range: bytes */size`).
         byte_range = parse_range_header(request.headers.get("Range"), obj.size)
-
-    resp = web.StreamResponse(status=206 if byte_range else 200, headers=headers)
-    resp.content_type = obj.content_type
     if byte_range:
-        resp.headers["Content-Range"] = byte_range.content_range(obj.size)
+        headers["Content-Range"] = byte_range.content_range(obj.size)
         start, end, length = byte_range.start, byte_range.end, byte_range.length
     else:
         start, end, length = 0, obj.size - 1, obj.size
+    status = 206 if byte_range else 200
+    headers["Content-Type"] = obj.content_type
+    sending = request.method != "HEAD" and length > 0
+
+    if file is not None and sending and length <= SMALL_RANGE:
+        # One pread, and head and body in one write: for a player's small
+        # ranges this costs less than a header write plus sendfile's future and
+        # writer callbacks (bench/range_bench.py).
+        body = os.pread(file.fileno(), length, start)
+        if len(body) != length:
+            raise OSError(f"{obj.key}: short read ({len(body)} of {length} bytes)")
+        small = web.Response(status=status, headers=headers, body=body)
+        with _client_writes():
+            await small.prepare(request)
+            await small.write_eof()
+        return small
+
+    resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
     with _client_writes():
         await resp.prepare(request)
-    if request.method != "HEAD" and length > 0:
-        path = storage.sendfile_path(obj.key)
-        if path is None or not await _sendfile(request, path, start, length):
+    if sending:
+        if file is not None:
+            await _sendfile(request, file, start, length)
+        else:
             async with aclosing(storage.read(obj.key, start, end)) as chunks:
                 # Storage errors propagate as they are (a 500); only the
                 # writes to the client mean "the client went away".
@@ -107,8 +153,8 @@ def _client_writes() -> Iterator[None]:
         raise ClientClosedRequest(str(exc) or type(exc).__name__) from None
 
 
-async def _sendfile(request: web.Request, path: Path, start: int, length: int) -> bool:
-    """Let the kernel copy file bytes to the socket; False when it can't (then copy in Python).
+async def _sendfile(request: web.Request, file: BinaryIO, start: int, length: int) -> None:
+    """Let the kernel copy file bytes to the socket (Python copies when it can't, e.g. TLS).
 
     Measured with bench/range_bench.py: copying 64 KB ranges through Python
     cost ~40% of the loop's time; sendfile does not touch the bytes.
@@ -116,17 +162,6 @@ async def _sendfile(request: web.Request, path: Path, start: int, length: int) -
     transport = request.transport
     if transport is None or transport.is_closing():  # loop.sendfile would raise RuntimeError
         raise ClientClosedRequest("Connection lost")
-    try:
-        # Opened on the loop: an open() of a local file takes microseconds,
-        # a thread hop per request cost more than that under load.
-        file = open(path, "rb")  # noqa: ASYNC230, SIM115
-    except OSError:
-        return False
-    try:
-        with _client_writes():
-            await asyncio.get_running_loop().sendfile(transport, file, start, length)
-        return True
-    except NotImplementedError:  # e.g. TLS transports
-        return False
-    finally:
-        file.close()
+    with _client_writes():
+        # fallback=True: asyncio reads and writes in chunks where sendfile is unsupported.
+        await asyncio.get_running_loop().sendfile(transport, file, start, length)

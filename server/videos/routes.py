@@ -26,6 +26,7 @@ from server.openapi.spec import (
 from server.pagination import decode_cursor, encode_cursor
 from server.search.params import is_search, parse_search
 from server.search.serializers import search_page_json
+from server.serving.claims import claims_of, stored_file_of
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 from server.serving.signing import playback_seconds
@@ -133,13 +134,34 @@ def _signed(request: web.Request) -> bool:
 async def video_content(request: web.Request) -> web.StreamResponse:
     """Bearer auth, or a signed URL (for `<video src>`, which sends no headers)."""
     video_id = path_uuid(request)
+    videos = request.app[appkeys.VIDEOS]
+    stored: StoredFile | None = None
     if "signature" in request.query:
         if not request.app[appkeys.SIGNER].verify_query(request.path, request.query):
             raise NotFound("No such video, or the link has expired", code="invalid_signature")
-        video = await request.app[appkeys.VIDEOS].get_by_link(video_id)
+        claims = request.query.get("claims")
+        # A link made by `content-url` says what to serve; deletion still makes it a
+        # 404: serving opens the file before anything else (local storage), and
+        # `deleted_here` covers files whose deletion failed and awaits the sweep.
+        # Links from before claims, or on S3, look the video up.
+        if claims is not None and not videos.deleted_here(video_id):
+            stored = stored_file_of(claims)
+        if stored is None or request.app[appkeys.STORAGE].sendfile_path(stored.key) is None:
+            stored = _stored(await videos.get_by_link(video_id))
     else:
-        video = await _owned_video(request)
-    stored = StoredFile(
+        stored = _stored(await videos.get_for_playback(current_user(request).id, video_id))
+    download = request.query.get("download") in {"1", "true"}
+    return await serve_stored_file(
+        request,
+        request.app[appkeys.STORAGE],
+        stored,
+        download=download,
+        not_found=NotFound("No such video", code="video_not_found"),
+    )
+
+
+def _stored(video: Video) -> StoredFile:
+    return StoredFile(
         key=video.storage_key,
         size=video.size,
         etag_token=video.sha256,
@@ -147,8 +169,6 @@ async def video_content(request: web.Request) -> web.StreamResponse:
         content_type=video.content_type,
         filename=video.filename,
     )
-    download = request.query.get("download") in {"1", "true"}
-    return await serve_stored_file(request, request.app[appkeys.STORAGE], stored, download=download)
 
 
 @described(
@@ -166,7 +186,10 @@ async def video_content_url(request: web.Request) -> web.Response:
     ttl = playback_seconds(
         request.app[appkeys.SETTINGS].signed_url_ttl_seconds, video.metadata.get("duration")
     )
-    query, expires_at = request.app[appkeys.SIGNER].signed_query(path, ttl)
+    # The link carries what serving needs: playing it costs no database query.
+    query, expires_at = request.app[appkeys.SIGNER].signed_query(
+        path, ttl, claims=claims_of(_stored(video))
+    )
     url = external_url(request, path) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
     return web.json_response(
         {
