@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from contextlib import aclosing, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import BinaryIO
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -37,6 +39,22 @@ SMALL_RANGE = 256 * 1024
 
 
 @dataclass(frozen=True)
+class Offload:
+    """Who sends the bytes once Frameflow has authorized the request.
+
+    `accel_prefix` (local storage behind nginx): answer with `X-Accel-Redirect:
+    <prefix><key>`, and nginx serves the file from its `internal` location with
+    sendfile. `presign_seconds` (S3): answer 307 to a presigned GetObject URL
+    valid that long. Either way that server owns ranges, 416s and the
+    validators (nginx's ETag is mtime-size, S3's its own), consistently for
+    every request of the object, as objects never change under a key.
+    """
+
+    accel_prefix: str = ""
+    presign_seconds: int = 0
+
+
+@dataclass(frozen=True)
 class StoredFile:
     key: str
     size: int
@@ -54,10 +72,15 @@ async def serve_stored_file(
     download: bool = False,
     cache_control: str = CACHE_CONTROL,
     not_found: HTTPError | None = None,
+    offload: Offload | None = None,
 ) -> web.StreamResponse:
     """`not_found`: the error when the object is gone (known on local storage,
     where the file is opened before anything else is decided)."""
     path = storage.sendfile_path(obj.key)
+    if offload is not None:
+        handed = await _hand_off(storage, obj, path, offload, download, cache_control)
+        if handed is not None:
+            return handed
     if path is None:
         return await _answer(request, storage, obj, None, download, cache_control)
     try:
@@ -71,6 +94,42 @@ async def serve_stored_file(
         return await _answer(request, storage, obj, file, download, cache_control)
     finally:
         file.close()
+
+
+async def _hand_off(
+    storage: Storage,
+    obj: StoredFile,
+    path: Path | None,
+    offload: Offload,
+    download: bool,
+    cache_control: str,
+) -> web.Response | None:
+    disposition = content_disposition(obj.filename, inline=not download)
+    if path is not None and offload.accel_prefix:
+        # nginx keeps Content-Type, Content-Disposition and Cache-Control from
+        # this answer; the shipped location adds nosniff, CORS and the request id.
+        return web.Response(
+            headers={
+                "X-Accel-Redirect": offload.accel_prefix + quote(obj.key, safe="/"),
+                "Content-Type": obj.content_type,
+                "Content-Disposition": disposition,
+                "Cache-Control": cache_control,
+            }
+        )
+    if path is None and offload.presign_seconds > 0:
+        url = await storage.presigned_get_url(
+            obj.key,
+            offload.presign_seconds,
+            content_type=obj.content_type,
+            disposition=disposition,
+        )
+        if url is not None:
+            # 307 keeps the method (HEAD stays HEAD); clients resend Range to the target.
+            return web.Response(
+                status=307,
+                headers={"Location": url, "Cache-Control": "no-store"},
+            )
+    return None
 
 
 async def _answer(

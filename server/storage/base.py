@@ -228,6 +228,14 @@ class Storage(Protocol):
         """
         ...
 
+    async def presigned_get_url(
+        self, key: str, seconds: int, *, content_type: str, disposition: str
+    ) -> str | None:
+        """A URL that lets anyone GET the object (ranges too) for `seconds`, answered
+        with these Content-Type and Content-Disposition; None where there is none
+        (local disk). Signing is local: no request to the store."""
+        ...
+
     async def check(self) -> None:
         """Readiness probe: returns, or raises `StorageUnavailable` with a reason."""
         ...

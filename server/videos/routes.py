@@ -28,7 +28,7 @@ from server.search.params import is_search, parse_search
 from server.search.serializers import search_page_json
 from server.serving.claims import claims_of, stored_file_of
 from server.serving.cors import preflight_for, signed_media
-from server.serving.serve import StoredFile, serve_stored_file
+from server.serving.serve import Offload, StoredFile, serve_stored_file
 from server.serving.signing import playback_seconds
 from server.videos.metadata import parse_metadata_patch
 from server.videos.model import Video
@@ -126,7 +126,10 @@ def _signed(request: web.Request) -> bool:
         tag="videos",
         description="Bearer auth, or the signed query of `content-url` (for `<video src>`).",
         params=SERVE_PARAMS,
-        ok=SERVED,
+        ok={
+            **SERVED,
+            307: Answer("To a short-lived presigned URL (S3, `FRAMEFLOW_S3_REDIRECT_SECONDS`)"),
+        },
         errors={404: "`video_not_found` or `invalid_signature`", 416: "`range_not_satisfiable`"},
     )
 )
@@ -157,7 +160,15 @@ async def video_content(request: web.Request) -> web.StreamResponse:
         stored,
         download=download,
         not_found=NotFound("No such video", code="video_not_found"),
+        offload=_offload(request),
     )
+
+
+def _offload(request: web.Request) -> Offload | None:
+    settings = request.app[appkeys.SETTINGS]
+    if not settings.accel_redirect_prefix and not settings.s3_redirect_seconds:
+        return None
+    return Offload(settings.accel_redirect_prefix, settings.s3_redirect_seconds)
 
 
 def _stored(video: Video) -> StoredFile:
