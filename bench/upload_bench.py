@@ -32,15 +32,15 @@ from typing import Any, BinaryIO
 
 from _common import (
     LOOPBACK,
+    SMOKE_SIZE,
     BenchError,
     CurlResult,
     MiB,
     RssSampler,
     Table,
-    api,
     background_process,
-    curl,
     default_database_server,
+    delete_video,
     ensure_tool,
     environment,
     frameflow_server,
@@ -51,12 +51,13 @@ from _common import (
     moto_s3_server,
     register_and_login,
     server_env,
+    timeout_for,
+    upload,
     write_results,
 )
 from aiohttp import BodyPartReader, web
 
 CHUNK = 256 * 1024  # the same read size as Frameflow's default upload_chunk_bytes
-SMOKE_SIZE = 8 * MiB  # checked first: the padded file must be accepted at all
 METHODS = ("put", "multipart")
 
 
@@ -144,18 +145,6 @@ def bare_server(work_dir: Path) -> Iterator[BareServer]:
 # --- one upload -------------------------------------------------------------------------
 
 
-def upload(
-    base_url: str, method: str, path: Path, token: str, timeout: float, query: str = ""
-) -> CurlResult:
-    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
-    if method == "put":
-        # What the README tells users to run: `curl -T FILE URL`.
-        args = ["-T", str(path), *auth, f"{base_url}/api/v1/uploads/{path.name}{query}"]
-    else:
-        args = ["-F", f"file=@{path};type=video/mp4", *auth, f"{base_url}/api/v1/uploads{query}"]
-    return curl(args, timeout=timeout)
-
-
 @dataclass
 class Run:
     target: str  # frameflow or bare
@@ -169,11 +158,6 @@ class Run:
     @property
     def mib_per_s(self) -> float:
         return self.size / MiB / self.seconds
-
-
-def timeout_for(size: int) -> float:
-    # Generous (2 MiB/s) but bounded, so a stuck server cannot hang the bench.
-    return 120 + size / (2 * MiB)
 
 
 def measured_upload(
@@ -260,10 +244,6 @@ def bench_frameflow(
                 # Keeps disk, quota and moto's memory flat across runs.
                 delete_video(server.base_url, token, result.json()["id"])
     return runs
-
-
-def delete_video(base_url: str, token: str, video_id: str) -> None:
-    api("DELETE", f"{base_url}/api/v1/videos/{video_id}", token=token, expect=204)
 
 
 # --- report ---------------------------------------------------------------------------------
