@@ -32,7 +32,24 @@ def stored_file_of(claims: str) -> StoredFile | None:
     """The object named by claims made by `claims_of`; None if they are not such claims.
 
     Only call it on claims whose signature was verified: they are trusted as they are.
+    A player sends the same link with every range, so decoded claims are remembered.
     """
+    known = _decoded.get(claims)
+    if known is None:
+        known = _decode(claims)
+        if known is not None:
+            if len(_decoded) >= _DECODED_MAX:
+                _decoded.clear()
+            _decoded[claims] = known
+    return known
+
+
+# Verified claims decoded recently; they never change meaning, so no expiry is needed.
+_DECODED_MAX = 4096
+_decoded: dict[str, StoredFile] = {}
+
+
+def _decode(claims: str) -> StoredFile | None:
     try:
         raw = base64.urlsafe_b64decode(claims + "=" * (-len(claims) % 4))
         version, key, size, etag_token, content_type, micros, filename = json.loads(raw)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -273,10 +274,14 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
+# NUL, control characters, DEL and backslash (a regex: keys are checked per request).
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def _check_chars(key: str) -> None:
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise ValueError(f"storage key is longer than {MAX_KEY_BYTES} bytes")
-    if any(ord(c) < 0x20 or c in "\x7f\\" for c in key):
+    if _FORBIDDEN_CHARS.search(key):
         raise ValueError(f"storage key contains NUL, a control character or a backslash: {key!r}")
 
 
