@@ -373,6 +373,19 @@ def main() -> None:
 
     table, summary = summarize(runs)
     print(table.render())
+    # The multipart goal (issue 15): a form upload at >= 0.9x a raw PUT of the same file.
+    for backend in sorted({r.backend for r in runs if r.target == "frameflow"}):
+        speeds = {
+            method: median(
+                [
+                    r.mib_per_s
+                    for r in runs
+                    if (r.target, r.backend, r.method) == ("frameflow", backend, method)
+                ]
+            )
+            for method in METHODS
+        }
+        print(f"frameflow {backend}: curl -F / curl -T = {speeds['multipart'] / speeds['put']:.2f}")
     path = write_results(
         "upload",
         {

@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from server.errors import ClientClosedRequest, HTTPError, NotFound
+from server.errors import ClientClosedRequest, HTTPError, NotFound, RangeNotSatisfiable
 from server.serving.conditional import (
     http_date,
     if_modified_since_not_modified,
@@ -29,7 +29,7 @@ from server.serving.conditional import (
 )
 from server.serving.disposition import content_disposition
 from server.serving.ranges import parse_range_header
-from server.storage.base import Storage
+from server.storage.base import ObjectNotFound, Storage
 
 # Sources never change under a given id; a short private cache lets a player
 # re-read without revalidating every segment of a seek.
@@ -73,16 +73,22 @@ async def serve_stored_file(
     cache_control: str = CACHE_CONTROL,
     not_found: HTTPError | None = None,
     offload: Offload | None = None,
+    check_exists: bool = False,
 ) -> web.StreamResponse:
-    """`not_found`: the error when the object is gone (known on local storage,
-    where the file is opened before anything else is decided)."""
+    """`not_found`: the error when the object is gone. Local files are opened before
+    anything else is decided; elsewhere the first bytes are read before any header,
+    and `check_exists` (`obj` came from a link, not a lookup) asks the store about
+    answers that read none (HEAD, 304, 416)."""
     path = storage.sendfile_path(obj.key)
     if offload is not None:
         handed = await _hand_off(storage, obj, path, offload, download, cache_control)
         if handed is not None:
             return handed
     if path is None:
-        return await _answer(request, storage, obj, None, download, cache_control)
+        missing = not_found or NotFound()
+        return await _answer(
+            request, storage, obj, None, download, cache_control, missing, check_exists
+        )
     try:
         # Opened on the loop: an open() of a local file takes microseconds,
         # a thread hop per request cost more than that under load.
@@ -91,7 +97,8 @@ async def serve_stored_file(
         # Deleted (its row is gone, or going): a 404 even to a conditional request.
         raise not_found or NotFound() from None
     try:
-        return await _answer(request, storage, obj, file, download, cache_control)
+        missing = not_found or NotFound()
+        return await _answer(request, storage, obj, file, download, cache_control, missing, False)
     finally:
         file.close()
 
@@ -139,7 +146,13 @@ async def _answer(
     file: BinaryIO | None,
     download: bool,
     cache_control: str,
+    not_found: HTTPError,
+    check_exists: bool,
 ) -> web.StreamResponse:
+    async def exists_or_404() -> None:
+        if check_exists and await storage.stat(obj.key) is None:
+            raise not_found
+
     etag = make_etag(obj.etag_token)
     headers = {
         "Accept-Ranges": "bytes",
@@ -155,12 +168,16 @@ async def _answer(
             request.headers.get("If-Modified-Since"), obj.last_modified
         )
     ):
+        await exists_or_404()
         return web.Response(status=304, headers=headers)
 
     byte_range = None
     if if_range_allows(request.headers.get("If-Range"), etag, obj.last_modified):
-        # Raises RangeNotSatisfiable (416, `Content-Range: bytes */size`).
-        byte_range = parse_range_header(request.headers.get("Range"), obj.size)
+        try:
+            byte_range = parse_range_header(request.headers.get("Range"), obj.size)
+        except RangeNotSatisfiable:  # 416, `Content-Range: bytes */size`
+            await exists_or_404()
+            raise
     if byte_range:
         headers["Content-Range"] = byte_range.content_range(obj.size)
         start, end, length = byte_range.start, byte_range.end, byte_range.length
@@ -185,18 +202,31 @@ async def _answer(
 
     resp = web.StreamResponse(status=status, headers=headers)
     resp.content_length = length
+    if file is None and sending:
+        async with aclosing(storage.read(obj.key, start, end)) as chunks:
+            try:
+                # The first bytes before any header: a deleted object is a 404.
+                first = await anext(chunks, b"")
+            except ObjectNotFound:
+                raise not_found from None
+            with _client_writes():
+                await resp.prepare(request)
+                if first:
+                    await resp.write(first)
+            # Storage errors propagate as they are (a 500); only the
+            # writes to the client mean "the client went away".
+            async for chunk in chunks:
+                with _client_writes():
+                    await resp.write(chunk)
+        with _client_writes():
+            await resp.write_eof()
+        return resp
+    if not sending:
+        await exists_or_404()
     with _client_writes():
         await resp.prepare(request)
-    if sending:
-        if file is not None:
-            await _sendfile(request, file, start, length)
-        else:
-            async with aclosing(storage.read(obj.key, start, end)) as chunks:
-                # Storage errors propagate as they are (a 500); only the
-                # writes to the client mean "the client went away".
-                async for chunk in chunks:
-                    with _client_writes():
-                        await resp.write(chunk)
+    if file is not None and sending:
+        await _sendfile(request, file, start, length)
     with _client_writes():
         await resp.write_eof()
     return resp

@@ -144,14 +144,19 @@ async def video_content(request: web.Request) -> web.StreamResponse:
             raise NotFound("No such video, or the link has expired", code="invalid_signature")
         claims = request.query.get("claims")
         # A link made by `content-url` says what to serve; deletion still makes it a
-        # 404: serving opens the file before anything else (local storage), and
-        # `deleted_here` covers files whose deletion failed and awaits the sweep.
-        # Links from before claims, or on S3, look the video up.
-        if claims is not None and not videos.deleted_here(video_id):
+        # 404 without a query: local files are opened before anything else is
+        # decided, on S3 the first bytes are read before any header (and answers
+        # that read none ask the store: `check_exists`); `deleted_here` covers
+        # files whose deletion failed and awaits the sweep. Links from before
+        # claims look the video up, and so does S3's redirect, which reads nothing.
+        redirects = request.app[appkeys.SETTINGS].s3_redirect_seconds > 0
+        if claims is not None and not redirects and not videos.deleted_here(video_id):
             stored = stored_file_of(claims)
-        if stored is None or request.app[appkeys.STORAGE].sendfile_path(stored.key) is None:
+        from_link = stored is not None
+        if stored is None:
             stored = _stored(await videos.get_by_link(video_id))
     else:
+        from_link = False
         stored = _stored(await videos.get_for_playback(current_user(request).id, video_id))
     download = request.query.get("download") in {"1", "true"}
     return await serve_stored_file(
@@ -161,6 +166,7 @@ async def video_content(request: web.Request) -> web.StreamResponse:
         download=download,
         not_found=NotFound("No such video", code="video_not_found"),
         offload=_offload(request),
+        check_exists=from_link,
     )
 
 
