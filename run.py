@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from server.logs import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, background=True)
     try:
         _run(args, settings)
     except EmbeddedPostgresMissing as exc:

@@ -7,9 +7,13 @@ it around.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
+import queue
 import sys
+import threading
+import time
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
 from typing import Any
@@ -43,7 +47,10 @@ def redact_secrets(
     return event
 
 
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
+def configure_logging(level: str = "info", fmt: str = "json", *, background: bool = False) -> None:
+    """`background`: lines are written by a thread of their own (what `run.py` does),
+    so that a write to a log file on a busy disk never stalls the event loop."""
+    out: Any = _QueuedStream(sys.stdout) if background else sys.stdout
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if fmt == "json"
@@ -59,18 +66,18 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
     global _access
     _access = (
-        _AccessLine(processors, sys.stdout, logging.getLevelName(level.upper()) <= logging.INFO)
+        _AccessLine(processors, out, logging.getLevelName(level.upper()) <= logging.INFO)
         if fmt == "json"
         else None
     )
     # Route the standard library's loggers (aiohttp, asyncpg, botocore) through
     # the same renderer so the output stays one JSON object per line.
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=[*shared, structlog.stdlib.add_logger_name],
@@ -122,3 +129,48 @@ def log_access(logger: Any, event: str, **fields: Any) -> None:
         logger.info(event, **fields)  # console format, or captured (tests)
     elif access.enabled:
         access.write(event, fields)
+
+
+class _QueuedStream:
+    """A text stream whose writes a daemon thread carries out, in order.
+
+    Measured with bench/range_bench.py on a machine whose disk others were
+    filling: the server sat idle waiting in write() on its log file (the kernel
+    throttles processes that dirty pages while writeback lags), at the same CPU
+    per request as a server that logs nothing. Lines written before exit are
+    flushed by an atexit hook.
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+        self._lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        threading.Thread(target=self._run, name="log-writer", daemon=True).start()
+        atexit.register(self.drain)
+
+    def write(self, text: str) -> int:
+        self._lines.put(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass  # the thread flushes after each batch
+
+    def drain(self, timeout: float = 2.0) -> None:
+        """Wait (bounded) until what is queued has been written."""
+        deadline = time.monotonic() + timeout
+        while not self._lines.empty() and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with self._lock:  # a batch being written is finished
+            pass
+
+    def _run(self) -> None:
+        while True:
+            batch = [self._lines.get()]
+            with self._lock:
+                try:
+                    while len(batch) < 1000:
+                        batch.append(self._lines.get_nowait())
+                except queue.Empty:
+                    pass
+                self._stream.write("".join(batch))
+                self._stream.flush()
