@@ -98,27 +98,27 @@ class UploadForm:
         """
         assert self._file is not None, "fields() first"
         delimiter = b"\r\n--" + self._boundary()
+        keep = len(delimiter) - 1  # a tail that may be the start of the delimiter
         content = self._request.content
-        carry = b""  # read, not yet handed out: may hold the start of the delimiter
+        buf = bytearray()  # read, not yet handed out
+        searched = 0  # buf[:searched] holds no delimiter start that fits in buf
         while True:
             with multipart_errors():
                 data = await within_idle_deadline(self._request, content.read(self._chunk_size))
             if not data:
                 raise malformed()  # the body ended before the closing boundary
-            window = carry + data if carry else data
-            # The delimiter can only start in the carry or in this read.
-            found = window.find(delimiter, max(0, len(carry) - len(delimiter)))
+            buf += data
+            found = buf.find(delimiter, searched)
             if found >= 0:
                 if found:
-                    yield window[:found]
-                await self._after_file(window[found + len(delimiter) :])
+                    yield bytes(buf[:found])
+                await self._after_file(bytes(buf[found + len(delimiter) :]))
                 return
-            keep = len(delimiter) - 1
-            if len(window) - keep >= self._chunk_size:
-                yield window[:-keep]
-                carry = window[-keep:]
-            else:
-                carry = window  # too little to write yet: fill it up first
+            searched = max(0, len(buf) - keep)
+            if searched >= self._chunk_size:
+                yield bytes(buf[:searched])
+                del buf[:searched]
+                searched = 0
 
     async def _after_file(self, rest: bytes) -> None:
         """After the file's delimiter: `--` ends the form; anything else is a field
