@@ -131,6 +131,10 @@ def log_access(logger: Any, event: str, **fields: Any) -> None:
         access.write(event, fields)
 
 
+# How long the log writer lets lines gather before writing them out.
+BATCH_SECONDS = 0.02
+
+
 class _QueuedStream:
     """A text stream whose writes a daemon thread carries out, in order.
 
@@ -166,6 +170,8 @@ class _QueuedStream:
     def _run(self) -> None:
         while True:
             batch = [self._lines.get()]
+            # Let lines gather: one wake-up (and one GIL hand-off) per batch, not per line.
+            time.sleep(BATCH_SECONDS)
             with self._lock:
                 try:
                     while len(batch) < 1000:

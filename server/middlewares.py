@@ -8,6 +8,7 @@ counted and rendered the same way.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import time
 import uuid
@@ -86,10 +87,21 @@ def _check_request_target(request: web.Request) -> None:
         raise BadRequest("The query string contains NUL", code="invalid_query")
 
 
+# Request ids: a random per-process prefix and a counter, 32 hex digits like a
+# UUID's. uuid4() (16 bytes from the kernel each time) was ~8% of a small range
+# request in the profile; ids need to be unique, not unguessable.
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_id_counter = itertools.count(1)
+
+
+def _new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_id_counter):016x}"
+
+
 @web.middleware
 async def request_envelope(request: web.Request, handler: Handler) -> web.StreamResponse:
     incoming = request.headers.get("X-Request-ID", "")
-    request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+    request_id = incoming if _REQUEST_ID_RE.match(incoming) else _new_request_id()
     request[appkeys.REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
