@@ -19,6 +19,7 @@ Frameflow; it uses a smaller file by default.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import shutil
 import sys
@@ -380,7 +381,7 @@ def main() -> None:
         mine = [r for r in runs if (r.target, r.backend) == ("frameflow", backend)]
         pairs = [
             multipart.mib_per_s / put.mib_per_s
-            for put, multipart in zip(mine, mine[1:], strict=False)
+            for put, multipart in itertools.pairwise(mine)
             if (put.method, multipart.method) == ("put", "multipart")
         ]
         print(
