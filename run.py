@@ -173,6 +173,7 @@ def _read_password() -> str:
 async def _create_admin(settings: Settings, email: str, password: str, role: str = "admin") -> None:
     from server.admin.service import AdminService
     from server.audit.service import AuditLog
+    from server.auth.access_cache import AccessCache
     from server.auth.passwords import PasswordHasher
     from server.db.pool import open_database
 
@@ -182,6 +183,7 @@ async def _create_admin(settings: Settings, email: str, password: str, role: str
             passwords=PasswordHasher(settings.bcrypt_rounds),
             audit=AuditLog(pool=pool),
             settings=settings,
+            access_cache=AccessCache(0),  # one command: nothing to remember
         )
         user = await admins.create_account(email, password, role=role)
     print(f"{user.role} {user.email} ({user.id})")
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> None:
 
     from server.logs import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, background=True)
     try:
         _run(args, settings)
     except EmbeddedPostgresMissing as exc:

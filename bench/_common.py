@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -536,3 +537,37 @@ def write_results(name: str, payload: dict[str, Any]) -> Path:
     path = RESULTS_DIR / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(payload, indent=2) + "\n")
     return path
+
+
+# --- uploads (upload_bench.py, tus_bench.py) ---------------------------------------------
+
+SMOKE_SIZE = 8 * MiB  # checked first: the padded file must be accepted at all
+
+
+def upload(
+    base_url: str, method: str, path: Path, token: str, timeout: float, query: str = ""
+) -> CurlResult:
+    auth = ["-H", f"Authorization: Bearer {token}"] if token else []
+    if method == "put":
+        # What the README tells users to run: `curl -T FILE URL`.
+        args = ["-T", str(path), *auth, f"{base_url}/api/v1/uploads/{path.name}{query}"]
+    else:
+        args = ["-F", f"file=@{path};type=video/mp4", *auth, f"{base_url}/api/v1/uploads{query}"]
+    return curl(args, timeout=timeout)
+
+
+def timeout_for(size: int) -> float:
+    # Generous (2 MiB/s) but bounded, so a stuck server cannot hang the bench.
+    return 120 + size / (2 * MiB)
+
+
+def delete_video(base_url: str, token: str, video_id: str) -> None:
+    api("DELETE", f"{base_url}/api/v1/videos/{video_id}", token=token, expect=204)
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(8 * MiB):
+            digest.update(block)
+    return digest.hexdigest()

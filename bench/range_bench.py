@@ -62,6 +62,7 @@ LUA_TEMPLATE = """\
 local size = {size}
 local span = {span}
 local path = {path}
+local authorization = {authorization}
 local threads = {{}}
 local counter = 0
 
@@ -80,7 +81,9 @@ end
 function request()
   local first = math.random(0, size - span)
   local range = "bytes=" .. first .. "-" .. (first + span - 1)
-  return wrk.format("GET", path, {{["Range"] = range}})
+  local headers = {{["Range"] = range}}
+  if authorization ~= "" then headers["Authorization"] = authorization end
+  return wrk.format("GET", path, headers)
 end
 
 function response(status, headers, body)
@@ -143,12 +146,15 @@ def bare_file_server(work_dir: Path, path: Path) -> Iterator[tuple[str, int]]:
 # --- checks and load ----------------------------------------------------------------------
 
 
-def check_range(url: str, path: Path) -> None:
+def check_range(url: str, path: Path, authorization: str = "") -> None:
     """One range request by hand: 206, the right Content-Range and the right bytes."""
     size = path.stat().st_size
     first = random.randrange(size - SPAN)
     last = first + SPAN - 1
-    request = urllib.request.Request(url, headers={"Range": f"bytes={first}-{last}"})  # noqa: S310
+    headers = {"Range": f"bytes={first}-{last}"}
+    if authorization:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(url, headers=headers)  # noqa: S310
     with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 (loopback URL)
         status, headers, body = resp.status, resp.headers, resp.read()
     if status != 206:
@@ -178,6 +184,10 @@ class Load:
     @property
     def rps(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return 1e6 * self.server_cpu_seconds / max(self.requests, 1)
 
     @property
     def server_cpu_percent(self) -> float:
@@ -241,10 +251,19 @@ def measure(server: str, url: str, pid: int, script: Path, args: argparse.Namesp
     return load
 
 
-def write_script(work_dir: Path, name: str, size: int, path_and_query: str) -> Path:
+def write_script(
+    work_dir: Path, name: str, size: int, path_and_query: str, authorization: str = ""
+) -> Path:
     script = work_dir / f"{name}.lua"
-    # A JSON string is a valid Lua string literal for this ASCII path.
-    script.write_text(LUA_TEMPLATE.format(size=size, span=SPAN, path=json.dumps(path_and_query)))
+    # A JSON string is a valid Lua string literal for this ASCII path and header.
+    script.write_text(
+        LUA_TEMPLATE.format(
+            size=size,
+            span=SPAN,
+            path=json.dumps(path_and_query),
+            authorization=json.dumps(authorization),
+        )
+    )
     return script
 
 
@@ -259,6 +278,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=15, help="seconds of load per server")
     parser.add_argument("--warmup", type=float, default=3, help="unmeasured seconds first")
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=2, help="signed, bearer, bare: N times")
     parser.add_argument(
         "--threads", type=int, default=1, help="wrk threads (1 leaves a core for the server)"
     )
@@ -291,6 +311,8 @@ def main() -> None:
             database_server=args.database_url,
             max_upload_bytes=size + 64 * MiB,
             log_level=args.log_level,
+            # wrk's connections all come from one address; that cap is for abuse, not load.
+            extra_env={"FRAMEFLOW_MAX_CONNECTIONS_PER_IP": "0"},
         ) as server:
             token = register_and_login(server.base_url)
             uploaded = curl(
@@ -312,16 +334,24 @@ def main() -> None:
             url = server.base_url + path_of(signed)  # our loopback address, whatever Host says
             check_range(url, video)
             script = write_script(work_dir, "frameflow", size, path_of(url))
+            bearer_path = f"/api/v1/videos/{video_id}/content"
+            bearer_url = server.base_url + bearer_path
+            authorization = f"Bearer {token}"
+            check_range(bearer_url, video, authorization)
+            bearer_script = write_script(work_dir, "bearer", size, bearer_path, authorization)
             with bare_file_server(work_dir, video) as (bare_url, bare_pid):
                 check_range(bare_url, video)
                 bare_script = write_script(work_dir, "bare", size, "/file")
                 log(f"wrk: {args.connections} connections, {args.duration:g} s each")
-                loads.append(measure("frameflow", url, server.proc.pid, script, args))
-                loads.append(measure("bare", bare_url, bare_pid, bare_script, args))
+                # Alternating, --rounds times: each Frameflow figure has a bare one next to it.
+                for _ in range(args.rounds):
+                    pid = server.proc.pid
+                    loads.append(measure("signed", url, pid, script, args))
+                    loads.append(measure("bearer", bearer_url, pid, bearer_script, args))
+                    loads.append(measure("bare", bare_url, bare_pid, bare_script, args))
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
 
-    frameflow, bare = loads
     table = Table(
         [
             "server",
@@ -333,21 +363,45 @@ def main() -> None:
             "socket errors",
             "server CPU",
             "vs bare",
+            "p99 vs bare",
+            "CPU us/req",
+            "CPU/req vs bare",
         ]
     )
-    for load in loads:
-        table.add(
-            "frameflow (signed URL)" if load is frameflow else "bare aiohttp FileResponse",
-            f"{load.rps:.0f}",
-            f"{load.bytes / MiB / load.seconds:.0f}",
-            f"{load.p50_ms:.1f}",
-            f"{load.p99_ms:.1f}",
-            load.not_206 + load.wrong_length,
-            load.socket_errors,
-            f"{load.server_cpu_percent:.0f}% of a core",
-            f"{load.rps / bare.rps:.2f}",
-        )
+    names = {
+        "signed": "frameflow (signed URL)",
+        "bearer": "frameflow (bearer token)",
+        "bare": "bare aiohttp FileResponse",
+    }
+    ratios: dict[str, list[float]] = {"signed": [], "bearer": []}
+    cpu_ratios: dict[str, list[float]] = {"signed": [], "bearer": []}
+    for round_start in range(0, len(loads), 3):
+        signed_load, bearer_load, bare = loads[round_start : round_start + 3]
+        for load in (signed_load, bearer_load, bare):
+            if load is not bare:
+                ratios[load.server].append(load.rps / bare.rps)
+                cpu_ratios[load.server].append(load.cpu_us_per_request / bare.cpu_us_per_request)
+            table.add(
+                names[load.server],
+                f"{load.rps:.0f}",
+                f"{load.bytes / MiB / load.seconds:.0f}",
+                f"{load.p50_ms:.1f}",
+                f"{load.p99_ms:.1f}",
+                load.not_206 + load.wrong_length,
+                load.socket_errors,
+                f"{load.server_cpu_percent:.0f}% of a core",
+                f"{load.rps / bare.rps:.2f}",
+                f"{load.p99_ms / bare.p99_ms:.2f}",
+                f"{load.cpu_us_per_request:.0f}",
+                f"{load.cpu_us_per_request / bare.cpu_us_per_request:.2f}",
+            )
     print(table.render())
+    for server, values in ratios.items():
+        print(f"{names[server]} / bare, requests/s: " + ", ".join(f"{v:.2f}" for v in values))
+        print(
+            f"{names[server]} / bare, server CPU per request: "
+            + ", ".join(f"{v:.2f}" for v in cpu_ratios[server])
+        )
     results: dict[str, Any] = {
         "environment": environment(),
         "database": "server" if args.database_url else "embedded",
@@ -357,7 +411,8 @@ def main() -> None:
         "wrk_threads": args.threads,
         "duration_seconds": args.duration,
         "log_level": args.log_level,
-        "ratio_frameflow_vs_bare": frameflow.rps / bare.rps,
+        "ratios_vs_bare": ratios,
+        "cpu_per_request_ratios_vs_bare": cpu_ratios,
         "loads": [asdict(load) | {"requests_per_second": load.rps} for load in loads],
     }
     print(f"\nresults: {write_results('range', results)}")

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import base64
-import hashlib
 import http.client
 import shutil
 import tempfile
@@ -29,12 +28,14 @@ from urllib.parse import urlsplit
 
 from _common import (
     LOOPBACK,
+    SMOKE_SIZE,
     BenchError,
     MiB,
     RssSampler,
     Table,
     api,
     default_database_server,
+    delete_video,
     ensure_tool,
     environment,
     frameflow_server,
@@ -43,10 +44,12 @@ from _common import (
     median,
     moto_s3_server,
     register_and_login,
+    sha256_of,
+    timeout_for,
+    upload,
     write_results,
 )
 from tusclient.client import TusClient
-from upload_bench import SMOKE_SIZE, delete_video, timeout_for, upload
 
 
 @dataclass
@@ -126,14 +129,6 @@ def tus_upload(base_url: str, token: str, path: Path, chunk: int) -> tuple[str, 
     if not video_id:
         raise BenchError(f"the last PATCH named no video: {uploader.request.response_headers}")
     return str(video_id), seconds
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(8 * MiB):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def bench_backend(

@@ -203,6 +203,23 @@ class Settings:
     signed_url_ttl_seconds: int = _setting(
         3600, "Lifetime of signed content URLs handed to `<video>` elements."
     )
+    accel_redirect_prefix: str = _setting(
+        "",
+        "Local storage behind nginx: answer media requests, once authorized, with "
+        "`X-Accel-Redirect: <prefix><key>` so nginx sends the file (its `internal` location "
+        "in deploy/nginx/frameflow.conf, e.g. `/_frameflow_media/`). Empty: Frameflow sends it.",
+    )
+    s3_redirect_seconds: int = _setting(
+        0,
+        "S3 storage: answer media requests, once authorized, with a 307 to a presigned URL "
+        "valid this many seconds, so the S3 server or a CDN sends the bytes (0: Frameflow "
+        "streams them). Keep it short: the URL works for anyone until then.",
+    )
+    account_check_cache_seconds: float = _setting(
+        2.0,
+        "How long a bearer token's account is known to exist without asking the database "
+        "again (0: every request asks; at most 5, so a deleted account is refused within it).",
+    )
     upload_chunk_bytes: int = _setting(
         256 * 1024, "Read size when streaming request bodies (memory per upload ~ this)."
     )
@@ -631,6 +648,18 @@ def _validate(s: Settings) -> None:
         need(getattr(s, name) >= 0, name, "must not be negative (0 turns the limit off)")
     need(_are_networks(s.trusted_proxies), "trusted_proxies", "must be IP addresses or CIDRs")
     need(s.signed_url_ttl_seconds > 0, "signed_url_ttl_seconds", "must be positive")
+    need(
+        not s.accel_redirect_prefix
+        or (s.accel_redirect_prefix.startswith("/") and s.accel_redirect_prefix.endswith("/")),
+        "accel_redirect_prefix",
+        "must start and end with '/'",
+    )
+    need(0 <= s.s3_redirect_seconds <= 3600, "s3_redirect_seconds", "must be between 0 and 3600")
+    need(
+        0 <= s.account_check_cache_seconds <= 5,
+        "account_check_cache_seconds",
+        "must be between 0 and 5",
+    )
     need(s.upload_chunk_bytes >= 4096, "upload_chunk_bytes", "must be at least 4096")
     need(s.image_max_bytes > 0, "image_max_bytes", "must be positive")
     need(s.image_min_side >= 1, "image_min_side", "must be at least 1")

@@ -32,9 +32,12 @@ def nginx_binary() -> str | None:
     )
 
 
-def render_site(template: str, *, listen_port: int, upstreams: list[int]) -> str:
+def render_site(
+    template: str, *, listen_port: int, upstreams: list[int], media_root: Path | None = None
+) -> str:
     """The shipped site config with this cluster's ports: the upstream's `server`
-    lines replaced by one per api port, and `listen 80;` by a loopback port."""
+    lines replaced by one per api port, `listen 80;` by a loopback port, and the
+    media location's alias by `media_root` (a data dir's objects/)."""
     block = re.search(r"upstream frameflow_api \{\n(.*?)\n\}", template, re.S)
     assert block is not None, "deploy/nginx/frameflow.conf: no `upstream frameflow_api` block"
     kept = [line for line in block.group(1).split("\n") if not line.strip().startswith("server ")]
@@ -45,6 +48,9 @@ def render_site(template: str, *, listen_port: int, upstreams: list[int]) -> str
         r"^(\s*)listen 80;$", rf"\1listen 127.0.0.1:{listen_port};", site, flags=re.M
     )
     assert count == 1, "deploy/nginx/frameflow.conf: expected one `listen 80;`"
+    if media_root is not None:
+        site, count = re.subn(r"alias /data/objects/;", f"alias {media_root}/;", site)
+        assert count == 1, "deploy/nginx/frameflow.conf: expected one `alias /data/objects/;`"
     return site
 
 
@@ -52,7 +58,13 @@ class Nginx:
     """nginx in the foreground with its own prefix, pid file, logs and temp dirs."""
 
     def __init__(
-        self, prefix: Path, port: int, upstreams: list[int], *, worker_processes: int = 1
+        self,
+        prefix: Path,
+        port: int,
+        upstreams: list[int],
+        media_root: Path | None = None,
+        *,
+        worker_processes: int = 1,
     ) -> None:
         binary = nginx_binary()
         assert binary is not None
@@ -61,13 +73,19 @@ class Nginx:
         self.port = port
         prefix.mkdir(parents=True, exist_ok=True)
         (prefix / "frameflow.conf").write_text(
-            render_site(NGINX_CONF.read_text(), listen_port=port, upstreams=upstreams)
+            render_site(
+                NGINX_CONF.read_text(), listen_port=port, upstreams=upstreams, media_root=media_root
+            )
         )
         temp = {name: prefix / "temp" / name for name in ("body", "proxy", "fastcgi", "uwsgi")}
         for path in temp.values():
             path.mkdir(parents=True, exist_ok=True)
+        # Workers of a root master run as nobody, who cannot read a test's 0700
+        # temp dirs; production gives nginx's user read access to the objects.
+        user = "user root;" if media_root is not None and os.geteuid() == 0 else ""
         (prefix / "nginx.conf").write_text(
             f"""
+{user}
 daemon off;
 worker_processes {worker_processes};
 pid {prefix}/nginx.pid;

@@ -18,6 +18,7 @@ from server import appkeys, data_dirs
 from server.admin.service import AdminService
 from server.apikeys.service import ApiKeyService
 from server.audit.service import AuditLog
+from server.auth.access_cache import AccessCache
 from server.auth.middleware import auth_middleware
 from server.auth.passwords import PasswordHasher
 from server.auth.secret import load_or_create_secret
@@ -209,12 +210,16 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
     app[appkeys.API_KEYS] = ApiKeyService(
         pool=app[appkeys.POOL], audit=audit, on_revoked=publisher.api_key_revoked
     )
+    # Role, disabled and verified per account, for at most a few seconds; every
+    # service that changes one of them forgets the account at once.
+    access_cache = AccessCache(settings.account_check_cache_seconds)
     app[appkeys.RECOVERY] = RecoveryService(
         pool=app[appkeys.POOL],
         passwords=passwords,
         tokens=app[appkeys.ACCOUNT_TOKENS],
         settings=settings,
         audit=audit,
+        access_cache=access_cache,
         on_session_ended=publisher.session_revoked,
         # Mails go out sooner when this process runs the outbox; else its next poll.
         on_mail_queued=lambda: _wake_outbox(app),
@@ -227,6 +232,7 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
         audit=audit,
         settings=settings,
         recovery=app[appkeys.RECOVERY],
+        access_cache=access_cache,
         # After the bus: an ended session closes its sockets on every instance.
         on_session_ended=publisher.session_revoked,
     )
@@ -235,6 +241,7 @@ async def _accounts_ctx(app: web.Application) -> AsyncIterator[None]:
         passwords=passwords,
         audit=audit,
         settings=settings,
+        access_cache=access_cache,
         on_account_disabled=publisher.account_disabled,
     )
     yield

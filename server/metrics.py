@@ -40,6 +40,8 @@ class Metrics:
             ["route", "method", "status"],
             registry=self.registry,
         )
+        self._request_counters: dict[tuple[str, str, int], Counter] = {}
+        self._latency_histograms: dict[tuple[str, str], Histogram] = {}
         self.latency = Histogram(
             "frameflow_http_request_duration_seconds",
             "Time to answer an HTTP request (until the handler returns), by route.",
@@ -170,6 +172,23 @@ class Metrics:
             ["kind", "outcome"],
             registry=self.registry,
         )
+
+    def request_done(self, route: str, method: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency.
+
+        The labelled children are looked up once per (route, method, status):
+        `labels()` on every request cost more than the increments themselves.
+        """
+        counter = self._request_counters.get((route, method, status))
+        if counter is None:
+            counter = self.requests.labels(route, method, str(status))
+            self._request_counters[(route, method, status)] = counter
+        counter.inc()
+        histogram = self._latency_histograms.get((route, method))
+        if histogram is None:
+            histogram = self.latency.labels(route, method)
+            self._latency_histograms[(route, method)] = histogram
+        histogram.observe(seconds)
 
     def set_open_jobs(self, counts: Iterable[tuple[str, str, int]]) -> None:
         """Replace the job gauges: a status or operation that has no jobs left disappears."""

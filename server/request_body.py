@@ -73,14 +73,29 @@ async def body_chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:
     consumer checks before pulling (declared size, quota) is checked first.
     """
     await send_continue(request)
+    # A read returns what has arrived, often a fraction of `size`: fill a chunk
+    # first, so storage gets few, large writes (one thread hop each on local disk).
+    buf = bytearray()
+    first = True
     while True:
         try:
-            chunk = await within_idle_deadline(request, request.content.read(size))
+            chunk = await within_idle_deadline(request, request.content.read(size - len(buf)))
         except RequestPayloadError:
             raise BadRequest("The request body is malformed", code="invalid_body") from None
         if not chunk:
+            if buf:
+                yield bytes(buf)
             return
-        yield chunk
+        if first or (not buf and len(chunk) == size):
+            # The first bytes go at once (sniffing, and the upload starts), and a
+            # whole chunk needs no copy.
+            first = False
+            yield chunk
+            continue
+        buf += chunk
+        if len(buf) >= size:
+            yield bytes(buf)
+            buf.clear()
 
 
 async def read_at_most(request: web.Request, limit: int) -> bytes:

@@ -16,11 +16,12 @@ from aiohttp.test_utils import TestClient, make_mocked_request
 
 from config.settings import Settings
 from server import appkeys
+from server.app import create_app
 from server.auth.middleware import USER, AuthUser, current_user, optional_user, require_admin
 from server.auth.tokens import TokenService
 from server.db import refresh_tokens, users
 from server.errors import BadRequest, Forbidden, Unauthorized
-from tests.conftest import PASSWORD, User, register_and_login
+from tests.conftest import PASSWORD, User, register_and_login, truncate_all
 
 REGISTER = "/api/v1/auth/register"
 LOGIN = "/api/v1/auth/login"
@@ -416,6 +417,9 @@ async def test_token_of_a_deleted_user_is_401_on_every_route(client: Client, use
     # empty collections (200); the account is gone, so the token is no longer valid.
     async with _app(client)[appkeys.POOL].acquire() as conn:
         await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(user.id))
+    # Deleted behind the server's back (SQL): seen within account_check_cache_seconds
+    # (test_a_deleted_users_token_is_refused_within_the_account_cache); not waited for here.
+    _app(client)[appkeys.AUTH].access_cache.forget(uuid.UUID(user.id))
     calls = _api_calls(_app(client))
     assert ("POST", "/api/v1/webhooks") in calls and ("GET", "/api/v1/videos") in calls
     for method, path in calls:
@@ -485,3 +489,22 @@ async def test_create_admin_validates_its_input(client: Client, settings: Settin
     with pytest.raises(BadRequest) as info:
         await admins.create_admin("ok@example.com", "short")
     assert info.value.error_code == "invalid_password"
+
+
+async def test_a_deleted_users_token_is_refused_within_the_account_cache(
+    make_settings: Any, aiohttp_client: Any
+) -> None:
+    # Issue 10: no cache may outlive a few seconds. Here the account was seen a
+    # moment before it was deleted, so the next requests may still pass, for
+    # at most account_check_cache_seconds.
+    app = create_app(make_settings(account_check_cache_seconds=0.5))
+    client = await aiohttp_client(app)
+    await truncate_all(app)
+    user = await register_and_login(client)
+    assert (await client.get(ME, headers=user.headers)).status == 200
+    async with app[appkeys.POOL].acquire() as conn:
+        await conn.execute("DELETE FROM users WHERE id = $1", uuid.UUID(user.id))
+    deadline = time.monotonic() + 30  # a hang guard, not a timing assertion
+    while (await client.get("/api/v1/videos", headers=user.headers)).status != 401:
+        assert time.monotonic() < deadline, "the deleted account's token is still accepted"
+        await asyncio.sleep(0.1)

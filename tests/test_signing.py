@@ -6,10 +6,13 @@ import base64
 import hashlib
 import hmac
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
+from server.serving.claims import claims_of, stored_file_of
+from server.serving.serve import StoredFile
 from server.serving.signing import UrlSigner
 
 SECRET = b"test secret that is long enough"
@@ -209,3 +212,37 @@ def test_secret_must_be_non_empty_bytes(secret: Any) -> None:
 def test_repr_does_not_leak_the_key(signer: UrlSigner) -> None:
     assert SECRET.decode() not in repr(signer)
     assert "key hidden" in repr(signer)
+
+
+def test_claims_are_signed_with_their_own_key(signer: UrlSigner) -> None:
+    with_claims = signer.sign(PATH_A, EXPIRES, claims="abc_-09")
+    assert signer.verify(PATH_A, EXPIRES, with_claims, now=NOW, claims="abc_-09") is True
+    # Neither form verifies as the other, nor with other claims.
+    assert signer.verify(PATH_A, EXPIRES, with_claims, now=NOW) is False
+    assert (
+        signer.verify(PATH_A, EXPIRES, signer.sign(PATH_A, EXPIRES), now=NOW, claims="abc") is False
+    )
+    assert signer.verify(PATH_A, EXPIRES, with_claims, now=NOW, claims="abc_-0") is False
+    assert signer.verify(PATH_A, EXPIRES, with_claims, now=EXPIRES, claims="abc_-09") is False
+
+
+@pytest.mark.parametrize("claims", ["", "a b", "a\nb", "a=", "é", "a" * 5000])
+def test_malformed_claims_fail_without_raising(signer: UrlSigner, claims: str) -> None:
+    signature = signer.sign(PATH_A, EXPIRES)
+    assert signer.verify(PATH_A, EXPIRES, signature, now=NOW, claims=claims) is False
+    with pytest.raises(ValueError):
+        signer.sign(PATH_A, EXPIRES, claims=claims)
+
+
+def test_claims_round_trip() -> None:
+    obj = StoredFile(
+        key="videos/a/b/source",
+        size=123,
+        etag_token="f" * 64,
+        last_modified=datetime(2026, 11, 28, 21, 31, 6, 161810, tzinfo=UTC),
+        content_type="video/mp4",
+        filename='été "x".mp4',
+    )
+    assert stored_file_of(claims_of(obj)) == obj
+    assert stored_file_of("not-claims") is None
+    assert stored_file_of(claims_of(obj)[:-4]) is None

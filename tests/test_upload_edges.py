@@ -272,3 +272,31 @@ async def test_a_stalled_body_is_408_and_nothing_stored(
     assert len(client.app[appkeys.UPLOADS].tracker) == 0
     assert leftovers(client.app) == []
     assert await video_rows(client) == 0
+
+
+async def test_a_file_full_of_near_boundaries_is_stored_byte_for_byte(
+    make_settings: Callable[..., Settings], aiohttp_client: Any, sample_mp4: Path
+) -> None:
+    # The file part is read straight from the stream with a small read size, so
+    # delimiter-like bytes straddle reads: none may end the file early or be lost.
+    from server.app import create_app
+    from tests.conftest import register_and_login, truncate_all
+
+    client = await aiohttp_client(create_app(make_settings(upload_chunk_bytes=4096)))
+    await truncate_all(client.app)
+    user = await register_and_login(client)
+    near = b"".join(
+        b"\r\n--" + BOUNDARY.encode()[:cut] + b"\r" * (i % 3)
+        for i, cut in enumerate(range(len(BOUNDARY)))
+    )
+    payload = near * 700
+    # A top-level `free` box: players and the probe skip it.
+    data = sample_mp4.read_bytes() + (8 + len(payload)).to_bytes(4, "big") + b"free" + payload
+    resp = await client.post(
+        "/api/v1/uploads", data=form(file_part(data)), headers={**user.headers, **MULTIPART}
+    )
+    assert resp.status == 201, await resp.text()
+    video = await resp.json()
+    assert video["size"] == len(data)
+    resp = await client.get(f"/api/v1/videos/{video['id']}/content", headers=user.headers)
+    assert await resp.read() == data

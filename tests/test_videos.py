@@ -220,3 +220,57 @@ async def test_list_bad_query_is_400(client: TestClient[Any, Any], user: User, q
     resp = await client.get(f"/api/v1/videos?{query}", headers=user.headers)
     assert resp.status == 400
     assert (await resp.json())["error"]["code"] == "invalid_query"
+
+
+async def test_links_and_bearer_playback_are_404_once_deleted(
+    client: TestClient[Any, Any], user: User, video: Any
+) -> None:
+    # Neither the signed link (which carries what serving needs, no query) nor
+    # the bearer path (whose video is remembered) may outlive the video.
+    url = (await (await client.get(content(video) + "-url", headers=user.headers)).json())["url"]
+    assert "claims=" in url
+    etag = f'"{video["sha256"]}"'
+    for _ in range(2):
+        assert (await client.session.get(url, headers={"Range": "bytes=0-9"})).status == 206
+        resp = await client.get(content(video), headers={**user.headers, "Range": "bytes=0-9"})
+        assert resp.status == 206
+    resp = await client.delete(f"/api/v1/videos/{video['id']}", headers=user.headers)
+    assert resp.status == 204
+    # Plain, conditional, unsatisfiable: none may answer as if the video were there.
+    for headers in (
+        {},
+        {"If-None-Match": etag},
+        {"Range": "bytes=0-9"},
+        {"Range": "bytes=999999999-"},
+    ):
+        resp = await client.session.get(url, headers=headers)
+        assert resp.status == 404, headers
+        assert (await resp.json())["error"]["code"] == "video_not_found"
+        resp = await client.get(content(video), headers={**user.headers, **headers})
+        assert resp.status == 404, headers
+    assert (await client.session.head(url)).status == 404
+
+
+async def test_link_claims_are_bound_to_the_signature(
+    client: TestClient[Any, Any], user: User, video: Any, sample_mp4: Path
+) -> None:
+    other = await upload(client, user, sample_mp4, name="other.mp4")
+    queries = {}
+    for v in (video, other):
+        resp = await client.get(content(v) + "-url", headers=user.headers)
+        queries[v["id"]] = dict(
+            part.split("=", 1) for part in (await resp.json())["url"].split("?", 1)[1].split("&")
+        )
+    mine, theirs = queries[video["id"]], queries[other["id"]]
+    for query in (
+        {**mine, "claims": theirs["claims"]},  # another video's claims under this signature
+        {k: v for k, v in mine.items() if k != "claims"},  # claims dropped
+        {**mine, "claims": mine["claims"][:-2]},  # claims cut
+    ):
+        resp = await client.get(content(video), params=query)
+        assert resp.status == 404, query
+        assert (await resp.json())["error"]["code"] == "invalid_signature"
+    resp = await client.get(content(video), params=mine, headers={"Range": "bytes=0-3"})
+    assert resp.status == 206
+    assert resp.headers["ETag"] == f'"{video["sha256"]}"'
+    assert await resp.read() == sample_mp4.read_bytes()[:4]

@@ -21,6 +21,7 @@ from config.settings import Settings
 from server.admin.model import SystemSummary
 from server.audit.model import SYSTEM, Actor, Origin, Target
 from server.audit.service import AuditLog
+from server.auth.access_cache import AccessCache
 from server.auth.model import AccountUsage, AuthUser, User
 from server.auth.passwords import PasswordHasher
 from server.auth.service import validate_email
@@ -47,9 +48,12 @@ class AdminService:
         passwords: PasswordHasher,
         audit: AuditLog,
         settings: Settings,
+        access_cache: AccessCache,
         on_account_disabled: AccountDisabled | None = None,
     ) -> None:
         self.pool = pool
+        # Forgotten on every change, so that it applies at once in this process.
+        self.access_cache = access_cache
         self.passwords = passwords
         self.audit = audit
         self.settings = settings
@@ -115,6 +119,7 @@ class AdminService:
                     origin=origin,
                     conn=conn,
                 )
+        self.access_cache.forget(user_id)
         return user
 
     async def set_disabled(
@@ -149,6 +154,7 @@ class AdminService:
                     origin=origin,
                     conn=conn,
                 )
+        self.access_cache.forget(user_id)
         if disabled and self.on_account_disabled is not None:
             self.on_account_disabled(user_id)
         log.info("account_disabled" if disabled else "account_enabled", user_id=str(user_id))
@@ -218,5 +224,6 @@ class AdminService:
                 detail={"role": role, "existing": existing is not None},
                 conn=conn,
             )
+        self.access_cache.forget(user.id)
         log.info("admin_created", user_id=str(user.id), promoted=existing is not None, role=role)
         return user

@@ -13,10 +13,12 @@ connections of that session close at once.
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -25,8 +27,9 @@ from config.settings import Settings
 from server.apikeys.service import ApiKeyService, looks_like_key
 from server.audit.model import ANONYMOUS, Actor, Origin, Target
 from server.audit.service import AuditLog
+from server.auth.access_cache import AccessCache
 from server.auth.devices import account_key
-from server.auth.model import AuthUser, LoginResult, TokenPair, User
+from server.auth.model import Access, AuthUser, LoginResult, TokenPair, User
 from server.auth.passwords import PasswordHasher
 from server.auth.tokens import AccessClaims, TokenService, invalid_token, token_expired
 from server.db import refresh_tokens, users
@@ -40,6 +43,8 @@ if TYPE_CHECKING:  # recovery imports validate_email from here
 SessionEnded = Callable[[uuid.UUID, uuid.UUID], None]
 
 log = get_logger("frameflow.auth")
+
+# Accounts remembered by `authenticate` at once (a bound on memory, not on time).
 
 MAX_EMAIL_LENGTH = 254  # RFC 5321's limit on a forward path, less the brackets
 
@@ -92,6 +97,7 @@ class AuthService:
         audit: AuditLog,
         settings: Settings,
         recovery: RecoveryService,
+        access_cache: AccessCache,
         on_session_ended: SessionEnded | None = None,
     ) -> None:
         self.pool = pool
@@ -103,6 +109,9 @@ class AuthService:
         self.settings = settings
         # Told (after the commit) when a session ends, so its live sockets close.
         self.on_session_ended = on_session_ended
+        # Role, disabled and verified per account, for a moment (access_cache.py).
+        self.access_cache = access_cache
+        self._checks: dict[uuid.UUID, asyncio.Future[Access]] = {}
 
     async def register(self, email: str, password: str, origin: Origin | None = None) -> None:
         """Creates an account and mails it a verification link, or, when the address
@@ -276,10 +285,16 @@ class AuthService:
         if looks_like_key(access_token):
             return await self.api_keys.authenticate(access_token)
         claims = self.tokens.decode_access(access_token)
-        async with self.pool.acquire() as conn:
-            access = await users.access_of(conn, claims.user_id)
-        if access is None:  # deleted since the token was issued
-            raise invalid_token()
+        access = self.access_cache.get(claims.user_id)
+        if access is None:
+            # One query for all the requests that arrive while it runs (a player's
+            # parallel ranges), and a requester that goes away does not cancel it.
+            check = self._checks.get(claims.user_id)
+            if check is None:
+                check = asyncio.ensure_future(self._read_access(claims.user_id))
+                self._checks[claims.user_id] = check
+                check.add_done_callback(partial(self._check_done, claims.user_id))
+            access = await asyncio.shield(check)
         if access.disabled:
             raise account_disabled()
         return AuthUser(
@@ -288,6 +303,20 @@ class AuthService:
             session_id=claims.session_id,
             email_verified=access.email_verified,
         )
+
+    def _check_done(self, user_id: uuid.UUID, check: asyncio.Future[Access]) -> None:
+        self._checks.pop(user_id, None)
+        if not check.cancelled():
+            check.exception()  # retrieved: whoever awaited it got it already
+
+    async def _read_access(self, user_id: uuid.UUID) -> Access:
+        async with self.pool.acquire() as conn:
+            access = await users.access_of(conn, user_id)
+        if access is None:  # deleted since the token was issued
+            self.access_cache.forget(user_id)
+            raise invalid_token()
+        self.access_cache.put(user_id, access)
+        return access
 
     async def account(self, user_id: uuid.UUID) -> User:
         """The caller's own account."""

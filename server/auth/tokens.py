@@ -33,6 +33,8 @@ ROLES = frozenset(permissions.ROLES)
 # Tolerates small clock differences between instances behind one load balancer.
 LEEWAY_SECONDS = 5
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "aud"]
+# Verified access tokens remembered at once (see `TokenService.decode_access`).
+_VERIFIED_TOKENS = 10_000
 _INVALID_TOKEN_HEADER = {"WWW-Authenticate": 'Bearer realm="frameflow", error="invalid_token"'}
 
 
@@ -79,6 +81,10 @@ class TokenService:
         self._access_ttl = settings.access_token_ttl_seconds
         self._refresh_ttl = settings.refresh_token_ttl_seconds
         self._clock = clock  # injectable so tests can mint already-expired tokens
+        # Access tokens already verified: a player sends the same one with every
+        # range request, and verifying it (PyJWT) cost more than serving the range.
+        # A token's claims never change; its expiry is checked on every use.
+        self._verified: dict[str, AccessClaims] = {}
 
     def issue_access(
         self, user_id: uuid.UUID, role: str, session_id: uuid.UUID | None = None
@@ -141,6 +147,20 @@ class TokenService:
         return DeviceClaims(account=account, device_id=device_id)
 
     def decode_access(self, token: str) -> AccessClaims:
+        known = self._verified.get(token)
+        if known is not None:
+            # PyJWT's own test, on the same clock: expired when exp <= now - leeway.
+            if known.expires_at > time.time() - LEEWAY_SECONDS:
+                return known
+            del self._verified[token]
+            raise token_expired()
+        decoded = self._decode_access(token)
+        if len(self._verified) >= _VERIFIED_TOKENS:
+            self._verified.clear()  # a bound on memory; costs one verification each
+        self._verified[token] = decoded
+        return decoded
+
+    def _decode_access(self, token: str) -> AccessClaims:
         claims = self._decode(token, ACCESS_AUDIENCE, ACCESS_TYPE)
         try:
             role = claims["role"]

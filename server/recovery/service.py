@@ -29,6 +29,7 @@ import asyncpg
 from config.settings import Settings
 from server.audit.model import ANONYMOUS, Actor, Origin, Target
 from server.audit.service import AuditLog
+from server.auth.access_cache import AccessCache
 from server.auth.model import AuthUser, User
 from server.auth.passwords import PasswordHasher
 from server.auth.service import validate_email
@@ -77,10 +78,13 @@ class RecoveryService:
         tokens: AccountTokens,
         settings: Settings,
         audit: AuditLog,
+        access_cache: AccessCache,
         on_session_ended: SessionEnded | None = None,
         on_mail_queued: Callable[[], None] | None = None,
     ) -> None:
         self.pool = pool
+        # A verification changes what the account may do: forgotten at once here.
+        self.access_cache = access_cache
         self.audit = audit  # every change below is on record, in its own transaction
         self.passwords = passwords
         self.tokens = tokens
@@ -160,6 +164,7 @@ class RecoveryService:
                 origin=origin,
                 conn=conn,
             )
+        self.access_cache.forget(user.id)
         log.info("email_verified", user_id=str(user.id))
         return user
 
@@ -194,6 +199,7 @@ class RecoveryService:
                 origin=origin,
                 conn=conn,
             )
+        self.access_cache.forget(user_id)
         self.mail_queued()
         log.info("email_changed", user_id=str(user_id))
         return user
@@ -254,6 +260,7 @@ class RecoveryService:
                 origin=origin,
                 conn=conn,
             )
+        self.access_cache.forget(user.id)  # following the link verified the address
         self._sessions_ended(user.id, ended)
         log.info("password_reset", user_id=str(user.id), sessions_ended=len(ended))
         return verified or user

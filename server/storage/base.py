@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -228,6 +229,14 @@ class Storage(Protocol):
         """
         ...
 
+    async def presigned_get_url(
+        self, key: str, seconds: int, *, content_type: str, disposition: str
+    ) -> str | None:
+        """A URL that lets anyone GET the object (ranges too) for `seconds`, answered
+        with these Content-Type and Content-Disposition; None where there is none
+        (local disk). Signing is local: no request to the store."""
+        ...
+
     async def check(self) -> None:
         """Readiness probe: returns, or raises `StorageUnavailable` with a reason."""
         ...
@@ -265,10 +274,14 @@ def validate_prefix(prefix: str) -> str:
     return prefix
 
 
+# NUL, control characters, DEL and backslash (a regex: keys are checked per request).
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
 def _check_chars(key: str) -> None:
     if len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
         raise ValueError(f"storage key is longer than {MAX_KEY_BYTES} bytes")
-    if any(ord(c) < 0x20 or c in "\x7f\\" for c in key):
+    if _FORBIDDEN_CHARS.search(key):
         raise ValueError(f"storage key contains NUL, a control character or a backslash: {key!r}")
 
 

@@ -153,6 +153,11 @@ class LocalStorage:
     def sendfile_path(self, key: str) -> Path | None:
         return self.path_of(key)
 
+    async def presigned_get_url(
+        self, key: str, seconds: int, *, content_type: str, disposition: str
+    ) -> str | None:
+        return None  # served from this disk (or by nginx: X-Accel-Redirect)
+
     async def open_writer(
         self, key: str, content_type: str = "application/octet-stream"
     ) -> LocalWriter:

@@ -270,6 +270,9 @@ class S3Storage:
             # virtual-hosted buckets on their bare host name.
             s3={"addressing_style": "path"} if endpoint_url else None,
             retries={"mode": "standard", "max_attempts": max_attempts},
+            # SigV4 everywhere, presigned URLs too (botocore may presign SigV2,
+            # which real servers such as SeaweedFS refuse).
+            signature_version="s3v4",
             max_pool_connections=64,
             connect_timeout=10,
             read_timeout=60,
@@ -474,6 +477,23 @@ class S3Storage:
 
     def sendfile_path(self, key: str) -> Path | None:
         return None  # bytes come over HTTP from the store; nothing local to send
+
+    async def presigned_get_url(
+        self, key: str, seconds: int, *, content_type: str, disposition: str
+    ) -> str | None:
+        validate_key(key)
+        url: str = await self.client.generate_presigned_url(
+            "get_object",
+            Params={
+                "Bucket": self.bucket,
+                "Key": key,
+                # The store answers with ours, not what the upload left there.
+                "ResponseContentType": content_type,
+                "ResponseContentDisposition": disposition,
+            },
+            ExpiresIn=seconds,
+        )
+        return url
 
     async def check(self) -> None:
         try:

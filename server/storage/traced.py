@@ -152,6 +152,14 @@ class TracedStorage:
     def sendfile_path(self, key: str) -> Path | None:
         return self.inner.sendfile_path(key)  # a path lookup, not a call worth a span
 
+    async def presigned_get_url(
+        self, key: str, seconds: int, *, content_type: str, disposition: str
+    ) -> str | None:
+        # Signing is local (no request to the store): nothing worth a span.
+        return await self.inner.presigned_get_url(
+            key, seconds, content_type=content_type, disposition=disposition
+        )
+
     async def check(self) -> None:
         async with self._span("check", ""):
             await self.inner.check()

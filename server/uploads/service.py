@@ -31,16 +31,21 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import shutil
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
 
 import asyncpg
 from aiohttp.http_exceptions import HttpProcessingError
 
 from config.settings import Settings
+from server import data_dirs
 from server.db import videos as videos_db
 from server.errors import (
     BadRequest,
@@ -310,7 +315,14 @@ class UploadService:
             JobService.check_process_kind([op for op, _ in preset], sniffed.kind, field="preset")
             video_id = video_id or uuid.uuid4()
             key = source_key(user_id, video_id)
-            size, sha256 = await self._stream_to_storage(key, sniffed, head, chunks, limits)
+            spool = await self._open_spool(key)
+            try:
+                size, sha256 = await self._stream_to_storage(
+                    key, sniffed, head, chunks, limits, spool
+                )
+            except BaseException:
+                await self._close_spool(spool)
+                raise
         except (ConnectionResetError, HttpProcessingError) as exc:
             # The client went away or sent a broken body; the writer has been aborted.
             self._metrics.uploads.labels("aborted").inc()
@@ -320,12 +332,39 @@ class UploadService:
             self._metrics.uploads.labels("rejected").inc()
             raise
         if declared_size is not None and size != declared_size:
+            await self._close_spool(spool)
             await self._discard(key)
             raise BadRequest("The body ended before Content-Length bytes", code="incomplete_body")
         candidate = _candidate(video_id, user_id, filename, key, size, sha256, sniffed)
-        return await self._accept(
-            candidate, sniffed, process, ttl, preset=preset, before_insert=before_insert
-        )
+        try:
+            return await self._accept(
+                candidate,
+                sniffed,
+                process,
+                ttl,
+                preset=preset,
+                before_insert=before_insert,
+                local_copy=None if spool is None else Path(spool.name),
+            )
+        finally:
+            await self._close_spool(spool)
+
+    async def _open_spool(self, key: str) -> BinaryIO | None:
+        """On a remote store, a local copy written as the bytes go up: the probe and
+        the scan then read it instead of downloading the object again (which took
+        as long as the upload itself, bench/s3_bench.py)."""
+        if self._storage.sendfile_path(key) is not None:
+            return None  # local disk: the object itself is the local copy
+        root = data_dirs.s3_copies_dir(self._settings.data_dir)
+        directory = await asyncio.to_thread(tempfile.mkdtemp, prefix="upload-", dir=root)
+        # Opened on the loop: an open() handed to a thread still runs if we are cancelled.
+        return open(Path(directory) / "object", "wb")  # noqa: ASYNC230
+
+    @staticmethod
+    async def _close_spool(spool: BinaryIO | None) -> None:
+        if spool is not None:
+            spool.close()
+            await asyncio.to_thread(shutil.rmtree, Path(spool.name).parent, ignore_errors=True)
 
     async def accept_stored(
         self,
@@ -387,6 +426,7 @@ class UploadService:
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
         keep_on_server_error: bool = False,
+        local_copy: Path | None = None,
     ) -> StoredUpload:
         """Steps 3 and 4 for a stored object, then the events; a failure deletes it
         (see `_after_failure`)."""
@@ -401,6 +441,7 @@ class UploadService:
                 preset=preset,
                 conn=conn,
                 before_insert=before_insert,
+                local_copy=local_copy,
             )
         except BaseException as exc:
             if sniffed.kind == "image":
@@ -437,6 +478,7 @@ class UploadService:
         head: bytes,
         chunks: AsyncIterator[bytes],
         limits: UploadLimits,
+        spool: BinaryIO | None = None,
     ) -> tuple[int, str]:
         digest = hashlib.sha256()
         size = 0
@@ -452,8 +494,15 @@ class UploadService:
                         if sniffed.kind == "image":
                             self._images.check_size(size)
                         digest.update(pending)
-                        await writer.write(pending)
+                        if spool is None:
+                            await writer.write(pending)
+                        else:
+                            await asyncio.gather(
+                                writer.write(pending), asyncio.to_thread(spool.write, pending)
+                            )
                         pending = await anext(chunks, None)
+                    if spool is not None:
+                        await asyncio.to_thread(spool.flush)
                     await writer.commit()
                 finally:
                     self.tracker.discard(writer)
@@ -471,6 +520,7 @@ class UploadService:
         preset: Sequence[RequestedJob] = (),
         conn: asyncpg.Connection | None = None,
         before_insert: BeforeInsert | None = None,
+        local_copy: Path | None = None,
     ) -> StoredUpload:
         if candidate.kind == "image":
             # The common duplicate costs no decoding and writes nothing; the check
@@ -480,7 +530,7 @@ class UploadService:
                 return duplicate
         async with AsyncExitStack() as derived:
             try:
-                async with self._storage.local_path(candidate.storage_key) as path:
+                async with _local_copy(self._storage, candidate.storage_key, local_copy) as path:
                     # The malware scan (a no-op unless enabled), then the bounded,
                     # sandboxed probe, both on the one local copy of the object. An
                     # image's limits are checked (Pillow, header only) before ffmpeg.
@@ -650,3 +700,13 @@ async def _pooled_transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Conne
 async def _transaction_on(conn: asyncpg.Connection) -> AsyncIterator[asyncpg.Connection]:
     async with conn.transaction():
         yield conn
+
+
+@asynccontextmanager
+async def _local_copy(storage: Storage, key: str, spooled: Path | None) -> AsyncIterator[Path]:
+    """The bytes just uploaded, spooled as they went up, or else the object's local path."""
+    if spooled is not None:
+        yield spooled
+        return
+    async with storage.local_path(key) as path:
+        yield path

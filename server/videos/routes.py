@@ -28,8 +28,9 @@ from server.openapi.spec import (
 from server.pagination import decode_cursor, encode_cursor
 from server.search.params import is_search, parse_search
 from server.search.serializers import search_page_json
+from server.serving.claims import claims_of, stored_file_of
 from server.serving.cors import preflight_for, signed_media
-from server.serving.serve import StoredFile, serve_stored_file
+from server.serving.serve import Offload, StoredFile, serve_stored_file
 from server.serving.signing import playback_seconds
 from server.videos.metadata import parse_metadata_patch
 from server.videos.model import Video
@@ -130,7 +131,10 @@ def _signed(request: web.Request) -> bool:
         tag="videos",
         description="Bearer auth, or the signed query of `content-url` (for `<video src>`).",
         params=SERVE_PARAMS,
-        ok=SERVED,
+        ok={
+            **SERVED,
+            307: Answer("To a short-lived presigned URL (S3, `FRAMEFLOW_S3_REDIRECT_SECONDS`)"),
+        },
         errors={404: "`video_not_found` or `invalid_signature`", 416: "`range_not_satisfiable`"},
     )
 )
@@ -138,13 +142,48 @@ def _signed(request: web.Request) -> bool:
 async def video_content(request: web.Request) -> web.StreamResponse:
     """Bearer auth, or a signed URL (for `<video src>`, which sends no headers)."""
     video_id = path_uuid(request)
+    videos = request.app[appkeys.VIDEOS]
+    stored: StoredFile | None = None
     if "signature" in request.query:
         if not request.app[appkeys.SIGNER].verify_query(request.path, request.query):
             raise NotFound("No such video, or the link has expired", code="invalid_signature")
-        video = await request.app[appkeys.VIDEOS].get_by_link(video_id)
+        claims = request.query.get("claims")
+        # A link made by `content-url` says what to serve; deletion still makes it a
+        # 404 without a query: local files are opened before anything else is
+        # decided, on S3 the first bytes are read before any header (and answers
+        # that read none ask the store: `check_exists`); `deleted_here` covers
+        # files whose deletion failed and awaits the sweep. Links from before
+        # claims look the video up, and so does S3's redirect, which reads nothing.
+        redirects = request.app[appkeys.SETTINGS].s3_redirect_seconds > 0
+        if claims is not None and not redirects and not videos.deleted_here(video_id):
+            stored = stored_file_of(claims)
+        from_link = stored is not None
+        if stored is None:
+            stored = _stored(await videos.get_by_link(video_id))
     else:
-        video = await _owned_video(request)
-    stored = StoredFile(
+        from_link = False
+        stored = _stored(await videos.get_for_playback(current_user(request).id, video_id))
+    download = request.query.get("download") in {"1", "true"}
+    return await serve_stored_file(
+        request,
+        request.app[appkeys.STORAGE],
+        stored,
+        download=download,
+        not_found=NotFound("No such video", code="video_not_found"),
+        offload=_offload(request),
+        check_exists=from_link,
+    )
+
+
+def _offload(request: web.Request) -> Offload | None:
+    settings = request.app[appkeys.SETTINGS]
+    if not settings.accel_redirect_prefix and not settings.s3_redirect_seconds:
+        return None
+    return Offload(settings.accel_redirect_prefix, settings.s3_redirect_seconds)
+
+
+def _stored(video: Video) -> StoredFile:
+    return StoredFile(
         key=video.storage_key,
         size=video.size,
         etag_token=video.sha256,
@@ -152,8 +191,6 @@ async def video_content(request: web.Request) -> web.StreamResponse:
         content_type=video.content_type,
         filename=video.filename,
     )
-    download = request.query.get("download") in {"1", "true"}
-    return await serve_stored_file(request, request.app[appkeys.STORAGE], stored, download=download)
 
 
 @described(
@@ -171,7 +208,10 @@ async def video_content_url(request: web.Request) -> web.Response:
     ttl = playback_seconds(
         request.app[appkeys.SETTINGS].signed_url_ttl_seconds, video.metadata.get("duration")
     )
-    query, expires_at = request.app[appkeys.SIGNER].signed_query(path, ttl)
+    # The link carries what serving needs: playing it costs no database query.
+    query, expires_at = request.app[appkeys.SIGNER].signed_query(
+        path, ttl, claims=claims_of(_stored(video))
+    )
     url = external_url(request, path) + "?" + "&".join(f"{k}={v}" for k, v in query.items())
     return web.json_response(
         {

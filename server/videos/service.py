@@ -12,6 +12,7 @@ the sweep deletes the prefix again — never a row pointing at nothing.
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -43,6 +44,11 @@ def _not_found() -> NotFound:
     return NotFound("No such video", code="video_not_found")
 
 
+# Videos kept for playback with a bearer token, and ids deleted by this process.
+_PLAYBACK_CACHE_SIZE = 4096
+_DELETED_MEMORY = 4096
+
+
 class VideoService:
     def __init__(
         self, *, pool: asyncpg.Pool, storage: Storage, publisher: EventPublisher, audit: AuditLog
@@ -51,6 +57,15 @@ class VideoService:
         self._storage = storage
         self._publisher = publisher
         self._audit = audit
+        # Playback without a query per range request. Only on local storage: what
+        # serving needs never changes under a video id, and a deleted video's file
+        # is gone, which serving sees when it opens the file (on any instance),
+        # before it sends a byte. On S3 that would cost a HEAD, as much as the query.
+        self._playback: OrderedDict[uuid.UUID, Video] = OrderedDict()
+        self._cache_playback = storage.sendfile_path("probe") is not None
+        # Deleted here, for the rare case where deleting the files failed (the sweep
+        # retries them): signed links must not serve them meanwhile.
+        self._deleted: OrderedDict[uuid.UUID, None] = OrderedDict()
 
     async def list_page(
         self, user_id: uuid.UUID, *, limit: int, before: tuple[datetime, uuid.UUID] | None
@@ -66,6 +81,21 @@ class VideoService:
         if video is None:
             raise _not_found()
         return video
+
+    async def get_for_playback(self, user_id: uuid.UUID, video_id: uuid.UUID) -> Video:
+        """`get`, from memory on local storage: serving checks that the file still exists."""
+        video = self._playback.get(video_id)
+        if video is None or video.user_id != user_id:
+            video = await self.get(user_id, video_id)
+            if self._cache_playback:
+                self._playback[video_id] = video
+                if len(self._playback) > _PLAYBACK_CACHE_SIZE:
+                    self._playback.popitem(last=False)
+        return video
+
+    def deleted_here(self, video_id: uuid.UUID) -> bool:
+        """Deleted through this process (its files may outlive the row briefly)."""
+        return video_id in self._deleted
 
     async def update_metadata(
         self, user_id: uuid.UUID, video_id: uuid.UUID, patch: MetadataPatch
@@ -175,6 +205,10 @@ class VideoService:
         return freed
 
     async def _forget(self, video: Video, freed: int) -> DeletedVideo:
+        self._playback.pop(video.id, None)
+        self._deleted[video.id] = None
+        if len(self._deleted) > _DELETED_MEMORY:
+            self._deleted.popitem(last=False)
         self._publisher.video_deleted(video.user_id, video.id)
         prefix = video_prefix(video.user_id, video.id)
         try:

@@ -1,0 +1,210 @@
+"""Random 64 KB ranges through nginx: Frameflow authorizing with X-Accel-Redirect
+against nginx serving the same file directly.
+
+    python bench/accel_bench.py                       # 64 MiB file, 64 connections, 8 s
+    python bench/accel_bench.py --duration 15 --rounds 3
+
+Starts `python run.py` with local storage and
+FRAMEFLOW_ACCEL_REDIRECT_PREFIX=/_frameflow_media/ behind nginx running the
+shipped deploy/nginx/frameflow.conf (templated as tests/cluster.py does:
+ports, and the media location's alias pointed at the server's objects/). A
+second nginx server block in the same nginx serves the uploaded file itself
+with no authorization: the baseline. `wrk` asks each for random 64 KB ranges
+(the Lua script of range_bench.py); every answer must be a 206 of 64 KB.
+Cases alternate, `--rounds` times: signed link, bearer token, direct.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from _common import (
+    LOOPBACK,
+    REPO,
+    BenchError,
+    MiB,
+    Table,
+    api,
+    curl,
+    default_database_server,
+    ensure_tool,
+    environment,
+    frameflow_server,
+    free_port,
+    make_video,
+    register_and_login,
+    write_results,
+)
+from range_bench import Load, check_range, measure, path_of, write_script
+
+sys.path.insert(0, str(REPO))
+from devtools.nginx import NGINX_CONF, render_site
+
+PREFIX = "/_frameflow_media/"
+
+
+def start_nginx(work_dir: Path, upstream: int, objects: Path, video: Path) -> tuple[Any, int, int]:
+    nginx = ensure_tool("nginx")
+    prefix = work_dir / "nginx"
+    (prefix / "temp").mkdir(parents=True)
+    port, direct_port = free_port(), free_port()
+    site = render_site(
+        NGINX_CONF.read_text(), listen_port=port, upstreams=[upstream], media_root=objects
+    )
+    (prefix / "frameflow.conf").write_text(site)
+    (prefix / "nginx.conf").write_text(
+        f"""
+user root;
+daemon off;
+worker_processes 1;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    client_body_temp_path {prefix}/temp;
+    proxy_temp_path {prefix}/temp;
+    fastcgi_temp_path {prefix}/temp;
+    uwsgi_temp_path {prefix}/temp;
+    scgi_temp_path {prefix}/temp;
+    include {prefix}/frameflow.conf;
+    server {{
+        listen {LOOPBACK}:{direct_port};
+        location = /file {{ alias {video}; }}
+    }}
+}}
+"""
+    )
+    argv = [nginx, "-e", f"{prefix}/error.log", "-p", str(prefix), "-c", "nginx.conf"]
+    subprocess.run([*argv, "-t", "-q"], check=True, capture_output=True, timeout=30)
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    while curl([f"http://{LOOPBACK}:{direct_port}/file", "-r", "0-0"], timeout=5).status != 206:
+        if time.monotonic() > deadline:
+            proc.terminate()
+            raise BenchError("nginx did not start")
+        time.sleep(0.2)
+    return proc, port, direct_port
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--size-mb", type=int, default=64, help="file size (MiB)")
+    parser.add_argument("--duration", type=float, default=8, help="seconds of load per case")
+    parser.add_argument("--warmup", type=float, default=2, help="unmeasured seconds first")
+    parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument("--rounds", type=int, default=2, help="signed, bearer, direct: N times")
+    parser.add_argument("--database-url", default=default_database_server())
+    parser.add_argument("--log-level", default="info", help="Frameflow's FRAMEFLOW_LOG_LEVEL")
+    args = parser.parse_args()
+
+    ensure_tool("wrk")
+    work_dir = Path(tempfile.mkdtemp(prefix="frameflow-accel-bench-"))
+    loads: list[Load] = []
+    try:
+        video = make_video(work_dir / "range.mp4", args.size_mb * MiB)
+        size = video.stat().st_size
+        with frameflow_server(
+            work_dir,
+            database_server=args.database_url,
+            max_upload_bytes=size + 64 * MiB,
+            log_level=args.log_level,
+            extra_env={
+                "FRAMEFLOW_ACCEL_REDIRECT_PREFIX": PREFIX,
+                "FRAMEFLOW_MAX_CONNECTIONS_PER_IP": "0",
+                "FRAMEFLOW_TRUSTED_PROXIES": LOOPBACK,
+            },
+        ) as server:
+            token = register_and_login(server.base_url)
+            uploaded = curl(
+                [
+                    "-T",
+                    str(video),
+                    "-H",
+                    f"Authorization: Bearer {token}",
+                    f"{server.base_url}/api/v1/uploads/{video.name}",
+                ],
+                timeout=300,
+            )
+            if uploaded.status != 201:
+                raise BenchError(f"upload: HTTP {uploaded.status}: {uploaded.body[:500]}")
+            video_id = uploaded.json()["id"]
+            signed = api(
+                "GET", f"{server.base_url}/api/v1/videos/{video_id}/content-url", token=token
+            )["url"]
+            nginx, port, direct_port = start_nginx(
+                work_dir, int(server.base_url.rsplit(":", 1)[1]), server.data_dir / "objects", video
+            )
+            try:
+                base = f"http://{LOOPBACK}:{port}"
+                link = path_of(signed)
+                bearer_path = f"/api/v1/videos/{video_id}/content"
+                authorization = f"Bearer {token}"
+                check_range(base + link, video)
+                check_range(base + bearer_path, video, authorization)
+                direct = f"http://{LOOPBACK}:{direct_port}/file"
+                check_range(direct, video)
+                scripts = {
+                    "signed": write_script(work_dir, "signed", size, link),
+                    "bearer": write_script(work_dir, "bearer", size, bearer_path, authorization),
+                    "direct": write_script(work_dir, "direct", size, "/file"),
+                }
+                for _ in range(args.rounds):
+                    # Server CPU: Frameflow's for the two nginx+Frameflow cases.
+                    pid = server.proc.pid
+                    loads.append(measure("signed", base + link, pid, scripts["signed"], args))
+                    loads.append(
+                        measure("bearer", base + bearer_path, pid, scripts["bearer"], args)
+                    )
+                    loads.append(measure("direct", direct, nginx.pid, scripts["direct"], args))
+            finally:
+                nginx.terminate()
+                nginx.wait(timeout=30)
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+    names = {
+        "signed": "nginx + frameflow (signed URL)",
+        "bearer": "nginx + frameflow (bearer token)",
+        "direct": "nginx alone (same file)",
+    }
+    table = Table(["case", "requests/s", "p50 ms", "p99 ms", "non-206", "vs nginx alone"])
+    ratios: dict[str, list[float]] = {"signed": [], "bearer": []}
+    for start in range(0, len(loads), 3):
+        signed_load, bearer_load, direct_load = loads[start : start + 3]
+        for load in (signed_load, bearer_load, direct_load):
+            if load is not direct_load:
+                ratios[load.server].append(load.rps / direct_load.rps)
+            table.add(
+                names[load.server],
+                f"{load.rps:.0f}",
+                f"{load.p50_ms:.1f}",
+                f"{load.p99_ms:.1f}",
+                load.not_206 + load.wrong_length,
+                f"{load.rps / direct_load.rps:.2f}",
+            )
+    print(table.render())
+    for case, values in ratios.items():
+        print(f"{names[case]} / nginx alone: " + ", ".join(f"{v:.2f}" for v in values))
+    results = {
+        "environment": environment(),
+        "file_bytes": size,
+        "connections": args.connections,
+        "duration_seconds": args.duration,
+        "ratios_vs_nginx_alone": ratios,
+        "loads": [vars(load) | {"requests_per_second": load.rps} for load in loads],
+    }
+    print(f"\nresults: {write_results('accel', results)}")
+
+
+if __name__ == "__main__":
+    main()
