@@ -209,7 +209,10 @@ def main(argv: list[str] | None = None) -> None:
 
     from server.logs import configure_logging
 
-    configure_logging(settings.log_level, settings.log_format, background=True)
+    # Serving writes log lines from a thread (a busy disk must not stall the loop);
+    # the one-shot commands write them in order with what they print.
+    serving = (args.command or "serve") == "serve"
+    configure_logging(settings.log_level, settings.log_format, background=serving)
     try:
         _run(args, settings)
     except EmbeddedPostgresMissing as exc:

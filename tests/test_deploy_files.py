@@ -228,6 +228,8 @@ _S3_ACTIONS = {
     "list_parts": ("s3:ListMultipartUploadParts", "object"),
     "delete_object": ("s3:DeleteObject", "object"),
     "delete_objects": ("s3:DeleteObject", "object"),
+    # A presigned URL is a GetObject made later by whoever holds it, with our rights.
+    "generate_presigned_url": ("s3:GetObject", "object"),
     # Only when the bucket is missing; minio-init creates it, so not granted.
     "create_bucket": (None, "bucket"),
 }
