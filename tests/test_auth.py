@@ -508,3 +508,15 @@ async def test_a_deleted_users_token_is_refused_within_the_account_cache(
     while (await client.get("/api/v1/videos", headers=user.headers)).status != 401:
         assert time.monotonic() < deadline, "the deleted account's token is still accepted"
         await asyncio.sleep(0.1)
+
+
+async def test_routes_open_to_any_caller_still_need_a_caller(client: Client) -> None:
+    """`ANY` in the permission table means any signed-in caller, whatever its scopes:
+    without credentials each such route is a 401, not an answer."""
+    from server.auth import permissions
+
+    routes = [key for key, needed in permissions.ROUTE_SCOPES.items() if needed == permissions.ANY]
+    assert ("GET", "/api/v1/providers") in routes
+    for method, path in routes:
+        resp = await client.request(method, path)
+        assert resp.status == 401, (method, path, resp.status)
