@@ -1,5 +1,6 @@
-"""What the remote adapters share: HTTP answers turned into `ProviderError`s,
-`Retry-After` read, and a streamed download.
+"""What the remote adapters share: how they list themselves and estimate
+(`ListedProvider`), HTTP answers turned into `ProviderError`s, `Retry-After`
+read, and a streamed download.
 
 Each call opens its own short-lived session: calls are rare (a submit, a poll
 every few seconds, one download), and nothing outlives the attempt.
@@ -14,9 +15,53 @@ from typing import Any
 
 import aiohttp
 
-from server.generations.providers.base import ErrorCode, ProviderError
+from server.generations.providers.base import (
+    ErrorCode,
+    GenerationSpec,
+    ProviderError,
+    ProviderInfo,
+    credits_for,
+)
 
 CHUNK = 1024 * 1024
+
+
+class ListedProvider:
+    """A remote adapter's catalogue (class attributes), its price per second from
+    the settings, and what follows from both: the listing and the estimate."""
+
+    name: str
+    models: tuple[str, ...]
+    durations: tuple[int, ...]
+    resolutions: tuple[str, ...] = ("720p", "1080p")
+    aspect_ratios: tuple[str, ...] = ("16:9", "9:16")
+
+    def __init__(self, *, base_url: str, price_per_second: float, timeout_seconds: float) -> None:
+        self._base = base_url.rstrip("/")
+        self._price = price_per_second
+        self._timeout = timeout_seconds
+
+    @property
+    def configured(self) -> bool:
+        raise NotImplementedError  # has the keys it needs
+
+    def info(self) -> ProviderInfo:
+        return ProviderInfo(
+            name=self.name,
+            models=self.models,
+            resolutions=self.resolutions,
+            durations=self.durations,
+            aspect_ratios=self.aspect_ratios,
+            image_to_video=True,
+            price_per_second=self._price,
+            configured=self.configured,
+        )
+
+    def default_model(self) -> str:
+        return self.models[0]
+
+    def estimate(self, spec: GenerationSpec) -> int:
+        return credits_for(self._price, spec.duration_seconds)
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:

@@ -35,11 +35,10 @@ import jwt
 from server.generations.providers.base import (
     GenerationSpec,
     ProviderError,
-    ProviderInfo,
     TaskState,
-    credits_for,
 )
 from server.generations.providers.http import (
+    ListedProvider,
     error_for_status,
     read_json,
     retry_after,
@@ -65,8 +64,11 @@ def make_token(access_key: str, secret_key: str, now: float | None = None) -> st
     )
 
 
-class KlingProvider:
+class KlingProvider(ListedProvider):
     name = NAME
+    models = MODELS
+    durations = DURATIONS
+    aspect_ratios = ("16:9", "9:16", "1:1")
 
     def __init__(
         self,
@@ -77,29 +79,15 @@ class KlingProvider:
         price_per_second: float,
         timeout_seconds: float,
     ) -> None:
+        super().__init__(
+            base_url=base_url, price_per_second=price_per_second, timeout_seconds=timeout_seconds
+        )
         self._access = access_key
         self._secret = secret_key
-        self._base = base_url.rstrip("/")
-        self._price = price_per_second
-        self._timeout = timeout_seconds
 
-    def info(self) -> ProviderInfo:
-        return ProviderInfo(
-            name=NAME,
-            models=MODELS,
-            resolutions=("720p", "1080p"),
-            durations=DURATIONS,
-            aspect_ratios=("16:9", "9:16", "1:1"),
-            image_to_video=True,
-            price_per_second=self._price,
-            configured=bool(self._access and self._secret),
-        )
-
-    def default_model(self) -> str:
-        return MODELS[0]
-
-    def estimate(self, spec: GenerationSpec) -> int:
-        return credits_for(self._price, spec.duration_seconds)
+    @property
+    def configured(self) -> bool:
+        return bool(self._access and self._secret)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
         headers = {"Authorization": f"Bearer {make_token(self._access, self._secret)}"}

@@ -29,11 +29,10 @@ import aiohttp
 from server.generations.providers.base import (
     GenerationSpec,
     ProviderError,
-    ProviderInfo,
     TaskState,
-    credits_for,
 )
 from server.generations.providers.http import (
+    ListedProvider,
     error_for_status,
     read_json,
     stream_download,
@@ -66,34 +65,22 @@ def _message(body: Any, default: str) -> str:
     return default
 
 
-class SoraProvider:
+class SoraProvider(ListedProvider):
     name = NAME
+    models = MODELS
+    durations = DURATIONS
 
     def __init__(
         self, *, api_key: str, base_url: str, price_per_second: float, timeout_seconds: float
     ) -> None:
-        self._key = api_key
-        self._base = base_url.rstrip("/")
-        self._price = price_per_second
-        self._timeout = timeout_seconds
-
-    def info(self) -> ProviderInfo:
-        return ProviderInfo(
-            name=NAME,
-            models=MODELS,
-            resolutions=("720p", "1080p"),
-            durations=DURATIONS,
-            aspect_ratios=("16:9", "9:16"),
-            image_to_video=True,
-            price_per_second=self._price,
-            configured=bool(self._key),
+        super().__init__(
+            base_url=base_url, price_per_second=price_per_second, timeout_seconds=timeout_seconds
         )
+        self._key = api_key
 
-    def default_model(self) -> str:
-        return MODELS[0]
-
-    def estimate(self, spec: GenerationSpec) -> int:
-        return credits_for(self._price, spec.duration_seconds)
+    @property
+    def configured(self) -> bool:
+        return bool(self._key)
 
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._key}"}
