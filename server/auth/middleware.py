@@ -69,7 +69,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         request[USER] = user
         _check_scope(request, user)
         _check_verified(request, user)
+    elif _required(request) == permissions.ANY:
+        # Any caller, but a caller. (Routes with a scope may also take a signed URL
+        # instead of credentials; their handlers decide, with `current_user`.)
+        raise Unauthorized()
     return await handler(request)
+
+
+def _required(request: web.Request) -> str | None:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return None  # unmatched: aiohttp answers 404/405
+    return permissions.required_scope(request.method, resource.canonical)
 
 
 def _presented_token(request: web.Request) -> str | None:
@@ -84,10 +95,7 @@ def _presented_token(request: web.Request) -> str | None:
 
 
 def _check_scope(request: web.Request, user: AuthUser) -> None:
-    resource = request.match_info.route.resource
-    if resource is None:
-        return  # unmatched: aiohttp answers 404/405
-    needed = permissions.required_scope(request.method, resource.canonical)
+    needed = _required(request)
     if needed is None or needed in (permissions.PUBLIC, permissions.ANY):
         return
     if needed == permissions.SESSION:
