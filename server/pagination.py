@@ -10,8 +10,9 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 from server.errors import BadRequest
 
@@ -48,3 +49,16 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return when.astimezone(UTC), uuid.UUID(row_id)
     except (binascii.Error, ValueError, TypeError, OverflowError):
         raise BadRequest("Invalid cursor", code="invalid_query", field="cursor") from None
+
+
+K = TypeVar("K", bound=Keyed)
+
+
+def page_body(rows: Sequence[K], limit: int, render: Callable[[K], Any]) -> dict[str, Any]:
+    """`{"items", "next_cursor"}` from rows fetched with `limit + 1`: the extra row,
+    dropped here, tells whether there is a next page."""
+    page = rows[:limit]
+    return {
+        "items": [render(row) for row in page],
+        "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
+    }

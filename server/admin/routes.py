@@ -37,7 +37,7 @@ from server.openapi.spec import (
     page_of,
     ref,
 )
-from server.pagination import encode_cursor
+from server.pagination import page_body
 
 MAX_QUOTA_BYTES = 2**63 - 1  # PostgreSQL bigint
 _FIELDS = frozenset({"quota_bytes", "role"})
@@ -140,14 +140,7 @@ async def list_users(request: web.Request) -> web.Response:
         limit=limit + 1,
         before=params.cursor(query),
     )
-    page = rows[:limit]
-    return web.json_response(
-        {
-            "items": [account_json(a) for a in page],
-            "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
-        },
-        headers=NO_STORE,
-    )
+    return web.json_response(page_body(rows, limit, account_json), headers=NO_STORE)
 
 
 _DISABLE_SPEC = RouteSpec(
@@ -233,14 +226,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         limit=limit + 1,
         before=params.cursor(query),
     )
-    page = rows[:limit]
-    return web.json_response(
-        {
-            "items": [admin_job_json(j) for j in page],
-            "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
-        },
-        headers=NO_STORE,
-    )
+    return web.json_response(page_body(rows, limit, admin_job_json), headers=NO_STORE)
 
 
 @described(

@@ -33,7 +33,7 @@ from server.openapi.spec import (
     page_of,
     ref,
 )
-from server.pagination import encode_cursor
+from server.pagination import page_body
 
 NO_STORE = {"Cache-Control": "no-store"}
 MAX_ACTION_CHARS = 64
@@ -83,14 +83,7 @@ async def list_audit(request: web.Request) -> web.Response:
     rows = await request.app[appkeys.AUDIT].page(
         f, limit=limit + 1, before=params.cursor(request.query)
     )
-    page = rows[:limit]
-    return web.json_response(
-        {
-            "items": [audit_entry_json(e) for e in page],
-            "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
-        },
-        headers=NO_STORE,
-    )
+    return web.json_response(page_body(rows, limit, audit_entry_json), headers=NO_STORE)
 
 
 @described(
@@ -149,14 +142,7 @@ async def security_events(request: web.Request) -> web.Response:
     rows = await request.app[appkeys.AUDIT].for_user(
         user.id, limit=limit + 1, before=params.cursor(request.query)
     )
-    page = rows[:limit]
-    return web.json_response(
-        {
-            "items": [audit_entry_json(e) for e in page],
-            "next_cursor": encode_cursor(page[-1]) if len(rows) > limit else None,
-        },
-        headers=NO_STORE,
-    )
+    return web.json_response(page_body(rows, limit, audit_entry_json), headers=NO_STORE)
 
 
 def add_routes(app: web.Application) -> None:

@@ -24,7 +24,7 @@ from server.openapi.spec import (
     obj,
     page_of,
 )
-from server.pagination import decode_cursor, encode_cursor
+from server.pagination import decode_cursor, page_body
 
 _ACCOUNT = obj(balance=INTEGER, held=INTEGER)
 _TRANSACTION = obj(
@@ -69,11 +69,7 @@ async def list_transactions(request: web.Request) -> web.Response:
     rows = await request.app[appkeys.CREDITS].transactions(
         current_user(request).id, limit=limit + 1, before=before
     )
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
-    return web.json_response(
-        {"items": [transaction_json(t) for t in page], "next_cursor": next_cursor}
-    )
+    return web.json_response(page_body(rows, limit, transaction_json))
 
 
 @described(

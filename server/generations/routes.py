@@ -27,7 +27,7 @@ from server.openapi.spec import (
     obj,
     page_of,
 )
-from server.pagination import decode_cursor, encode_cursor
+from server.pagination import decode_cursor, page_body
 
 _STRINGS = {"type": "array", "items": STRING}
 _GENERATION = obj(
@@ -117,11 +117,7 @@ async def list_generations(request: web.Request) -> web.Response:
     rows = await request.app[appkeys.GENERATIONS].list(
         current_user(request).id, limit=limit + 1, before=before
     )
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
-    return web.json_response(
-        {"items": [generation_json(g) for g in page], "next_cursor": next_cursor}
-    )
+    return web.json_response(page_body(rows, limit, generation_json))
 
 
 @described(

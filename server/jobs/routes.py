@@ -31,7 +31,7 @@ from server.openapi.spec import (
     page_of,
     ref,
 )
-from server.pagination import decode_cursor, encode_cursor
+from server.pagination import decode_cursor, page_body
 
 
 def _link_maker(request: web.Request, job: Job) -> Callable[[str], str]:
@@ -127,9 +127,7 @@ async def list_jobs(request: web.Request) -> web.Response:
         limit=limit + 1,
         before=before,
     )
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
-    return web.json_response({"items": [job_json(j) for j in page], "next_cursor": next_cursor})
+    return web.json_response(page_body(rows, limit, job_json))
 
 
 @described(

@@ -25,7 +25,7 @@ from server.openapi.spec import (
     page_of,
     ref,
 )
-from server.pagination import decode_cursor, encode_cursor
+from server.pagination import decode_cursor, page_body
 from server.search.params import is_search, parse_search
 from server.search.serializers import search_page_json
 from server.serving.claims import claims_of, stored_file_of
@@ -58,9 +58,7 @@ async def list_videos(request: web.Request) -> web.Response:
     before = decode_cursor(cursor) if cursor else None
     # One extra row tells whether there is a next page.
     rows = await request.app[appkeys.VIDEOS].list_page(user.id, limit=limit + 1, before=before)
-    page = rows[:limit]
-    next_cursor = encode_cursor(page[-1]) if len(rows) > limit else None
-    return web.json_response({"items": [video_json(v) for v in page], "next_cursor": next_cursor})
+    return web.json_response(page_body(rows, limit, video_json))
 
 
 async def _owned_video(request: web.Request) -> Video:
