@@ -209,6 +209,14 @@ class Settings:
         "`X-Accel-Redirect: <prefix><key>` so nginx sends the file (its `internal` location "
         "in deploy/nginx/frameflow.conf, e.g. `/_frameflow_media/`). Empty: Frameflow sends it.",
     )
+    accel_cache_seconds: int = _setting(
+        2,
+        "With FRAMEFLOW_ACCEL_REDIRECT_PREFIX: how long nginx may reuse one authorization of a "
+        "media request for every range of it (`X-Accel-Expires`, cached by the shipped nginx "
+        "config), never past the signed link's or the token's expiry nor the account check "
+        "(FRAMEFLOW_ACCOUNT_CHECK_CACHE_SECONDS); API keys are never reused (0: nginx asks "
+        "every time; at most 5).",
+    )
     s3_redirect_seconds: int = _setting(
         0,
         "S3 storage: answer media requests, once authorized, with a 307 to a presigned URL "
@@ -654,6 +662,7 @@ def _validate(s: Settings) -> None:
         "accel_redirect_prefix",
         "must start and end with '/'",
     )
+    need(0 <= s.accel_cache_seconds <= 5, "accel_cache_seconds", "must be between 0 and 5")
     need(0 <= s.s3_redirect_seconds <= 3600, "s3_redirect_seconds", "must be between 0 and 3600")
     need(
         0 <= s.account_check_cache_seconds <= 5,

@@ -71,8 +71,9 @@ class AuthUser:
 
     `scopes` is what this caller may do: every scope of the role for a token
     (the default), the key's own scopes for a key. `api_key_id` names the key,
-    `session_id` the refresh-token family of a token. `email_verified` feeds the
-    one check of what an unverified account may do (`auth_middleware`).
+    `session_id` the refresh-token family of a token, `token_expires_at` its
+    expiry. `email_verified` feeds the one check of what an unverified account
+    may do (`auth_middleware`).
     """
 
     id: uuid.UUID
@@ -82,6 +83,8 @@ class AuthUser:
     api_key_id: uuid.UUID | None = None
     session_id: uuid.UUID | None = None
     email_verified: bool = True
+    # An access token's `exp` (epoch seconds); None for API keys.
+    token_expires_at: int | None = None
 
     def __post_init__(self) -> None:
         if self.scopes is None:

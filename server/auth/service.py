@@ -14,6 +14,7 @@ connections of that session close at once.
 from __future__ import annotations
 
 import asyncio
+import time
 import unicodedata
 import uuid
 from collections.abc import Callable
@@ -287,14 +288,7 @@ class AuthService:
         claims = self.tokens.decode_access(access_token)
         access = self.access_cache.get(claims.user_id)
         if access is None:
-            # One query for all the requests that arrive while it runs (a player's
-            # parallel ranges), and a requester that goes away does not cancel it.
-            check = self._checks.get(claims.user_id)
-            if check is None:
-                check = asyncio.ensure_future(self._read_access(claims.user_id))
-                self._checks[claims.user_id] = check
-                check.add_done_callback(partial(self._check_done, claims.user_id))
-            access = await asyncio.shield(check)
+            access = await self._check_access(claims.user_id)
         if access.disabled:
             raise account_disabled()
         return AuthUser(
@@ -302,7 +296,32 @@ class AuthService:
             role=access.role,
             session_id=claims.session_id,
             email_verified=access.email_verified,
+            token_expires_at=claims.expires_at,
         )
+
+    async def account_checked_since(self, user_id: uuid.UUID, since: float) -> float:
+        """When the account was last found to exist and be enabled (time.time()),
+        asking the database again if that was before `since`; raises as
+        `authenticate` does. What is derived from a token's check, such as nginx
+        reusing an authorization, ends `account_check_cache_seconds` after it."""
+        checked = self.access_cache.checked_at(user_id)
+        if checked is None or checked < since:
+            started = time.time()
+            access = await self._check_access(user_id)
+            if access.disabled:
+                raise account_disabled()
+            checked = self.access_cache.checked_at(user_id) or started
+        return checked
+
+    async def _check_access(self, user_id: uuid.UUID) -> Access:
+        # One query for all the requests that arrive while it runs (a player's
+        # parallel ranges), and a requester that goes away does not cancel it.
+        check = self._checks.get(user_id)
+        if check is None:
+            check = asyncio.ensure_future(self._read_access(user_id))
+            self._checks[user_id] = check
+            check.add_done_callback(partial(self._check_done, user_id))
+        return await asyncio.shield(check)
 
     def _check_done(self, user_id: uuid.UUID, check: asyncio.Future[Access]) -> None:
         self._checks.pop(user_id, None)
@@ -310,12 +329,13 @@ class AuthService:
             check.exception()  # retrieved: whoever awaited it got it already
 
     async def _read_access(self, user_id: uuid.UUID) -> Access:
+        started = time.time()
         async with self.pool.acquire() as conn:
             access = await users.access_of(conn, user_id)
         if access is None:  # deleted since the token was issued
             self.access_cache.forget(user_id)
             raise invalid_token()
-        self.access_cache.put(user_id, access)
+        self.access_cache.put(user_id, access, checked_at=started)
         return access
 
     async def account(self, user_id: uuid.UUID) -> User:

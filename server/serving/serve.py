@@ -8,6 +8,7 @@ a multi-gigabyte video costs what the player asks for.
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 from collections.abc import Iterator
 from contextlib import aclosing, contextmanager
@@ -52,6 +53,16 @@ class Offload:
 
     accel_prefix: str = ""
     presign_seconds: int = 0
+    # `X-Accel-Expires` of the accel answer: how long nginx may reuse it (0: not at all).
+    accel_expires: int = 0
+
+
+def accel_expires(deadline: float, now: float) -> int:
+    """The `X-Accel-Expires` that keeps nginx's cached answer from outliving
+    `deadline` (epoch seconds). nginx stores its own whole-second clock plus the
+    value, and serves the copy while its clock is at most that: until the start of
+    second floor(now) + value + 1, which must not pass the deadline."""
+    return max(0, math.floor(deadline) - math.floor(now) - 1)
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,9 @@ async def _hand_off(
         return web.Response(
             headers={
                 "X-Accel-Redirect": offload.accel_prefix + quote(obj.key, safe="/"),
+                # nginx's cache of authorizations (deploy/nginx/frameflow.conf) keeps
+                # this answer that long; nginx never passes X-Accel-* on to clients.
+                "X-Accel-Expires": str(offload.accel_expires),
                 "Content-Type": obj.content_type,
                 "Content-Disposition": disposition,
                 "Cache-Control": cache_control,

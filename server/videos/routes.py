@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -30,11 +31,14 @@ from server.search.params import is_search, parse_search
 from server.search.serializers import search_page_json
 from server.serving.claims import claims_of, stored_file_of
 from server.serving.cors import preflight_for, signed_media
-from server.serving.serve import Offload, StoredFile, serve_stored_file
+from server.serving.serve import Offload, StoredFile, accel_expires, serve_stored_file
 from server.serving.signing import playback_seconds
 from server.videos.metadata import parse_metadata_patch
 from server.videos.model import Video
 from server.videos.serializers import content_path, video_json
+
+# A bearer request's account check younger than this is taken as it is.
+RECHECK_SLACK_SECONDS = 0.25
 
 
 @described(
@@ -162,22 +166,47 @@ async def video_content(request: web.Request) -> web.StreamResponse:
         from_link = False
         stored = _stored(await videos.get_for_playback(current_user(request).id, video_id))
     download = request.query.get("download") in {"1", "true"}
+    storage = request.app[appkeys.STORAGE]
     return await serve_stored_file(
         request,
-        request.app[appkeys.STORAGE],
+        storage,
         stored,
         download=download,
         not_found=NotFound("No such video", code="video_not_found"),
-        offload=_offload(request),
+        offload=await _offload(request, storage.sendfile_path(stored.key) is not None),
         check_exists=from_link,
     )
 
 
-def _offload(request: web.Request) -> Offload | None:
+async def _offload(request: web.Request, local: bool) -> Offload | None:
     settings = request.app[appkeys.SETTINGS]
     if not settings.accel_redirect_prefix and not settings.s3_redirect_seconds:
         return None
-    return Offload(settings.accel_redirect_prefix, settings.s3_redirect_seconds)
+    reuse = 0
+    if local and settings.accel_redirect_prefix and settings.accel_cache_seconds > 0:
+        now = time.time()
+        reuse = accel_expires(await _authorized_until(request, now), now)
+    return Offload(settings.accel_redirect_prefix, settings.s3_redirect_seconds, reuse)
+
+
+async def _authorized_until(request: web.Request, now: float) -> float:
+    """Until when this authorization may be reused by nginx (epoch seconds): a few
+    seconds (`accel_cache_seconds`), never past the signed link's expiry, the
+    access token's, or the end of the account check it rests on. API keys: not
+    at all (each request asks the database, so revoking one applies at once)."""
+    settings = request.app[appkeys.SETTINGS]
+    until = now + settings.accel_cache_seconds
+    if "signature" in request.query:
+        return min(until, int(request.query["expires"]))  # verified above
+    user = current_user(request)
+    if user.token_expires_at is None:
+        return now
+    account_ttl = settings.account_check_cache_seconds
+    # A check recent enough to cover the whole reuse, else a new one (one query
+    # for the parallel requests of a player, once per reuse period).
+    since = now - max(0.0, account_ttl - settings.accel_cache_seconds) - RECHECK_SLACK_SECONDS
+    checked = await request.app[appkeys.AUTH].account_checked_since(user.id, since)
+    return min(until, user.token_expires_at, checked + account_ttl)
 
 
 def _stored(video: Video) -> StoredFile:
