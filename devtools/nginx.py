@@ -33,11 +33,17 @@ def nginx_binary() -> str | None:
 
 
 def render_site(
-    template: str, *, listen_port: int, upstreams: list[int], media_root: Path | None = None
+    template: str,
+    *,
+    listen_port: int,
+    upstreams: list[int],
+    media_root: Path | None = None,
+    cache_dir: Path | None = None,
 ) -> str:
     """The shipped site config with this cluster's ports: the upstream's `server`
-    lines replaced by one per api port, `listen 80;` by a loopback port, and the
-    media location's alias by `media_root` (a data dir's objects/)."""
+    lines replaced by one per api port, `listen 80;` by a loopback port, the
+    media locations' alias by `media_root` (a data dir's objects/), and the
+    authorization cache's directory by `cache_dir`."""
     block = re.search(r"upstream frameflow_api \{\n(.*?)\n\}", template, re.S)
     assert block is not None, "deploy/nginx/frameflow.conf: no `upstream frameflow_api` block"
     kept = [line for line in block.group(1).split("\n") if not line.strip().startswith("server ")]
@@ -50,7 +56,14 @@ def render_site(
     assert count == 1, "deploy/nginx/frameflow.conf: expected one `listen 80;`"
     if media_root is not None:
         site, count = re.subn(r"alias /data/objects/;", f"alias {media_root}/;", site)
-        assert count == 1, "deploy/nginx/frameflow.conf: expected one `alias /data/objects/;`"
+        assert count == 2, "deploy/nginx/frameflow.conf: expected two `alias /data/objects/;`"
+    if cache_dir is not None:
+        site, count = re.subn(
+            r"proxy_cache_path /run/frameflow-nginx-authorizations ",
+            f"proxy_cache_path {cache_dir} ",
+            site,
+        )
+        assert count == 1, "deploy/nginx/frameflow.conf: expected one `proxy_cache_path`"
     return site
 
 
@@ -74,7 +87,11 @@ class Nginx:
         prefix.mkdir(parents=True, exist_ok=True)
         (prefix / "frameflow.conf").write_text(
             render_site(
-                NGINX_CONF.read_text(), listen_port=port, upstreams=upstreams, media_root=media_root
+                NGINX_CONF.read_text(),
+                listen_port=port,
+                upstreams=upstreams,
+                media_root=media_root,
+                cache_dir=prefix / "authorizations",
             )
         )
         temp = {name: prefix / "temp" / name for name in ("body", "proxy", "fastcgi", "uwsgi")}

@@ -35,12 +35,46 @@ def test_the_site_keeps_uploads_streaming_websockets_and_client_addresses() -> N
     assert blocks and not any("proxy_set_header" in block for block in blocks)
 
 
+def test_media_authorizations_are_reused_only_as_frameflow_says() -> None:
+    text = NGINX_CONF.read_text()
+    found = directives(text)
+    for needed in (
+        "keys_zone=frameflow_authorizations:10m max_size=64m inactive=60s",
+        "auth_request /_frameflow_authorize;",
+        "auth_request_set $frameflow_media $upstream_http_x_accel_redirect;",
+        "error_page 401 403 418 500 = @frameflow;",
+        "proxy_method HEAD;",
+        "proxy_buffering on;",
+        "proxy_cache frameflow_authorizations;",
+        # The whole URI (signature, expiry) and the credentials; never the Range.
+        "proxy_cache_key $request_uri|$http_authorization|$http_x_api_key;",
+        # No entry without X-Accel-Expires: no proxy_cache_valid, no Cache-Control.
+        "proxy_ignore_headers X-Accel-Redirect Cache-Control Expires;",
+        "proxy_pass http://frameflow_api$request_uri;",
+        "error_page 404 = @frameflow;",
+    ):
+        assert needed in text or needed in found, needed
+    assert not any(d.startswith("proxy_cache_valid") for d in found)
+    assert not any("proxy_cache_use_stale" in d or "proxy_cache_lock" in d for d in found)
+    media = re.search(r"location /_frameflow_authorized/ \{([^}]*)\}", text)
+    assert media is not None and "internal;" in directives(media.group(1))
+
+
 def test_the_templated_copy_has_this_clusters_ports_only() -> None:
     site = render_site(NGINX_CONF.read_text(), listen_port=18080, upstreams=[18081, 18082])
     found = directives(site)
     assert "listen 127.0.0.1:18080;" in found
     servers = [d for d in found if d.startswith("server 127.0.0.1:")]
     assert [s.split()[1] for s in servers] == ["127.0.0.1:18081", "127.0.0.1:18082"]
+    site = render_site(
+        NGINX_CONF.read_text(),
+        listen_port=18080,
+        upstreams=[18081],
+        media_root=Path("/srv/objects"),
+        cache_dir=Path("/tmp/authorizations"),
+    )
+    assert "/data/objects/" not in site and site.count("alias /srv/objects/;") == 2
+    assert "proxy_cache_path /tmp/authorizations " in site
 
 
 def test_nginx_accepts_it(tmp_path: Path) -> None:
