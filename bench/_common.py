@@ -486,6 +486,31 @@ class RssSampler:
         return self.peak - self.baseline
 
 
+def wrk_result(url: str, script: Path, args: Any, seconds: float) -> dict[str, Any]:
+    """One `wrk` run with `script` (whose `done` prints a `RESULT {json}` line, as
+    range_bench's Lua does): that JSON. `args`: threads and connections."""
+    proc = subprocess.run(
+        [
+            ensure_tool("wrk"),
+            f"--threads={args.threads}",
+            f"--connections={args.connections}",
+            f"--duration={seconds:g}s",
+            "--timeout=10s",
+            f"--script={script}",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+    )
+    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
+    return result
+
+
 def cpu_seconds(pid: int) -> float:
     times = psutil.Process(pid).cpu_times()
     return float(times.user + times.system)
@@ -545,15 +570,36 @@ SMOKE_SIZE = 8 * MiB  # checked first: the padded file must be accepted at all
 
 
 def upload(
-    base_url: str, method: str, path: Path, token: str, timeout: float, query: str = ""
+    base_url: str,
+    method: str,
+    path: Path,
+    token: str,
+    timeout: float,
+    query: str = "",
+    *,
+    rename: str | None = None,
 ) -> CurlResult:
     auth = ["-H", f"Authorization: Bearer {token}"] if token else []
     if method == "put":
         # What the README tells users to run: `curl -T FILE URL`.
-        args = ["-T", str(path), *auth, f"{base_url}/api/v1/uploads/{path.name}{query}"]
+        name = rename or path.name
+        args = ["-T", str(path), *auth, f"{base_url}/api/v1/uploads/{name}{query}"]
     else:
         args = ["-F", f"file=@{path};type=video/mp4", *auth, f"{base_url}/api/v1/uploads{query}"]
     return curl(args, timeout=timeout)
+
+
+def upload_video(base_url: str, token: str, path: Path, name: str | None = None) -> str:
+    """`curl -T` of `path` (as `name`, else its own name): the new video's id."""
+    done = upload(base_url, "put", path, token, 300, rename=name)
+    if done.status != 201:
+        raise BenchError(f"upload: HTTP {done.status}: {done.body[:500]}")
+    return str(done.json()["id"])
+
+
+def signed_content_url(base_url: str, token: str, video_id: str) -> str:
+    """The video's signed content URL, as `content-url` hands it to a `<video>`."""
+    return str(api("GET", f"{base_url}/api/v1/videos/{video_id}/content-url", token=token)["url"])
 
 
 def timeout_for(size: int) -> float:

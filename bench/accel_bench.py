@@ -12,6 +12,11 @@ second nginx server block in the same nginx serves the uploaded file itself
 with no authorization: the baseline. `wrk` asks each for random 64 KB ranges
 (the Lua script of range_bench.py); every answer must be a 206 of 64 KB.
 Cases alternate, `--rounds` times: signed link, bearer token, direct.
+
+nginx reuses Frameflow's authorization of a URI and its credentials for
+`--cache-seconds` (FRAMEFLOW_ACCEL_CACHE_SECONDS; 0 asks Frameflow for every
+request, as before it existed); the table is followed by how many requests
+reached Frameflow in each round.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +37,6 @@ from _common import (
     BenchError,
     MiB,
     Table,
-    api,
     curl,
     default_database_server,
     ensure_tool,
@@ -40,6 +45,8 @@ from _common import (
     free_port,
     make_video,
     register_and_login,
+    signed_content_url,
+    upload_video,
     write_results,
 )
 from range_bench import Load, check_range, measure, path_of, write_script
@@ -56,7 +63,11 @@ def start_nginx(work_dir: Path, upstream: int, objects: Path, video: Path) -> tu
     (prefix / "temp").mkdir(parents=True)
     port, direct_port = free_port(), free_port()
     site = render_site(
-        NGINX_CONF.read_text(), listen_port=port, upstreams=[upstream], media_root=objects
+        NGINX_CONF.read_text(),
+        listen_port=port,
+        upstreams=[upstream],
+        media_root=objects,
+        cache_dir=prefix / "authorizations",
     )
     (prefix / "frameflow.conf").write_text(site)
     (prefix / "nginx.conf").write_text(
@@ -87,12 +98,31 @@ http {{
     subprocess.run([*argv, "-t", "-q"], check=True, capture_output=True, timeout=30)
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
-    while curl([f"http://{LOOPBACK}:{direct_port}/file", "-r", "0-0"], timeout=5).status != 206:
+    while not _answers_206(f"http://{LOOPBACK}:{direct_port}/file"):
         if time.monotonic() > deadline:
             proc.terminate()
             raise BenchError("nginx did not start")
         time.sleep(0.2)
     return proc, port, direct_port
+
+
+def _answers_206(url: str) -> bool:
+    try:
+        return curl([url, "-r", "0-0"], timeout=5).status == 206
+    except BenchError:  # not listening yet
+        return False
+
+
+def content_requests(base_url: str) -> float:
+    """frameflow_http_requests_total of the content route, from Frameflow's /metrics."""
+    with urllib.request.urlopen(base_url + "/metrics", timeout=30) as resp:  # noqa: S310
+        text = resp.read().decode()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("frameflow_http_requests_total{")
+        and 'route="/api/v1/videos/{id}/content"' in line
+    )
 
 
 def main() -> None:
@@ -103,6 +133,12 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--rounds", type=int, default=2, help="signed, bearer, direct: N times")
+    parser.add_argument(
+        "--cache-seconds",
+        type=int,
+        default=2,
+        help="FRAMEFLOW_ACCEL_CACHE_SECONDS: how long nginx reuses an authorization (0: never)",
+    )
     parser.add_argument("--database-url", default=default_database_server())
     parser.add_argument("--log-level", default="info", help="Frameflow's FRAMEFLOW_LOG_LEVEL")
     args = parser.parse_args()
@@ -110,6 +146,7 @@ def main() -> None:
     ensure_tool("wrk")
     work_dir = Path(tempfile.mkdtemp(prefix="frameflow-accel-bench-"))
     loads: list[Load] = []
+    reached: dict[str, list[float]] = {"signed": [], "bearer": []}
     try:
         video = make_video(work_dir / "range.mp4", args.size_mb * MiB)
         size = video.stat().st_size
@@ -120,27 +157,14 @@ def main() -> None:
             log_level=args.log_level,
             extra_env={
                 "FRAMEFLOW_ACCEL_REDIRECT_PREFIX": PREFIX,
+                "FRAMEFLOW_ACCEL_CACHE_SECONDS": str(args.cache_seconds),
                 "FRAMEFLOW_MAX_CONNECTIONS_PER_IP": "0",
                 "FRAMEFLOW_TRUSTED_PROXIES": LOOPBACK,
             },
         ) as server:
             token = register_and_login(server.base_url)
-            uploaded = curl(
-                [
-                    "-T",
-                    str(video),
-                    "-H",
-                    f"Authorization: Bearer {token}",
-                    f"{server.base_url}/api/v1/uploads/{video.name}",
-                ],
-                timeout=300,
-            )
-            if uploaded.status != 201:
-                raise BenchError(f"upload: HTTP {uploaded.status}: {uploaded.body[:500]}")
-            video_id = uploaded.json()["id"]
-            signed = api(
-                "GET", f"{server.base_url}/api/v1/videos/{video_id}/content-url", token=token
-            )["url"]
+            video_id = upload_video(server.base_url, token, video)
+            signed = signed_content_url(server.base_url, token, video_id)
             nginx, port, direct_port = start_nginx(
                 work_dir, int(server.base_url.rsplit(":", 1)[1]), server.data_dir / "objects", video
             )
@@ -161,10 +185,11 @@ def main() -> None:
                 for _ in range(args.rounds):
                     # Server CPU: Frameflow's for the two nginx+Frameflow cases.
                     pid = server.proc.pid
-                    loads.append(measure("signed", base + link, pid, scripts["signed"], args))
-                    loads.append(
-                        measure("bearer", base + bearer_path, pid, scripts["bearer"], args)
-                    )
+                    for case, url in (("signed", base + link), ("bearer", base + bearer_path)):
+                        asked = content_requests(server.base_url)
+                        loads.append(measure(case, url, pid, scripts[case], args))
+                        # Warm-up and measured runs: how many reached Frameflow at all.
+                        reached[case].append(content_requests(server.base_url) - asked)
                     loads.append(measure("direct", direct, nginx.pid, scripts["direct"], args))
             finally:
                 nginx.terminate()
@@ -195,12 +220,18 @@ def main() -> None:
     print(table.render())
     for case, values in ratios.items():
         print(f"{names[case]} / nginx alone: " + ", ".join(f"{v:.2f}" for v in values))
+        print(
+            f"{names[case]}: requests that reached Frameflow per round (warm-up included): "
+            + ", ".join(f"{v:.0f}" for v in reached[case])
+        )
     results = {
         "environment": environment(),
         "file_bytes": size,
         "connections": args.connections,
         "duration_seconds": args.duration,
+        "accel_cache_seconds": args.cache_seconds,
         "ratios_vs_nginx_alone": ratios,
+        "requests_reaching_frameflow": reached,
         "loads": [vars(load) | {"requests_per_second": load.rps} for load in loads],
     }
     print(f"\nresults: {write_results('accel', results)}")

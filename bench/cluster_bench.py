@@ -37,7 +37,6 @@ import os
 import resource
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import urllib.request
@@ -56,7 +55,6 @@ from _common import (
     background_process,
     bench_database,
     cpu_seconds,
-    curl,
     default_database_server,
     ensure_tool,
     environment,
@@ -65,7 +63,10 @@ from _common import (
     make_video,
     register_and_login,
     server_env,
+    signed_content_url,
+    upload_video,
     write_results,
+    wrk_result,
 )
 from range_bench import SPAN, check_range, path_of, write_script
 
@@ -201,30 +202,6 @@ def requests_served(node: ApiNode) -> float:
 # --- load -----------------------------------------------------------------------------------
 
 
-def run_wrk(url: str, script: Path, args: argparse.Namespace, seconds: float) -> dict[str, Any]:
-    """wrk's RESULT line."""
-    proc = subprocess.run(
-        [
-            ensure_tool("wrk"),
-            f"--threads={args.threads}",
-            f"--connections={args.connections}",
-            f"--duration={seconds:g}s",
-            "--timeout=10s",
-            f"--script={script}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=False,
-    )
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        raise BenchError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
-    return result
-
-
 def measure(
     name: str,
     url: str,
@@ -235,7 +212,7 @@ def measure(
     *,
     via: str = "nginx",
 ) -> Load:
-    run_wrk(url, script, args, args.warmup)  # unmeasured: caches, pools, keep-alives
+    wrk_result(url, script, args, args.warmup)  # unmeasured: caches, pools, keep-alives
     pids = [node.pid for node in nodes]
     assert nginx.proc is not None
     nginx_pids = [nginx.proc.pid, *_children(nginx.proc.pid)]
@@ -243,7 +220,7 @@ def measure(
     nginx_before = sum(cpu_seconds(pid) for pid in nginx_pids)
     served_before = [requests_served(node) for node in nodes]
     wrk_before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = run_wrk(url, script, args, args.duration)  # its CPU: RUSAGE_CHILDREN around it
+    result = wrk_result(url, script, args, args.duration)  # its CPU: RUSAGE_CHILDREN around it
     wrk_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     api_cpu = sum(cpu_seconds(pid) for pid in pids) - api_before
     nginx_cpu = sum(cpu_seconds(pid) for pid in nginx_pids) - nginx_before
@@ -295,22 +272,6 @@ def write_list_script(work_dir: Path, token: str) -> Path:
 
 
 # --- setup -------------------------------------------------------------------------------
-
-
-def upload(base_url: str, token: str, video: Path, name: str) -> str:
-    done = curl(
-        [
-            "-T",
-            str(video),
-            "-H",
-            f"Authorization: Bearer {token}",
-            f"{base_url}/api/v1/uploads/{name}",
-        ],
-        timeout=300,
-    )
-    if done.status != 201:
-        raise BenchError(f"upload: HTTP {done.status}: {done.body[:500]}")
-    return str(done.json()["id"])
 
 
 def main() -> None:
@@ -374,11 +335,11 @@ def main() -> None:
             start_api()  # the first one migrates the database
             base = nodes[0].base_url
             token = register_and_login(base)
-            video_id = upload(base, token, big, big.name)
+            video_id = upload_video(base, token, big)
             for i in range(LIST_VIDEOS - 1):
-                upload(base, token, small, f"clip-{i:02}.mp4")
-            signed = api("GET", f"{base}/api/v1/videos/{video_id}/content-url", token=token)
-            range_path = path_of(signed["url"])
+                upload_video(base, token, small, f"clip-{i:02}.mp4")
+            signed = signed_content_url(base, token, video_id)
+            range_path = path_of(signed)
             range_script = write_script(work_dir, "range", big.stat().st_size, range_path)
             list_script = write_list_script(work_dir, token)
             log(

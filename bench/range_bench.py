@@ -19,7 +19,6 @@ import argparse
 import json
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import urllib.parse
@@ -35,10 +34,8 @@ from _common import (
     BenchError,
     MiB,
     Table,
-    api,
     background_process,
     cpu_seconds,
-    curl,
     default_database_server,
     ensure_tool,
     environment,
@@ -48,7 +45,10 @@ from _common import (
     make_video,
     register_and_login,
     server_env,
+    signed_content_url,
+    upload_video,
     write_results,
+    wrk_result,
 )
 from aiohttp import web
 
@@ -197,28 +197,9 @@ class Load:
 def run_wrk(
     server: str, url: str, pid: int, script: Path, args: argparse.Namespace, seconds: float
 ) -> Load:
-    wrk = ensure_tool("wrk")
     before = cpu_seconds(pid)
-    proc = subprocess.run(
-        [
-            wrk,
-            f"--threads={args.threads}",
-            f"--connections={args.connections}",
-            f"--duration={seconds:g}s",
-            "--timeout=10s",
-            f"--script={script}",
-            url,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=seconds + 60,
-        check=False,
-    )
+    r = wrk_result(url, script, args, seconds)
     cpu = cpu_seconds(pid) - before
-    line = next((ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")), None)
-    if proc.returncode != 0 or line is None:
-        raise BenchError(f"wrk failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
-    r = json.loads(line.removeprefix("RESULT "))
     errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
     return Load(
         server,
@@ -315,22 +296,8 @@ def main() -> None:
             extra_env={"FRAMEFLOW_MAX_CONNECTIONS_PER_IP": "0"},
         ) as server:
             token = register_and_login(server.base_url)
-            uploaded = curl(
-                [
-                    "-T",
-                    str(video),
-                    "-H",
-                    f"Authorization: Bearer {token}",
-                    f"{server.base_url}/api/v1/uploads/{video.name}",
-                ],
-                timeout=300,
-            )
-            if uploaded.status != 201:
-                raise BenchError(f"upload: HTTP {uploaded.status}: {uploaded.body[:500]}")
-            video_id = uploaded.json()["id"]
-            signed = api(
-                "GET", f"{server.base_url}/api/v1/videos/{video_id}/content-url", token=token
-            )["url"]
+            video_id = upload_video(server.base_url, token, video)
+            signed = signed_content_url(server.base_url, token, video_id)
             url = server.base_url + path_of(signed)  # our loopback address, whatever Host says
             check_range(url, video)
             script = write_script(work_dir, "frameflow", size, path_of(url))
