@@ -31,12 +31,14 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import psutil
 from _common import (
     LOOPBACK,
     REPO,
     BenchError,
     MiB,
     Table,
+    cpu_seconds,
     curl,
     default_database_server,
     ensure_tool,
@@ -147,6 +149,7 @@ def main() -> None:
     work_dir = Path(tempfile.mkdtemp(prefix="frameflow-accel-bench-"))
     loads: list[Load] = []
     reached: dict[str, list[float]] = {"signed": [], "bearer": []}
+    frameflow_cpu: dict[str, list[float]] = {"signed": [], "bearer": []}
     try:
         video = make_video(work_dir / "range.mp4", args.size_mb * MiB)
         size = video.stat().st_size
@@ -182,15 +185,17 @@ def main() -> None:
                     "bearer": write_script(work_dir, "bearer", size, bearer_path, authorization),
                     "direct": write_script(work_dir, "direct", size, "/file"),
                 }
+                # Server CPU: nginx's workers; Frameflow's is counted on its own.
+                workers = [child.pid for child in psutil.Process(nginx.pid).children()]
                 for _ in range(args.rounds):
-                    # Server CPU: Frameflow's for the two nginx+Frameflow cases.
-                    pid = server.proc.pid
                     for case, url in (("signed", base + link), ("bearer", base + bearer_path)):
                         asked = content_requests(server.base_url)
-                        loads.append(measure(case, url, pid, scripts[case], args))
-                        # Warm-up and measured runs: how many reached Frameflow at all.
+                        cpu = cpu_seconds(server.proc.pid)
+                        loads.append(measure(case, url, workers, scripts[case], args))
+                        # Warm-up and measured runs: what reached Frameflow at all.
                         reached[case].append(content_requests(server.base_url) - asked)
-                    loads.append(measure("direct", direct, nginx.pid, scripts["direct"], args))
+                        frameflow_cpu[case].append(cpu_seconds(server.proc.pid) - cpu)
+                    loads.append(measure("direct", direct, workers, scripts["direct"], args))
             finally:
                 nginx.terminate()
                 nginx.wait(timeout=30)
@@ -202,7 +207,18 @@ def main() -> None:
         "bearer": "nginx + frameflow (bearer token)",
         "direct": "nginx alone (same file)",
     }
-    table = Table(["case", "requests/s", "p50 ms", "p99 ms", "non-206", "vs nginx alone"])
+    table = Table(
+        [
+            "case",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+            "non-206",
+            "vs nginx alone",
+            "nginx CPU us/req",
+            "nginx CPU/req vs nginx alone",
+        ]
+    )
     ratios: dict[str, list[float]] = {"signed": [], "bearer": []}
     for start in range(0, len(loads), 3):
         signed_load, bearer_load, direct_load = loads[start : start + 3]
@@ -216,6 +232,8 @@ def main() -> None:
                 f"{load.p99_ms:.1f}",
                 load.not_206 + load.wrong_length,
                 f"{load.rps / direct_load.rps:.2f}",
+                f"{load.cpu_us_per_request:.0f}",
+                f"{load.cpu_us_per_request / direct_load.cpu_us_per_request:.2f}",
             )
     print(table.render())
     for case, values in ratios.items():
@@ -223,6 +241,8 @@ def main() -> None:
         print(
             f"{names[case]}: requests that reached Frameflow per round (warm-up included): "
             + ", ".join(f"{v:.0f}" for v in reached[case])
+            + "; Frameflow CPU seconds: "
+            + ", ".join(f"{v:.2f}" for v in frameflow_cpu[case])
         )
     results = {
         "environment": environment(),
@@ -232,6 +252,7 @@ def main() -> None:
         "accel_cache_seconds": args.cache_seconds,
         "ratios_vs_nginx_alone": ratios,
         "requests_reaching_frameflow": reached,
+        "frameflow_cpu_seconds": frameflow_cpu,
         "loads": [vars(load) | {"requests_per_second": load.rps} for load in loads],
     }
     print(f"\nresults: {write_results('accel', results)}")

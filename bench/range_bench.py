@@ -23,7 +23,7 @@ import sys
 import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -195,11 +195,18 @@ class Load:
 
 
 def run_wrk(
-    server: str, url: str, pid: int, script: Path, args: argparse.Namespace, seconds: float
+    server: str,
+    url: str,
+    pid: int | Sequence[int],
+    script: Path,
+    args: argparse.Namespace,
+    seconds: float,
 ) -> Load:
-    before = cpu_seconds(pid)
+    """`pid`: the server process, or all the processes that serve (their CPU summed)."""
+    pids = [pid] if isinstance(pid, int) else list(pid)
+    before = sum(cpu_seconds(p) for p in pids)
     r = wrk_result(url, script, args, seconds)
-    cpu = cpu_seconds(pid) - before
+    cpu = sum(cpu_seconds(p) for p in pids) - before
     errors = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
     return Load(
         server,
@@ -216,7 +223,9 @@ def run_wrk(
     )
 
 
-def measure(server: str, url: str, pid: int, script: Path, args: argparse.Namespace) -> Load:
+def measure(
+    server: str, url: str, pid: int | Sequence[int], script: Path, args: argparse.Namespace
+) -> Load:
     # Unmeasured: fills the page cache and the connection pools.
     run_wrk(server, url, pid, script, args, args.warmup)
     load = run_wrk(server, url, pid, script, args, args.duration)
