@@ -42,7 +42,7 @@ def render_site(
 ) -> str:
     """The shipped site config with this cluster's ports: the upstream's `server`
     lines replaced by one per api port, `listen 80;` by a loopback port, the
-    media locations' alias by `media_root` (a data dir's objects/), and the
+    media locations' alias and root by `media_root` (a data dir's objects/), and the
     authorization cache's directory by `cache_dir`."""
     block = re.search(r"upstream frameflow_api \{\n(.*?)\n\}", template, re.S)
     assert block is not None, "deploy/nginx/frameflow.conf: no `upstream frameflow_api` block"
@@ -55,8 +55,12 @@ def render_site(
     )
     assert count == 1, "deploy/nginx/frameflow.conf: expected one `listen 80;`"
     if media_root is not None:
-        site, count = re.subn(r"alias /data/objects/;", f"alias {media_root}/;", site)
-        assert count == 2, "deploy/nginx/frameflow.conf: expected two `alias /data/objects/;`"
+        site, aliases = re.subn(r"alias /data/objects/;", f"alias {media_root}/;", site)
+        site, roots = re.subn(r"root /data/objects;", f"root {media_root};", site)
+        assert (aliases, roots) == (1, 1), (
+            "deploy/nginx/frameflow.conf: expected one `alias /data/objects/;` "
+            "and one `root /data/objects;`"
+        )
     if cache_dir is not None:
         site, count = re.subn(
             r"proxy_cache_path /run/frameflow-nginx-authorizations ",
