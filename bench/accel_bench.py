@@ -186,7 +186,12 @@ def main() -> None:
                     "direct": write_script(work_dir, "direct", size, "/file"),
                 }
                 # Server CPU: nginx's workers; Frameflow's is counted on its own.
-                workers = [child.pid for child in psutil.Process(nginx.pid).children()]
+                # (Not the cache manager and loader: the loader exits after a minute.)
+                workers = [
+                    child.pid
+                    for child in psutil.Process(nginx.pid).children()
+                    if "worker process" in " ".join(child.cmdline())
+                ]
                 for _ in range(args.rounds):
                     for case, url in (("signed", base + link), ("bearer", base + bearer_path)):
                         asked = content_requests(server.base_url)
