@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -292,6 +293,37 @@ async def test_malformed_messages_get_errors_not_a_close(
     await ws.send_json({"type": "ping"})
     assert await ws.receive_json(timeout=5) == {"type": "pong"}
     await ws.close()
+
+
+async def test_every_frame_length_arrives_whole_and_uncompressed(
+    client: TestClient[Any, Any], user: User, app: web.Application
+) -> None:
+    # Events are framed once by the server itself (RFC 6455's 7-, 16- and 64-bit
+    # lengths) and sent as is to every socket: deflate is declined even when offered.
+    ws, _ = await open_socket(client, user, compress=15)
+    assert ws.compress == 0
+    other, _ = await open_socket(client, user)
+    # Whole frames of these payload sizes: each side of both length boundaries.
+    sizes = [60, 125, 126, 127, 65_535, 65_536, 70_000]
+    for n, size in enumerate(sizes):
+        bare = len(json.dumps({"type": "job.started", "job_id": str(n), "pad": ""}))
+        app[appkeys.BUS].publish(
+            {
+                "type": "job.started",
+                "user_id": user.id,
+                "job_id": str(n),
+                "pad": "x" * (size - bare),
+            }
+        )
+    for socket in (ws, other):
+        got = [await socket.receive(timeout=5) for _ in sizes]
+        assert [(m.type, len(m.data)) for m in got] == [(WSMsgType.TEXT, size) for size in sizes]
+        events = [json.loads(m.data) for m in got]
+        assert [e["job_id"] for e in events] == [str(n) for n in range(len(sizes))]
+        assert all("user_id" not in e for e in events)
+        await socket.send_json({"type": "ping"})
+        assert await socket.receive_json(timeout=5) == {"type": "pong"}
+        await socket.close()
 
 
 # --- slow readers and shutdown -------------------------------------------------------
