@@ -118,7 +118,7 @@ def bare_app() -> web.Application:
     tasks: set[asyncio.Task[None]] = set()
 
     async def ws_handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()  # compress=True as Frameflow's: negotiated if offered
+        ws = web.WebSocketResponse()  # deflate only if offered; these clients never offer it
         await ws.prepare(request)
         await ws.receive(timeout=10)  # the auth message, not checked
         await ws.send_json({"type": "ready", "user_id": "bare"})
