@@ -421,6 +421,36 @@ async def test_a_slow_readers_queue_is_bounded_in_bytes(
     assert (msg.type, msg.data) == (WSMsgType.CLOSE, 1013), msg
 
 
+async def test_a_slow_socket_whose_connection_drops_lets_go(
+    make_settings: Callable[..., Settings], aiohttp_client: MakeClient
+) -> None:
+    # The connection goes while the writer waits for a full transport to drain
+    # (a shutdown aborts connections so): the writer must end, not spin.
+    app = create_app(
+        live_settings(make_settings, ws_queue_size=10_000, ws_queue_bytes=16 * 1024 * 1024)
+    )
+    client = await aiohttp_client(app)
+    user = await register_and_login(client)
+    slow, _ = await open_socket(client, user)  # and never reads again
+    padding = "x" * 32_768
+    async with asyncio.timeout(30):
+        while True:
+            app[appkeys.BUS].publish(
+                {"type": "job.started", "user_id": user.id, "job_id": "1", "pad": padding}
+            )
+            await asyncio.sleep(0)
+            (server_side,) = _live_sockets(app)
+            if server_side.queue and server_side._protocol.writing_paused:
+                break
+    server_side._transport.abort()
+    await until(lambda: not _live_sockets(app))
+    fast, _ = await open_socket(client, user)
+    await fast.send_json({"type": "ping"})
+    assert await fast.receive_json(timeout=5) == {"type": "pong"}
+    await fast.close()
+    await slow.close()
+
+
 def _live_sockets(app: web.Application) -> list[Any]:
     """The server side of the app's authenticated sockets (their queues, for the test)."""
     from server.live.socket import _LiveSocket

@@ -264,6 +264,10 @@ class _LiveSocket:
         """Sends what had to wait, once the transport takes more (flow control)."""
         queue = self.queue
         while await queue.wait():
+            if self._transport is None or self._transport.is_closing():
+                # Gone (a shutdown aborts it, paused or not): drain() would return at
+                # once from now on, and this loop would never yield again.
+                return
             if self._protocol.writing_paused:
                 # Waits with the events still queued: progress keeps coalescing
                 # there and a reader that never catches up overflows the queue.
