@@ -118,7 +118,7 @@ def bare_app() -> web.Application:
     tasks: set[asyncio.Task[None]] = set()
 
     async def ws_handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()  # compress=True as Frameflow's: negotiated if offered
+        ws = web.WebSocketResponse()  # deflate only if offered; these clients never offer it
         await ws.prepare(request)
         await ws.receive(timeout=10)  # the auth message, not checked
         await ws.send_json({"type": "ready", "user_id": "bare"})
@@ -945,6 +945,8 @@ def main() -> None:
                     # All N sockets are one user's: lift the per-user cap for them
                     # (twice: a round's sockets may still be closing as the next connects).
                     "FRAMEFLOW_WS_MAX_SOCKETS_PER_USER": str(2 * args.subscribers),
+                    # ... and the per-address connection cap: they all come from loopback.
+                    "FRAMEFLOW_MAX_CONNECTIONS_PER_IP": "0",
                 },
             ) as server,
             bare_server(work_dir) as (bare_url, bare_pid),

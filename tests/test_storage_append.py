@@ -6,9 +6,12 @@ part are all exercised; "crashes" are appends whose state is never recorded.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import itertools
+import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,3 +118,36 @@ async def test_local_handles_cannot_name_other_files(tmp_path: Path) -> None:
     bad = AppendState(key=KEY, scratch_prefix=SCRATCH, handle="../../etc/passwd")
     with pytest.raises(ValueError):
         await store.discard_append(bad)
+
+
+async def test_local_writeback_starts_in_the_background_and_owns_its_fd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writeback is asked for range after range off the write path, on a duplicate fd
+    that the worker closes: the appender's own file can close whatever it does."""
+    from server.storage import local_append
+
+    ranges: list[tuple[int, int]] = []
+    fds: list[int] = []
+
+    def fake_sync_file_range(fd: int, offset: Any, size: Any, flags: Any) -> int:
+        fds.append(fd)
+        ranges.append((offset.value, size.value))
+        return 0
+
+    monkeypatch.setattr(local_append, "_sync_file_range", fake_sync_file_range)
+    store = await LocalStorage.open(tmp_path)
+    data = payload(5 * local_append.WRITEBACK_BYTES + 12_345)
+    state = await store.start_append(KEY, "video/mp4", SCRATCH)
+    state = await append(store, state, data, final=True, chunk=256 * 1024)
+    await asyncio.sleep(0.2)  # let the last one finish
+    # Contiguous from 0, each at least WRITEBACK_BYTES, never past what was written.
+    assert ranges and ranges[0][0] == 0
+    assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(ranges))
+    assert all(n >= local_append.WRITEBACK_BYTES for _, n in ranges)
+    assert ranges[-1][0] + ranges[-1][1] <= len(data)
+    for fd in fds:
+        with pytest.raises(OSError):
+            os.fstat(fd)  # closed by the worker (unless reused since: not here)
+    await store.finish_append(state)
+    assert await read_all(store, KEY) == data

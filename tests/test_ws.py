@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -294,6 +295,37 @@ async def test_malformed_messages_get_errors_not_a_close(
     await ws.close()
 
 
+async def test_every_frame_length_arrives_whole_and_uncompressed(
+    client: TestClient[Any, Any], user: User, app: web.Application
+) -> None:
+    # Events are framed once by the server itself (RFC 6455's 7-, 16- and 64-bit
+    # lengths) and sent as is to every socket: deflate is declined even when offered.
+    ws, _ = await open_socket(client, user, compress=15)
+    assert ws.compress == 0
+    other, _ = await open_socket(client, user)
+    # Whole frames of these payload sizes: each side of both length boundaries.
+    sizes = [60, 125, 126, 127, 65_535, 65_536, 70_000]
+    for n, size in enumerate(sizes):
+        bare = len(json.dumps({"type": "job.started", "job_id": str(n), "pad": ""}))
+        app[appkeys.BUS].publish(
+            {
+                "type": "job.started",
+                "user_id": user.id,
+                "job_id": str(n),
+                "pad": "x" * (size - bare),
+            }
+        )
+    for socket in (ws, other):
+        got = [await socket.receive(timeout=5) for _ in sizes]
+        assert [(m.type, len(m.data)) for m in got] == [(WSMsgType.TEXT, size) for size in sizes]
+        events = [json.loads(m.data) for m in got]
+        assert [e["job_id"] for e in events] == [str(n) for n in range(len(sizes))]
+        assert all("user_id" not in e for e in events)
+        await socket.send_json({"type": "ping"})
+        assert await socket.receive_json(timeout=5) == {"type": "pong"}
+        await socket.close()
+
+
 # --- slow readers and shutdown -------------------------------------------------------
 
 
@@ -387,6 +419,36 @@ async def test_a_slow_readers_queue_is_bounded_in_bytes(
         while (msg := await slow.receive()).type == WSMsgType.TEXT:
             pass
     assert (msg.type, msg.data) == (WSMsgType.CLOSE, 1013), msg
+
+
+async def test_a_slow_socket_whose_connection_drops_lets_go(
+    make_settings: Callable[..., Settings], aiohttp_client: MakeClient
+) -> None:
+    # The connection goes while the writer waits for a full transport to drain
+    # (a shutdown aborts connections so): the writer must end, not spin.
+    app = create_app(
+        live_settings(make_settings, ws_queue_size=10_000, ws_queue_bytes=16 * 1024 * 1024)
+    )
+    client = await aiohttp_client(app)
+    user = await register_and_login(client)
+    slow, _ = await open_socket(client, user)  # and never reads again
+    padding = "x" * 32_768
+    async with asyncio.timeout(30):
+        while True:
+            app[appkeys.BUS].publish(
+                {"type": "job.started", "user_id": user.id, "job_id": "1", "pad": padding}
+            )
+            await asyncio.sleep(0)
+            (server_side,) = _live_sockets(app)
+            if server_side.queue and server_side._protocol.writing_paused:
+                break
+    server_side._transport.abort()
+    await until(lambda: not _live_sockets(app))
+    fast, _ = await open_socket(client, user)
+    await fast.send_json({"type": "ping"})
+    assert await fast.receive_json(timeout=5) == {"type": "pong"}
+    await fast.close()
+    await slow.close()
 
 
 def _live_sockets(app: web.Application) -> list[Any]:

@@ -138,6 +138,13 @@ class EventQueue:
         self._ready.clear()
         return None
 
+    async def wait(self) -> bool:
+        """Wait until an event is queued (without taking it); False once closed."""
+        while not self.closed and not self._size:
+            self._ready.clear()
+            await self._ready.wait()
+        return not self.closed
+
     async def get(self) -> Event | None:
         """Wait for the next event; None once the queue is closed."""
         while not self.closed:

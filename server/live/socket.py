@@ -4,9 +4,17 @@ Protocol (README, "Live progress (WebSocket)"): Origin checked before the
 upgrade; first message `auth` within `ws_auth_timeout_seconds` or close 4401;
 at most `ws_max_sockets_per_user` sockets per user on this instance (one more
 is closed 4429); then `ready`, a `snapshot` of unfinished jobs, and every
-event of the user, narrowed by `subscribe`. One task reads the client, one
-writes from the socket's `EventQueue` (bounded in events and bytes), so a
-slow reader only ever fills its own queue.
+event of the user, narrowed by `subscribe`.
+
+Delivery is built for fan-out (one job followed by many sockets): each event
+is framed once (`SharedEvent.frame()`, no permessage-deflate) and, while the
+socket keeps up — nothing queued, its transport not paused — written straight
+to the transport by whoever publishes it: no task wakes up per socket per
+event. Only what must wait (events before the snapshot, and everything while
+the transport is paused because the client reads slowly) goes through the
+socket's `EventQueue` (bounded in events and bytes) and its writer task, so a
+slow reader only ever fills its own queue, and the bytes past the queue are
+bounded by the transport's high-water mark plus one frame.
 
 A socket lives no longer than its credentials: it is closed 4401 when its
 access token expires, and at once when the session the token was issued in
@@ -60,6 +68,9 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
         heartbeat=settings.ws_heartbeat_seconds,
         max_msg_size=MAX_MESSAGE_BYTES,
         timeout=CLOSE_TIMEOUT_SECONDS,
+        # Off: one frame of an event goes to every socket as is; with deflate each
+        # socket's compressor would have to encode every event again.
+        compress=False,
     )
     await ws.prepare(request)
     sockets = request.app[appkeys.SOCKETS]
@@ -134,8 +145,16 @@ class _LiveSocket:
         self.api_key_id = api_key_id
         self.job_filter: str | None = None
         settings = self.app[appkeys.SETTINGS]
-        self.queue = EventQueue(settings.ws_queue_size, settings.ws_queue_bytes, size_of=_wire_size)
+        self.queue = EventQueue(
+            settings.ws_queue_size, settings.ws_queue_bytes, size_of=_frame_size
+        )
         self._closing: asyncio.Task[None] | None = None
+        # Where frames go without aiohttp's per-message path (public request API).
+        self._transport = request.transport
+        self._protocol = request.protocol
+        self._drain = request.writer.drain
+        # True from the snapshot until closing: events may then skip the queue.
+        self._direct = False
 
     async def run(self) -> None:
         bus = self.app[appkeys.BUS]
@@ -171,8 +190,10 @@ class _LiveSocket:
                 return
             await self.ws.send_json(snapshot)
             writer = asyncio.create_task(self._write_loop(), name="ws-writer")
+            self._direct = self._closing is None
             await self._read_loop()
         finally:
+            self._direct = False
             if expiry is not None:
                 expiry.cancel()
             subscription.close()
@@ -207,8 +228,12 @@ class _LiveSocket:
         )
 
     def _enqueue(self, event: Event) -> None:
-        # Encoded once here: the queue counts its bytes, the writer sends them.
-        shared = event if isinstance(event, SharedEvent) else SharedEvent(event)
+        shared = _shared(event)
+        if self._direct and not self.queue and not self._protocol.writing_paused:
+            # Nothing is waiting ahead of it and the transport takes it: write now
+            # (in order, since the writer empties the queue in one step).
+            self._send(shared)
+            return
         if not self.queue.put(shared) and self._closing is None:
             log.warning("ws_slow_reader_closed", user_id=str(self.user_id))
             self._close_soon(WSCloseCode.TRY_AGAIN_LATER, "too slow")
@@ -216,6 +241,7 @@ class _LiveSocket:
     def _close_soon(self, code: int, reason: str) -> None:
         """Close from a synchronous caller (the bus, a timer); the first reason wins."""
         if self._closing is None:
+            self._direct = False  # whatever comes now is never sent (see _close)
             if code == UNAUTHORIZED:
                 log.info("ws_closed_unauthorized", user_id=str(self.user_id), reason=reason)
             self._closing = asyncio.create_task(self._close(code, reason), name="ws-close")
@@ -228,9 +254,28 @@ class _LiveSocket:
             async with asyncio.timeout(CLOSE_TIMEOUT_SECONDS):
                 await self.ws.close(code=code, message=reason.encode(), drain=False)
 
+    def _send(self, event: SharedEvent) -> None:
+        transport = self._transport
+        if transport is None or transport.is_closing() or self.ws.closed:
+            return  # going away: the reader sees the end and the socket closes
+        transport.write(event.frame())  # whole frames: never interleaved with aiohttp's
+
     async def _write_loop(self) -> None:
-        while (event := await self.queue.get()) is not None:
-            await self.ws.send_str(_wire(event))
+        """Sends what had to wait, once the transport takes more (flow control)."""
+        queue = self.queue
+        while await queue.wait():
+            if self._transport is None or self._transport.is_closing():
+                # Gone (a shutdown aborts it, paused or not): drain() would return at
+                # once from now on, and this loop would never yield again.
+                return
+            if self._protocol.writing_paused:
+                # Waits with the events still queued: progress keeps coalescing
+                # there and a reader that never catches up overflows the queue.
+                await self._drain()
+                continue
+            event = queue.get_nowait()
+            if event is not None:
+                self._send(_shared(event))
 
     async def _read_loop(self) -> None:
         async for msg in self.ws:
@@ -275,12 +320,10 @@ class _LiveSocket:
         return {"type": "snapshot", "jobs": [job_json(j) for j in jobs]}
 
 
-def _wire(event: Event) -> str:
-    """The text sent; the routing key (`user_id`) stays on the server side."""
-    if isinstance(event, SharedEvent):
-        return event.wire()
-    return json.dumps({k: v for k, v in event.items() if k != "user_id"})
+def _shared(event: Event) -> SharedEvent:
+    return event if isinstance(event, SharedEvent) else SharedEvent(event)
 
 
-def _wire_size(event: Event) -> int:
-    return len(_wire(event))  # JSON is ASCII here (ensure_ascii): characters are bytes
+def _frame_size(event: Event) -> int:
+    """Bytes as sent (the frame; the routing key `user_id` stays on the server side)."""
+    return len(_shared(event).frame())

@@ -323,6 +323,7 @@ class TusService:
         recorded = upload.storage
         received = 0
         hashed = upload.upload_offset  # bytes the running hash covers
+        hash_known = True  # False while a chunk's hashing may or may not have happened
         try:
             async with self._storage.open_append(
                 recorded, checkpoint_bytes=self._settings.tus_checkpoint_bytes
@@ -338,12 +339,21 @@ class TusService:
                             )
                         if check is not None:
                             check.update(chunk)
-                        durable = await appender.write(chunk)
-                        if running is not None:
-                            # After the write: a write cut short by cancellation may
-                            # or may not count the chunk, and the hash must not guess.
-                            running.update(chunk)
+                        if running is None:
+                            durable = await appender.write(chunk)
+                        else:
+                            # Hashed in a worker thread while the chunk is written
+                            # (both let go of the GIL): the hash no longer waits for the
+                            # write on the loop. Cut short (cancelled), either may or may
+                            # not have happened, and the hash must not guess.
+                            hash_known = False
+                            hashing = asyncio.ensure_future(
+                                asyncio.to_thread(running.update, chunk)
+                            )
+                            durable = await appender.write(chunk)
+                            await hashing
                             hashed += len(chunk)
+                            hash_known = True
                         if durable is not None and check is None:
                             upload, recorded = await self._record(conn, upload, recorded, durable)
                 except (
@@ -358,7 +368,7 @@ class TusService:
                     if check is None:
                         durable = await appender.sync()
                         upload, recorded = await self._record(conn, upload, recorded, durable)
-                        if hashed == durable.size:  # else: hashed from storage at the end
+                        if hash_known and hashed == durable.size:  # else: hashed at the end
                             self._hashes.put(upload.id, durable.size, running)
                     log.info("tus_patch_interrupted", upload_id=str(upload.id), kept=check is None)
                     if isinstance(exc, PayloadTooLarge | asyncio.CancelledError):
