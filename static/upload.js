@@ -25,7 +25,7 @@ export function startUpload(file, { process = [], preset = '', onProgress = () =
       const params = new URLSearchParams();
       if (process.length) params.set('process', process.join(','));
       if (preset) params.set('preset', preset); // a saved preset's operations, queued with the upload
-      const query = params.size ? `?${params}` : '';
+      const query = params.toString() ? `?${params}` : '';
       xhr.open('PUT', `/api/v1/uploads/${encodeURIComponent(file.name)}${query}`);
       xhr.setRequestHeader('Authorization', `Bearer ${token}`);
       xhr.responseType = 'json';
