@@ -1,22 +1,25 @@
 """The library grid in Chromium: thumbnails appear on the cards as the automatic
 thumbnail jobs finish, two videos are selected and a batch runs on them (its counts
-reach succeeded; a refused batch says that nothing was queued), and a preset is
-made, used at upload (its job runs) and deleted — with no console or page error."""
+reach succeeded; a refused batch says that nothing was queued; "Cancel all" stops a
+queued one), and a preset is made, used at upload (its job runs) and deleted — with no
+console or page error."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from playwright.async_api import expect
 
 from config.settings import Settings
+from server.app import create_app
 from tests.browser import chromium, signed_up_page
 from tests.clips import make_clip
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, truncate_all
 
 pytestmark = pytest.mark.browser
 
@@ -109,3 +112,34 @@ async def test_grid_batch_and_presets_in_the_page(
         refused = [p for p in problems if "status of 400" in p]
         assert len(refused) == 1
         assert [p for p in problems if p not in refused] == []
+
+
+async def test_cancel_all_stops_a_queued_batch(
+    make_settings: Callable[..., Settings],
+    aiohttp_client: Callable[[web.Application], Awaitable[TestClient[Any, Any]]],
+    tmp_path: Path,
+) -> None:
+    # No workers: the jobs stay queued until "Cancel all", and the cards keep their placeholder.
+    app = create_app(make_settings(workers_enabled=False, thumbnail_after_upload=True))
+    client = await aiohttp_client(app)
+    await truncate_all(app)
+    clips = [make_clip(tmp_path / f"{name}.mp4", seconds=1, audio=False) for name in "de"]
+    async with chromium() as browser:
+        page, problems = await signed_up_page(
+            browser, str(client.make_url("/")), "cancel", PASSWORD
+        )
+        await page.set_input_files("#file-input", [str(c) for c in clips])
+        await expect(page.locator("li.video-card")).to_have_count(2, timeout=20_000)
+        await expect(page.locator(".card-thumb.placeholder")).to_have_count(2)
+        await page.get_by_role("button", name="Select all on page").click()
+        await page.get_by_role("button", name="Run operations on selected…").click()
+        dialog = page.locator("#batch-dialog")
+        await dialog.get_by_label("frames", exact=True).check()
+        await dialog.get_by_role("button", name="Run batch").click()
+        batch = page.locator("li.batch")
+        await expect(batch.locator(".batch-counts")).to_contain_text("queued 2")
+        await batch.get_by_role("button", name="Cancel all").click()
+        await expect(batch).to_have_attribute("data-done", "true")
+        await expect(batch.locator(".batch-counts")).to_contain_text("canceled 2")
+        await expect(batch.get_by_role("button", name="Cancel all")).to_be_hidden()
+        assert problems == []
