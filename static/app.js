@@ -10,9 +10,12 @@ import { startLive } from './live.js';
 import { hidePlayer, initPlayer, renderOutputs, showVideo, shownVideoId } from './player.js';
 import { cancelAllUploads, initUploads, showOperationChoices } from './upload.js';
 import {
-  addVideo, clearVideos, getVideo, initVideos, loadVideos, markSelected, removeVideo, showResults, updateVideo,
-  videoName,
+  addVideo, clearVideos, getVideo, initVideos, loadVideos, markSelected, removeVideo, setThumbnail, showResults,
+  shownIds, syncSelection, updateVideo, videoName,
 } from './videos.js';
+import { clearSelection, forgetSelected, initSelection } from './selection.js';
+import { clearBatches, initBatches, openBatchDialog } from './batch.js';
+import { bindPresetSelect, clearPresets, enterPresets, initPresets } from './presets.js';
 import { initDetails } from './details.js';
 import { initSearch, resetSearch } from './search.js';
 import { hideAdminConsole, showAdminConsole } from './admin.js';
@@ -60,6 +63,7 @@ function onLiveEvent(event) {
 }
 
 function forgetVideo(id) {
+  forgetSelected(id);
   removeVideo(id);
   removeImage(id);
   removeJobsOfVideo(id);
@@ -81,6 +85,7 @@ async function enter() {
   accountEntered();
   updateQuota();
   showOperationChoices();
+  enterPresets();
   enterGenerate();
   try {
     // Videos first: job rows show their video's name.
@@ -101,7 +106,10 @@ function leave() {
   cancelAllUploads();
   hidePlayer();
   clearJobs();
+  clearBatches();
+  clearSelection();
   clearVideos();
+  clearPresets();
   clearImages();
   resetSearch();
   hideSecurityEvents($('#security-events'));
@@ -162,9 +170,19 @@ async function main() {
     // Outputs (signed links) arrive with the job's full JSON, after the event.
     onOutputs(job) {
       if (job.video_id === shownVideoId()) renderOutputs();
+      // A thumbnail job finished (the automatic one after upload, or a batch's): the card shows it.
+      const thumb = job.operation === 'thumbnail' && (job.outputs || []).find((o) => o.name === 'thumbnail.jpg');
+      if (thumb) setThumbnail(job.video_id, thumb.url);
     },
   });
-  initVideos($('#videos'), $('#videos-empty'), openVideo);
+  initVideos($('#videos'), $('#videos-empty'), openVideo, $('#view-toggle'));
+  initSelection(
+    { selectAll: $('#select-all'), count: $('#selection-count'), clear: $('#select-clear'), run: $('#batch-open') },
+    { visibleIds: shownIds, onChange: syncSelection, onRun: openBatchDialog },
+  );
+  initBatches({ dialog: $('#batch-dialog'), list: $('#batches') }, { onQueued: () => {} });
+  initPresets($('#presets-panel'));
+  bindPresetSelect($('#upload-preset'));
   initImages({ list: $('#images'), empty: $('#images-empty') }, openVideo);
   initGenerate($('#generate-panel'));
   initSearch(

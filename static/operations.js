@@ -1,7 +1,9 @@
 // What this server can do with an upload: GET /api/v1/operations (every
 // operation, the kinds it applies to, its params with defaults, bounds and
 // choices, and the server's limits). Fetched once and shared by the upload
-// panel and the player, so neither hard-codes an operation, default or limit.
+// panel, the player, the batch dialog and the presets panel, so none of them
+// hard-codes an operation, default or limit; the labelled param fields of
+// the "run an operation" forms are made here for all of them.
 
 import { api } from './api.js';
 import { h } from './dom.js';
@@ -60,4 +62,36 @@ export function paramControl(param, { id = `param-${(fieldCounter += 1)}`, name 
     step: integer ? param.multiple_of || 1 : 'any',
     value: param.default ?? '',
   });
+}
+
+// The params the operation forms offer, with their labels: only the main
+// knobs; everything else keeps the server's defaults.
+const FORM_PARAMS = {
+  frames: { fps: 'Frames per second' },
+  hls: { segment_seconds: 'Segment length (s)' },
+  thumbnail: { time: 'At second' },
+  convert: { container: 'Container', width: 'Width' },
+};
+
+/** Labelled fields for the main params of `op` on sources of `kind`. */
+export function paramFields(op, kind) {
+  return Object.entries(FORM_PARAMS[op.name] || {})
+    .map(([name, label]) => [paramOf(op, kind, name), label])
+    .filter(([param]) => param)
+    .map(([param, label]) => {
+      const control = paramControl(param);
+      // An empty field leaves the choice to the server (the help says what it picks).
+      const text = param.default === null ? `${label} (empty: default)` : label;
+      return h('div', { class: 'field' }, h('label', { for: control.id }, text), control);
+    });
+}
+
+/** The params typed into the fields under `container`; empty ones are left out. */
+export function readParams(container) {
+  const params = {};
+  for (const input of container.querySelectorAll('input, select')) {
+    if (input.value === '') continue;
+    params[input.name] = input.type === 'number' ? Number(input.value) : input.value;
+  }
+  return params;
 }

@@ -9,7 +9,7 @@ import { detailsForm } from './details.js';
 import { sharePanel } from './shares.js';
 import { captionsPanel } from './captions.js';
 import { fetchJob, jobsOfVideo, upsertJob, outputLinks } from './jobs.js';
-import { loadOperations, operationsFor, paramControl, paramOf } from './operations.js';
+import { loadOperations, operationsFor, paramFields, readParams } from './operations.js';
 
 let section = null;
 let current = null; // the video shown
@@ -23,29 +23,6 @@ const RENEW_LEAD_SECONDS = 60;
 const RECOVER_EVERY_MS = 30000; // after a load error, at most one new link per this
 let renewTimer = null;
 let lastRecovery = 0;
-
-// The params the "run an operation" form offers, with their labels: only the
-// main knobs; everything else keeps the server's defaults. Which operations
-// apply to the video, and each param's default, bounds and choices, come from
-// GET /api/v1/operations.
-const FORM_PARAMS = {
-  frames: { fps: 'Frames per second' },
-  hls: { segment_seconds: 'Segment length (s)' },
-  thumbnail: { time: 'At second' },
-  convert: { container: 'Container', width: 'Width' },
-};
-
-function paramFields(op, kind) {
-  return Object.entries(FORM_PARAMS[op.name] || {})
-    .map(([name, label]) => [paramOf(op, kind, name), label])
-    .filter(([param]) => param)
-    .map(([param, label]) => {
-      const control = paramControl(param);
-      // An empty field leaves the choice to the server (the help says what it picks).
-      const text = param.default === null ? `${label} (empty: default)` : label;
-      return h('div', { class: 'field' }, h('label', { for: control.id }, text), control);
-    });
-}
 
 export function initPlayer(element, options) {
   section = element;
@@ -126,11 +103,7 @@ function jobForm(video, catalog) {
   );
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    const params = {};
-    for (const input of fields.querySelectorAll('input, select')) {
-      if (input.value === '') continue;
-      params[input.name] = input.type === 'number' ? Number(input.value) : input.value;
-    }
+    const params = readParams(fields);
     status.textContent = 'Queuing…';
     status.classList.remove('error');
     try {

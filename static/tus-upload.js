@@ -39,7 +39,10 @@ function errorOf(err) {
  * resolves with the video (with its `jobs`). Cancel terminates the upload on
  * the server (its bytes and quota are released).
  */
-export function startTusUpload(file, { process = [], onProgress = () => {}, onResume = () => {} } = {}) {
+export function startTusUpload(
+  file,
+  { process = [], preset = '', onProgress = () => {}, onResume = () => {} } = {},
+) {
   let upload = null;
   let canceled = false;
   let meter = speedMeter();
@@ -47,6 +50,7 @@ export function startTusUpload(file, { process = [], onProgress = () => {}, onRe
   const promise = new Promise((resolve, reject) => {
     const metadata = { filename: file.name, filetype: file.type || 'application/octet-stream' };
     if (process.length) metadata.process = process.join(',');
+    if (preset) metadata.preset = preset;
     upload = new window.tus.Upload(file, {
       endpoint: '/api/v1/tus/',
       chunkSize: CHUNK_BYTES,

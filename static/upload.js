@@ -9,12 +9,12 @@ import { speedMeter } from './speed.js';
 import { startTusUpload, tusAvailable, tusThreshold } from './tus-upload.js';
 
 /**
- * Start sending `file` as `PUT /api/v1/uploads/{name}?process=...`.
+ * Start sending `file` as `PUT /api/v1/uploads/{name}?process=...&preset=...`.
  * onProgress({loaded, total, speed, remaining}) fires as bytes leave.
  * Returns {promise, cancel}; the promise resolves with the created video
  * (with its `jobs`) and rejects with an ApiError (code 'canceled' on cancel).
  */
-export function startUpload(file, { process = [], onProgress = () => {} } = {}) {
+export function startUpload(file, { process = [], preset = '', onProgress = () => {} } = {}) {
   let xhr = null;
   let canceled = false;
 
@@ -22,7 +22,10 @@ export function startUpload(file, { process = [], onProgress = () => {} } = {}) 
     new Promise((resolve, reject) => {
       if (canceled) return reject(new ApiError(0, 'canceled', 'Canceled'));
       xhr = new XMLHttpRequest();
-      const query = process.length ? `?process=${encodeURIComponent(process.join(','))}` : '';
+      const params = new URLSearchParams();
+      if (process.length) params.set('process', process.join(','));
+      if (preset) params.set('preset', preset); // a saved preset's operations, queued with the upload
+      const query = params.toString() ? `?${params}` : '';
       xhr.open('PUT', `/api/v1/uploads/${encodeURIComponent(file.name)}${query}`);
       xhr.setRequestHeader('Authorization', `Bearer ${token}`);
       xhr.responseType = 'json';
@@ -211,6 +214,7 @@ async function run(item) {
   const start = resumable ? startTusUpload : startUpload;
   item.handle = start(file, {
     process,
+    preset: panel.form.elements.preset.value,
     onResume() {
       row.status.textContent = 'Resuming';
       announce(`Resuming the upload of ${file.name}`);

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import os
 import shutil
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser, Page, async_playwright, expect
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # tests run as root in CI
@@ -54,3 +55,20 @@ async def chromium() -> AsyncIterator[Browser]:
             yield browser
         finally:
             await browser.close()
+
+
+async def signed_up_page(
+    browser: Browser, url: str, email_prefix: str, password: str
+) -> tuple[Page, list[str]]:
+    """A 1200x900 page at `url` with a new account made through its form, and the list
+    that collects its page errors and console errors (a test asserts it ends empty)."""
+    page = await browser.new_page(viewport={"width": 1200, "height": 900})
+    problems: list[str] = []
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    await page.goto(url)
+    await page.locator("#email").fill(f"{email_prefix}-{uuid.uuid4().hex[:8]}@example.com")
+    await page.locator("#password").fill(password)
+    await page.get_by_role("button", name="Create account").click()
+    await expect(page.locator("#app")).to_be_visible()
+    return page, problems

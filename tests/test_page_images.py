@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,7 @@ from aiohttp.test_utils import TestClient
 from PIL import Image
 from playwright.async_api import expect
 
-from tests.browser import chromium
+from tests.browser import chromium, signed_up_page
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -26,15 +25,7 @@ async def test_an_uploaded_image_shows_in_the_images_panel(
     exif[0x010F], exif[0x0110] = "Canon", "EOS R5"
     Image.new("RGB", (1200, 600), (30, 90, 200)).save(photo, exif=exif.tobytes())
     async with chromium() as browser:
-        page = await browser.new_page(viewport={"width": 1200, "height": 900})
-        problems: list[str] = []
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        await page.goto(str(client.make_url("/")))
-        await page.locator("#email").fill(f"img-{uuid.uuid4().hex[:8]}@example.com")
-        await page.locator("#password").fill(PASSWORD)
-        await page.get_by_role("button", name="Create account").click()
-        await expect(page.locator("#app")).to_be_visible()
+        page, problems = await signed_up_page(browser, str(client.make_url("/")), "img", PASSWORD)
         await expect(page.locator("#images-empty")).to_be_visible()
 
         await page.set_input_files("#file-input", str(photo))
@@ -49,8 +40,11 @@ async def test_an_uploaded_image_shows_in_the_images_panel(
         thumb = item.locator("img")
         await expect(thumb).to_have_attribute("alt", "harbour.jpg")
         # The browser fetched the signed thumbnail: 512x256, the image's aspect.
+        # A lazy image loads once on screen (the video grid above may push it below the fold).
+        # A function, not an expression: polling an expression needs eval, which the CSP refuses.
+        await item.scroll_into_view_if_needed()
         await page.wait_for_function(
-            "document.querySelector('button.image-item img').naturalWidth > 0"
+            "() => document.querySelector('button.image-item img').naturalWidth > 0"
         )
         size = await thumb.evaluate("img => [img.naturalWidth, img.naturalHeight]")
         assert size == [512, 256]

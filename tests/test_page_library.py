@@ -3,7 +3,6 @@ facets, make and revoke a share link — with no console or page error."""
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +10,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from playwright.async_api import expect
 
-from tests.browser import chromium
+from tests.browser import chromium, signed_up_page
 from tests.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -21,15 +20,7 @@ async def test_details_search_and_share_in_the_page(
     client: TestClient[Any, Any], sample_mp4: Path
 ) -> None:
     async with chromium() as browser:
-        page = await browser.new_page(viewport={"width": 1200, "height": 900})
-        problems: list[str] = []
-        page.on("pageerror", lambda exc: problems.append(str(exc)))
-        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-        await page.goto(str(client.make_url("/")))
-        await page.locator("#email").fill(f"lib-{uuid.uuid4().hex[:8]}@example.com")
-        await page.locator("#password").fill(PASSWORD)
-        await page.get_by_role("button", name="Create account").click()
-        await expect(page.locator("#app")).to_be_visible()
+        page, problems = await signed_up_page(browser, str(client.make_url("/")), "lib", PASSWORD)
         await page.set_input_files("#file-input", str(sample_mp4))
         await expect(page.locator("li.upload")).to_have_attribute(
             "data-state", "done", timeout=20_000

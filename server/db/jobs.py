@@ -146,6 +146,30 @@ async def list_jobs(
     return [_job(r) for r in rows]
 
 
+async def latest_thumbnail_jobs(
+    conn: asyncpg.Connection,
+    user_id: uuid.UUID,
+    video_ids: Sequence[uuid.UUID],
+    output_name: str,
+) -> dict[uuid.UUID, uuid.UUID]:
+    """video id -> its newest succeeded `thumbnail` job that stored `output_name`, for a page
+    of videos (one query for the whole page; jobs_video_idx finds each video's jobs)."""
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT ON (jobs.video_id) jobs.video_id, jobs.id
+        FROM jobs
+        JOIN job_outputs ON job_outputs.job_id = jobs.id AND job_outputs.name = $3
+        WHERE jobs.video_id = ANY($2::uuid[]) AND jobs.user_id = $1
+          AND jobs.operation = 'thumbnail' AND jobs.status = 'succeeded'
+        ORDER BY jobs.video_id, jobs.finished_at DESC NULLS LAST, jobs.id DESC
+        """,
+        user_id,
+        list(video_ids),
+        output_name,
+    )
+    return {r["video_id"]: r["id"] for r in rows}
+
+
 async def claim_next_job(
     conn: asyncpg.Connection, worker_id: str, lease_seconds: float
 ) -> Job | None:

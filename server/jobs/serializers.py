@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from server.jobs.links import make_token, output_path
 from server.jobs.model import Job, JobEvent, OutputFile
 from server.jobs.operations import hls
+from server.jobs.operations.thumbnail import THUMBNAIL_NAME
 from server.serving.signing import UrlSigner
 
 # An HLS job has a playlist per rendition and many segments; clients need only
@@ -51,6 +52,19 @@ def output_link_maker(
     """Signed URLs for a job's outputs; one token (valid `ttl_seconds`) opens them all."""
     token = make_token(signer, job_id, int(time.time()) + ttl_seconds)
     return lambda name: absolute(output_path(job_id, token, name))
+
+
+def thumbnail_links(
+    signer: UrlSigner,
+    jobs_by_video: Mapping[uuid.UUID, uuid.UUID],
+    ttl_seconds: int,
+    absolute: Callable[[str], str],
+) -> dict[str, str]:
+    """video id (text) -> the signed URL of its thumbnail job's `thumbnail.jpg`."""
+    return {
+        str(video_id): output_link_maker(signer, job_id, ttl_seconds, absolute)(THUMBNAIL_NAME)
+        for video_id, job_id in jobs_by_video.items()
+    }
 
 
 def job_detail_json(

@@ -25,6 +25,7 @@ from server.jobs import state
 from server.jobs.model import CANCELED, QUEUED, RUNNING, Job, JobEvent, JobStatus, OutputFile
 from server.jobs.operations.estimates import estimated_output_bytes
 from server.jobs.operations.protocol import Operation
+from server.jobs.operations.thumbnail import THUMBNAIL_NAME
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.quota.ledger import QuotaLedger
@@ -269,6 +270,15 @@ class JobService:
             return await jobs_db.list_jobs(
                 conn, user_id, status=status, video_id=video_id, limit=limit, before=before
             )
+
+    async def thumbnail_jobs(
+        self, user_id: uuid.UUID, video_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, uuid.UUID]:
+        """video id -> the job whose `thumbnail.jpg` shows it (the newest), for a list page."""
+        if not video_ids:
+            return {}
+        async with self._pool.acquire() as conn:
+            return await jobs_db.latest_thumbnail_jobs(conn, user_id, video_ids, THUMBNAIL_NAME)
 
     async def active_jobs(self, user_id: uuid.UUID) -> list[Job]:
         """Running and queued jobs, oldest first (a live client's first snapshot)."""

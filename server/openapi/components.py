@@ -48,6 +48,8 @@ VIDEO = obj(
     expires_at=nullable(TIME),
     metadata=nullable(ANY_OBJECT),
     content_path=STRING,
+    thumbnail=nullable(STRING)
+    | {"description": "In lists only: a signed URL of the newest thumbnail job's picture"},
 )
 # server.jobs.serializers.job_json
 JOB = obj(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import time
+import uuid
 from datetime import UTC, datetime
+from typing import Any
 
 from aiohttp import web
 
@@ -13,6 +15,7 @@ from server.audit.origin import origin_of
 from server.auth.middleware import current_user
 from server.errors import NotFound
 from server.http import external_url, path_uuid, query_int, read_json_object
+from server.jobs.serializers import thumbnail_links
 from server.openapi.components import SERVE_PARAMS, SERVED
 from server.openapi.spec import (
     CURSOR,
@@ -57,12 +60,33 @@ async def list_videos(request: web.Request) -> web.Response:
         # `q` or a filter: full-text search with facets (server/search).
         query = parse_search(request.query, limit=limit)
         found = await request.app[appkeys.SEARCH].search(user.id, query)
-        return web.json_response(search_page_json(found))
-    cursor = request.query.get("cursor")
-    before = decode_cursor(cursor) if cursor else None
-    # One extra row tells whether there is a next page.
-    rows = await request.app[appkeys.VIDEOS].list_page(user.id, limit=limit + 1, before=before)
-    return web.json_response(page_body(rows, limit, video_json))
+        body = search_page_json(found)
+    else:
+        cursor = request.query.get("cursor")
+        before = decode_cursor(cursor) if cursor else None
+        # One extra row tells whether there is a next page.
+        rows = await request.app[appkeys.VIDEOS].list_page(user.id, limit=limit + 1, before=before)
+        body = page_body(rows, limit, video_json)
+    await _add_thumbnails(request, user.id, body["items"])
+    # The thumbnail URLs carry a signature: no shared cache should keep them.
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+
+async def _add_thumbnails(
+    request: web.Request, user_id: uuid.UUID, items: list[dict[str, Any]]
+) -> None:
+    """Each listed video's `thumbnail`: a signed URL of its newest thumbnail job's
+    picture, or null (none made yet) — a grid of cards costs one query, not one each."""
+    ids = [uuid.UUID(item["id"]) for item in items]
+    jobs_by_video = await request.app[appkeys.JOBS].thumbnail_jobs(user_id, ids)
+    links = thumbnail_links(
+        request.app[appkeys.SIGNER],
+        jobs_by_video,
+        request.app[appkeys.SETTINGS].signed_url_ttl_seconds,
+        lambda path: external_url(request, path),
+    )
+    for item in items:
+        item["thumbnail"] = links.get(item["id"])
 
 
 async def _owned_video(request: web.Request) -> Video:
