@@ -164,9 +164,9 @@ def _answers(endpoint: str) -> bool:
         client.close()
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def _stop(proc: subprocess.Popen[bytes], *, graceful: bool = True) -> None:
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+        os.killpg(proc.pid, signal.SIGTERM if graceful else signal.SIGKILL)
         try:
             proc.wait(SEAWEEDFS_STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
@@ -234,5 +234,7 @@ def seaweedfs_s3_server(work_dir: Path, attempts: int = 3) -> Iterator[str]:
             yield endpoint
             return
         finally:
-            _stop(proc)
+            # Throwaway data: SIGKILL at once (a SIGTERMed `weed server` takes
+            # ~15 s to stop here, at the end of every run that used it).
+            _stop(proc, graceful=False)
             _remove_grpc_sockets(ports)
