@@ -29,6 +29,8 @@ window.waitFor = (event, ready) => new Promise(resolve => {
   v.addEventListener('error', () => resolve(state()), {once: true});
   setTimeout(() => resolve({...state(), error: 'timeout waiting for ' + event}), 15000);
 });
+// Not a function as the script's value: Playwright would call it (and wait 15 s).
+true;
 """
 
 
