@@ -26,6 +26,7 @@ const GONE = 'This link does not exist, has expired or was revoked.';
 const RENEW_LEAD_SECONDS = 60;
 const RETRY_MS = 10000; // the server unreachable for a moment: try again this soon
 const RECOVER_EVERY_MS = 30000; // after a load error, at most one renewal per this
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 let grant = null; // the grant of the links shown
 let renewTimer = null;
 let lastRecovery = 0;
@@ -110,7 +111,8 @@ function scheduleRenewal(info) {
   if (!lifetime) return; // a link without a password: its links do not expire
   // Measured from now on this machine's clock (expires_in), as the owner's page does.
   const lead = Math.min(RENEW_LEAD_SECONDS, lifetime / 5);
-  renewTimer = setTimeout(renew, Math.max(lifetime - lead, 1) * 1000);
+  // setTimeout takes at most 2^31 - 1 ms (24.8 days); longer fires at once.
+  renewTimer = setTimeout(renew, Math.min(Math.max(lifetime - lead, 1) * 1000, MAX_TIMEOUT_MS));
 }
 
 async function renew() {
@@ -147,16 +149,23 @@ async function renew() {
   swapLinks(info);
 }
 
-/** The fresh links in place of the old ones; the video keeps its position and play state. */
+/** The fresh links in place of the old ones; the video keeps its position and play state.
+ * (An image already shown needs no new link.) */
 function swapLinks(info) {
   grant = info.grant;
   const media = document.getElementById('shared-media');
-  if (media && media.tagName === 'IMG') {
-    if (info.media.video) media.src = info.media.video;
-  } else if (media) {
+  if (media && media.tagName === 'VIDEO') {
     const src = sourceOf(info.media, media);
     if (src) swapSource(media, src);
     if (info.media.thumbnail) media.poster = info.media.thumbnail;
+    // Caption tracks load when first shown: those not loaded yet get the new link.
+    for (const caption of info.captions || []) {
+      for (const track of media.querySelectorAll('track')) {
+        if (track.srclang === caption.language && track.readyState !== HTMLTrackElement.LOADED) {
+          track.src = caption.url;
+        }
+      }
+    }
   }
   const download = document.getElementById('shared-download');
   if (download && info.media.download) download.href = info.media.download;

@@ -2,8 +2,8 @@
 its first media links (renewed before they expire, position and play state kept), and
 a revoked link stops the renewals (POST /s/{token}/renew answers 404) and says so.
 
-With a 2 s link TTL a grant for a 4 s clip lives 6 s, and the player renews it 1.2 s
-early; the clip plays at half speed, so it ends (8 s of playback) after the first
+With a 3 s link TTL a grant for a 4 s clip lives 7 s, and the player renews it 1.4 s
+early, while the clip plays at half speed; it ends (8 s of playback) after the first
 grant is dead."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from tests.test_browser_share import WAIT_FOR_JS
 
 pytestmark = pytest.mark.browser
 
-TTL = 2
+TTL = 3
 CLIP_SECONDS = 4
 PASSWORD = "open sesame"
 
