@@ -162,3 +162,38 @@ async def test_a_revoked_link_stops_the_renewals(
         after = renewals()[before:]
         assert after and set(after) == {404}, seen
         assert len(renewals()) == asked  # none after the 404
+
+
+async def test_a_grant_that_ran_out_asks_the_password_again_and_resumes_there(
+    shared: tuple[str, dict[str, Any]],
+) -> None:
+    """A tab asleep past its grant: the renewal answers `password_required` (here the
+    request carries a spoilt grant), the form is back, and after it the video is where
+    it was."""
+    seen: list[tuple[float, int, str]] = []
+    async with chromium() as browser:
+        page = await open_unlocked(browser, shared[0], seen)
+        await unlock(page)
+        seeked = await page.evaluate(
+            "(() => { const p = waitFor('seeked'); video().currentTime = 1.5; return p; })()"
+        )
+        assert seeked["error"] is None
+
+        async def spoil(route: Any) -> None:
+            await route.continue_(post_data='{"grant": "1.spoilt"}')
+
+        await page.route("**/renew", spoil)
+        await page.wait_for_selector("#share-unlock", state="visible", timeout=20000)
+        assert await page.is_hidden("#share-view")
+        await page.unroute("**/renew")
+        await unlock(page)
+        resumed = await page.evaluate(
+            """new Promise(resolve => {
+                 const check = () => (video().currentTime > 1 ? resolve(video().currentTime)
+                                                              : setTimeout(check, 50));
+                 check();
+                 setTimeout(() => resolve(video().currentTime), 15000);
+               })"""
+        )
+        assert resumed == pytest.approx(1.5, abs=0.2)
+    assert [status for _, status, u in seen if u.endswith("/renew")] == [200]
