@@ -156,7 +156,8 @@ function swapLinks(info) {
   const media = document.getElementById('shared-media');
   if (media && media.tagName === 'VIDEO') {
     const src = sourceOf(info.media, media);
-    if (src) swapSource(media, src);
+    // The same links (an open link's never change): nothing to reload.
+    if (src && src !== media.getAttribute('src')) swapSource(media, src);
     if (info.media.thumbnail) media.poster = info.media.thumbnail;
     // Caption tracks load when first shown: those not loaded yet get the new link.
     for (const caption of info.captions || []) {
