@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -13,12 +14,14 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from yarl import URL
 
 from server import appkeys
 from server.app import create_app
 from tests.clips import make_image
 from tests.conftest import User, leftovers, register_and_login, truncate_all
 from tests.test_api_keys import bearer, create_key
+from tests.test_presets import STEPS, save
 
 DIRECT = "/api/v1/direct-uploads"
 
@@ -331,3 +334,72 @@ async def test_the_sweep_forgets_dead_urls_a_week_after_expiry(
     # Expired a day ago: its creator still reads it as expired. Done: it names the video.
     assert (await state_of(client, user, recent["id"]))["status"] == "expired"
     assert (await state_of(client, user, used["id"]))["status"] == "done"
+
+
+async def test_a_preset_is_checked_at_creation_and_queued_when_the_file_arrives(
+    client: TestClient[Any, Any], user: User, sample_mp4: Path
+) -> None:
+    """`preset` as `?preset=` on the creator's own uploads: an unknown one is the same
+    400; the preset's jobs (its params) come with the video, by PUT and by tus."""
+    resp = await client.post(DIRECT, json={"preset": "previews"}, headers=user.headers)
+    assert resp.status == 400
+    error = (await resp.json())["error"]
+    assert (error["code"], error["field"]) == ("preset_not_found", "preset")
+    other = await register_and_login(client)
+    await save(client, other, "previews", STEPS)  # another user's preset is not one
+    assert (
+        await client.post(DIRECT, json={"preset": "previews"}, headers=user.headers)
+    ).status == 400
+    await save(client, user, "previews", STEPS)
+
+    created = await create_direct(client, user.headers, preset="previews", process="hls")
+    assert created["preset"] == "previews"
+    status, body = await asyncio.to_thread(curl_put, created["url"], sample_mp4)
+    assert status == 201, body
+    jobs = {job["operation"]: job["params"] for job in json.loads(body)["jobs"]}
+    assert sorted(jobs) == ["frames", "hls", "thumbnail"]
+    assert jobs["thumbnail"]["width"] == 160 and jobs["frames"]["fps"] == 2
+    assert (await state_of(client, user, created["id"]))["preset"] == "previews"
+
+    # tus at the URL: the creator's preset goes with it, whatever the uploader sends.
+    created = await create_direct(client, user.headers, preset="previews")
+    base = created["url"].split(str(client.server.port), 1)[1] + "/tus/"
+    data = sample_mp4.read_bytes()
+    resp = await client.post(
+        base, headers={"Tus-Resumable": "1.0.0", "Upload-Length": str(len(data))}
+    )
+    assert resp.status == 201, await resp.text()
+    resp = await client.patch(
+        URL(resp.headers["Location"]).path,
+        data=data,
+        headers={
+            "Tus-Resumable": "1.0.0",
+            "Content-Type": "application/offset+octet-stream",
+            "Upload-Offset": "0",
+        },
+    )
+    assert resp.status == 204, await resp.text()
+    video_id = resp.headers["Frameflow-Video-Id"]
+    resp = await client.get(
+        "/api/v1/jobs", params={"video_id": video_id, "limit": "10"}, headers=user.headers
+    )
+    assert sorted(j["operation"] for j in (await resp.json())["items"]) == ["frames", "thumbnail"]
+
+
+async def test_a_preset_gone_before_the_file_arrives_refuses_it_and_keeps_the_url(
+    client: TestClient[Any, Any], user: User, sample_mp4: Path
+) -> None:
+    await save(client, user, "previews", STEPS)
+    created = await create_direct(client, user.headers, preset="previews")
+    resp = await client.delete("/api/v1/presets/previews", headers=user.headers)
+    assert resp.status == 204
+    status, body = await asyncio.to_thread(curl_put, created["url"], sample_mp4)
+    assert status == 400 and json.loads(body)["error"]["code"] == "preset_not_found", body
+    assert (await state_of(client, user, created["id"]))["status"] == "waiting"
+    resp = await client.get("/api/v1/videos", headers=user.headers)
+    assert (await resp.json())["items"] == []
+    # Saved again under that name: the same URL now works, with its jobs.
+    await save(client, user, "previews", STEPS)
+    status, body = await asyncio.to_thread(curl_put, created["url"], sample_mp4)
+    assert status == 201, body
+    assert sorted(job["operation"] for job in json.loads(body)["jobs"]) == ["frames", "thumbnail"]

@@ -108,6 +108,7 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/s/{token}/embed"): PUBLIC,
     ("GET", "/s/{token}/info"): PUBLIC,
     ("POST", "/s/{token}/unlock"): PUBLIC,
+    ("POST", "/s/{token}/renew"): PUBLIC,
     ("GET", "/s/{token}/m/{grant}/video"): PUBLIC,
     ("OPTIONS", "/s/{token}/m/{grant}/video"): PUBLIC,
     ("GET", "/s/{token}/m/{grant}/thumbnail"): PUBLIC,

@@ -12,7 +12,7 @@ import asyncpg
 from server.directuploads.model import DirectUpload
 
 _COLUMNS = (
-    "id, user_id, status, max_bytes, allowed_types, process, ttl_seconds, metadata, "
+    "id, user_id, status, max_bytes, allowed_types, process, ttl_seconds, preset, metadata, "
     "cors_origin, video_id, tus_upload_id, created_at, updated_at, expires_at"
 )
 
@@ -51,6 +51,7 @@ async def insert(
     allowed_types: list[str],
     process: list[str],
     ttl_seconds: int | None,
+    preset: str | None,
     metadata: dict[str, Any],
     cors_origin: str | None,
     expires_in_seconds: int,
@@ -58,9 +59,10 @@ async def insert(
     row = await conn.fetchrow(
         f"""
         INSERT INTO direct_uploads (id, user_id, token_sha256, max_bytes, allowed_types,
-                                    process, ttl_seconds, metadata, cors_origin, expires_at)
+                                    process, ttl_seconds, metadata, cors_origin, expires_at,
+                                    preset)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9,
-                now() + make_interval(secs => $10))
+                now() + make_interval(secs => $10), $11)
         RETURNING {_COLUMNS}
         """,  # noqa: S608 - column list is a constant
         id,
@@ -73,6 +75,7 @@ async def insert(
         metadata,  # the pool's jsonb codec encodes it
         cors_origin,
         float(expires_in_seconds),
+        preset,
     )
     upload = _row(row)
     assert upload is not None

@@ -27,6 +27,7 @@ class DirectUpload:
     allowed_types: list[str]
     process: list[str]
     ttl_seconds: int | None
+    preset: str | None  # a preset of the creator's, by name: its jobs at completion
     metadata: dict[str, Any]
     cors_origin: str | None
     video_id: uuid.UUID | None

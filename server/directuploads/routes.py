@@ -47,6 +47,7 @@ _DIRECT_UPLOAD = obj(
     allowed_types={"type": "array", "items": {"type": "string"}},
     process={"type": "array", "items": {"type": "string"}},
     ttl=nullable({"type": "integer"}),
+    preset=nullable({"type": "string"}),
     metadata={"type": "object"},
     cors_origin=nullable({"type": "string"}),
     video_id=nullable({"type": "string", "format": "uuid"}),
@@ -135,13 +136,15 @@ def _cors_origin(data: dict[str, Any]) -> str | None:
             },
             allowed_types={"type": "array", "items": {"enum": _TYPES}},
             process={"type": "string"},
+            preset={"type": "string"},
             ttl={"type": "string"},
             metadata={"type": "object"},
             cors_origin={"type": "string"},
         ),
         ok={201: Answer("The direct upload, with its `url` (shown once)", _DIRECT_UPLOAD)},
         errors={
-            400: "`invalid_field` naming the field, `unknown_operation` or `invalid_ttl`",
+            400: "`invalid_field` naming the field, `unknown_operation`, `preset_not_found` "
+            "or `invalid_ttl`",
             429: "`rate_limited`",
         },
     )
@@ -164,6 +167,7 @@ async def create(request: web.Request) -> web.Response:
         ttl_seconds=service.parse_ttl(_optional_str(data, "ttl")),
         metadata=_metadata(data),
         cors_origin=_cors_origin(data),
+        preset=await service.parse_preset(user.id, _optional_str(data, "preset")),
     )
     url = external_url(request, f"/api/v1/direct-uploads/u/{created.token}")
     return web.json_response(direct_upload_json(created.upload, url=url), status=201)
@@ -222,7 +226,8 @@ def _cors(request: web.Request, upload: DirectUpload) -> dict[str, str]:
             200: Answer("An image the creator already has (same bytes): that image", obj(["id"])),
         },
         errors={
-            400: "`incomplete_body`",
+            400: "`incomplete_body`, or `preset_not_found`: the creator's preset was "
+            "deleted or renamed since (the URL stays usable)",
             403: "`account_disabled`: the URL's creator is disabled",
             404: "`direct_upload_not_found`",
             409: "`direct_upload_in_progress` or `upload_changed`",

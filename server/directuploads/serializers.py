@@ -15,6 +15,7 @@ def direct_upload_json(upload: DirectUpload, *, url: str | None = None) -> dict[
         "allowed_types": upload.allowed_types,
         "process": upload.process,
         "ttl": upload.ttl_seconds,
+        "preset": upload.preset,
         "metadata": upload.metadata,
         "cors_origin": upload.cors_origin,
         "video_id": str(upload.video_id) if upload.video_id else None,

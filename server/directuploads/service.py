@@ -97,6 +97,12 @@ class DirectUploadService:
     def parse_ttl(self, raw: str | None) -> int | None:
         return self._uploads.parse_ttl(raw)
 
+    async def parse_preset(self, user_id: uuid.UUID, name: str | None) -> str | None:
+        """The creator's preset to queue at completion, checked now as an upload's
+        `?preset=` is (400 `preset_not_found` on `preset`); None for none."""
+        await self._uploads.parse_preset(user_id, name)
+        return name or None
+
     async def create(
         self,
         user_id: uuid.UUID,
@@ -108,6 +114,7 @@ class DirectUploadService:
         ttl_seconds: int | None,
         metadata: dict[str, Any],
         cors_origin: str | None,
+        preset: str | None = None,
     ) -> CreatedDirectUpload:
         token = secrets.token_urlsafe(32)
         async with self._pool.acquire() as conn:
@@ -120,6 +127,7 @@ class DirectUploadService:
                 allowed_types=list(allowed_types),
                 process=[op.name for op in process],
                 ttl_seconds=ttl_seconds,
+                preset=preset,
                 metadata=metadata,
                 cors_origin=cors_origin,
                 expires_in_seconds=expires_in_seconds,
@@ -181,12 +189,16 @@ class DirectUploadService:
                 raise Gone("This upload URL was canceled", code="direct_upload_canceled")
 
         try:
+            # Read again now: a preset deleted or renamed since refuses the file (400,
+            # before its bytes are read) and leaves the URL usable, as for tus.
+            preset = await self._uploads.parse_preset(upload.user_id, upload.preset)
             stored = await self._uploads.receive(
                 user_id=upload.user_id,
                 filename=filename,
                 chunks=chunks,
                 declared_size=declared_size,
                 process=self._uploads.parse_process(",".join(upload.process) or None),
+                preset=preset,
                 ttl_seconds=upload.ttl_seconds,
                 max_bytes=upload.max_bytes,
                 allowed_types=upload.allowed_types,
@@ -265,6 +277,8 @@ class DirectUploadService:
                 options["process"] = ",".join(upload.process)
             if upload.ttl_seconds is not None:
                 options["ttl"] = str(upload.ttl_seconds)
+            if upload.preset is not None:
+                options["preset"] = upload.preset  # checked at creation and completion
             created = await self._tus.create(
                 upload.user_id, length=length, metadata=options, filename=filename
             )

@@ -52,6 +52,7 @@ class SharedView:
     video: Video
     grant: str
     grant_expires_at: int | None
+    grant_lifetime: int | None  # seconds from when it was minted (None: never expires)
     has_hls: bool
     has_thumbnail: bool
     captions: tuple[Caption, ...] = ()

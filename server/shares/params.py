@@ -1,8 +1,11 @@
-"""The body of POST /api/v1/videos/{id}/shares as a `ShareSpec`, or a 400 naming the field."""
+"""The body of POST /api/v1/videos/{id}/shares as a `ShareSpec`, or a 400 naming the field;
+the body of a visitor's POST /s/{token}/renew."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from server.auth.passwords import password_bytes
 from server.errors import BadRequest
@@ -56,4 +59,15 @@ def parse_share_spec(data: dict[str, Any]) -> ShareSpec:
         allow_download=download,
         password=password,
         expires_in_seconds=expires,
+    )
+
+
+class RenewBody(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    grant: StrictStr | None = Field(
+        default=None,
+        max_length=100,
+        description="The grant of the media links the player has (`open`, or the one "
+        "minted when the password was given); none for a link without a password",
     )

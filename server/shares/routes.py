@@ -4,7 +4,8 @@ Owner (bearer auth): `POST|GET /api/v1/videos/{id}/shares`,
 `DELETE /api/v1/videos/{id}/shares/{share_id}`.
 
 Visitor (no login): `GET /s/{token}` the player page, `GET /s/{token}/info`
-and `POST /s/{token}/unlock` (the password) for what it shows, and media
+and `POST /s/{token}/unlock` (the password) for what it shows, `POST
+/s/{token}/renew` for fresh media links before the player's expire, and media
 under `/s/{token}/m/{grant}/...` with ranges and CORS like other signed links.
 """
 
@@ -14,6 +15,7 @@ from aiohttp import web
 
 from server import appkeys
 from server.auth.middleware import current_user
+from server.bodies import read_body
 from server.captions.hls import MasterWithSubtitles, caption_file, subtitle_playlist
 from server.captions.serving import playlist_response, stream_rewritten, vtt_response
 from server.errors import BadRequest, NotFound
@@ -24,7 +26,7 @@ from server.openapi.spec import STRING, TIME, UUID, Answer, RouteSpec, described
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 from server.shares.page import render_page
-from server.shares.params import parse_share_spec
+from server.shares.params import RenewBody, parse_share_spec
 from server.shares.serializers import locked_json, share_json, shared_view_json
 from server.shares.service import HLS_MASTER, share_not_found
 from server.static_files import share_page, share_page_template
@@ -177,6 +179,27 @@ async def unlock_share(request: web.Request) -> web.Response:
     return web.json_response(shared_view_json(view), headers=_NO_STORE)
 
 
+@described(
+    RouteSpec(
+        summary="Fresh media links for a share link's player, before its links expire",
+        description="Checks the link as every request does (revoked, expired or unknown: "
+        "the one 404) and counts no view. A link with a password needs the `grant` of the "
+        "player's current links (unexpired); without one, or with a wrong or expired one, "
+        "the answer is `password_required` as from `/info`, and the password is asked again.",
+        tag="shares",
+        path_schemas={"token": STRING},
+        body=RenewBody,
+        ok={200: Answer("The shared view with new media links, or `locked`", obj())},
+        errors={400: "`invalid_json` or `invalid_field`", 404: "`share_not_found`"},
+    )
+)
+async def renew_links(request: web.Request) -> web.Response:
+    body = await read_body(request, RenewBody)
+    view = await request.app[appkeys.SHARES].renew(request.match_info["token"], body.grant)
+    payload = locked_json() if view is None else shared_view_json(view)
+    return web.json_response(payload, headers=_NO_STORE)
+
+
 async def _serve(
     request: web.Request, stored: StoredFile, *, download: bool = False
 ) -> web.StreamResponse:
@@ -285,6 +308,7 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/s/{token}/embed", embed_page)
     app.router.add_get("/s/{token}/info", share_info)
     app.router.add_post("/s/{token}/unlock", unlock_share)
+    app.router.add_post("/s/{token}/renew", renew_links)
     media = "/s/{token}/m/{grant}"
     for path, handler in (
         (f"{media}/video", shared_video),

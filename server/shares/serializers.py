@@ -71,8 +71,13 @@ def shared_view_json(view: SharedView) -> dict[str, Any]:
         "width": video.metadata.get("width"),
         "height": video.metadata.get("height"),
         "media": media,
+        # What POST /s/{token}/renew takes to make fresh links (they hold it too).
+        "grant": view.grant,
         # Relative paths: the page is on the same origin; embedders resolve them.
         "media_expires_at": view.grant_expires_at,
+        # The same, in seconds from now: a player schedules its renewal with this
+        # (its own clock may be off), a little before (POST /s/{token}/renew).
+        "media_expires_in": view.grant_lifetime,
         "captions": [
             {"language": c.language, "label": c.label, "url": f"{prefix}captions/{c.language}"}
             for c in view.captions

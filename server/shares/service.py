@@ -11,7 +11,9 @@ range of the video — at once. Media URLs carry a *grant* in their path: "open"
 for a link without a password, else `{expires}.{signature}` minted when the
 password was given (valid for the video's duration plus the link TTL, like
 other playback links). A path, not a query, so that the relative URIs of an
-HLS playlist keep it.
+HLS playlist keep it. A player renews its grant before it expires (`renew`:
+an unexpired grant buys a fresh one while the link lives), so a paused or long
+film plays to the end without the password being asked again.
 """
 
 from __future__ import annotations
@@ -133,17 +135,32 @@ class ShareService:
         """What the link shows, counted as a view; None when it needs a password that
         was not given. A wrong password is a 403."""
         share, video = await self._live(token)
-        grant, grant_expires = OPEN_GRANT, None
         if share.password_hash is not None:
             if password is None:
                 return None
             if not await self._passwords.verify(password, share.password_hash):
                 raise Forbidden("Wrong password", code="wrong_password")
-            ttl = playback_seconds(self._link_ttl, video.metadata.get("duration"))
-            grant_expires = int(time.time()) + ttl
-            grant = f"{grant_expires}.{self._signer.sign(_grant_path(token), grant_expires)}"
+        return await self._view(share, video, count=True)
+
+    async def renew(self, token: str, grant: str | None) -> SharedView | None:
+        """Fresh media links for a player already showing the link, before its grant
+        expires (not a view). The link is checked as for any request (404 when dead);
+        None when it has a password and `grant` is not an unexpired grant of it: the
+        visitor must give the password again."""
+        share, video = await self._live(token)
+        if share.password_hash is not None and not self._grant_ok(token, grant):
+            return None
+        return await self._view(share, video, count=False)
+
+    async def _view(self, share: Share, video: Video, *, count: bool) -> SharedView:
+        grant, grant_expires, lifetime = OPEN_GRANT, None, None
+        if share.password_hash is not None:
+            lifetime = playback_seconds(self._link_ttl, video.metadata.get("duration"))
+            grant_expires = int(time.time()) + lifetime
+            grant = f"{grant_expires}.{self._signer.sign(_grant_path(share.token), grant_expires)}"
         async with self._pool.acquire() as conn:
-            await shares_db.count_view(conn, share.id)
+            if count:
+                await shares_db.count_view(conn, share.id)
             hls = await shares_db.newest_output(
                 conn, video.id, HLS_OPERATION, HLS_PREFIX + HLS_MASTER
             )
@@ -156,6 +173,7 @@ class ShareService:
             video=video,
             grant=grant,
             grant_expires_at=grant_expires,
+            grant_lifetime=lifetime,
             has_hls="hls" in share.exposes and hls is not None,
             has_thumbnail="thumbnail" in share.exposes and thumb is not None,
             captions=tuple(captions),
@@ -222,16 +240,17 @@ class ShareService:
 
     async def _granted(self, token: str, grant: str) -> tuple[Share, Video]:
         share, video = await self._live(token)
-        if share.password_hash is None:
-            ok = grant == OPEN_GRANT
-        else:
-            match = _GRANT_RE.fullmatch(grant)
-            ok = match is not None and self._signer.verify(
-                _grant_path(token), int(match.group(1)), match.group(2)
-            )
+        ok = grant == OPEN_GRANT if share.password_hash is None else self._grant_ok(token, grant)
         if not ok:
             raise share_not_found()
         return share, video
+
+    def _grant_ok(self, token: str, grant: str | None) -> bool:
+        """An unexpired grant minted for this link (proof its password was given)."""
+        match = None if grant is None else _GRANT_RE.fullmatch(grant)
+        return match is not None and self._signer.verify(
+            _grant_path(token), int(match.group(1)), match.group(2)
+        )
 
 
 def _grant_path(token: str) -> str:
