@@ -30,6 +30,23 @@ from tests.s3_server import moto_s3_server, s3_settings, seaweedfs_s3_server
 PASSWORD = "correct horse battery"
 
 
+def _redis_database_per_worker() -> None:
+    """Under pytest-xdist each worker gets its own Redis database (0 → 1, 2, …),
+    so one worker's rate-limit counters and keys never meet another's. Read
+    before any test looks at REDIS_URL. (Pub/sub channels are not per database;
+    the buses carry account ids that are unique per run, so they do not mix.)"""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = os.environ.get("REDIS_URL")
+    if not worker.startswith("gw") or not url:
+        return
+    parts = urlsplit(url)
+    base = int(parts.path.strip("/") or 0)
+    os.environ["REDIS_URL"] = urlunsplit(parts._replace(path=f"/{base + 1 + int(worker[2:])}"))
+
+
+_redis_database_per_worker()
+
+
 def _with_database(url: str, name: str) -> str:
     # urllib keeps pgserver's `?host=/socket/dir`; yarl drops it on host-less URLs.
     return urlunsplit(urlsplit(url)._replace(path="/" + name))
