@@ -13,7 +13,8 @@ same file and the same server:
   TransferConfig: 8 MiB parts, 10 threads). Frameflow's RSS growth is sampled.
 - **ranges**: random 64 KB ranges, `--threads` clients in parallel, through
   Frameflow's signed content URL (no redirect: Frameflow reads the range with
-  a ranged GetObject and streams it) against the same number of threads doing
+  a ranged GetObject, to a URL presigned once per key, and sends it) against
+  the same number of threads doing
   boto3 ranged `get_object` calls directly. Both clients are Python threads.
 """
 
