@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from config.settings import Settings
 from server.storage import (
@@ -687,6 +687,17 @@ async def test_s3_reads_presign_once_per_key_and_still_see_deletion(
     await s3.delete("p")
     with pytest.raises(ObjectNotFound):
         await read_all(s3, "p", 0, 9)
+
+
+async def test_s3_read_that_cannot_be_signed_is_unavailable(
+    s3: S3Storage, monkeypatch: Any
+) -> None:
+    async def no_credentials(*args: Any, **kwargs: Any) -> str:
+        raise NoCredentialsError()
+
+    monkeypatch.setattr(s3.client, "generate_presigned_url", no_credentials)
+    with pytest.raises(StorageUnavailable, match="signing"):
+        await read_all(s3, "anything", 0, 9)
 
 
 async def test_s3_read_signs_again_when_the_store_refuses_the_cached_url(

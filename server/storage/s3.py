@@ -419,9 +419,10 @@ class S3Storage:
             raise StorageUnavailable(f"{what}: {exc}") from None
 
     async def _presign_get(self, key: str, seconds: int) -> str:
-        url: str = await self.client.generate_presigned_url(
-            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
-        )
+        with _translated(f"signing a read of {key!r}"):  # e.g. no credentials found
+            url: str = await self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
+            )
         return url
 
     async def list_prefix(self, prefix: str) -> AsyncGenerator[ObjectInfo, None]:
