@@ -89,10 +89,10 @@ class PresignedGets:
     async def close(self) -> None:
         await self._session.close()
 
-    async def _url(self, key: str, fresh: bool) -> str:
+    async def _url(self, key: str) -> str:
         now = time.monotonic()
         cached = self._urls.get(key)
-        if cached is not None and not fresh and now - cached[1] < _REUSE_SECONDS:
+        if cached is not None and now - cached[1] < _REUSE_SECONDS:
             self._urls.move_to_end(key)
             return cached[0]
         url = await self._presign(key, PRESIGN_SECONDS)
@@ -115,7 +115,7 @@ class PresignedGets:
         resigned = False
         attempt = 0
         while True:
-            url = await self._url(key, fresh=False)
+            url = await self._url(key)
             try:
                 response = await self._session.get(url, headers=headers, proxy=self._proxy)
             except (aiohttp.ClientError, TimeoutError) as exc:
