@@ -35,6 +35,8 @@ from opentelemetry import propagate, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from server.serving.redact import redact_links
+
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SpanExporter
@@ -141,17 +143,24 @@ def configure_tracing(
         provider.add_span_processor(processor)
     trace.set_tracer_provider(provider)
     _State.provider = provider
-    for instrumentor in (
-        AioHttpServerInstrumentor(),
-        AioHttpClientInstrumentor(),
-        AsyncPGInstrumentor(),
+    # Client spans record URLs; S3 reads go to presigned ones (storage/s3_get.py).
+    client_options: dict[str, Any] = {"url_filter": _client_url}
+    for instrumentor, options in (
+        (AioHttpServerInstrumentor(), {}),
+        (AioHttpClientInstrumentor(), client_options),
+        (AsyncPGInstrumentor(), {}),
     ):
         with warnings.catch_warnings():
             # The server one subclasses web.Application, which aiohttp discourages.
             warnings.simplefilter("ignore", DeprecationWarning)
-            instrumentor.instrument(tracer_provider=provider)
+            instrumentor.instrument(tracer_provider=provider, **options)
         _State.instrumentors.append(instrumentor)
     return True
+
+
+def _client_url(url: Any) -> str:
+    """A client request's URL as a span records it: signatures cut out."""
+    return redact_links(str(url))
 
 
 def shutdown_tracing() -> None:

@@ -304,6 +304,11 @@ async def test_logged_mails_keep_their_links_but_not_their_signatures(
             "  a.zip: https://h/api/v1/jobs/J/t/[redacted]/hls/master.m3u8\n",
         ),
         ("/api/v1/jobs/J/t/1.2.sig/a", "/api/v1/jobs/J/t/[redacted]/a"),
+        (  # an S3 presigned URL (storage/s3_get.py reads through them)
+            "http://s3/b/k?X-Amz-Credential=AK%2F1&X-Amz-Security-Token=T%2B&X-Amz-Signature=ab12",
+            "http://s3/b/k?X-Amz-Credential=AK%2F1&X-Amz-Security-Token=[redacted]"
+            "&X-Amz-Signature=[redacted]",
+        ),
         ("no links here, not even t/1.x", "no links here, not even t/1.x"),
     ],
 )

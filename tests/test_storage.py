@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import socket
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, NoCredentialsError
 
 from config.settings import Settings
 from server.storage import (
@@ -346,6 +347,10 @@ async def test_failures_surface_as_storage_errors(
             async with broken.writer("y") as writer:
                 await writer.write(payload(PART + 1))
                 await writer.commit()
+        if isinstance(broken, S3Storage):
+            # Reads too; on SeaweedFS a refused signature is signed afresh once, then fails.
+            with pytest.raises(StorageUnavailable):
+                await read_all(broken, "x", 0, 1)
     finally:
         if broken is not storage:
             await broken.close()
@@ -639,25 +644,77 @@ async def s3(s3_endpoint: str, tmp_path: Path) -> AsyncIterator[S3Storage]:
         await store.close()
 
 
-async def test_s3_reads_send_the_range(s3: S3Storage) -> None:
+async def test_s3_reads_send_the_range(s3: S3Storage, monkeypatch: Any) -> None:
     """Ranged reads must fetch only the range, never the whole object."""
     await put(s3, "r", payload(PART + 10))
     ranges: list[str | None] = []
-    lengths: list[int] = []
+    lengths: list[int | None] = []
+    session = s3._gets._session
+    real_get = session.get
 
-    def on_send(request: Any, **_: Any) -> None:
-        ranges.append(request.headers.get("Range"))
+    async def spy(url: str, **kwargs: Any) -> Any:
+        ranges.append(kwargs["headers"].get("Range"))
+        response = await real_get(url, **kwargs)
+        lengths.append(response.content_length)
+        return response
 
-    def on_response(parsed: dict[str, Any], **_: Any) -> None:
-        lengths.append(int(parsed["ContentLength"]))
-
-    s3.client.meta.events.register("before-send.s3.GetObject", on_send)
-    s3.client.meta.events.register("after-call.s3.GetObject", on_response)
+    monkeypatch.setattr(session, "get", spy)
     assert len(await read_all(s3, "r", 100, 199)) == 100
     assert len(await read_all(s3, "r", PART)) == 10
     assert len(await read_all(s3, "r")) == PART + 10
-    assert ranges == [b"bytes=100-199", f"bytes={PART}-".encode(), None]
+    assert ranges == ["bytes=100-199", f"bytes={PART}-", None]
     assert lengths == [100, 10, PART + 10]
+
+
+async def test_s3_reads_presign_once_per_key_and_still_see_deletion(
+    s3: S3Storage, monkeypatch: Any
+) -> None:
+    """Reads reuse one presigned URL per key (no botocore call per range), yet
+    every read asks the store: a deleted object is gone at once."""
+    data = payload(1000)
+    await put(s3, "p", data)
+    presigned: list[str] = []
+    real_presign = s3._presign_get
+
+    async def counting(key: str, seconds: int) -> str:
+        presigned.append(key)
+        return await real_presign(key, seconds)
+
+    monkeypatch.setattr(s3._gets, "_presign", counting)
+    for start in (0, 10, 500):
+        assert await read_all(s3, "p", start, start + 9) == data[start : start + 10]
+    assert presigned == ["p"]
+    await s3.delete("p")
+    with pytest.raises(ObjectNotFound):
+        await read_all(s3, "p", 0, 9)
+
+
+async def test_s3_read_that_cannot_be_signed_is_unavailable(
+    s3: S3Storage, monkeypatch: Any
+) -> None:
+    async def no_credentials(*args: Any, **kwargs: Any) -> str:
+        raise NoCredentialsError()
+
+    monkeypatch.setattr(s3.client, "generate_presigned_url", no_credentials)
+    with pytest.raises(StorageUnavailable, match="signing"):
+        await read_all(s3, "anything", 0, 9)
+
+
+async def test_s3_read_signs_again_when_the_store_refuses_the_cached_url(
+    storage: Storage, request: pytest.FixtureRequest
+) -> None:
+    """A URL the store no longer takes (rotated credentials) is presigned afresh once."""
+    if backend_of(request) != "seaweedfs":
+        pytest.skip("moto takes any signature; SeaweedFS checks them")
+    s3 = storage
+    assert isinstance(s3, S3Storage)
+    await put(s3, "q", b"0123456789")
+    url = await s3._presign_get("q", 60)
+    forged = re.sub(r"X-Amz-Signature=[0-9a-f]+", "X-Amz-Signature=" + "0" * 64, url)
+    assert forged != url
+    s3._gets._urls["q"] = (forged, time.monotonic())
+    assert await read_all(s3, "q", 2, 4) == b"234"
+    assert s3._gets._urls["q"][0] != forged
 
 
 async def test_s3_at_most_one_part_in_flight(s3: S3Storage, monkeypatch: Any) -> None:
@@ -734,6 +791,8 @@ async def test_s3_unreachable(tmp_path: Path) -> None:
             await store.ensure_bucket()
         with pytest.raises(StorageUnavailable):
             await store.stat("k")
+        with pytest.raises(StorageUnavailable):
+            await read_all(store, "k", 0, 9)
     finally:
         await store.close()
 

@@ -139,9 +139,12 @@ async def test_upload_job_and_output_fetch_are_one_trace(
     for parent in (upload_span, attempt, fetch):
         assert any(parent in _ancestors(q, by_id) for q in queries), parent.name
     if backend == "s3":
-        # Served from S3: the read, and aiobotocore's HTTP requests under it.
+        # Served from S3: the read, and its HTTP request (to a presigned URL) under it.
         (get,) = [s for s in named("storage.get") if fetch in _ancestors(s, by_id)]
-        assert any(get in _ancestors(c, by_id) for c in named("", SpanKind.CLIENT))
+        reads = [c for c in named("", SpanKind.CLIENT) if get in _ancestors(c, by_id)]
+        assert reads
+        for read in reads:  # the URL is recorded without its signature
+            assert "X-Amz-Signature=[redacted]" in str(read.attributes), read.attributes
     # Background polling (claims, heartbeats, senders) is left out of traces altogether.
     polled = [
         s

@@ -1,10 +1,11 @@
 """Signed links with their secret part taken out, for text that goes to logs.
 
 A signed link is a bearer credential until it expires: whoever reads the log
-line can open the object. Two forms exist, and both are cut here:
+line can open the object. These forms exist, and all are cut here:
 
-- query signatures (`/api/v1/videos/{id}/content?expires=…&signature=…`):
-  the `signature` value is replaced;
+- query signatures (`/api/v1/videos/{id}/content?expires=…&signature=…`, and
+  S3 presigned URLs' `X-Amz-Signature` / `X-Amz-Security-Token`): the value
+  is replaced;
 - path tokens (`/api/v1/jobs/{id}/t/{token}/{name}`, see `jobs/links.py`):
   the token segment is replaced;
 - account links (`/#verify=…`, `/#reset=…`, see `notify/account_email.py`):
@@ -20,8 +21,9 @@ import re
 REDACTED = "[redacted]"
 
 # `signature=` as a query parameter, whatever follows it up to the next
-# separator (its value is base64url, but a mangled one must go too).
-_QUERY_SIGNATURE = re.compile(r"(?i)([?&;]signature=)[^&;#\s]*")
+# separator (its value is base64url, but a mangled one must go too); also an
+# S3 presigned URL's `X-Amz-Signature` and `X-Amz-Security-Token`.
+_QUERY_SIGNATURE = re.compile(r"(?i)([?&;](?:x-amz-)?(?:signature|security-token)=)[^&;#\s]*")
 # The segment after `/t/` in a job output path: `{expires}.{signature}` or longer.
 _PATH_TOKEN = re.compile(r"(/jobs/[^/\s]+/t/)[^/\s]+")
 # A verification or reset token in a page link's fragment (or a query, should one appear).

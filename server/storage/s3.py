@@ -4,7 +4,8 @@ Uploads are multipart with fixed-size parts, streamed: at most one part is on
 the wire while the next one fills, so an upload holds at most ~2 parts in
 memory whatever the object's size. Objects smaller than a part skip the
 multipart machinery and go up with a single PutObject. Reads are ranged
-GetObjects streamed chunk by chunk.
+GetObjects streamed chunk by chunk, sent to a presigned URL reused per key
+(`s3_get`): botocore's per-call work cost more than the request itself.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from server.storage.base import (
     validate_key,
     validate_prefix,
 )
+from server.storage.s3_get import PresignedGets, S3Refused, S3Unreachable
 
 # HeadObject/HeadBucket have no body, so a miss is only the bare status "404".
 _NOT_FOUND = frozenset({"404", "NoSuchKey", "NotFound"})
@@ -67,6 +69,9 @@ _UNAVAILABLE = frozenset(
     }
 )
 _LOCAL_PATH_CHUNK = 1024 * 1024
+_MAX_CONNECTIONS = 64  # each of the client's pool and the reads' pool
+_CONNECT_TIMEOUT = 10.0
+_READ_TIMEOUT = 60.0
 _MAX_PARTS = 10_000  # S3's limit: part_size * 10000 is the largest object
 _SUFFIX = re.compile(r"\.[A-Za-z0-9]{1,10}")
 
@@ -234,9 +239,20 @@ class S3Storage:
         part_size: int,
         tmp_dir: Path,
         check_timeout: float,
+        max_attempts: int = 5,
     ) -> None:
         self.client = client  # aiobotocore S3 client, entered for our lifetime
         self._exit_stack = exit_stack
+        # Reads skip botocore's per-call machinery (s3_get); closed with the client.
+        self._gets = PresignedGets(
+            self._presign_get,
+            client.meta.endpoint_url,
+            max_attempts=max_attempts,
+            max_connections=_MAX_CONNECTIONS,
+            connect_timeout=_CONNECT_TIMEOUT,
+            read_timeout=_READ_TIMEOUT,
+        )
+        exit_stack.push_async_callback(self._gets.close)
         self.bucket = bucket
         self.region = region
         self.part_size = part_size
@@ -273,9 +289,9 @@ class S3Storage:
             # SigV4 everywhere, presigned URLs too (botocore may presign SigV2,
             # which real servers such as SeaweedFS refuse).
             signature_version="s3v4",
-            max_pool_connections=64,
-            connect_timeout=10,
-            read_timeout=60,
+            max_pool_connections=_MAX_CONNECTIONS,
+            connect_timeout=_CONNECT_TIMEOUT,
+            read_timeout=_READ_TIMEOUT,
             # botocore >= 1.36 adds CRC32 checksums to every upload by default;
             # several S3-compatible stores reject or mishandle them, and our own
             # multipart flow would have to declare them on create. Checksums
@@ -300,6 +316,7 @@ class S3Storage:
             part_size=part_size,
             tmp_dir=tmp_dir,
             check_timeout=check_timeout,
+            max_attempts=max_attempts,
         )
 
     async def ensure_bucket(self) -> None:
@@ -377,34 +394,36 @@ class S3Storage:
         end: int | None = None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
     ) -> AsyncGenerator[bytes, None]:
+        """A GetObject by presigned URL (`s3_get`): per range, one plain HTTP request."""
         check_range(start, end, chunk_size)
         validate_key(key)
-        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": key}
-        if start or end is not None:
-            # The server sends only these bytes; an empty object has no valid range
-            # at all, so a whole-object read sends none.
-            kwargs["Range"] = f"bytes={start}-{'' if end is None else end}"
+        # The server sends only these bytes; an empty object has no valid range
+        # at all, so a whole-object read sends none.
+        byte_range = (
+            f"bytes={start}-{'' if end is None else end}" if start or end is not None else None
+        )
+        what = f"reading {key!r}"
         try:
-            with _translated(f"reading {key!r}"):
-                response = await self.client.get_object(**kwargs)
-        except StorageError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and _code(cause) in _NOT_FOUND:
+            async with aclosing(self._gets.read(key, byte_range, chunk_size)) as chunks:
+                async for chunk in chunks:
+                    yield chunk
+        except S3Refused as exc:
+            if exc.code in _NOT_FOUND or (exc.status == 404 and exc.code not in _UNAVAILABLE):
                 raise ObjectNotFound(key) from None
-            if isinstance(cause, ClientError) and _code(cause) == "InvalidRange":
+            if exc.code == "InvalidRange" or exc.status == 416:
                 return  # start is past the end: nothing, as on the local backend
-            raise
-        body = response["Body"]
-        # Leaving this block releases the HTTP response even when the consumer
-        # stops early (generator closed); aiohttp then closes the connection
-        # instead of returning a half-read one to the pool.
-        async with body:
-            while True:
-                with _translated(f"reading {key!r}"):
-                    chunk = await body.read(chunk_size)
-                if not chunk:
-                    return
-                yield chunk
+            if exc.code in _UNAVAILABLE or exc.status >= 500 or exc.status == 403:
+                raise StorageUnavailable(f"{what}: {exc}") from None
+            raise StorageError(f"{what}: {exc}") from None
+        except S3Unreachable as exc:
+            raise StorageUnavailable(f"{what}: {exc}") from None
+
+    async def _presign_get(self, key: str, seconds: int) -> str:
+        with _translated(f"signing a read of {key!r}"):  # e.g. no credentials found
+            url: str = await self.client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=seconds
+            )
+        return url
 
     async def list_prefix(self, prefix: str) -> AsyncGenerator[ObjectInfo, None]:
         validate_prefix(prefix)

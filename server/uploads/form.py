@@ -44,6 +44,11 @@ def multipart_errors() -> Iterator[None]:
         raise malformed() from None
 
 
+def _copy(buf: bytearray, start: int, end: int) -> bytes:
+    with memoryview(buf) as view:
+        return bytes(view[start:end])
+
+
 class UploadForm:
     """One form: `fields()` first, then `file_chunks()`."""
 
@@ -103,22 +108,27 @@ class UploadForm:
         buf = bytearray()  # read, not yet handed out
         searched = 0  # buf[:searched] holds no delimiter start that fits in buf
         while True:
+            # Fill buf to a chunk plus a possible delimiter start, no further: each
+            # chunk is then one copy out of buf (a slice of a bytearray, then
+            # bytes() of it, was two), and exactly `chunk_size` long.
+            want = self._chunk_size + keep - len(buf)
             with multipart_errors():
-                data = await within_idle_deadline(self._request, content.read(self._chunk_size))
+                data = await within_idle_deadline(self._request, content.read(want))
             if not data:
                 raise malformed()  # the body ended before the closing boundary
             buf += data
             found = buf.find(delimiter, searched)
             if found >= 0:
                 if found:
-                    yield bytes(buf[:found])
-                await self._after_file(bytes(buf[found + len(delimiter) :]))
+                    yield _copy(buf, 0, found)
+                await self._after_file(_copy(buf, found + len(delimiter), len(buf)))
                 return
             searched = max(0, len(buf) - keep)
             if searched >= self._chunk_size:
-                yield bytes(buf[:searched])
+                chunk = _copy(buf, 0, searched)
                 del buf[:searched]
                 searched = 0
+                yield chunk
 
     async def _after_file(self, rest: bytes) -> None:
         """After the file's delimiter: `--` ends the form; anything else is a field
