@@ -7,6 +7,7 @@ mails without their tokens."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,7 +15,7 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
@@ -310,6 +311,10 @@ async def test_the_reset_link_sets_a_new_password_once_and_ends_every_session(
     for refresh_token in (user.refresh_token, second_session["refresh_token"]):
         resp = await client.post(REFRESH, json={"refresh_token": refresh_token})
         assert resp.status == 401, await resp.text()
+    # Their access tokens too, not only when they expire.
+    for headers in (user.headers, bearer(second_session)):
+        resp = await client.get("/api/v1/me", headers=headers)
+        assert await error_code(resp, 401) == "session_ended"
     resp = await client.post(LOGIN, json={"email": user.email, "password": PASSWORD})
     assert await error_code(resp, 401) == "invalid_credentials"
     await login(client, user.email, NEW_PASSWORD)
@@ -363,12 +368,49 @@ async def test_change_password_needs_the_current_one_and_ends_the_other_sessions
         headers=user.headers,
     )
     assert resp.status == 204, await resp.text()
-    # The caller's session goes on; the other one has ended.
+    # The caller's session goes on, with the access token it has; the other one has
+    # ended, its access token included.
+    assert (await client.get("/api/v1/me", headers=user.headers)).status == 200
+    resp = await client.get("/api/v1/me", headers=bearer(other))
+    assert await error_code(resp, 401) == "session_ended"
     resp = await client.post(REFRESH, json={"refresh_token": user.refresh_token})
     assert resp.status == 200, await resp.text()
+    assert (await client.get("/api/v1/me", headers=bearer(await resp.json()))).status == 200
     resp = await client.post(REFRESH, json={"refresh_token": other["refresh_token"]})
     assert resp.status == 401
-    await login(client, user.email, NEW_PASSWORD)
+    fresh = await login(client, user.email, NEW_PASSWORD)
+    assert (await client.get("/api/v1/me", headers=bearer(fresh))).status == 200
+    assert (await client.get("/api/v1/me", headers=user.headers)).status == 200
+
+
+async def test_ended_access_tokens_are_refused_by_every_instance_and_socket(
+    client: Client, smtp: SmtpServer, settings: Settings, aiohttp_client: Any
+) -> None:
+    """The generation is read with the per-request account check: another instance
+    (here one that caches nothing) refuses the token too, and so does a new socket.
+    An API key is not a session: it keeps working."""
+    user = await register_and_login(client, "elsewhere@example.com")
+    resp = await client.post(
+        "/api/v1/api-keys", json={"name": "k", "scopes": ["videos:read"]}, headers=user.headers
+    )
+    key = {"X-API-Key": (await resp.json())["secret"]}
+    uncached = dataclasses.replace(settings, account_check_cache_seconds=0)
+    other = await aiohttp_client(create_app(uncached))
+    assert (await other.get("/api/v1/me", headers=user.headers)).status == 200
+
+    await client.post(RESET, json={"email": user.email})
+    token = link_token((await mail_to(smtp, user.email, "reset"))[0], "reset")
+    resp = await client.post(RESET_CONFIRM, json={"token": token, "password": NEW_PASSWORD})
+    assert resp.status == 204, await resp.text()
+
+    for instance in (client, other):
+        resp = await instance.get("/api/v1/me", headers=user.headers)
+        assert await error_code(resp, 401) == "session_ended"
+        assert (await instance.get("/api/v1/videos", headers=key)).status == 200
+    ws = await client.ws_connect("/api/v1/ws")
+    await ws.send_json({"type": "auth", "token": user.access_token})
+    msg = await ws.receive(timeout=5)
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_ended")
 
 
 async def test_change_password_is_rate_limited(

@@ -14,7 +14,10 @@ the first and then finds it spent (410 `token_used`); an expired one is 410
 `token_expired`; an unknown or malformed one 400 `token_invalid`.
 
 A password reset ends every session of the account; a password change ends
-every session but the caller's. Ended sessions are reported after the commit
+every session but the caller's. Ended means the refresh tokens are revoked and
+the access tokens already issued refused (`users.end_sessions`: the account's
+session generation moves on, read with the per-request account check, which
+this process forgets at once). Ended sessions are reported after the commit
 (`on_session_ended`) so their live sockets close.
 """
 
@@ -252,6 +255,7 @@ class RecoveryService:
             await users.set_password_hash(conn, user.id, password_hash)
             verified = await users.mark_email_verified(conn, user.id, row.email)
             ended = await refresh_tokens.revoke_user_sessions(conn, user.id)
+            await users.end_sessions(conn, user.id)  # their access tokens too
             await self.audit.record(
                 "password.reset",
                 actor=ANONYMOUS,
@@ -293,6 +297,8 @@ class RecoveryService:
             ended = await refresh_tokens.revoke_user_sessions(
                 conn, user.id, keep_family=caller.session_id
             )
+            # Their access tokens too; the caller's (same session) keep working.
+            await users.end_sessions(conn, user.id, keep_session=caller.session_id)
             await self.audit.record(
                 "password.change",
                 actor=Actor.of(caller),
@@ -301,6 +307,7 @@ class RecoveryService:
                 origin=origin,
                 conn=conn,
             )
+        self.access_cache.forget(user.id)
         self._sessions_ended(user.id, ended)
         log.info("password_changed", user_id=str(user.id), sessions_ended=len(ended))
 
