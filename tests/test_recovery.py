@@ -22,6 +22,7 @@ from structlog.testing import capture_logs
 from config.settings import Settings, SettingsError
 from server import appkeys
 from server.app import create_app
+from server.cleanup.sweep import run_sweep
 from server.serving.redact import redact_links
 from tests.conftest import PASSWORD, User, register_and_login, truncate_all
 from tests.notify_helpers import SmtpServer, eventually, free_port
@@ -337,6 +338,56 @@ async def test_an_expired_reset_link_is_410(client: Client, smtp: SmtpServer) ->
     resp = await client.post(RESET_CONFIRM, json={"token": token, "password": NEW_PASSWORD})
     assert await error_code(resp, 410) == "token_expired"
     await login(client, user.email)  # the password is unchanged
+
+
+async def test_the_sweep_forgets_tokens_a_week_after_they_expired(
+    client: Client, smtp: SmtpServer, app: web.Application
+) -> None:
+    user = await register_and_login(client, "sweep@example.com", verified=False)
+    await client.post(RESET, json={"email": user.email})
+    verify = link_token((await mail_to(smtp, user.email, "confirm"))[0], "verify")
+    reset = link_token((await mail_to(smtp, user.email, "reset"))[0], "reset")
+    await client.post(RESET, json={"email": user.email})  # a third token, left valid
+    await mail_to(smtp, user.email, "reset", count=2)
+    async with app[appkeys.POOL].acquire() as conn:
+        # Verification: expired 8 days ago (goes); the first reset link: an hour ago (stays).
+        await conn.execute(
+            "UPDATE account_tokens SET expires_at = now() - interval '8 days' "
+            "WHERE purpose = 'verify_email'"
+        )
+        await conn.execute(
+            "UPDATE account_tokens SET expires_at = now() - interval '1 hour' WHERE id = "
+            "(SELECT id FROM account_tokens WHERE purpose = 'password_reset' "
+            " ORDER BY created_at LIMIT 1)"
+        )
+        await conn.execute(
+            "UPDATE refresh_tokens SET expires_at = now() - interval '1 minute' "
+            "WHERE user_id = $1::uuid",
+            user.id,
+        )
+    sweep_args = (
+        app[appkeys.POOL],
+        app[appkeys.VIDEOS],
+        app[appkeys.STORAGE],
+        app[appkeys.SETTINGS],
+    )
+    dry = await run_sweep(*sweep_args, dry_run=True)
+    assert dry.account_tokens_deleted == 1 and dry.errors == []
+
+    report = await app[appkeys.CLEANUP].run_once()
+    assert report is not None and report.errors == []
+    assert (report.account_tokens_deleted, report.refresh_tokens_deleted) == (1, 1)
+    metrics = app[appkeys.METRICS].registry
+    sample = "frameflow_cleanup_tokens_deleted_total"
+    assert metrics.get_sample_value(sample, {"kind": "account"}) == 1
+    assert metrics.get_sample_value(sample, {"kind": "refresh"}) == 1
+    async with app[appkeys.POOL].acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM account_tokens") == 2
+    # Forgotten: like a link never sent. Expired within the week: still says so.
+    resp = await client.post(VERIFY, json={"token": verify})
+    assert await error_code(resp, 400) == "token_invalid"
+    resp = await client.post(RESET_CONFIRM, json={"token": reset, "password": NEW_PASSWORD})
+    assert await error_code(resp, 410) == "token_expired"
 
 
 async def test_a_verification_token_does_not_reset_a_password(
