@@ -23,6 +23,7 @@ from config.settings import Settings, SettingsError
 from server import appkeys
 from server.app import create_app
 from server.cleanup.sweep import run_sweep
+from server.notify.account_email import masked_address
 from server.serving.redact import redact_links
 from tests.conftest import PASSWORD, User, register_and_login, truncate_all
 from tests.notify_helpers import SmtpServer, eventually, free_port
@@ -36,6 +37,7 @@ RESEND = "/api/v1/me/verify-email"
 RESET = "/api/v1/auth/password-reset"
 RESET_CONFIRM = "/api/v1/auth/password-reset/confirm"
 CHANGE = "/api/v1/me/password"
+ME = "/api/v1/me"
 BASE = "https://video.example.test"
 NEW_PASSWORD = "a brand new passphrase"
 
@@ -221,15 +223,18 @@ async def test_resend_mails_a_new_link_until_verified(client: Client, smtp: Smtp
     assert await error_code(resp, 409) == "email_already_verified"
 
 
+def move_to(email: str, password: str | None = PASSWORD) -> dict[str, Any]:
+    """A PATCH /me body that changes the email (with the current password, by default)."""
+    return {"email": email} if password is None else {"email": email, "current_password": password}
+
+
 async def test_changing_the_email_verifies_the_new_one(client: Client, smtp: SmtpServer) -> None:
     user = await register_and_login(client, "old@example.com")  # verified
     other = await register_and_login(client, "taken@example.com")
-    resp = await client.patch(
-        "/api/v1/me", json={"email": "taken@example.com"}, headers=user.headers
-    )
+    resp = await client.patch(ME, json=move_to("taken@example.com"), headers=user.headers)
     assert await error_code(resp, 409) == "email_taken"
 
-    resp = await client.patch("/api/v1/me", json={"email": "new@example.com"}, headers=user.headers)
+    resp = await client.patch(ME, json=move_to("new@example.com"), headers=user.headers)
     assert resp.status == 200, await resp.text()
     me = await resp.json()
     assert (me["email"], me["email_verified"]) == ("new@example.com", False)
@@ -249,12 +254,72 @@ async def test_a_link_for_a_replaced_address_no_longer_verifies(
 ) -> None:
     user = await register_and_login(client, "first@example.com", verified=False)
     [message] = await mail_to(smtp, user.email, "confirm")
-    resp = await client.patch(
-        "/api/v1/me", json={"email": "second@example.com"}, headers=user.headers
-    )
+    resp = await client.patch(ME, json=move_to("second@example.com"), headers=user.headers)
     assert resp.status == 200
     resp = await client.post(VERIFY, json={"token": link_token(message, "verify")})
     assert await error_code(resp, 410) == "token_used"  # changing the email spent it
+
+
+async def test_changing_the_email_needs_the_password_and_tells_the_old_address(
+    client: Client, smtp: SmtpServer
+) -> None:
+    user = await register_and_login(client, "mine@example.com")
+    taken = await register_and_login(client, "someone@example.com")
+    resp = await client.patch(ME, json=move_to("thief@example.com", None), headers=user.headers)
+    assert await error_code(resp, 400) == "current_password_required"
+    assert (await resp.json())["error"]["field"] == "current_password"
+    wrong = move_to("thief@example.com", "not my password")
+    resp = await client.patch(ME, json=wrong, headers=user.headers)
+    assert await error_code(resp, 403) == "wrong_password"
+    resp = await client.patch(ME, json=move_to(taken.email), headers=user.headers)
+    assert await error_code(resp, 409) == "email_taken"
+    # Nothing changed, nothing mailed; the same address again needs no password.
+    resp = await client.patch(ME, json=move_to(user.email, None), headers=user.headers)
+    assert (await resp.json())["email"] == user.email
+    assert not [m for m in smtp.inbox.messages if m["To"] == "thief@example.com"]
+
+    resp = await client.patch(ME, json=move_to("moved@example.com"), headers=user.headers)
+    assert resp.status == 200, await resp.text()
+    [notice] = await mail_to(smtp, user.email, "email address was changed")
+    body = notice.get_content()
+    assert "m***@example.com" in body and "moved@example.com" not in body
+    # A notice, not a key: no token, no link but the server's own address.
+    assert "#verify=" not in body and "#reset=" not in body
+    assert re.findall(r"https?://\S+", body) == [f"{BASE}/"]
+    await mail_to(smtp, "moved@example.com", "confirm")
+
+    # Each refusal is on the owner's record, as a failed password change would be.
+    resp = await client.get("/api/v1/me/security-events", headers=user.headers)
+    changes = [
+        (e["outcome"], (e["detail"] or {}).get("reason"))
+        for e in reversed((await resp.json())["items"])
+        if e["action"] == "email.change"
+    ]
+    assert changes == [
+        ("failure", "wrong_current_password"),
+        ("failure", "email_taken"),
+        ("success", None),
+    ]
+
+
+async def signed_in_with_two_password_tries(
+    make_settings: Callable[..., Settings], aiohttp_client: Any
+) -> tuple[Client, User]:
+    app = create_app(make_settings(rate_limit_login_per_minute=2, workers_enabled=False))
+    client = await aiohttp_client(app)
+    await truncate_all(app)
+    return client, await register_and_login(client)
+
+
+async def test_email_changes_share_the_password_change_budget(
+    make_settings: Callable[..., Settings], aiohttp_client: Any
+) -> None:
+    client, user = await signed_in_with_two_password_tries(make_settings, aiohttp_client)
+    wrong = {"current_password": "wrong guess!", "new_password": NEW_PASSWORD}
+    assert (await client.post(CHANGE, json=wrong, headers=user.headers)).status == 403
+    body = move_to("elsewhere@example.com", "another guess")
+    statuses = [(await client.patch(ME, json=body, headers=user.headers)).status for _ in range(2)]
+    assert statuses == [403, 429]
 
 
 # --- sign-up does not tell ----------------------------------------------------
@@ -467,10 +532,7 @@ async def test_ended_access_tokens_are_refused_by_every_instance_and_socket(
 async def test_change_password_is_rate_limited(
     make_settings: Callable[..., Settings], aiohttp_client: Any
 ) -> None:
-    app = create_app(make_settings(rate_limit_login_per_minute=2, workers_enabled=False))
-    client = await aiohttp_client(app)
-    await truncate_all(app)
-    user = await register_and_login(client)
+    client, user = await signed_in_with_two_password_tries(make_settings, aiohttp_client)
     body = {"current_password": "wrong guess!", "new_password": NEW_PASSWORD}
     statuses = [
         (await client.post(CHANGE, json=body, headers=user.headers)).status for _ in range(3)
@@ -532,6 +594,14 @@ def test_the_unverified_setting_names_only_known_gates() -> None:
     assert Settings(unverified_email_denies="").unverified_email_denied == frozenset()
 
 
+@pytest.mark.parametrize(
+    ("email", "masked"),
+    [("new@example.com", "n***@example.com"), ("x@a.io", "x***@a.io"), ("a@b@c.de", "a***@c.de")],
+)
+def test_the_notice_masks_the_new_address(email: str, masked: str) -> None:
+    assert masked_address(email) == masked
+
+
 def test_redaction_cuts_account_tokens_out_of_page_links() -> None:
     text = f"open {BASE}/#verify=abc_DEF-123 or {BASE}/#reset=zzz now"
     assert redact_links(text) == f"open {BASE}/#verify=[redacted] or {BASE}/#reset=[redacted] now"
@@ -556,9 +626,7 @@ async def test_each_recovery_step_is_on_the_owners_record(client: Client, smtp: 
     resp = await client.post(RESET_CONFIRM, json={"token": token, "password": PASSWORD})
     assert resp.status == 204, await resp.text()
     tokens = await login(client, email)
-    resp = await client.patch(
-        "/api/v1/me", json={"email": "moved@example.com"}, headers=bearer(tokens)
-    )
+    resp = await client.patch(ME, json=move_to("moved@example.com"), headers=bearer(tokens))
     assert resp.status == 200, await resp.text()
 
     resp = await client.get("/api/v1/me/security-events", headers=bearer(tokens))
