@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -25,8 +25,9 @@ from server.app import create_app
 from server.cleanup.sweep import run_sweep
 from server.notify.account_email import masked_address
 from server.serving.redact import redact_links
+from tests import notify_helpers
 from tests.conftest import PASSWORD, User, register_and_login, truncate_all
-from tests.notify_helpers import SmtpServer, eventually, free_port
+from tests.notify_helpers import SmtpServer, eventually
 
 Client = TestClient[Any, Any]
 REGISTER = "/api/v1/auth/register"
@@ -42,12 +43,7 @@ BASE = "https://video.example.test"
 NEW_PASSWORD = "a brand new passphrase"
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer(free_port())
-    server.start()
-    yield server
-    server.stop()
+smtp = notify_helpers.smtp
 
 
 @pytest.fixture
