@@ -75,6 +75,9 @@ class DrainLoop:
                 claimed = 0
             if claimed >= self.batch:
                 continue  # more may be due right now
+            # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel (stop())
+            # that arrives with the wake-up it waits for, and the loop never ends.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
             self._wake.clear()

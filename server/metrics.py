@@ -100,6 +100,13 @@ class Metrics:
             "Stale scratch files and directories the sweep removed.",
             registry=self.registry,
         )
+        self.cleanup_tokens_deleted = Counter(
+            "frameflow_cleanup_tokens_deleted",
+            "Expired tokens the sweep deleted, by kind (account: verification and reset "
+            "links, a week after they expired; refresh).",
+            ["kind"],
+            registry=self.registry,
+        )
 
         # What an operator watches (and alerts on): the queue, the work, the
         # sockets, the pool. The gauges read their values at scrape time.

@@ -8,11 +8,12 @@ import dataclasses
 import email
 import email.policy
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from aiosmtpd.controller import Controller
@@ -72,6 +73,16 @@ class SmtpServer:
         if self._controller is not None:
             self._controller.stop()
             self._controller = None
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    """A running SMTP peer on a free loopback port. A test module takes it with
+    `smtp = notify_helpers.smtp` (as `storage_fixtures` is shared)."""
+    server = SmtpServer(free_port())
+    server.start()
+    yield server
+    server.stop()
 
 
 def free_port() -> int:

@@ -399,6 +399,10 @@ async def test_disabling_closes_sockets_and_kills_tokens_and_keys(
     assert resp.status == 401
     resp = await client.get("/api/v1/videos", headers={"X-API-Key": secret})
     assert resp.status == 401
+    # The access token from before the disable does not come back to life.
+    resp = await client.get("/api/v1/videos", headers=user.headers)
+    assert resp.status == 401
+    assert (await resp.json())["error"]["code"] == "session_ended"
 
 
 async def test_an_admin_cannot_disable_themselves(client: Client, admin: User) -> None:

@@ -4,6 +4,7 @@ the server is down, never with injected headers, and only logged without SMTP.""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from structlog.testing import capture_logs
 
 from config.settings import Settings
 from server import appkeys
-from server.drain import retry_delay
+from server.drain import DrainLoop, retry_delay
 from server.notify.email import clean_header_text, compose, subject_for
 from server.serving.redact import redact_links
 from tests.conftest import User
@@ -185,6 +186,28 @@ def email_count(client: Client, kind: str, outcome: str) -> float:
     registry = client.server.app[appkeys.METRICS].registry
     value = registry.get_sample_value("frameflow_emails_total", {"kind": kind, "outcome": outcome})
     return value or 0.0
+
+
+async def test_stop_ends_the_loop_even_when_a_wake_up_comes_with_it() -> None:
+    """Python 3.11's `asyncio.wait_for` lost a cancel that arrived together with
+    the wake-up it waited for (the queued mail of a request finishing as the app
+    stopped), and the app's shutdown then waited forever."""
+    polled = asyncio.Event()
+
+    async def run_once() -> int:
+        polled.set()
+        return 0
+
+    loop = DrainLoop("test-drain", run_once, batch=10, poll_seconds=60.0)
+    loop.start()
+    await polled.wait()
+    for _ in range(3):  # parked in its wait for a wake-up
+        await asyncio.sleep(0)
+    loop.wake()
+    stopping = asyncio.create_task(loop.stop())
+    # A hang guard, not a timing assertion (stop() swallows a cancel, so no timeout()).
+    done, _ = await asyncio.wait({stopping}, timeout=10)
+    assert stopping in done, "the loop went on after stop()"
 
 
 async def test_a_file_name_cannot_inject_headers(

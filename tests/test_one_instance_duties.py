@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ from server import appkeys
 from server.app import create_app
 from server.cleanup.sweep import CleanupReport, run_sweep
 from server.videos.service import VideoService
+from tests import notify_helpers
 from tests.conftest import register_and_login, truncate_all
-from tests.notify_helpers import FAST_JOBS, app_with_fake_runner, eventually, free_port, upload
+from tests.notify_helpers import FAST_JOBS, app_with_fake_runner, eventually, upload
 from tests.test_cleanup import SlowDeletes, expire
 from tests.test_email import SmtpServer
 from tests.test_webhooks import Receiver, register
@@ -30,12 +31,7 @@ MakeClient = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 JOBS = 6
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer(free_port())
-    server.start()
-    yield server
-    server.stop()
+smtp = notify_helpers.smtp
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
@@ -20,9 +20,10 @@ from playwright.async_api import Page, expect
 
 from config.settings import Settings
 from server.app import create_app
+from tests import notify_helpers
 from tests.browser import chromium
 from tests.conftest import PASSWORD, register_and_login
-from tests.notify_helpers import SmtpServer, eventually, free_port
+from tests.notify_helpers import SmtpServer, eventually
 
 pytestmark = pytest.mark.browser
 
@@ -31,12 +32,7 @@ PUBLIC = "https://video.example.test"
 NEW_PASSWORD = "a brand new passphrase"
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer(free_port())
-    server.start()
-    yield server
-    server.stop()
+smtp = notify_helpers.smtp
 
 
 @pytest.fixture

@@ -7,23 +7,27 @@ mails without their tokens."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient
 from structlog.testing import capture_logs
 
 from config.settings import Settings, SettingsError
 from server import appkeys
 from server.app import create_app
+from server.cleanup.sweep import run_sweep
+from server.notify.account_email import masked_address
 from server.serving.redact import redact_links
+from tests import notify_helpers
 from tests.conftest import PASSWORD, User, register_and_login, truncate_all
-from tests.notify_helpers import SmtpServer, eventually, free_port
+from tests.notify_helpers import SmtpServer, eventually
 
 Client = TestClient[Any, Any]
 REGISTER = "/api/v1/auth/register"
@@ -34,16 +38,12 @@ RESEND = "/api/v1/me/verify-email"
 RESET = "/api/v1/auth/password-reset"
 RESET_CONFIRM = "/api/v1/auth/password-reset/confirm"
 CHANGE = "/api/v1/me/password"
+ME = "/api/v1/me"
 BASE = "https://video.example.test"
 NEW_PASSWORD = "a brand new passphrase"
 
 
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer(free_port())
-    server.start()
-    yield server
-    server.stop()
+smtp = notify_helpers.smtp
 
 
 @pytest.fixture
@@ -219,15 +219,18 @@ async def test_resend_mails_a_new_link_until_verified(client: Client, smtp: Smtp
     assert await error_code(resp, 409) == "email_already_verified"
 
 
+def move_to(email: str, password: str | None = PASSWORD) -> dict[str, Any]:
+    """A PATCH /me body that changes the email (with the current password, by default)."""
+    return {"email": email} if password is None else {"email": email, "current_password": password}
+
+
 async def test_changing_the_email_verifies_the_new_one(client: Client, smtp: SmtpServer) -> None:
     user = await register_and_login(client, "old@example.com")  # verified
     other = await register_and_login(client, "taken@example.com")
-    resp = await client.patch(
-        "/api/v1/me", json={"email": "taken@example.com"}, headers=user.headers
-    )
+    resp = await client.patch(ME, json=move_to("taken@example.com"), headers=user.headers)
     assert await error_code(resp, 409) == "email_taken"
 
-    resp = await client.patch("/api/v1/me", json={"email": "new@example.com"}, headers=user.headers)
+    resp = await client.patch(ME, json=move_to("new@example.com"), headers=user.headers)
     assert resp.status == 200, await resp.text()
     me = await resp.json()
     assert (me["email"], me["email_verified"]) == ("new@example.com", False)
@@ -247,12 +250,72 @@ async def test_a_link_for_a_replaced_address_no_longer_verifies(
 ) -> None:
     user = await register_and_login(client, "first@example.com", verified=False)
     [message] = await mail_to(smtp, user.email, "confirm")
-    resp = await client.patch(
-        "/api/v1/me", json={"email": "second@example.com"}, headers=user.headers
-    )
+    resp = await client.patch(ME, json=move_to("second@example.com"), headers=user.headers)
     assert resp.status == 200
     resp = await client.post(VERIFY, json={"token": link_token(message, "verify")})
     assert await error_code(resp, 410) == "token_used"  # changing the email spent it
+
+
+async def test_changing_the_email_needs_the_password_and_tells_the_old_address(
+    client: Client, smtp: SmtpServer
+) -> None:
+    user = await register_and_login(client, "mine@example.com")
+    taken = await register_and_login(client, "someone@example.com")
+    resp = await client.patch(ME, json=move_to("thief@example.com", None), headers=user.headers)
+    assert await error_code(resp, 400) == "current_password_required"
+    assert (await resp.json())["error"]["field"] == "current_password"
+    wrong = move_to("thief@example.com", "not my password")
+    resp = await client.patch(ME, json=wrong, headers=user.headers)
+    assert await error_code(resp, 403) == "wrong_password"
+    resp = await client.patch(ME, json=move_to(taken.email), headers=user.headers)
+    assert await error_code(resp, 409) == "email_taken"
+    # Nothing changed, nothing mailed; the same address again needs no password.
+    resp = await client.patch(ME, json=move_to(user.email, None), headers=user.headers)
+    assert (await resp.json())["email"] == user.email
+    assert not [m for m in smtp.inbox.messages if m["To"] == "thief@example.com"]
+
+    resp = await client.patch(ME, json=move_to("moved@example.com"), headers=user.headers)
+    assert resp.status == 200, await resp.text()
+    [notice] = await mail_to(smtp, user.email, "email address was changed")
+    body = notice.get_content()
+    assert "m***@example.com" in body and "moved@example.com" not in body
+    # A notice, not a key: no token, no link but the server's own address.
+    assert "#verify=" not in body and "#reset=" not in body
+    assert re.findall(r"https?://\S+", body) == [f"{BASE}/"]
+    await mail_to(smtp, "moved@example.com", "confirm")
+
+    # Each refusal is on the owner's record, as a failed password change would be.
+    resp = await client.get("/api/v1/me/security-events", headers=user.headers)
+    changes = [
+        (e["outcome"], (e["detail"] or {}).get("reason"))
+        for e in reversed((await resp.json())["items"])
+        if e["action"] == "email.change"
+    ]
+    assert changes == [
+        ("failure", "wrong_current_password"),
+        ("failure", "email_taken"),
+        ("success", None),
+    ]
+
+
+async def signed_in_with_two_password_tries(
+    make_settings: Callable[..., Settings], aiohttp_client: Any
+) -> tuple[Client, User]:
+    app = create_app(make_settings(rate_limit_login_per_minute=2, workers_enabled=False))
+    client = await aiohttp_client(app)
+    await truncate_all(app)
+    return client, await register_and_login(client)
+
+
+async def test_email_changes_share_the_password_change_budget(
+    make_settings: Callable[..., Settings], aiohttp_client: Any
+) -> None:
+    client, user = await signed_in_with_two_password_tries(make_settings, aiohttp_client)
+    wrong = {"current_password": "wrong guess!", "new_password": NEW_PASSWORD}
+    assert (await client.post(CHANGE, json=wrong, headers=user.headers)).status == 403
+    body = move_to("elsewhere@example.com", "another guess")
+    statuses = [(await client.patch(ME, json=body, headers=user.headers)).status for _ in range(2)]
+    assert statuses == [403, 429]
 
 
 # --- sign-up does not tell ----------------------------------------------------
@@ -310,6 +373,10 @@ async def test_the_reset_link_sets_a_new_password_once_and_ends_every_session(
     for refresh_token in (user.refresh_token, second_session["refresh_token"]):
         resp = await client.post(REFRESH, json={"refresh_token": refresh_token})
         assert resp.status == 401, await resp.text()
+    # Their access tokens too, not only when they expire.
+    for headers in (user.headers, bearer(second_session)):
+        resp = await client.get("/api/v1/me", headers=headers)
+        assert await error_code(resp, 401) == "session_ended"
     resp = await client.post(LOGIN, json={"email": user.email, "password": PASSWORD})
     assert await error_code(resp, 401) == "invalid_credentials"
     await login(client, user.email, NEW_PASSWORD)
@@ -332,6 +399,56 @@ async def test_an_expired_reset_link_is_410(client: Client, smtp: SmtpServer) ->
     resp = await client.post(RESET_CONFIRM, json={"token": token, "password": NEW_PASSWORD})
     assert await error_code(resp, 410) == "token_expired"
     await login(client, user.email)  # the password is unchanged
+
+
+async def test_the_sweep_forgets_tokens_a_week_after_they_expired(
+    client: Client, smtp: SmtpServer, app: web.Application
+) -> None:
+    user = await register_and_login(client, "sweep@example.com", verified=False)
+    await client.post(RESET, json={"email": user.email})
+    verify = link_token((await mail_to(smtp, user.email, "confirm"))[0], "verify")
+    reset = link_token((await mail_to(smtp, user.email, "reset"))[0], "reset")
+    await client.post(RESET, json={"email": user.email})  # a third token, left valid
+    await mail_to(smtp, user.email, "reset", count=2)
+    async with app[appkeys.POOL].acquire() as conn:
+        # Verification: expired 8 days ago (goes); the first reset link: an hour ago (stays).
+        await conn.execute(
+            "UPDATE account_tokens SET expires_at = now() - interval '8 days' "
+            "WHERE purpose = 'verify_email'"
+        )
+        await conn.execute(
+            "UPDATE account_tokens SET expires_at = now() - interval '1 hour' WHERE id = "
+            "(SELECT id FROM account_tokens WHERE purpose = 'password_reset' "
+            " ORDER BY created_at LIMIT 1)"
+        )
+        await conn.execute(
+            "UPDATE refresh_tokens SET expires_at = now() - interval '1 minute' "
+            "WHERE user_id = $1::uuid",
+            user.id,
+        )
+    sweep_args = (
+        app[appkeys.POOL],
+        app[appkeys.VIDEOS],
+        app[appkeys.STORAGE],
+        app[appkeys.SETTINGS],
+    )
+    dry = await run_sweep(*sweep_args, dry_run=True)
+    assert dry.account_tokens_deleted == 1 and dry.errors == []
+
+    report = await app[appkeys.CLEANUP].run_once()
+    assert report is not None and report.errors == []
+    assert (report.account_tokens_deleted, report.refresh_tokens_deleted) == (1, 1)
+    metrics = app[appkeys.METRICS].registry
+    sample = "frameflow_cleanup_tokens_deleted_total"
+    assert metrics.get_sample_value(sample, {"kind": "account"}) == 1
+    assert metrics.get_sample_value(sample, {"kind": "refresh"}) == 1
+    async with app[appkeys.POOL].acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM account_tokens") == 2
+    # Forgotten: like a link never sent. Expired within the week: still says so.
+    resp = await client.post(VERIFY, json={"token": verify})
+    assert await error_code(resp, 400) == "token_invalid"
+    resp = await client.post(RESET_CONFIRM, json={"token": reset, "password": NEW_PASSWORD})
+    assert await error_code(resp, 410) == "token_expired"
 
 
 async def test_a_verification_token_does_not_reset_a_password(
@@ -363,21 +480,55 @@ async def test_change_password_needs_the_current_one_and_ends_the_other_sessions
         headers=user.headers,
     )
     assert resp.status == 204, await resp.text()
-    # The caller's session goes on; the other one has ended.
+    # The caller's session goes on, with the access token it has; the other one has
+    # ended, its access token included.
+    assert (await client.get("/api/v1/me", headers=user.headers)).status == 200
+    resp = await client.get("/api/v1/me", headers=bearer(other))
+    assert await error_code(resp, 401) == "session_ended"
     resp = await client.post(REFRESH, json={"refresh_token": user.refresh_token})
     assert resp.status == 200, await resp.text()
+    assert (await client.get("/api/v1/me", headers=bearer(await resp.json()))).status == 200
     resp = await client.post(REFRESH, json={"refresh_token": other["refresh_token"]})
     assert resp.status == 401
-    await login(client, user.email, NEW_PASSWORD)
+    fresh = await login(client, user.email, NEW_PASSWORD)
+    assert (await client.get("/api/v1/me", headers=bearer(fresh))).status == 200
+    assert (await client.get("/api/v1/me", headers=user.headers)).status == 200
+
+
+async def test_ended_access_tokens_are_refused_by_every_instance_and_socket(
+    client: Client, smtp: SmtpServer, settings: Settings, aiohttp_client: Any
+) -> None:
+    """The generation is read with the per-request account check: another instance
+    (here one that caches nothing) refuses the token too, and so does a new socket.
+    An API key is not a session: it keeps working."""
+    user = await register_and_login(client, "elsewhere@example.com")
+    resp = await client.post(
+        "/api/v1/api-keys", json={"name": "k", "scopes": ["videos:read"]}, headers=user.headers
+    )
+    key = {"X-API-Key": (await resp.json())["secret"]}
+    uncached = dataclasses.replace(settings, account_check_cache_seconds=0)
+    other = await aiohttp_client(create_app(uncached))
+    assert (await other.get("/api/v1/me", headers=user.headers)).status == 200
+
+    await client.post(RESET, json={"email": user.email})
+    token = link_token((await mail_to(smtp, user.email, "reset"))[0], "reset")
+    resp = await client.post(RESET_CONFIRM, json={"token": token, "password": NEW_PASSWORD})
+    assert resp.status == 204, await resp.text()
+
+    for instance in (client, other):
+        resp = await instance.get("/api/v1/me", headers=user.headers)
+        assert await error_code(resp, 401) == "session_ended"
+        assert (await instance.get("/api/v1/videos", headers=key)).status == 200
+    ws = await client.ws_connect("/api/v1/ws")
+    await ws.send_json({"type": "auth", "token": user.access_token})
+    msg = await ws.receive(timeout=5)
+    assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_ended")
 
 
 async def test_change_password_is_rate_limited(
     make_settings: Callable[..., Settings], aiohttp_client: Any
 ) -> None:
-    app = create_app(make_settings(rate_limit_login_per_minute=2, workers_enabled=False))
-    client = await aiohttp_client(app)
-    await truncate_all(app)
-    user = await register_and_login(client)
+    client, user = await signed_in_with_two_password_tries(make_settings, aiohttp_client)
     body = {"current_password": "wrong guess!", "new_password": NEW_PASSWORD}
     statuses = [
         (await client.post(CHANGE, json=body, headers=user.headers)).status for _ in range(3)
@@ -439,6 +590,14 @@ def test_the_unverified_setting_names_only_known_gates() -> None:
     assert Settings(unverified_email_denies="").unverified_email_denied == frozenset()
 
 
+@pytest.mark.parametrize(
+    ("email", "masked"),
+    [("new@example.com", "n***@example.com"), ("x@a.io", "x***@a.io"), ("a@b@c.de", "a***@c.de")],
+)
+def test_the_notice_masks_the_new_address(email: str, masked: str) -> None:
+    assert masked_address(email) == masked
+
+
 def test_redaction_cuts_account_tokens_out_of_page_links() -> None:
     text = f"open {BASE}/#verify=abc_DEF-123 or {BASE}/#reset=zzz now"
     assert redact_links(text) == f"open {BASE}/#verify=[redacted] or {BASE}/#reset=[redacted] now"
@@ -463,9 +622,7 @@ async def test_each_recovery_step_is_on_the_owners_record(client: Client, smtp: 
     resp = await client.post(RESET_CONFIRM, json={"token": token, "password": PASSWORD})
     assert resp.status == 204, await resp.text()
     tokens = await login(client, email)
-    resp = await client.patch(
-        "/api/v1/me", json={"email": "moved@example.com"}, headers=bearer(tokens)
-    )
+    resp = await client.patch(ME, json=move_to("moved@example.com"), headers=bearer(tokens))
     assert resp.status == 200, await resp.text()
 
     resp = await client.get("/api/v1/me/security-events", headers=bearer(tokens))

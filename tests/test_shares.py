@@ -10,8 +10,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from imageio_ffmpeg import get_ffmpeg_exe
 
+from config.settings import Settings
 from server import appkeys
 from tests.conftest import User, register_and_login
+from tests.test_admin import make_admin
 
 FINISHED = {"succeeded", "failed", "canceled"}
 
@@ -114,6 +116,45 @@ async def test_revoke_is_effective_at_once(
     assert (await client.get(path_of(made) + "/info")).status == 404
     listed = await client.get(f"/api/v1/videos/{video['id']}/shares", headers=user.headers)
     assert (await listed.json())["items"][0]["revoked_at"] is not None
+
+
+async def test_a_disabled_owners_links_look_revoked_until_enabled(
+    client: TestClient[Any, Any], user: User, video: Any, settings: Settings
+) -> None:
+    admin = await make_admin(client, settings)
+    made = await share(client, user, video)
+    revoked = await share(client, user, video)
+    revoke = f"/api/v1/videos/{video['id']}/shares/{revoked['id']}"
+    assert (await client.delete(revoke, headers=user.headers)).status == 204
+    shown = await info(client, made)
+    media = shown["media"]["video"]
+    assert (await client.get(media, headers={"Range": "bytes=0-9"})).status == 206
+
+    async def answers(link: Any) -> list[tuple[int, str]]:
+        """What every public path of `link` says (media under the first link's grant)."""
+        found = []
+        for method, path in (
+            ("GET", path_of(link)),
+            ("GET", path_of(link) + "/embed"),
+            ("GET", path_of(link) + "/info"),
+            ("POST", path_of(link) + "/unlock"),
+            ("GET", media.replace(path_of(made), path_of(link))),
+            ("HEAD", media.replace(path_of(made), path_of(link))),
+        ):
+            resp = await client.request(method, path, json={"password": "x"})
+            found.append((resp.status, await resp.text()))
+        return found
+
+    disable = f"/api/v1/admin/users/{user.id}/disable"
+    assert (await client.post(disable, headers=admin.headers)).status == 200
+    gone = await answers(made)
+    assert gone == await answers(revoked)  # the same 404s, byte for byte
+    assert {status for status, _ in gone} == {404}
+
+    enable = f"/api/v1/admin/users/{user.id}/enable"
+    assert (await client.post(enable, headers=admin.headers)).status == 200
+    assert (await client.get(media, headers={"Range": "bytes=0-9"})).status == 206
+    assert (await info(client, made))["title"] == "holiday.mp4"
 
 
 async def test_expired_unknown_and_deleted_look_the_same(

@@ -90,9 +90,24 @@ def test_access_round_trip(tokens: TokenService, settings: Settings) -> None:
     assert tokens.decode_access(tokens.issue_access(user_id, "user")[0]).session_id is None
 
 
+def test_access_tokens_carry_the_session_generation(tokens: TokenService) -> None:
+    user_id = uuid.uuid4()
+    token, _ = tokens.issue_access(user_id, "user", uuid.uuid4(), generation=3)
+    assert tokens.decode_access(token).generation == 3
+    # Generation 0 (and tokens from before `gen`) leave the claim out.
+    plain = jwt.decode(tokens.issue_access(user_id, "user")[0], options={"verify_signature": False})
+    assert "gen" not in plain
+    assert tokens.decode_access(tokens.issue_access(user_id, "user")[0]).generation == 0
+
+
 @pytest.mark.parametrize("sid", ["not-a-uuid", 7, ["x"]])
 def test_a_malformed_session_claim_is_rejected(tokens: TokenService, sid: Any) -> None:
     _rejected(tokens.decode_access, _sign(_claims(ACCESS_AUDIENCE, "access", sid=sid)))
+
+
+@pytest.mark.parametrize("gen", ["1", 1.5, True, [1]])
+def test_a_malformed_generation_claim_is_rejected(tokens: TokenService, gen: Any) -> None:
+    _rejected(tokens.decode_access, _sign(_claims(ACCESS_AUDIENCE, "access", gen=gen)))
 
 
 def test_refresh_round_trip(tokens: TokenService, settings: Settings) -> None:

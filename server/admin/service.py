@@ -5,7 +5,8 @@ Every change is put on record in the same transaction that makes it (the
 audit row commits or rolls back with it). The account's role and disabled
 state are read on every request (`AuthService.authenticate`), so a change
 applies at once. Disabling an account also revokes every refresh token and
-API key it has and, after the commit, closes its WebSockets on every instance
+API key it has, ends its access tokens (`users.end_sessions`: enabling it again
+does not bring them back) and, after the commit, closes its WebSockets on every instance
 (`on_account_disabled`, the publisher's `account_disabled`).
 """
 
@@ -139,6 +140,8 @@ class AdminService:
                 raise _not_found()
             if disabled:
                 revoked_sessions = await refresh_tokens.revoke_user_tokens(conn, user_id)
+                # Its access tokens too: re-enabling must not bring them back.
+                await users.end_sessions(conn, user_id)
                 revoked_keys = await api_keys.delete_user_keys(conn, user_id)
             if before.disabled != disabled or disabled:
                 await self.audit.record(
@@ -216,6 +219,7 @@ class AdminService:
                 promoted = await users.set_role(conn, existing.id, role)
                 assert promoted is not None  # the row is ours: same transaction
                 await refresh_tokens.revoke_user_tokens(conn, existing.id)
+                await users.end_sessions(conn, existing.id)
                 user = promoted
             await self.audit.record(
                 "user.create_cli",

@@ -27,6 +27,10 @@ class User:
     disabled_at: datetime | None = None
     # None until the owner follows a verification link sent to `email`.
     email_verified_at: datetime | None = None
+    # Access tokens of an older generation are refused, but those of session
+    # `session_kept` (the one a password change was made in): `server.db.users.end_sessions`.
+    session_generation: int = 0
+    session_kept: uuid.UUID | None = None
 
     @property
     def is_admin(self) -> bool:
@@ -47,6 +51,15 @@ class Access(NamedTuple):
     role: str
     disabled: bool
     email_verified: bool
+    session_generation: int = 0
+    session_kept: uuid.UUID | None = None
+
+    def admits(self, generation: int, session_id: uuid.UUID | None) -> bool:
+        """Whether an access token of `generation`, issued in `session_id`, is still good:
+        a password reset or change, or a disable, ended every session it did not keep."""
+        return generation >= self.session_generation or (
+            session_id is not None and session_id == self.session_kept
+        )
 
 
 @dataclass(frozen=True)

@@ -155,10 +155,16 @@ async def me(request: web.Request) -> web.Response:
     RouteSpec(
         summary="Change the account's settings",
         tag="accounts",
-        description="A new `email` is unverified until the link mailed to it is followed.",
+        description="A new `email` needs `current_password`; it is unverified until the link "
+        "mailed to it is followed, and the old address is mailed a notice (no link).",
         body=AccountChanges,
         ok={200: Answer("The account", ref("User"))},
-        errors={409: "`email_taken`: another account has this address"},
+        errors={
+            400: "`current_password_required` (with a new `email`)",
+            403: "`wrong_password`",
+            409: "`email_taken`: another account has this address",
+            429: "`rate_limited`",
+        },
     )
 )
 async def update_me(request: web.Request) -> web.Response:
@@ -167,7 +173,12 @@ async def update_me(request: web.Request) -> web.Response:
     enabled, email = changes.email_notifications, changes.email
     user = await request.app[appkeys.AUTH].account(auth.id)
     if email is not None:
-        user = await request.app[appkeys.RECOVERY].change_email(auth, email, origin_of(request))
+        # Guessing the password here costs what it costs on POST /me/password.
+        await policy.limit_password_change(request, auth)
+        password = changes.current_password
+        user = await request.app[appkeys.RECOVERY].change_email(
+            auth, email, password, origin_of(request)
+        )
     if enabled is not None:
         user = await request.app[appkeys.AUTH].set_email_notifications(auth.id, enabled)
     return web.json_response(user_json(user, "self"), headers=NO_STORE)

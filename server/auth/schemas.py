@@ -36,3 +36,8 @@ class AccountChanges(BaseModel):
         max_length=MAX_FIELD_CHARS,
         description="A new address: unverified until the link mailed to it is followed",
     )
+    current_password: StrictStr | None = Field(
+        default=None,
+        max_length=MAX_FIELD_CHARS,
+        description="The account's password: needed to change `email`",
+    )

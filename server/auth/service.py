@@ -8,7 +8,9 @@ Every access token is checked against the accounts that still exist
 (`authenticate`): a token outliving its account is a 401 everywhere, not a
 foreign-key error or an empty list. Access tokens name their family (`sid`);
 when one ends, `on_session_ended` is told after the commit, so live
-connections of that session close at once.
+connections of that session close at once. They also carry the account's
+session generation (`gen`): the account check that reads role and disabled
+reads it too, and refuses tokens of sessions ended in bulk (`users.end_sessions`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,13 @@ from server.auth.access_cache import AccessCache
 from server.auth.devices import account_key
 from server.auth.model import Access, AuthUser, LoginResult, TokenPair, User
 from server.auth.passwords import PasswordHasher
-from server.auth.tokens import AccessClaims, TokenService, invalid_token, token_expired
+from server.auth.tokens import (
+    INVALID_TOKEN_HEADER,
+    AccessClaims,
+    TokenService,
+    invalid_token,
+    token_expired,
+)
 from server.db import refresh_tokens, users
 from server.errors import BadRequest, Forbidden, Unauthorized
 from server.logs import get_logger
@@ -78,6 +86,13 @@ def _invalid_credentials() -> Unauthorized:
 def account_disabled() -> Unauthorized:
     """A credential of a disabled account: refused on every route and socket."""
     return Unauthorized("This account has been disabled", code="account_disabled")
+
+
+def session_ended() -> Unauthorized:
+    """An access token of a session a password reset or change, or a disable, ended."""
+    return Unauthorized(
+        "This session has ended; sign in again", code="session_ended", headers=INVALID_TOKEN_HEADER
+    )
 
 
 def _login_disabled() -> Forbidden:
@@ -280,8 +295,10 @@ class AuthService:
         HTTP middleware and the WebSocket's auth message both call it.
 
         The role is the account's current one (a change applies at once, not
-        when the token expires). Raises `Unauthorized` with code `invalid_token`,
-        `token_expired` or `account_disabled`.
+        when the token expires), and a token of a session that a password reset or
+        change, or a disable, ended is refused (`Access.admits`). Raises
+        `Unauthorized` with code `invalid_token`, `token_expired`,
+        `account_disabled` or `session_ended`.
         """
         if looks_like_key(access_token):
             return await self.api_keys.authenticate(access_token)
@@ -291,6 +308,8 @@ class AuthService:
             access = await self._check_access(claims.user_id)
         if access.disabled:
             raise account_disabled()
+        if not access.admits(claims.generation, claims.session_id):
+            raise session_ended()
         return AuthUser(
             id=claims.user_id,
             role=access.role,
@@ -362,5 +381,7 @@ class AuthService:
         await refresh_tokens.insert_token(
             conn, jti=jti, family_id=family_id, user_id=user.id, expires_at=expires_at
         )
-        access_token, expires_in = self.tokens.issue_access(user.id, user.role, family_id)
+        access_token, expires_in = self.tokens.issue_access(
+            user.id, user.role, family_id, generation=user.session_generation
+        )
         return TokenPair(access_token, refresh_token, expires_in)

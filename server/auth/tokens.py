@@ -35,7 +35,7 @@ LEEWAY_SECONDS = 5
 _REQUIRED_CLAIMS = ["exp", "iat", "sub", "jti", "aud"]
 # Verified access tokens remembered at once (see `TokenService.decode_access`).
 _VERIFIED_TOKENS = 10_000
-_INVALID_TOKEN_HEADER = {"WWW-Authenticate": 'Bearer realm="frameflow", error="invalid_token"'}
+INVALID_TOKEN_HEADER = {"WWW-Authenticate": 'Bearer realm="frameflow", error="invalid_token"'}
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class AccessClaims:
     # with it end when that session does. None in tokens from before `sid`.
     session_id: uuid.UUID | None = None
     expires_at: int = 0  # epoch seconds (`exp`)
+    # The account's session generation at issue (`gen`; 0 in tokens from before it):
+    # `Access.admits` refuses it once a reset, a password change or a disable moved on.
+    generation: int = 0
 
 
 @dataclass(frozen=True)
@@ -62,13 +65,11 @@ class DeviceClaims:
 
 
 def invalid_token(message: str = "The token is invalid") -> Unauthorized:
-    return Unauthorized(message, code="invalid_token", headers=_INVALID_TOKEN_HEADER)
+    return Unauthorized(message, code="invalid_token", headers=INVALID_TOKEN_HEADER)
 
 
 def token_expired() -> Unauthorized:
-    return Unauthorized(
-        "The token has expired", code="token_expired", headers=_INVALID_TOKEN_HEADER
-    )
+    return Unauthorized("The token has expired", code="token_expired", headers=INVALID_TOKEN_HEADER)
 
 
 class TokenService:
@@ -87,9 +88,15 @@ class TokenService:
         self._verified: dict[str, AccessClaims] = {}
 
     def issue_access(
-        self, user_id: uuid.UUID, role: str, session_id: uuid.UUID | None = None
+        self,
+        user_id: uuid.UUID,
+        role: str,
+        session_id: uuid.UUID | None = None,
+        *,
+        generation: int = 0,
     ) -> tuple[str, int]:
-        """A signed access token (of session `session_id`) and its lifetime in seconds."""
+        """A signed access token (of session `session_id`, in the account's session
+        `generation`) and its lifetime in seconds."""
         now = int(self._clock())
         payload: dict[str, Any] = {
             "sub": str(user_id),
@@ -102,6 +109,8 @@ class TokenService:
         }
         if session_id is not None:
             payload["sid"] = str(session_id)
+        if generation:
+            payload["gen"] = generation
         return jwt.encode(payload, self._key, algorithm=ALGORITHM), self._access_ttl
 
     def issue_refresh(
@@ -170,11 +179,15 @@ class TokenService:
             expires_at = claims["exp"]
             if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
                 raise TypeError(expires_at)
+            generation = claims.get("gen", 0)
+            if isinstance(generation, bool) or not isinstance(generation, int):
+                raise TypeError(generation)
             return AccessClaims(
                 user_id=uuid.UUID(claims["sub"]),
                 role=role,
                 session_id=None if sid is None else uuid.UUID(sid),
                 expires_at=int(expires_at),
+                generation=generation,
             )
         except (KeyError, TypeError, ValueError, AttributeError):
             raise invalid_token() from None

@@ -22,6 +22,10 @@ Safety rules, in the order the pass applies them:
   removed), skipping any that a request holds at that moment.
 - Audit rows older than FRAMEFLOW_AUDIT_RETENTION_DAYS go through
   `AuditLog.delete_expired`, the one delete the table's trigger allows.
+- Verification and reset tokens (`account_tokens`) are forgotten a week after
+  they expired: until then their link still answers `token_expired` (ask for a
+  new one) rather than `token_invalid`. Refresh tokens go once expired: their
+  JWT `exp` already refuses them.
 """
 
 from __future__ import annotations
@@ -40,7 +44,9 @@ from config.settings import Settings
 from server import scratch
 from server.audit.service import AuditLog
 from server.cleanup.orphans import sweep_orphans
+from server.db import account_tokens as account_tokens_db
 from server.db import direct_uploads as direct_uploads_db
+from server.db import refresh_tokens as refresh_tokens_db
 from server.db import videos as videos_db
 from server.db import workers as workers_db
 from server.logs import get_logger
@@ -56,6 +62,8 @@ CLEANUP_LOCK_ID = 0x46_66_43_6C_65_61_6E_31  # "FfClean1"
 BATCH_SIZE = 100
 # How long a dead direct-upload URL stays readable to its creator after it expired.
 DEAD_DIRECT_UPLOAD_GRACE = timedelta(days=7)
+# How long an expired verification or reset link still says "expired".
+EXPIRED_ACCOUNT_TOKEN_GRACE = timedelta(days=7)
 DEAD_WORKER_SECONDS = 24 * 3600.0
 
 
@@ -80,6 +88,10 @@ class CleanupReport:
     direct_uploads_removed: int = 0
     # Audit log rows past the retention (not counted in a dry run).
     audit_rows_deleted: int = 0
+    # Verification and reset tokens past EXPIRED_ACCOUNT_TOKEN_GRACE; expired
+    # refresh tokens (not counted in a dry run).
+    account_tokens_deleted: int = 0
+    refresh_tokens_deleted: int = 0
     video_ids: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -123,6 +135,7 @@ async def run_sweep(
             await sweep.step("direct_uploads", sweep.direct_uploads)
             if audit is not None:
                 await sweep.step("audit_retention", lambda: sweep.audit_retention(audit))
+            await sweep.step("account_tokens", sweep.expired_tokens)
             await sweep.step("workers", sweep.forget_dead_workers)
             await sweep.step("stale_uploads", lambda: sweep.stale_uploads(stale))
             await sweep.step("scratch", lambda: sweep.scratch(stale))
@@ -232,6 +245,17 @@ class _Sweep:
         self.report.audit_rows_deleted += await audit.delete_expired(
             now, self.settings.audit_retention_days
         )
+
+    async def expired_tokens(self) -> None:
+        now: datetime = await self.conn.fetchval("SELECT now()")
+        before = now - EXPIRED_ACCOUNT_TOKEN_GRACE
+        if self.dry_run:
+            found = await account_tokens_db.count_expired(self.conn, before)
+            self.report.account_tokens_deleted += found
+            return
+        deleted = await account_tokens_db.delete_expired(self.conn, before)
+        self.report.account_tokens_deleted += deleted
+        self.report.refresh_tokens_deleted += await refresh_tokens_db.delete_expired(self.conn)
 
     async def forget_dead_workers(self) -> None:
         """Heartbeat rows of runners killed without a clean stop, a day on."""

@@ -37,6 +37,8 @@ def record(metrics: Metrics, report: CleanupReport) -> str:
     metrics.cleanup_bytes_freed.inc(report.bytes_freed)
     metrics.cleanup_uploads_aborted.inc(report.uploads_aborted or 0)
     metrics.cleanup_temp_removed.inc(report.temp_files_removed)
+    metrics.cleanup_tokens_deleted.labels("account").inc(report.account_tokens_deleted)
+    metrics.cleanup_tokens_deleted.labels("refresh").inc(report.refresh_tokens_deleted)
     return outcome
 
 
@@ -92,5 +94,7 @@ def _summary(report: CleanupReport) -> dict[str, object]:
         "pending_prefixes_removed": report.pending_prefixes_removed,
         "orphans_removed": report.orphans_removed,
         "tus_uploads_expired": report.tus_uploads_expired,
+        "account_tokens_deleted": report.account_tokens_deleted,
+        "refresh_tokens_deleted": report.refresh_tokens_deleted,
         "errors": len(report.errors),
     }

@@ -57,3 +57,20 @@ async def use_all(conn: asyncpg.Connection, user_id: uuid.UUID, purpose: str) ->
         purpose,
     )
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def count_expired(conn: asyncpg.Connection, expired_before: datetime) -> int:
+    """Tokens that expired before `expired_before` (what `delete_expired` would remove)."""
+    found: int = await conn.fetchval(
+        "SELECT count(*) FROM account_tokens WHERE expires_at < $1", expired_before
+    )
+    return found
+
+
+async def delete_expired(conn: asyncpg.Connection, expired_before: datetime) -> int:
+    """Drops tokens that expired before `expired_before`, used or not: a link
+    presented after that is `token_invalid`, like one never sent."""
+    status: str = await conn.execute(
+        "DELETE FROM account_tokens WHERE expires_at < $1", expired_before
+    )
+    return int(status.rsplit(" ", 1)[-1])

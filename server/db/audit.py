@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from server.audit.model import AuditEntry, AuditFilter
+from server.db import paging
 
 _COLUMNS = (
     "id, created_at, actor_type, actor_user_id, actor_api_key_id, action, target_type,"
@@ -138,18 +139,14 @@ async def list_for_user(
     before: tuple[datetime, uuid.UUID] | None,
 ) -> list[AuditEntry]:
     """What the user did, and what was done to their account, newest first."""
-    rows = await conn.fetch(
-        f"""
-        SELECT {_COLUMNS} FROM audit_log
-        WHERE (actor_user_id = $1 OR (target_type = 'user' AND target_id = $1::text))
-          AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
-        ORDER BY created_at DESC, id DESC
-        LIMIT $4
-        """,  # noqa: S608
-        user_id,
-        before[0] if before else None,
-        before[1] if before else None,
-        limit,
+    rows = await paging.newest_first(
+        conn,
+        columns=_COLUMNS,
+        table="audit_log",
+        owned_by="actor_user_id = $1 OR (target_type = 'user' AND target_id = $1::text)",
+        user_id=user_id,
+        limit=limit,
+        before=before,
     )
     return [_entry(r) for r in rows]
 

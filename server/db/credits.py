@@ -14,6 +14,7 @@ from datetime import datetime
 import asyncpg
 
 from server.credits.model import CreditAccount, CreditHold, CreditTransaction, TransactionKind
+from server.db import paging
 
 _ACCOUNT = "user_id, balance, held, updated_at"
 _HOLD = "id, user_id, amount, status, captured, reference, created_at, settled_at"
@@ -101,18 +102,14 @@ async def list_transactions(
     before: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[CreditTransaction]:
     """Newest first; `before` is the (created_at, id) of the previous page's last row."""
-    rows = await conn.fetch(
-        f"""
-        SELECT {_TRANSACTION} FROM credit_transactions
-        WHERE user_id = $1
-          AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
-        ORDER BY created_at DESC, id DESC
-        LIMIT $4
-        """,  # noqa: S608
-        user_id,
-        before[0] if before else None,
-        before[1] if before else None,
-        limit,
+    rows = await paging.newest_first(
+        conn,
+        columns=_TRANSACTION,
+        table="credit_transactions",
+        owned_by="user_id = $1",
+        user_id=user_id,
+        limit=limit,
+        before=before,
     )
     return [CreditTransaction(**dict(r)) for r in rows]
 

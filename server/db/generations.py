@@ -13,6 +13,7 @@ from typing import Any
 
 import asyncpg
 
+from server.db import paging
 from server.generations.model import Generation
 
 _COLUMNS = (
@@ -110,18 +111,14 @@ async def list_generations(
     limit: int,
     before: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[Generation]:
-    rows = await conn.fetch(
-        f"""
-        SELECT {_COLUMNS} FROM generations
-        WHERE user_id = $1
-          AND ($2::timestamptz IS NULL OR (created_at, id) < ($2, $3::uuid))
-        ORDER BY created_at DESC, id DESC
-        LIMIT $4
-        """,  # noqa: S608
-        user_id,
-        before[0] if before else None,
-        before[1] if before else None,
-        limit,
+    rows = await paging.newest_first(
+        conn,
+        columns=_COLUMNS,
+        table="generations",
+        owned_by="user_id = $1",
+        user_id=user_id,
+        limit=limit,
+        before=before,
     )
     return [g for g in (_generation(r) for r in rows) if g is not None]
 

@@ -14,6 +14,7 @@ _COLUMNS = (
     "id, token, video_id, user_id, exposes, allow_download, password_hash, expires_at,"
     " revoked_at, view_count, created_at"
 )
+_QUALIFIED = ", ".join("s." + c.strip() for c in _COLUMNS.split(","))
 
 
 def _share(row: asyncpg.Record) -> Share:
@@ -82,11 +83,13 @@ async def revoke_share(
 
 
 async def live_share(conn: asyncpg.Connection, token: str) -> Share | None:
-    """The share behind `token` if it is neither revoked nor expired (database clock)."""
+    """The share behind `token` if it is neither revoked nor expired (database clock)
+    and its owner's account is not disabled: the same query, so no extra round trip."""
     row = await conn.fetchrow(
-        f"""SELECT {_COLUMNS} FROM shares
-            WHERE token = $1 AND revoked_at IS NULL
-              AND (expires_at IS NULL OR expires_at > now())""",  # noqa: S608
+        f"""SELECT {_QUALIFIED} FROM shares s JOIN users u ON u.id = s.user_id
+            WHERE s.token = $1 AND s.revoked_at IS NULL
+              AND (s.expires_at IS NULL OR s.expires_at > now())
+              AND u.disabled_at IS NULL""",  # noqa: S608
         token,
     )
     return _share(row) if row else None

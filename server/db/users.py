@@ -11,7 +11,7 @@ from server.auth.model import Access, AccountUsage, User
 
 _COLUMNS = (
     "id, email, password_hash, role, quota_bytes, used_bytes, created_at, email_notifications,"
-    " disabled_at, email_verified_at"
+    " disabled_at, email_verified_at, session_generation, session_kept"
 )
 
 
@@ -31,16 +31,32 @@ async def user_exists(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
 
 
 async def access_of(conn: asyncpg.Connection, user_id: uuid.UUID) -> Access | None:
-    """Role, disabled and email-verified of an account, None when it is gone: one
-    index probe, called for every request that carries an access token (so a role
-    change, a disable or a verification applies at once, not when the token expires)."""
+    """Role, disabled, email-verified and session generation of an account, None when
+    it is gone: one index probe, called for every request that carries an access token
+    (so a role change, a disable, a verification or ended sessions apply at once, not
+    when the token expires)."""
     row = await conn.fetchrow(
         """SELECT role, disabled_at IS NOT NULL AS disabled,
-                  email_verified_at IS NOT NULL AS email_verified
+                  email_verified_at IS NOT NULL AS email_verified,
+                  session_generation, session_kept
            FROM users WHERE id = $1""",
         user_id,
     )
-    return None if row is None else Access(row["role"], row["disabled"], row["email_verified"])
+    return None if row is None else Access(**dict(row))
+
+
+async def end_sessions(
+    conn: asyncpg.Connection, user_id: uuid.UUID, *, keep_session: uuid.UUID | None = None
+) -> None:
+    """Ends the account's access tokens but those of session `keep_session`: access
+    tokens issued before (an older `gen`) are refused from now on. The caller revokes
+    the refresh tokens in the same transaction."""
+    await conn.execute(
+        """UPDATE users SET session_generation = session_generation + 1, session_kept = $2
+           WHERE id = $1""",
+        user_id,
+        keep_session,
+    )
 
 
 async def get_user_by_email(conn: asyncpg.Connection, email: str) -> User | None:

@@ -1,9 +1,11 @@
-"""Compose the account mails (pure): verification, password reset, "already registered".
+"""Compose the account mails (pure): verification, password reset, "already registered",
+"your email was changed".
 
 Links point at the page, which reads the token from the fragment (`/#verify=…`,
 `/#reset=…`): a fragment is never sent to a server, so the token stays out of
 access logs and `Referer` headers. The log form of a mail cuts the token out
-(`server.serving.redact`).
+(`server.serving.redact`). The notices ("already registered", "email changed")
+carry no token: whoever reads them can do nothing with them but sign in.
 """
 
 from __future__ import annotations
@@ -11,9 +13,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from server.recovery.model import MAIL_ALREADY_REGISTERED, MAIL_PASSWORD_RESET, MAIL_VERIFY_EMAIL
+from server.recovery.model import (
+    MAIL_ALREADY_REGISTERED,
+    MAIL_EMAIL_CHANGED,
+    MAIL_PASSWORD_RESET,
+    MAIL_VERIFY_EMAIL,
+)
 
-ACCOUNT_EVENTS = frozenset({MAIL_VERIFY_EMAIL, MAIL_PASSWORD_RESET, MAIL_ALREADY_REGISTERED})
+ACCOUNT_EVENTS = frozenset(
+    {MAIL_VERIFY_EMAIL, MAIL_PASSWORD_RESET, MAIL_ALREADY_REGISTERED, MAIL_EMAIL_CHANGED}
+)
+
+
+def masked_address(email: str) -> str:
+    """`n***@example.com`: enough for the owner to recognise, not to write to."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}***@{domain}"
 
 
 def _validity(facts: Mapping[str, Any]) -> str:
@@ -70,4 +85,18 @@ def account_mail(
             "If it was not you, you can ignore this email; nothing has changed.",
         ]
         return "Frameflow: someone tried to register with your address", "\n".join(lines) + "\n"
+    if event == MAIL_EMAIL_CHANGED:
+        lines = [
+            "The email address of your Frameflow account at",
+            "",
+            f"  {base_url}/",
+            "",
+            f"was changed from this address to {masked_address(str(facts['new_email']))}.",
+            "Mail about the account, password reset links included, now goes there.",
+            "",
+            "If you made this change, there is nothing to do. If you did not, someone",
+            "who knows your password has the account: contact the administrator of",
+            "this Frameflow server.",
+        ]
+        return "Frameflow: your email address was changed", "\n".join(lines) + "\n"
     raise ValueError(f"not an account mail: {event}")

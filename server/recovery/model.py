@@ -15,6 +15,8 @@ PASSWORD_RESET: Final = "password_reset"  # noqa: S105 - a name, not a secret
 MAIL_VERIFY_EMAIL: Final = "account.verify_email"
 MAIL_PASSWORD_RESET: Final = "account.password_reset"  # noqa: S105
 MAIL_ALREADY_REGISTERED: Final = "account.already_registered"
+# To the old address when the email changes: a notice, with no link in it.
+MAIL_EMAIL_CHANGED: Final = "account.email_changed"
 
 
 @dataclass(frozen=True)

@@ -89,7 +89,8 @@ async def request_password_reset(request: web.Request) -> web.Response:
     RouteSpec(
         summary="Set a new password with the token from a reset link",
         tag="accounts",
-        description="Ends every session of the account.",
+        description="Ends every session of the account: refresh tokens revoked, access "
+        "tokens refused (401 `session_ended`).",
         body=ResetConfirm,
         ok={204: Answer("The password is set; sign in with it")},
         errors=TOKEN_ERRORS,
@@ -108,7 +109,8 @@ async def confirm_password_reset(request: web.Request) -> web.Response:
     RouteSpec(
         summary="Change the password",
         tag="accounts",
-        description="Needs the current password; ends every other session of the account.",
+        description="Needs the current password; ends every other session of the account "
+        "(their access tokens too). The caller's access and refresh tokens keep working.",
         body=PasswordChange,
         ok={204: Answer("Changed; this session goes on, the others have ended")},
         errors={403: "`wrong_password`", 429: "`rate_limited`"},

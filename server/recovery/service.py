@@ -14,7 +14,10 @@ the first and then finds it spent (410 `token_used`); an expired one is 410
 `token_expired`; an unknown or malformed one 400 `token_invalid`.
 
 A password reset ends every session of the account; a password change ends
-every session but the caller's. Ended sessions are reported after the commit
+every session but the caller's. Ended means the refresh tokens are revoked and
+the access tokens already issued refused (`users.end_sessions`: the account's
+session generation moves on, read with the per-request account check, which
+this process forgets at once). Ended sessions are reported after the commit
 (`on_session_ended`) so their live sockets close.
 """
 
@@ -40,6 +43,7 @@ from server.errors import BadRequest, Conflict, Forbidden, Gone
 from server.logs import get_logger
 from server.recovery.model import (
     MAIL_ALREADY_REGISTERED,
+    MAIL_EMAIL_CHANGED,
     MAIL_PASSWORD_RESET,
     MAIL_VERIFY_EMAIL,
     PASSWORD_RESET,
@@ -169,40 +173,90 @@ class RecoveryService:
         return user
 
     async def change_email(
-        self, caller: AuthUser, email: str, origin: Origin | None = None
+        self,
+        caller: AuthUser,
+        email: str,
+        current_password: str | None,
+        origin: Origin | None = None,
     ) -> User:
-        """Sets a new, unverified address and mails it a link; 409 `email_taken`."""
+        """Sets a new, unverified address, mails it a link and mails the old one a notice.
+
+        Needs the current password, as a password change does (400
+        `current_password_required`, 403 `wrong_password`, on record as a failed
+        `email.change`): a session alone must not be enough to move the account's
+        mail, and with it its password resets, to another mailbox. 409
+        `email_taken` (also on record): see README "Accounts" for why it says so."""
         email = validate_email(email)
         user_id = caller.id
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self.pool.acquire() as conn:
             current = await users.get_user(conn, user_id)
-            if current is None:
-                raise invalid_token()
-            if current.email == email:
-                return current
-            try:
-                async with conn.transaction():  # a savepoint: the conflict must not end ours
-                    user = await users.set_email(conn, user_id, email)
-            except asyncpg.UniqueViolationError:
-                raise Conflict(
-                    "Another account has this email address", code="email_taken"
-                ) from None
-            assert user is not None  # the row exists: read above in this transaction
-            await account_tokens.use_all(conn, user_id, VERIFY_EMAIL)
-            await account_tokens.use_all(conn, user_id, PASSWORD_RESET)
-            await self.queue_verification(conn, user)
-            await self.audit.record(
-                "email.change",
-                actor=Actor.of(caller),
-                target=Target.user(user_id),
-                detail={"old_email": current.email, "email": email},
-                origin=origin,
-                conn=conn,
+        if current is None:
+            raise invalid_token()
+        if current.email == email:
+            return current
+        if current_password is None:
+            raise BadRequest(
+                "Changing the email needs the current password",
+                code="current_password_required",
+                field="current_password",
             )
+        # No connection is held while bcrypt runs.
+        if not await self.passwords.verify(current_password, current.password_hash):
+            await self._email_change_failed(caller, "wrong_current_password", email, origin)
+            raise Forbidden("The current password is not correct", code="wrong_password")
+        user = await self._move_email(caller, current, email, origin)
+        if user is None:
+            await self._email_change_failed(caller, "email_taken", email, origin)
+            raise Conflict("Another account has this email address", code="email_taken")
         self.access_cache.forget(user_id)
         self.mail_queued()
         log.info("email_changed", user_id=str(user_id))
         return user
+
+    async def _move_email(
+        self, caller: AuthUser, current: User, email: str, origin: Origin | None
+    ) -> User | None:
+        """The account at its new address, links and notice queued; None when it is taken."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            try:
+                async with conn.transaction():  # a savepoint: the conflict must not end ours
+                    user = await users.set_email(conn, current.id, email)
+            except asyncpg.UniqueViolationError:
+                return None
+            if user is None:  # deleted since it was read
+                raise invalid_token()
+            await account_tokens.use_all(conn, user.id, VERIFY_EMAIL)
+            await account_tokens.use_all(conn, user.id, PASSWORD_RESET)
+            await self.queue_verification(conn, user)
+            # The old address hears of it: its owner may not be the one who asked.
+            await notifications_db.enqueue_account_mail(
+                conn,
+                user_id=user.id,
+                event=MAIL_EMAIL_CHANGED,
+                recipient=current.email,
+                facts={"new_email": email},
+            )
+            await self.audit.record(
+                "email.change",
+                actor=Actor.of(caller),
+                target=Target.user(user.id),
+                detail={"old_email": current.email, "email": email},
+                origin=origin,
+                conn=conn,
+            )
+        return user
+
+    async def _email_change_failed(
+        self, caller: AuthUser, reason: str, email: str, origin: Origin | None
+    ) -> None:
+        await self.audit.record(
+            "email.change",
+            actor=Actor.of(caller),
+            target=Target.user(caller.id),
+            outcome="failure",
+            detail={"reason": reason, "email": email},
+            origin=origin,
+        )
 
     # --- passwords ---------------------------------------------------------------
 
@@ -252,6 +306,7 @@ class RecoveryService:
             await users.set_password_hash(conn, user.id, password_hash)
             verified = await users.mark_email_verified(conn, user.id, row.email)
             ended = await refresh_tokens.revoke_user_sessions(conn, user.id)
+            await users.end_sessions(conn, user.id)  # their access tokens too
             await self.audit.record(
                 "password.reset",
                 actor=ANONYMOUS,
@@ -293,6 +348,8 @@ class RecoveryService:
             ended = await refresh_tokens.revoke_user_sessions(
                 conn, user.id, keep_family=caller.session_id
             )
+            # Their access tokens too; the caller's (same session) keep working.
+            await users.end_sessions(conn, user.id, keep_session=caller.session_id)
             await self.audit.record(
                 "password.change",
                 actor=Actor.of(caller),
@@ -301,6 +358,7 @@ class RecoveryService:
                 origin=origin,
                 conn=conn,
             )
+        self.access_cache.forget(user.id)
         self._sessions_ended(user.id, ended)
         log.info("password_changed", user_id=str(user.id), sessions_ended=len(ended))
 

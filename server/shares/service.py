@@ -2,8 +2,9 @@
 
 The owner's side: create (an unguessable token, optional expiry and
 bcrypt-hashed password, what it exposes), list, revoke. The visitor's side
-never says why a link does not work: unknown, revoked, expired, or a video
-that is gone are one and the same 404.
+never says why a link does not work: unknown, revoked, expired, a video
+that is gone, or an owner whose account is disabled are one and the same 404
+(the links of a re-enabled account work again).
 
 Every visitor request reads the share row again (`live_share`), so a revoke
 or an expiry stops the next request — the page, a playlist, a segment, a
