@@ -40,8 +40,10 @@ MiB = 1024 * 1024
 
 
 class ChildMemory:
-    """Samples the processes this test process has started: the peak RSS of any, and how many
-    ffmpeg processes ran at the same time."""
+    """Samples the ffmpeg processes this test process has started: the peak RSS of any, and
+    how many ran at the same time. Only ffmpeg/ffprobe count: the run's long-lived helpers
+    (the moto or SeaweedFS server a session fixture started) are children too, and grow
+    with the tests that used them before this one."""
 
     def __init__(self) -> None:
         self.me = psutil.Process()
@@ -52,9 +54,9 @@ class ChildMemory:
         ffmpegs = 0
         for child in self.me.children(recursive=True):
             with contextlib.suppress(psutil.Error):
-                self.peak_rss = max(self.peak_rss, child.memory_info().rss)
-                if "ffmpeg" in child.name():
-                    ffmpegs += 1
+                if "ffmpeg" in child.name() or "ffprobe" in child.name():
+                    self.peak_rss = max(self.peak_rss, child.memory_info().rss)
+                    ffmpegs += "ffmpeg" in child.name()
         self.most_ffmpegs = max(self.most_ffmpegs, ffmpegs)
 
     @contextlib.asynccontextmanager
