@@ -252,8 +252,11 @@ class JobRunner:
             job = await self._claim_one()
             if job is None:
                 self._slots.release()
+                # asyncio.timeout, not wait_for: 3.11's wait_for loses a cancel that
+                # arrives with the wake-up it waits for (see server/drain.py).
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.settings.job_poll_seconds)
+                    async with asyncio.timeout(self.settings.job_poll_seconds):
+                        await self._wake.wait()
                 continue
             self._start_attempt(job)
 
@@ -601,7 +604,8 @@ class JobRunner:
             self._wake.set()  # NOTIFYs sent while nobody listened are lost: look now
             while not closed.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(closed.wait(), self.settings.job_poll_seconds)
+                    async with asyncio.timeout(self.settings.job_poll_seconds):
+                        await closed.wait()
                 if not closed.is_set():
                     # A silently dead socket only shows up when used.
                     await conn.fetchval("SELECT 1", timeout=self.settings.job_poll_seconds)
