@@ -199,7 +199,8 @@ def rows(
                 f"{title[:40].lower().replace(' ', '_')}.mp4",
                 f"users/{user_id}/videos/{video_id}/source",
                 rng.randint(10**5, 10**9),
-                "0" * 64,
+                # Distinct, as the library's unique (user_id, sha256) of images needs.
+                f"{rng.getrandbits(256):064x}",
                 "video/mp4",
                 "video" if rng.random() < 0.9 else "image",
                 "ready",
