@@ -147,7 +147,8 @@ SYLLABLES = [
 ]
 TAGS = [f"tag{i}" for i in range(300)] + REAL_WORDS[:40]
 INDEXES_TO_REBUILD = (
-    "videos_search_idx",
+    "videos_owner_search_idx",
+    "videos_owner_title_trgm_idx",
     "videos_search_title_trgm_idx",
     "videos_tags_idx",
     "videos_user_created_idx",
@@ -305,7 +306,8 @@ class Capture:
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         self.calls.append((sql, args))
-        return []
+        # What search_first_page reads of an empty answer: the facets, no page.
+        return [{"facets": [("total", "all", 0)], "id": None}]
 
     async def execute(self, sql: str, *args: Any) -> str:
         return ""
@@ -320,28 +322,31 @@ async def explain(
     from server.db import search as search_db
 
     capture = Capture()
+    assert query.text is not None
     async with pool.acquire() as conn:
-        small = await search_db.library_is_small(conn, user)
-    await search_db.search_videos(
+        # As SearchService does: a small library is read whole; a large one ranks
+        # its newest matches, found by the way the planner's estimate picks.
+        how: search_db.How = "library"
+        if not await search_db.library_is_small(conn, user):
+            how = await search_db.newest_matches_how(
+                conn, user, config="english", text=query.text, typo_tolerant=service.typo_tolerance
+            )
+    await search_db.search_first_page(
         capture,
         user,
         config="english",
         text=query.text,
-        filters=query.filters,
         by_relevance=True,
-        after_date=None,
-        after_score=None,
         limit=21,
         typo_tolerant=service.typo_tolerance,
-        small_library=small,
-        # As SearchService does: a large library ranks its newest matches only.
-        newest_matches=None if small else search_db.NEWEST_MATCHES,
+        how=how,
+        newest_matches=None if how == "library" else search_db.NEWEST_MATCHES,
     )
     sql, params = capture.calls[0]
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
         plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *params)
-    text = "\n".join(r[0] for r in plan)
+    text = f"({how})\n" + "\n".join(r[0] for r in plan)
     return text, sorted(
         set(re.findall(r"(?:Index|Bitmap Index) Scan (?:Backward )?(?:using|on) (\w+)", text))
     )
