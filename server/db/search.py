@@ -103,7 +103,9 @@ async def newest_matches_how(
     p = _Params()
     user = p.add(user_id)
     tsquery, _ = _tsquery(p, config, text)
-    words = _words_source(p, user, text, tsquery, typo_tolerant=typo_tolerant)
+    # The lexemes alone: the trigram matches are mostly the same videos, and the
+    # estimate of `%>` is a guess.
+    words = _words_source(p, user, text, tsquery, typo_tolerant=False)
     sql = f"EXPLAIN (FORMAT JSON) SELECT 1 FROM {words} v"  # noqa: S608 - as above
     async with conn.transaction():
         await _custom_plans(conn)
@@ -232,13 +234,21 @@ def _tsquery(p: _Params, config: str, text: SearchText | None) -> tuple[str, str
     return f"to_tsquery({cfg}, {p.add(text.tsquery)})", cfg
 
 
-async def _custom_plans(conn: asyncpg.Connection) -> None:
+async def _custom_plans(conn: asyncpg.Connection, how: How = "words") -> None:
     """Plan each search for its own words (in the caller's transaction).
 
     asyncpg prepares statements, and after five runs PostgreSQL may switch to
     one generic plan whose estimates ignore the words searched for.
+
+    "library" and "newest" read the user's rows through (user_id, created_at),
+    newest first, which is their point: without bitmap scans the planner cannot
+    instead fetch all of a large library's rows (through that index, or the
+    (user_id, search_title) GIN) and sort them — what it did at 1M videos when it
+    guessed a common word rare (bench/search_bench.py).
     """
     await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+    if how != "words":
+        await conn.execute("SET LOCAL enable_bitmapscan = off")
 
 
 def _score(p: _Params, text: SearchText | None, tsquery: str, *, typo_tolerant: bool) -> str:
@@ -334,7 +344,7 @@ async def search_videos(
         FROM page JOIN videos v ON v.id = page.id ORDER BY page.{order.replace(", ", ", page.")}
     """  # noqa: S608 - constant fragments; values are bind parameters
     async with conn.transaction():
-        await _custom_plans(conn)
+        await _custom_plans(conn, how)
         rows = await conn.fetch(sql, *p.values)
     return [_hit(r) for r in rows]
 
@@ -360,7 +370,7 @@ async def matching_video_ids(
     sql = f"""SELECT v.id FROM {source} v WHERE {where}
               ORDER BY v.created_at, v.id LIMIT {p.add(limit)}"""  # noqa: S608 - as above
     async with conn.transaction():
-        await _custom_plans(conn)
+        await _custom_plans(conn, how)
         rows = await conn.fetch(sql, *p.values)
     return [r["id"] for r in rows]
 
@@ -464,7 +474,7 @@ async def search_facets(
         p, source, matching, filters, _newest(p, newest_matches), "NULL::float8"
     )
     async with conn.transaction():
-        await _custom_plans(conn)
+        await _custom_plans(conn, how)
         rows = await conn.fetch(f"WITH {hits} {counts}", *p.values)
     return _facets_of([(r["facet"], r["value"], r["n"]) for r in rows], newest_matches)
 
@@ -509,7 +519,7 @@ async def search_first_page(
         ORDER BY {order}
     """  # noqa: S608 - constant fragments; values are bind parameters
     async with conn.transaction():
-        await _custom_plans(conn)
+        await _custom_plans(conn, how)
         rows = await conn.fetch(sql, *p.values)
     facets = _facets_of([tuple(f) for f in rows[0]["facets"]], newest_matches)
     return [_hit(r) for r in rows if r["id"] is not None], facets
@@ -545,7 +555,7 @@ async def suggest(
          GROUP BY t ORDER BY count(*) DESC, t LIMIT {n})
     """  # noqa: S608 - constant fragments; values are bind parameters
     async with conn.transaction():
-        await _custom_plans(conn)
+        await _custom_plans(conn, how)
         rows = await conn.fetch(sql, *p.values)
     return [Suggestion(r["text"], r["kind"], r["video_id"], r["n"]) for r in rows]
 
