@@ -254,6 +254,13 @@ async def seed(url: str, args: argparse.Namespace, corpus: Corpus) -> dict[str, 
                 list(INDEXES_TO_REBUILD),
             )
         ]
+        # Statistics targets set on index columns (028's owner index) go with the index.
+        targets = await conn.fetch(
+            "SELECT c.relname, a.attnum, a.attstattarget FROM pg_attribute a"
+            " JOIN pg_class c ON c.oid = a.attrelid"
+            " WHERE c.relname = ANY($1::text[]) AND a.attstattarget > 0",
+            list(INDEXES_TO_REBUILD),
+        )
         for name in INDEXES_TO_REBUILD:
             await conn.execute(f"DROP INDEX IF EXISTS {name}")
         now = datetime.now(UTC)
@@ -280,12 +287,28 @@ async def seed(url: str, args: argparse.Namespace, corpus: Corpus) -> dict[str, 
             t0 = time.perf_counter()
             await conn.execute(definition)
             log(f"  {definition[:80]}… {time.perf_counter() - t0:.1f} s")
+        for t in targets:
+            await conn.execute(
+                f"ALTER INDEX {t['relname']} ALTER COLUMN {t['attnum']}"
+                f" SET STATISTICS {t['attstattarget']}"
+            )
         timings["indexes_s"] = time.perf_counter() - started
         await conn.execute("ANALYZE videos")
         size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('videos'))")
         return {"timings": timings, "users": users, "heavy": heavy, "table_size": size}
     finally:
         await conn.close()
+
+
+async def seeded_before(pool: asyncpg.Pool) -> dict[str, Any]:
+    """What `seed` returns, read from a database it filled earlier (--reuse)."""
+    async with pool.acquire() as conn:
+        owners = await conn.fetch(
+            "SELECT user_id FROM videos GROUP BY user_id ORDER BY count(*) DESC, user_id"
+        )
+        size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('videos'))")
+    users = [r["user_id"] for r in owners]
+    return {"timings": {}, "users": users, "heavy": users[0], "table_size": size}
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -375,8 +398,11 @@ async def run(args: argparse.Namespace, url: str) -> None:
     corpus = Corpus(rng)
     settings = Settings(database_url=url, database_pool_size=4)
     async with open_database(settings, url) as pool:
-        log(f"seeding {args.videos:,} videos for {args.users:,} users …")
-        seeded = await seed(url, args, corpus)
+        if args.reuse:
+            seeded = await seeded_before(pool)
+        else:
+            log(f"seeding {args.videos:,} videos for {args.users:,} users …")
+            seeded = await seed(url, args, corpus)
         service = SearchService(pool=pool, settings=settings)
         await service.prepare()
         users, heavy = seeded["users"][1:], seeded["heavy"]
@@ -467,10 +493,16 @@ def main() -> None:
     parser.add_argument(
         "--keep", default="", help="seed into this new database and keep it (for EXPLAIN by hand)"
     )
+    parser.add_argument(
+        "--reuse", default="", help="measure again on a database seeded with --keep (no seeding)"
+    )
     args = parser.parse_args()
     server = args.database_url or default_database_server()
     if not server:
         raise SystemExit("set BENCH_DATABASE_URL or TEST_DATABASE_URL (a PostgreSQL with pg_trgm)")
+    if args.reuse:
+        asyncio.run(run(args, _with_database(server, args.reuse)))
+        return
     if args.keep:
         asyncio.run(_admin(server, f'CREATE DATABASE "{args.keep}"'))
         asyncio.run(run(args, _with_database(server, args.keep)))
