@@ -41,6 +41,14 @@ _DURATION = (
 # How much a title's trigram similarity adds to the full-text rank (0..1 each).
 _SIMILARITY_WEIGHT = 0.5
 _VIDEO_COLUMNS = ", ".join(f"v.{c.strip()}" for c in VIDEO_COLUMNS.split(","))
+# What ranking and facets read of each match: only these go through the sort by
+# date (the page's rows are read again by id, 20 of them).
+_MATCH_COLUMNS = (
+    "v.id, v.kind, v.status, v.created_at, v.tags, v.metadata, v.search_vector, v.search_title"
+)
+# What every search reads of the rows its source (`_source`) finds: the above,
+# the owner and, for suggestions, the title.
+_SOURCE_COLUMNS = f"{_MATCH_COLUMNS}, v.user_id, v.title, v.filename"
 
 
 # Up to this many videos, a user's search reads all of their rows (through
@@ -74,7 +82,7 @@ def _source(how: How, user_param: str, words_source: str) -> str:
     looking words up), or the owner-keyed word matches behind a fence (so the
     planner does not AND them with every row of the user's index)."""
     if how == "library":
-        return f"(SELECT * FROM videos WHERE user_id = {user_param} OFFSET 0)"  # noqa: S608 - "$n"
+        return f"(SELECT {_SOURCE_COLUMNS} FROM videos v WHERE v.user_id = {user_param} OFFSET 0)"  # noqa: S608 - "$n"
     if how == "words":
         return words_source
     return "videos"
@@ -164,17 +172,18 @@ def _words_source(
     The second leaves out what the first found (for the user's rows,
     `search_vector @@ q` is the first's condition, and cheap)."""
     owned = (
-        "SELECT * FROM videos v WHERE frameflow_owned_vector(v.user_id, v.search_vector)"  # noqa: S608
+        f"SELECT {_SOURCE_COLUMNS} FROM videos v"  # noqa: S608
+        " WHERE frameflow_owned_vector(v.user_id, v.search_vector)"
         f" @@ frameflow_owned_query({user}, {tsquery})"
     )
     if not typo_tolerant:
         return f"({owned} OFFSET 0)"
     # `title %> raw` is `raw <% title` as the trigram index states it.
     similar = (
-        f"SELECT * FROM videos v WHERE v.user_id = {user}"  # noqa: S608
+        f"SELECT {_SOURCE_COLUMNS} FROM videos v WHERE v.user_id = {user}"  # noqa: S608
         f" AND v.search_title %> {p.add(text.raw)} AND NOT v.search_vector @@ {tsquery}"
     )
-    return f"(SELECT * FROM ({owned} UNION ALL {similar}) words OFFSET 0)"  # noqa: S608
+    return f"(SELECT * FROM ({owned} UNION ALL {similar}) v OFFSET 0)"  # noqa: S608
 
 
 def _matching(
@@ -333,7 +342,7 @@ async def search_videos(
         WITH page AS (
             SELECT * FROM (
                 SELECT v.id, v.created_at, {score} AS score FROM (
-                    SELECT v.* FROM {source} v WHERE {where} {newest}
+                    SELECT {_MATCH_COLUMNS} FROM {source} v WHERE {where} {newest}
                 ) v
             ) matched
             WHERE {after}
@@ -411,7 +420,7 @@ def _facets_sql(
     hits = f"""hits AS MATERIALIZED (
             SELECT v.id, v.kind, v.status, v.created_at, v.tags, v.metadata,
                    {score} AS score, {flags}
-            FROM (SELECT v.* FROM {source} v WHERE {matching} {newest}) v)"""  # noqa: S608
+            FROM (SELECT {_MATCH_COLUMNS} FROM {source} v WHERE {matching} {newest}) v)"""  # noqa: S608
     counts = f"""
         SELECT c.facet, c.value, c.n FROM (SELECT {", ".join(aggregates)} FROM hits v) a,
             LATERAL (VALUES {", ".join(rows)}) c(facet, value, n)
