@@ -367,7 +367,7 @@ async def explain(
     )
     sql, params = capture.calls[0]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        await search_db._custom_plans(conn, how)  # the planner settings the search runs with
         plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *params)
     text = f"({how})\n" + "\n".join(r[0] for r in plan)
     return text, sorted(
