@@ -147,7 +147,8 @@ SYLLABLES = [
 ]
 TAGS = [f"tag{i}" for i in range(300)] + REAL_WORDS[:40]
 INDEXES_TO_REBUILD = (
-    "videos_search_idx",
+    "videos_owner_search_idx",
+    "videos_owner_title_trgm_idx",
     "videos_search_title_trgm_idx",
     "videos_tags_idx",
     "videos_user_created_idx",
@@ -199,7 +200,8 @@ def rows(
                 f"{title[:40].lower().replace(' ', '_')}.mp4",
                 f"users/{user_id}/videos/{video_id}/source",
                 rng.randint(10**5, 10**9),
-                "0" * 64,
+                # Distinct, as the library's unique (user_id, sha256) of images needs.
+                f"{rng.getrandbits(256):064x}",
                 "video/mp4",
                 "video" if rng.random() < 0.9 else "image",
                 "ready",
@@ -252,6 +254,13 @@ async def seed(url: str, args: argparse.Namespace, corpus: Corpus) -> dict[str, 
                 list(INDEXES_TO_REBUILD),
             )
         ]
+        # Statistics targets set on index columns (028's owner index) go with the index.
+        targets = await conn.fetch(
+            "SELECT c.relname, a.attnum, a.attstattarget FROM pg_attribute a"
+            " JOIN pg_class c ON c.oid = a.attrelid"
+            " WHERE c.relname = ANY($1::text[]) AND a.attstattarget > 0",
+            list(INDEXES_TO_REBUILD),
+        )
         for name in INDEXES_TO_REBUILD:
             await conn.execute(f"DROP INDEX IF EXISTS {name}")
         now = datetime.now(UTC)
@@ -278,12 +287,28 @@ async def seed(url: str, args: argparse.Namespace, corpus: Corpus) -> dict[str, 
             t0 = time.perf_counter()
             await conn.execute(definition)
             log(f"  {definition[:80]}… {time.perf_counter() - t0:.1f} s")
+        for t in targets:
+            await conn.execute(
+                f"ALTER INDEX {t['relname']} ALTER COLUMN {t['attnum']}"
+                f" SET STATISTICS {t['attstattarget']}"
+            )
         timings["indexes_s"] = time.perf_counter() - started
         await conn.execute("ANALYZE videos")
         size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('videos'))")
         return {"timings": timings, "users": users, "heavy": heavy, "table_size": size}
     finally:
         await conn.close()
+
+
+async def seeded_before(pool: asyncpg.Pool) -> dict[str, Any]:
+    """What `seed` returns, read from a database it filled earlier (--reuse)."""
+    async with pool.acquire() as conn:
+        owners = await conn.fetch(
+            "SELECT user_id FROM videos GROUP BY user_id ORDER BY count(*) DESC, user_id"
+        )
+        size = await conn.fetchval("SELECT pg_size_pretty(pg_total_relation_size('videos'))")
+    users = [r["user_id"] for r in owners]
+    return {"timings": {}, "users": users, "heavy": users[0], "table_size": size}
 
 
 def percentiles(samples: list[float]) -> tuple[float, float, float]:
@@ -304,7 +329,8 @@ class Capture:
 
     async def fetch(self, sql: str, *args: Any) -> list[Any]:
         self.calls.append((sql, args))
-        return []
+        # What search_first_page reads of an empty answer: the facets, no page.
+        return [{"facets": [("total", "all", 0)], "id": None}]
 
     async def execute(self, sql: str, *args: Any) -> str:
         return ""
@@ -319,28 +345,31 @@ async def explain(
     from server.db import search as search_db
 
     capture = Capture()
+    assert query.text is not None
     async with pool.acquire() as conn:
-        small = await search_db.library_is_small(conn, user)
-    await search_db.search_videos(
+        # As SearchService does: a small library is read whole; a large one ranks
+        # its newest matches, found by the way the planner's estimate picks.
+        how: search_db.How = "library"
+        if not await search_db.library_is_small(conn, user):
+            how = await search_db.newest_matches_how(
+                conn, user, config="english", text=query.text, typo_tolerant=service.typo_tolerance
+            )
+    await search_db.search_first_page(
         capture,
         user,
         config="english",
         text=query.text,
-        filters=query.filters,
         by_relevance=True,
-        after_date=None,
-        after_score=None,
         limit=21,
         typo_tolerant=service.typo_tolerance,
-        small_library=small,
-        # As SearchService does: a large library ranks its newest matches only.
-        newest_matches=None if small else search_db.NEWEST_MATCHES,
+        how=how,
+        newest_matches=None if how == "library" else search_db.NEWEST_MATCHES,
     )
     sql, params = capture.calls[0]
     async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SET LOCAL plan_cache_mode = force_custom_plan")
+        await search_db._custom_plans(conn, how)  # the planner settings the search runs with
         plan = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *params)
-    text = "\n".join(r[0] for r in plan)
+    text = f"({how})\n" + "\n".join(r[0] for r in plan)
     return text, sorted(
         set(re.findall(r"(?:Index|Bitmap Index) Scan (?:Backward )?(?:using|on) (\w+)", text))
     )
@@ -369,8 +398,11 @@ async def run(args: argparse.Namespace, url: str) -> None:
     corpus = Corpus(rng)
     settings = Settings(database_url=url, database_pool_size=4)
     async with open_database(settings, url) as pool:
-        log(f"seeding {args.videos:,} videos for {args.users:,} users …")
-        seeded = await seed(url, args, corpus)
+        if args.reuse:
+            seeded = await seeded_before(pool)
+        else:
+            log(f"seeding {args.videos:,} videos for {args.users:,} users …")
+            seeded = await seed(url, args, corpus)
         service = SearchService(pool=pool, settings=settings)
         await service.prepare()
         users, heavy = seeded["users"][1:], seeded["heavy"]
@@ -461,10 +493,16 @@ def main() -> None:
     parser.add_argument(
         "--keep", default="", help="seed into this new database and keep it (for EXPLAIN by hand)"
     )
+    parser.add_argument(
+        "--reuse", default="", help="measure again on a database seeded with --keep (no seeding)"
+    )
     args = parser.parse_args()
     server = args.database_url or default_database_server()
     if not server:
         raise SystemExit("set BENCH_DATABASE_URL or TEST_DATABASE_URL (a PostgreSQL with pg_trgm)")
+    if args.reuse:
+        asyncio.run(run(args, _with_database(server, args.reuse)))
+        return
     if args.keep:
         asyncio.run(_admin(server, f'CREATE DATABASE "{args.keep}"'))
         asyncio.run(run(args, _with_database(server, args.keep)))

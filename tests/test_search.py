@@ -331,11 +331,23 @@ async def test_unknown_text_search_configuration_stops_start_up(
         make_settings(search_config="english; drop table videos")
 
 
+# A large library's matches are found through the owner word indexes ("words")
+# or by scanning the user's rows newest first ("newest"): -1 and a billion as
+# WORD_INDEX_MATCHES force each way, whatever the planner estimates.
+LARGE_LIBRARY_WAYS = pytest.mark.parametrize("word_index_matches", [-1, 10**9])
+
+
+@LARGE_LIBRARY_WAYS
 async def test_large_library_path_finds_the_same(
-    client: TestClient[Any, Any], user: User, monkeypatch: pytest.MonkeyPatch
+    client: TestClient[Any, Any],
+    user: User,
+    monkeypatch: pytest.MonkeyPatch,
+    word_index_matches: int,
 ) -> None:
     """Past SMALL_LIBRARY videos the word indexes are used: same answers."""
     from server.db import search as search_db
+
+    monkeypatch.setattr(search_db, "WORD_INDEX_MATCHES", word_index_matches)
 
     app = client.app
     await add_video(app, user, "Lake at dawn", description="a river flows past the lake")
@@ -346,17 +358,31 @@ async def test_large_library_path_finds_the_same(
     large = await search(client, user, q="river")
     assert titles(large) == titles(small) == ["River crossing", "Garden", "Lake at dawn"]
     assert large["facets"] == small["facets"]
+    # Filters (the page and the facets apart) and the second page, the same way.
+    filtered = await search(client, user, q="river", tag="river")
+    assert titles(filtered) == ["Garden"]
+    first = await search(client, user, q="river", limit=2)
+    rest = await search(client, user, q="river", limit=2, cursor=first["next_cursor"])
+    assert titles(first) + titles(rest) == titles(small)
+    if has_trigrams(app):
+        assert titles(await search(client, user, q="crosing")) == ["River crossing"]
     resp = await client.get("/api/v1/videos/suggest", params={"q": "riv"}, headers=user.headers)
     found = (await resp.json())["suggestions"]
     assert next(s["text"] for s in found if s["kind"] == "title") == "River crossing"
 
 
+@LARGE_LIBRARY_WAYS
 async def test_a_large_library_ranks_and_counts_the_newest_matches(
-    client: TestClient[Any, Any], user: User, monkeypatch: pytest.MonkeyPatch
+    client: TestClient[Any, Any],
+    user: User,
+    monkeypatch: pytest.MonkeyPatch,
+    word_index_matches: int,
 ) -> None:
     """Past SMALL_LIBRARY videos, relevance and facets cover the NEWEST_MATCHES newest
     matches (a common word there costs a second otherwise); `facets_complete` says so."""
     from server.db import search as search_db
+
+    monkeypatch.setattr(search_db, "WORD_INDEX_MATCHES", word_index_matches)
 
     app = client.app
     # The best match is the oldest; eight newer, plainer matches; one other word.

@@ -33,6 +33,10 @@ class SearchFilters:
     uploaded: str | None = None
     tags: tuple[str, ...] = ()  # all of them
 
+    @property
+    def empty(self) -> bool:
+        return self == SearchFilters()
+
 
 @dataclass(frozen=True)
 class SearchText:

@@ -19,6 +19,7 @@ import asyncpg
 
 from config.settings import Settings, SettingsError, env_name
 from server.db import search as search_db
+from server.db.search import How
 from server.logs import get_logger
 from server.search.model import SearchPage, SearchQuery, Suggestion
 from server.search.text import search_text
@@ -52,30 +53,57 @@ class SearchService:
         if self._wants_typos and not self._has_trigrams:
             log.warning("search_without_typo_tolerance", reason="pg_trgm is not installed")
 
+    async def _how(self, conn: asyncpg.Connection, user_id: uuid.UUID, query: SearchQuery) -> How:
+        """How this search finds its rows (see `search_db.How`)."""
+        if query.text is None:
+            return "newest"
+        if await search_db.library_is_small(conn, user_id):
+            return "library"
+        return await search_db.newest_matches_how(
+            conn, user_id, config=self._config, text=query.text, typo_tolerant=self.typo_tolerance
+        )
+
     async def search(self, user_id: uuid.UUID, query: SearchQuery) -> SearchPage:
         # Relevance needs words to rank by; filters alone list newest first.
         sort = query.sort if query.text is not None else "date"
         async with self._pool.acquire() as conn:
-            # A small library is read whole; a large one goes through the word indexes.
-            small = query.text is not None and await search_db.library_is_small(conn, user_id)
+            how = await self._how(conn, user_id, query)
             # A large library ranks and counts the newest matches only (see NEWEST_MATCHES).
-            newest = search_db.NEWEST_MATCHES if query.text is not None and not small else None
-            hits = await search_db.search_videos(
-                conn,
-                user_id,
-                config=self._config,
-                text=query.text,
-                filters=query.filters,
-                by_relevance=sort == "relevance",
-                after_date=query.after_date,
-                after_score=query.after_score,
-                limit=query.limit + 1,  # one more tells whether there is a next page
-                typo_tolerant=self.typo_tolerance,
-                small_library=small,
-                newest_matches=newest,
+            newest = (
+                search_db.NEWEST_MATCHES if how != "library" and query.text is not None else None
             )
             facets = None
-            if query.first_page:
+            # Without filters the page and the facets share their matches (one
+            # scan) — by date too while the page is within the newest matches.
+            shared = sort == "relevance" or newest is None or query.limit < newest
+            if query.first_page and query.text is not None and query.filters.empty and shared:
+                hits, facets = await search_db.search_first_page(
+                    conn,
+                    user_id,
+                    config=self._config,
+                    text=query.text,
+                    by_relevance=sort == "relevance",
+                    limit=query.limit + 1,
+                    typo_tolerant=self.typo_tolerance,
+                    how=how,
+                    newest_matches=newest,
+                )
+            else:
+                hits = await search_db.search_videos(
+                    conn,
+                    user_id,
+                    config=self._config,
+                    text=query.text,
+                    filters=query.filters,
+                    by_relevance=sort == "relevance",
+                    after_date=query.after_date,
+                    after_score=query.after_score,
+                    limit=query.limit + 1,  # one more tells whether there is a next page
+                    typo_tolerant=self.typo_tolerance,
+                    how=how,
+                    newest_matches=newest,
+                )
+            if query.first_page and facets is None:
                 facets = await search_db.search_facets(
                     conn,
                     user_id,
@@ -83,7 +111,7 @@ class SearchService:
                     text=query.text,
                     filters=query.filters,
                     typo_tolerant=self.typo_tolerance,
-                    small_library=small,
+                    how=how,
                     newest_matches=newest,
                 )
         return SearchPage(
@@ -108,7 +136,8 @@ class SearchService:
                 filters=query.filters,
                 limit=limit,
                 typo_tolerant=self.typo_tolerance,
-                small_library=small,
+                # Every match, not the newest: through the owner word indexes.
+                how="library" if small else "words",
             )
 
     async def suggest(self, user_id: uuid.UUID, typed: str, limit: int) -> list[Suggestion]:
@@ -126,5 +155,6 @@ class SearchService:
                 prefix=typed.strip().lower(),
                 limit=limit,
                 typo_tolerant=self.typo_tolerance,
-                small_library=small,
+                # Every match is ranked: through the owner word indexes.
+                how="library" if small else "words",
             )
