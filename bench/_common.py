@@ -301,6 +301,9 @@ def frameflow_server(
             "FRAMEFLOW_ACCESS_TOKEN_TTL_SECONDS": "3600",
             "FRAMEFLOW_LOG_LEVEL": log_level,
             "FRAMEFLOW_LOG_FORMAT": "json",
+            # No automatic thumbnail job after each upload: its ffmpeg would share the
+            # cores with what is measured, and its events would reach ws_bench's sockets.
+            "FRAMEFLOW_THUMBNAIL_AFTER_UPLOAD": "false",
         }
         if storage == "s3":
             settings |= {
