@@ -9,7 +9,7 @@ what its owner's role allows now.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 VIDEOS_READ: Final = "videos:read"
 VIDEOS_WRITE: Final = "videos:write"  # upload and delete
@@ -19,14 +19,17 @@ ADMIN: Final = "admin"
 
 SCOPES: Final = (VIDEOS_READ, VIDEOS_WRITE, JOBS_WRITE, WEBHOOKS, ADMIN)
 
+# Every role an account can have (the users table's CHECK lists the same).
+Role = Literal["admin", "user", "viewer"]
+
 ROLE_SCOPES: Final[dict[str, frozenset[str]]] = {
     "admin": frozenset(SCOPES),
     "user": frozenset(SCOPES) - {ADMIN},
     # Read-only: list, play, download. No upload, processing, delete, shares or hooks.
     "viewer": frozenset({VIDEOS_READ}),
 }
-# Every role an account can have (the users table's CHECK lists the same).
-ROLES: Final = tuple(ROLE_SCOPES)
+ROLES: Final[tuple[str, ...]] = get_args(Role)
+assert set(ROLES) == set(ROLE_SCOPES), "every role has its scopes"
 # Scopes that only read: a route needing any other scope writes something.
 READ_SCOPES: Final = frozenset({VIDEOS_READ})
 
