@@ -73,6 +73,7 @@ async def test_bodies_come_from_the_validating_models(client: Client) -> None:
         ("/api/v1/videos/{id}/shares", "post", "CreateShare"),
         ("/s/{token}/unlock", "post", "UnlockBody"),
         ("/api/v1/videos/{id}", "patch", "MetadataBody"),
+        ("/api/v1/direct-uploads", "post", "CreateDirectUpload"),
     ):
         body = paths[path][method]["requestBody"]["content"]["application/json"]
         assert body["schema"] == {"$ref": f"#/components/schemas/{model}"}, path
