@@ -520,3 +520,36 @@ async def test_routes_open_to_any_caller_still_need_a_caller(client: Client) -> 
     for method, path in routes:
         resp = await client.request(method, path)
         assert resp.status == 401, (method, path, resp.status)
+
+
+async def test_every_route_needing_a_caller_refuses_none_before_its_handler(
+    client: Client,
+) -> None:
+    """Without credentials, every route of the permission table but the public ones is
+    a 401 from the middleware (the same JSON as everywhere), whatever its path or body
+    holds. The signed-URL routes reach their handler: a 401 without a signature, and
+    with a wrong one the handler's 404 `invalid_signature`."""
+    from server.auth import permissions
+
+    def concrete(path: str) -> str:
+        return re.sub(r"\{[^}]+\}", lambda _m: str(uuid.uuid4()), path)
+
+    guarded = [
+        key for key, needed in permissions.ROUTE_SCOPES.items() if needed != permissions.PUBLIC
+    ]
+    assert ("POST", "/api/v1/videos/{id}/jobs") in guarded
+    for method, path in guarded:
+        resp = await client.request(method, concrete(path), data=b"{}")
+        if method == "GET" and resp.status == 405:  # a HEAD-only route (tus), read as GET
+            resp = await client.head(concrete(path))
+            assert resp.status == 401, (path, resp.status)
+            continue
+        assert resp.status == 401, (method, path, resp.status)
+        body = await resp.json()
+        assert body["error"]["code"] == "unauthorized", (method, path)
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer"), (method, path)
+    for method, path in sorted(permissions.SIGNED_URL_ROUTES):
+        assert permissions.ROUTE_SCOPES[(method, path)] not in (permissions.PUBLIC, permissions.ANY)
+        resp = await client.request(method, concrete(path) + "?expires=1&signature=forged")
+        assert resp.status == 404, (method, path, resp.status)
+        assert (await resp.json())["error"]["code"] == "invalid_signature", (method, path)

@@ -177,6 +177,8 @@ async def test_create_run_and_show_a_job_with_signed_output_urls(
         ({"operation": "sleep", "params": {"seconds": 99}}, "invalid_params", "params.seconds"),
         ({"operation": "sleep", "params": {"speed": 1}}, "invalid_params", "params.speed"),
         ({"operation": "sleep", "priority": "high"}, "invalid_field", "priority"),
+        ({"operation": "sleep", "priority": 101}, "invalid_field", "priority"),
+        ({"operation": "sleep", "priority": True}, "invalid_field", "priority"),
     ],
 )
 async def test_invalid_requests_name_the_field(

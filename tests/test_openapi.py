@@ -65,6 +65,19 @@ async def test_bodies_come_from_the_validating_models(client: Client) -> None:
     variants = job["schema"]["properties"]["params"]["anyOf"]
     names = {v["$ref"].rsplit("/", 1)[-1] for v in variants}
     assert "ThumbnailVideoParams" in names and all(n in schemas for n in names)
+    assert job["schema"]["properties"]["priority"]["maximum"] == 100
+    # Bodies once hand-parsed beside a hand-written schema (which had drifted:
+    # `expires_in` for the share's `expires_in_seconds`) are their models now.
+    for path, method, model in (
+        ("/api/v1/admin/users/{id}", "patch", "AccountChange"),
+        ("/api/v1/videos/{id}/shares", "post", "CreateShare"),
+        ("/s/{token}/unlock", "post", "UnlockBody"),
+        ("/api/v1/videos/{id}", "patch", "MetadataBody"),
+        ("/api/v1/direct-uploads", "post", "CreateDirectUpload"),
+    ):
+        body = paths[path][method]["requestBody"]["content"]["application/json"]
+        assert body["schema"] == {"$ref": f"#/components/schemas/{model}"}, path
+    assert "expires_in_seconds" in schemas["CreateShare"]["properties"]
     upload = paths["/api/v1/uploads/{filename}"]["put"]["requestBody"]["content"]
     assert "application/octet-stream" in upload
     assert "multipart/form-data" in paths["/api/v1/uploads"]["post"]["requestBody"]["content"]

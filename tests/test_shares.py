@@ -187,6 +187,10 @@ async def test_password_gates_the_video_and_its_media(
     locked = await info(client, made)
     assert locked == {"password_required": True}
     unlock = path_of(made) + "/unlock"
+    for bad in ({}, {"password": 12345678}, {"password": "x" * 1025}):
+        resp = await client.post(unlock, json=bad)
+        assert resp.status == 400
+        assert (await resp.json())["error"]["field"] == "password"
     assert (await client.post(unlock, json={"password": "wrong one"})).status == 403
     resp = await client.post(unlock, json={"password": "open sesame"})
     assert resp.status == 200
@@ -276,6 +280,7 @@ async def test_only_the_owner_manages_links(
         ({"expires_in_seconds": 0}, "expires_in_seconds"),
         ({"expires_in_seconds": True}, "expires_in_seconds"),
         ({"public": True}, "public"),
+        ({"expires_in": 60}, "expires_in"),  # the old published name: not a field
     ],
 )
 async def test_invalid_bodies_are_400_naming_the_field(

@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from server.bodies import validate_body
 from server.errors import BadRequest
-from server.videos.metadata import MAX_TAGS, normalise_tags, parse_metadata_patch
+from server.videos.metadata import MAX_TAGS, normalise_tags
+from server.videos.schemas import MetadataBody
 from tests.conftest import User, register_and_login
 
 
@@ -85,6 +87,7 @@ async def test_clearing_the_title_gives_the_file_name_back(
         ({"tags": [f"t{i}" for i in range(MAX_TAGS + 1)]}, "tags"),
         ({"filename": "other.mp4"}, "filename"),
         ({}, "title"),
+        ({"description": None, "tags": None}, "title"),  # null is "leave it": nothing to do
     ],
 )
 async def test_invalid_fields_are_400_naming_the_field(
@@ -95,6 +98,16 @@ async def test_invalid_fields_are_400_naming_the_field(
     error = (await resp.json())["error"]
     assert error["code"] == "invalid_field"
     assert error["field"] == field
+
+
+async def test_null_leaves_description_and_tags(
+    client: TestClient[Any, Any], user: User, video: Any
+) -> None:
+    await patch(client, user, video, {"description": "Kept.", "tags": ["kept"]})
+    resp = await patch(client, user, video, {"title": "New", "description": None, "tags": None})
+    assert resp.status == 200, await resp.text()
+    body = await resp.json()
+    assert (body["title"], body["description"], body["tags"]) == ("New", "Kept.", ["kept"])
 
 
 async def test_someone_elses_video_is_404(
@@ -115,5 +128,5 @@ def test_tags_normalised_in_order() -> None:
 
 def test_unknown_field_is_named() -> None:
     with pytest.raises(BadRequest) as caught:
-        parse_metadata_patch({"title": "ok", "size": 1})
+        validate_body(MetadataBody, {"title": "ok", "size": 1})
     assert caught.value.details["field"] == "size"

@@ -2,26 +2,26 @@
 video's deletion, every user's jobs, the system summary. Admins only (the
 permission table gives each route the `admin` scope).
 
-The rules (who may change what) live in `AdminService`; this module parses
-and renders. The audit log's admin routes are in `server/audit/routes.py`.
+The rules (who may change what) live in `AdminService`; this module reads
+the request (the PATCH body is `schemas.AccountChange`) and renders. The
+audit log's admin routes are in `server/audit/routes.py`.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from aiohttp import web
 
 from server import appkeys
 from server.admin import params
+from server.admin.schemas import AccountChange
 from server.admin.serializers import account_json, admin_job_json, summary_json
 from server.audit.model import Actor
 from server.audit.origin import origin_of
 from server.auth.middleware import require_admin
 from server.auth.permissions import ROLES
 from server.auth.serializers import user_json
-from server.errors import BadRequest
-from server.http import path_uuid, query_int, read_json_object
+from server.bodies import read_body
+from server.http import path_uuid, query_int
 from server.jobs.model import STATUSES
 from server.openapi.spec import (
     CURSOR,
@@ -33,43 +33,12 @@ from server.openapi.spec import (
     Param,
     RouteSpec,
     described,
-    obj,
     page_of,
     ref,
 )
 from server.pagination import page_body
 
-MAX_QUOTA_BYTES = 2**63 - 1  # PostgreSQL bigint
-_FIELDS = frozenset({"quota_bytes", "role"})
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-def parse_changes(body: dict[str, Any]) -> tuple[int | None, str | None]:
-    unknown = sorted(set(body) - _FIELDS)
-    if unknown:
-        raise BadRequest(
-            f"Unknown field {unknown[0][:40]!r}; expected quota_bytes and/or role",
-            code="invalid_field",
-            field=unknown[0][:40],
-        )
-    quota = body.get("quota_bytes")
-    role = body.get("role")
-    if quota is None and role is None:
-        raise BadRequest("Give quota_bytes and/or role", code="invalid_field")
-    # bool is an int subclass: `true` must not read as a quota of 1 byte.
-    if quota is not None and (
-        isinstance(quota, bool) or not isinstance(quota, int) or not 0 <= quota <= MAX_QUOTA_BYTES
-    ):
-        raise BadRequest(
-            "'quota_bytes' must be a whole number of bytes, 0 or more",
-            code="invalid_field",
-            field="quota_bytes",
-        )
-    if role is not None and role not in ROLES:
-        raise BadRequest(
-            "'role' must be one of " + ", ".join(ROLES), code="invalid_field", field="role"
-        )
-    return quota, role
 
 
 @described(
@@ -90,12 +59,7 @@ async def get_user(request: web.Request) -> web.Response:
     RouteSpec(
         summary="Change an account's quota or role",
         tag="admin",
-        body=obj(
-            [],
-            quota_bytes={"type": "integer", "minimum": 0, "maximum": MAX_QUOTA_BYTES},
-            role={"enum": list(ROLES)},
-        )
-        | {"additionalProperties": False, "minProperties": 1},
+        body=AccountChange,
         ok={200: Answer("The account", ref("User"))},
         errors={
             403: "`admin_required` or `insufficient_scope`",
@@ -107,9 +71,9 @@ async def get_user(request: web.Request) -> web.Response:
 async def patch_user(request: web.Request) -> web.Response:
     admin = require_admin(request)
     user_id = path_uuid(request)
-    quota, role = parse_changes(await read_json_object(request))
+    change = await read_body(request, AccountChange)
     user = await request.app[appkeys.ADMIN].update_user(
-        admin, user_id, quota_bytes=quota, role=role, origin=origin_of(request)
+        admin, user_id, quota_bytes=change.quota_bytes, role=change.role, origin=origin_of(request)
     )
     return web.json_response(user_json(user, "admin"), headers=NO_STORE)
 

@@ -6,8 +6,10 @@ the key, the expiry, and that the account still exists), then checks the
 route's entry in the permission table (`server.auth.permissions`): a caller
 without the scope it names gets 403 `insufficient_scope`, and an account whose
 email is not verified yet 403 `email_unverified` for what the setting
-`unverified_email_denies` keeps from it. Handlers decide
-what needs a user (`current_user`) or an administrator (`require_admin`).
+`unverified_email_denies` keeps from it. A request without credentials to a
+route that needs a caller is a 401 here, except on the table's signed-URL routes
+(`SIGNED_URL_ROUTES`), whose handlers check the signature. Handlers get the
+caller with `current_user` (or `require_admin`).
 Tokens are never logged or echoed back in errors.
 """
 
@@ -69,9 +71,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         request[USER] = user
         _check_scope(request, user)
         _check_verified(request, user)
-    elif _required(request) == permissions.ANY:
-        # Any caller, but a caller. (Routes with a scope may also take a signed URL
-        # instead of credentials; their handlers decide, with `current_user`.)
+    elif _needs_credentials(request):
+        # Refused here, in one place; the table's signed-URL routes go on to their
+        # handler, which checks the signature instead.
         raise Unauthorized()
     return await handler(request)
 
@@ -81,6 +83,13 @@ def _required(request: web.Request) -> str | None:
     if resource is None:
         return None  # unmatched: aiohttp answers 404/405
     return permissions.required_scope(request.method, resource.canonical)
+
+
+def _needs_credentials(request: web.Request) -> bool:
+    resource = request.match_info.route.resource
+    if resource is None:
+        return False  # unmatched: aiohttp answers 404/405
+    return permissions.needs_credentials(request.method, resource.canonical)
 
 
 def _presented_token(request: web.Request) -> str | None:

@@ -9,7 +9,7 @@ what its owner's role allows now.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final, Literal, get_args
 
 VIDEOS_READ: Final = "videos:read"
 VIDEOS_WRITE: Final = "videos:write"  # upload and delete
@@ -19,14 +19,17 @@ ADMIN: Final = "admin"
 
 SCOPES: Final = (VIDEOS_READ, VIDEOS_WRITE, JOBS_WRITE, WEBHOOKS, ADMIN)
 
+# Every role an account can have (the users table's CHECK lists the same).
+Role = Literal["admin", "user", "viewer"]
+
 ROLE_SCOPES: Final[dict[str, frozenset[str]]] = {
     "admin": frozenset(SCOPES),
     "user": frozenset(SCOPES) - {ADMIN},
     # Read-only: list, play, download. No upload, processing, delete, shares or hooks.
     "viewer": frozenset({VIDEOS_READ}),
 }
-# Every role an account can have (the users table's CHECK lists the same).
-ROLES: Final = tuple(ROLE_SCOPES)
+ROLES: Final[tuple[str, ...]] = get_args(Role)
+assert set(ROLES) == set(ROLE_SCOPES), "every role has its scopes"
 # Scopes that only read: a route needing any other scope writes something.
 READ_SCOPES: Final = frozenset({VIDEOS_READ})
 
@@ -166,6 +169,19 @@ ROUTE_SCOPES: Final[dict[tuple[str, str], str]] = {
     ("GET", "/api/v1/providers"): ANY,
 }
 
+# Scoped routes that also take a signed URL instead of credentials: the media a
+# `<video>`, `<img>` or `<track>` loads, which sends no headers. Without credentials
+# the middleware lets these through to their handler, which checks the signature
+# (or answers 401 when there is none); every other scoped route is a 401 there.
+SIGNED_URL_ROUTES: Final[frozenset[tuple[str, str]]] = frozenset(
+    {
+        ("GET", "/api/v1/videos/{id}/content"),
+        ("GET", "/api/v1/images/{id}/thumbnail"),
+        ("GET", "/api/v1/videos/{id}/captions/{language}"),
+    }
+)
+assert ROUTE_SCOPES.keys() >= SIGNED_URL_ROUTES, "signed-URL routes are in the table"
+
 # What the live socket needs: it streams the caller's job and video events.
 WEBSOCKET_SCOPE: Final = VIDEOS_READ
 
@@ -200,6 +216,15 @@ def role_scopes(role: str) -> frozenset[str]:
 def roles_allowed(scope: str) -> tuple[str, ...]:
     """The roles whose accounts may hold `scope` (for the OpenAPI document)."""
     return tuple(role for role, scopes in ROLE_SCOPES.items() if scope in scopes)
+
+
+def needs_credentials(method: str, pattern: str) -> bool:
+    """Whether a request without credentials is refused (401) before its handler:
+    every route needing a caller, except the signed-URL ones and public ones."""
+    if method == "HEAD":
+        method = "GET"
+    needed = ROUTE_SCOPES.get((method, pattern))
+    return needed not in (None, PUBLIC) and (method, pattern) not in SIGNED_URL_ROUTES
 
 
 def required_scope(method: str, pattern: str) -> str | None:

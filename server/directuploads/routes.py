@@ -4,8 +4,6 @@ itself (`PUT /api/v1/direct-uploads/u/{token}`, no credentials: the token is the
 from __future__ import annotations
 
 import functools
-import json
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -13,18 +11,14 @@ from aiohttp import web
 
 from server import appkeys
 from server.auth.middleware import current_user
+from server.bodies import read_body
 from server.directuploads.model import DirectUpload
+from server.directuploads.schemas import CreateDirectUpload
 from server.directuploads.serializers import direct_upload_json
-from server.directuploads.service import (
-    DEFAULT_EXPIRY_SECONDS,
-    MAX_EXPIRY_SECONDS,
-    MIN_EXPIRY_SECONDS,
-)
 from server.errors import BadRequest, HTTPError, LengthRequired, UnsupportedMediaType
-from server.http import external_url, path_uuid, read_json_object
+from server.http import external_url, path_uuid
 from server.jobs.serializers import job_json
 from server.limits import policy
-from server.media.sniff import ALL_TYPES
 from server.openapi.spec import Answer, RouteSpec, described, nullable, obj
 from server.request_body import body_chunks, defer_continue
 from server.serving.disposition import sanitize_filename
@@ -32,12 +26,6 @@ from server.tus import headers as tus_headers
 from server.tus import serializers as tus_serializers
 from server.tus.routes import TUS_ERRORS, TUS_HEADERS, tus_endpoint
 from server.videos.serializers import video_json
-
-MAX_METADATA_BYTES = 4096
-_ORIGIN = re.compile(
-    r"^https?://[A-Za-z0-9.-]+(:\d{1,5})?$|^https?://\[[0-9A-Fa-f:.]+\](:\d{1,5})?$"
-)
-_TYPES = sorted({t.content_type for t in ALL_TYPES} | {"video/*", "image/*"})
 
 _DIRECT_UPLOAD = obj(
     ["id", "status", "max_size", "expires_at"],
@@ -73,74 +61,11 @@ def add_routes(app: web.Application) -> None:
     app.router.add_patch(tus_base + "{id}", tus_patch)
 
 
-def _int(data: dict[str, Any], field: str, default: int, lo: int, hi: int) -> int:
-    value = data.get(field, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise BadRequest(
-            f"'{field}' must be a whole number from {lo} to {hi}", code="invalid_field", field=field
-        )
-    return value
-
-
-def _allowed_types(data: dict[str, Any]) -> list[str]:
-    value = data.get("allowed_types", [])
-    if not isinstance(value, list) or not all(isinstance(t, str) and t in _TYPES for t in value):
-        raise BadRequest(
-            f"'allowed_types' must be a list of: {', '.join(_TYPES)}",
-            code="invalid_field",
-            field="allowed_types",
-        )
-    return sorted(set(value))
-
-
-def _optional_str(data: dict[str, Any], field: str) -> str | None:
-    value = data.get(field)
-    if value is not None and not isinstance(value, str):
-        raise BadRequest(f"'{field}' must be a string", code="invalid_field", field=field)
-    return value
-
-
-def _metadata(data: dict[str, Any]) -> dict[str, Any]:
-    value = data.get("metadata", {})
-    if not isinstance(value, dict) or len(json.dumps(value)) > MAX_METADATA_BYTES:
-        raise BadRequest(
-            f"'metadata' must be an object of at most {MAX_METADATA_BYTES} bytes as JSON",
-            code="invalid_field",
-            field="metadata",
-        )
-    return value
-
-
-def _cors_origin(data: dict[str, Any]) -> str | None:
-    origin = _optional_str(data, "cors_origin")
-    if origin is not None and not _ORIGIN.match(origin):
-        raise BadRequest(
-            "'cors_origin' must be an origin such as https://app.example.com",
-            code="invalid_field",
-            field="cors_origin",
-        )
-    return origin
-
-
 @described(
     RouteSpec(
         summary="Create a one-time upload URL for someone without credentials",
         tag="uploads",
-        body=obj(
-            [],
-            max_size={"type": "integer", "minimum": 1},
-            expires_in={
-                "type": "integer",
-                "minimum": MIN_EXPIRY_SECONDS,
-                "maximum": MAX_EXPIRY_SECONDS,
-            },
-            allowed_types={"type": "array", "items": {"enum": _TYPES}},
-            process={"type": "string"},
-            preset={"type": "string"},
-            ttl={"type": "string"},
-            metadata={"type": "object"},
-            cors_origin={"type": "string"},
-        ),
+        body=CreateDirectUpload,
         ok={201: Answer("The direct upload, with its `url` (shown once)", _DIRECT_UPLOAD)},
         errors={
             400: "`invalid_field` naming the field, `unknown_operation`, `preset_not_found` "
@@ -154,20 +79,25 @@ async def create(request: web.Request) -> web.Response:
     # A one-time URL is an upload handed to someone else: it counts against the
     # creator's upload limit when made, so URLs cannot be minted without bound.
     await policy.limit_upload(request, user)
-    data = await read_json_object(request)
+    body = await read_body(request, CreateDirectUpload)
     service = request.app[appkeys.DIRECT_UPLOADS]
+    max_bytes = service.max_size if body.max_size is None else body.max_size
+    if max_bytes > service.max_size:  # a setting: beyond what the model can publish
+        raise BadRequest(
+            f"'max_size' must be a whole number from 1 to {service.max_size}",
+            code="invalid_field",
+            field="max_size",
+        )
     created = await service.create(
         user.id,
-        max_bytes=_int(data, "max_size", service.max_size, 1, service.max_size),
-        expires_in_seconds=_int(
-            data, "expires_in", DEFAULT_EXPIRY_SECONDS, MIN_EXPIRY_SECONDS, MAX_EXPIRY_SECONDS
-        ),
-        allowed_types=_allowed_types(data),
-        process=service.parse_process(_optional_str(data, "process")),
-        ttl_seconds=service.parse_ttl(_optional_str(data, "ttl")),
-        metadata=_metadata(data),
-        cors_origin=_cors_origin(data),
-        preset=await service.parse_preset(user.id, _optional_str(data, "preset")),
+        max_bytes=max_bytes,
+        expires_in_seconds=body.expires_in,
+        allowed_types=body.allowed_types,
+        process=service.parse_process(body.process),
+        ttl_seconds=service.parse_ttl(body.ttl),
+        metadata=body.metadata,
+        cors_origin=body.cors_origin,
+        preset=await service.parse_preset(user.id, body.preset),
     )
     url = external_url(request, f"/api/v1/direct-uploads/u/{created.token}")
     return web.json_response(direct_upload_json(created.upload, url=url), status=201)

@@ -9,9 +9,11 @@ from aiohttp import web
 
 from server import appkeys
 from server.auth.middleware import current_user
+from server.bodies import read_body
 from server.errors import BadRequest
-from server.http import external_url, path_uuid, query_int, read_json_object
+from server.http import external_url, path_uuid, query_int
 from server.jobs.model import STATUSES, Job, OutputFile
+from server.jobs.schemas import CreateJob
 from server.jobs.serializers import (
     event_json,
     job_detail_json,
@@ -72,16 +74,9 @@ async def create_job(request: web.Request) -> web.Response:
     user = current_user(request)
     video_id = path_uuid(request)
     await policy.limit_job(request, user)
-    body = await read_json_object(request)
-    priority = body.get("priority", 0)
-    if isinstance(priority, bool) or not isinstance(priority, int):
-        raise BadRequest("'priority' must be an integer", code="invalid_field", field="priority")
+    body = await read_body(request, CreateJob)
     job = await request.app[appkeys.JOBS].create_job(
-        user.id,
-        video_id,
-        body.get("operation"),
-        body.get("params"),
-        priority,
+        user.id, video_id, body.operation, body.params, body.priority
     )
     return _detail(request, job, [], status=202)
 

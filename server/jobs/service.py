@@ -26,6 +26,7 @@ from server.jobs.model import CANCELED, QUEUED, RUNNING, Job, JobEvent, JobStatu
 from server.jobs.operations.estimates import estimated_output_bytes
 from server.jobs.operations.protocol import Operation
 from server.jobs.operations.thumbnail import THUMBNAIL_NAME
+from server.jobs.schemas import MAX_PRIORITY
 from server.live.publisher import EventPublisher
 from server.logs import get_logger
 from server.quota.ledger import QuotaLedger
@@ -34,7 +35,6 @@ from server.videos.model import Video
 
 log = get_logger("frameflow.jobs")
 
-MAX_PRIORITY = 100
 MAX_PROCESS = 5  # operations queued by one upload's ?process=
 # A live client's first snapshot lists at most this many jobs per status; more: page the API.
 SNAPSHOT_LIMIT = 500

@@ -20,14 +20,13 @@ from server import appkeys
 from server.auth import permissions
 from server.auth.middleware import reads_credentials
 from server.jobs.operations.protocol import Operation, param_models
+from server.jobs.schemas import CreateJob
 from server.openapi.components import SCHEMAS
 from server.openapi.spec import (
-    INTEGER,
     UUID,
     RouteSpec,
     Schema,
     deprecation_headers,
-    obj,
     ref,
     spec_of,
 )
@@ -226,7 +225,7 @@ def _model_schema(model: type[BaseModel], components: dict[str, Schema]) -> Sche
 
 
 def _job_body(operations: Mapping[str, Operation], components: dict[str, Schema]) -> Schema:
-    """`{operation, params, priority}`: params are the operations' own declarations."""
+    """`CreateJob`, with `params` as the operations' own declarations."""
     variants: list[Schema] = []
     for name, op in sorted(operations.items()):
         for kind, model in sorted(param_models(op).items()):
@@ -236,9 +235,9 @@ def _job_body(operations: Mapping[str, Operation], components: dict[str, Schema]
             schema["title"] = f"{name} params ({kind} sources)"
             components[component] = schema
             variants.append(ref(component))
-    return obj(
-        ["operation"],
-        operation={"type": "string", "enum": sorted(operations)},
-        params={"anyOf": variants} if variants else {"type": "object"},
-        priority=INTEGER,
-    )
+    body = CreateJob.model_json_schema(ref_template="#/components/schemas/{model}")
+    fields = body["properties"]
+    fields["operation"] |= {"type": "string", "enum": sorted(operations)}
+    fields["params"] |= {"anyOf": variants} if variants else {"type": "object"}
+    body["required"] = ["operation"]
+    return body

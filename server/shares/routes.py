@@ -18,15 +18,15 @@ from server.auth.middleware import current_user
 from server.bodies import read_body
 from server.captions.hls import MasterWithSubtitles, caption_file, subtitle_playlist
 from server.captions.serving import playlist_response, stream_rewritten, vtt_response
-from server.errors import BadRequest, NotFound
-from server.http import external_url, path_uuid, read_json_object
+from server.errors import NotFound
+from server.http import external_url, path_uuid
 from server.limits import policy
 from server.openapi.components import SERVE_PARAMS, SERVED
 from server.openapi.spec import STRING, TIME, UUID, Answer, RouteSpec, described, nullable, obj
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import StoredFile, serve_stored_file
 from server.shares.page import render_page
-from server.shares.params import RenewBody, parse_share_spec
+from server.shares.schemas import CreateShare, RenewBody, UnlockBody
 from server.shares.serializers import locked_json, share_json, shared_view_json
 from server.shares.service import HLS_MASTER, share_not_found
 from server.static_files import share_page, share_page_template
@@ -39,12 +39,7 @@ _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
     RouteSpec(
         summary="Create a share link (a public URL to the video, optional expiry and password)",
         tag="shares",
-        body=obj(
-            exposes={"type": "array", "items": {"enum": ["video", "hls", "thumbnail"]}},
-            download={"type": "boolean"},
-            password={"type": "string"},
-            expires_in={"type": "integer"},
-        ),
+        body=CreateShare,
         ok={201: Answer("The share, with its public URL", _SHARE)},
         errors={
             400: "`invalid_json` or `invalid_field` naming the field",
@@ -55,8 +50,8 @@ _NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 async def create_share(request: web.Request) -> web.Response:
     user = current_user(request)
     video_id = path_uuid(request)
-    spec = parse_share_spec(await read_json_object(request))
-    share = await request.app[appkeys.SHARES].create(user.id, video_id, spec)
+    body = await read_body(request, CreateShare)
+    share = await request.app[appkeys.SHARES].create(user.id, video_id, body.spec())
     return web.json_response(
         share_json(share, lambda path: external_url(request, path)), status=201
     )
@@ -158,7 +153,7 @@ async def share_info(request: web.Request) -> web.Response:
         summary="Open a password-protected share link",
         tag="shares",
         path_schemas={"token": STRING},
-        body=obj(["password"], password=STRING),
+        body=UnlockBody,
         ok={200: Answer("The shared view", obj())},
         errors={
             400: "`invalid_json` or `invalid_field`",
@@ -170,11 +165,8 @@ async def share_info(request: web.Request) -> web.Response:
 )
 async def unlock_share(request: web.Request) -> web.Response:
     await policy.limit_share_unlock(request, request.match_info["token"])
-    data = await read_json_object(request)
-    password = data.get("password")
-    if not isinstance(password, str) or len(password) > 1024:
-        raise BadRequest("'password' must be a string", code="invalid_field", field="password")
-    view = await request.app[appkeys.SHARES].open(request.match_info["token"], password)
+    body = await read_body(request, UnlockBody)
+    view = await request.app[appkeys.SHARES].open(request.match_info["token"], body.password)
     assert view is not None  # a password was given
     return web.json_response(shared_view_json(view), headers=_NO_STORE)
 

@@ -1,9 +1,9 @@
-"""What PATCH /api/v1/videos/{id} accepts: a title, a description and tags.
+"""A video's title, description and tags: their limits and normal forms.
 
-Pure: parses a JSON object into a `MetadataPatch` or raises a 400 that names
-the field. Tags are normalised so that "Holiday", " holiday " and "HOLIDAY"
-are one tag: trimmed, inner whitespace collapsed, lower-cased, duplicates
-dropped (first occurrence kept, in order).
+`server.videos.schemas.MetadataBody` (the PATCH body) turns a request into a
+`MetadataPatch` with these. Pure. Tags are normalised so that "Holiday", " holiday "
+and "HOLIDAY" are one tag: trimmed, inner whitespace collapsed, lower-cased,
+duplicates dropped (first occurrence kept, in order).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ FIELDS = ("title", "description", "tags")
 
 # Control characters (tab and newline allowed in descriptions only). Search
 # highlights are delimited with \x02/\x03, so stored text must never hold them.
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
-_DESCRIPTION_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
-_SPACES_RE = re.compile(r"\s+")
+CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+DESCRIPTION_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+SPACES_RE = re.compile(r"\s+")
 
 
 @dataclass(frozen=True)
@@ -41,55 +41,13 @@ def _invalid(field: str, message: str) -> BadRequest:
     return BadRequest(message, code="invalid_field", field=field)
 
 
-def parse_metadata_patch(data: dict[str, Any]) -> MetadataPatch:
-    unknown = sorted(set(data) - set(FIELDS))
-    if unknown:
-        field = unknown[0]
-        raise _invalid(field[:64], f"'{field[:64]}' cannot be changed (only {', '.join(FIELDS)})")
-    if not data:
-        raise BadRequest(
-            f"Send at least one of {', '.join(FIELDS)}", code="invalid_field", field="title"
-        )
-    title, reset = _title(data) if "title" in data else (None, False)
-    description = _description(data["description"]) if "description" in data else None
-    tags = normalise_tags(data["tags"]) if "tags" in data else None
-    return MetadataPatch(title=title, reset_title=reset, description=description, tags=tags)
-
-
-def _title(data: dict[str, Any]) -> tuple[str | None, bool]:
-    value = data["title"]
-    if value is None:
-        return None, True
-    if not isinstance(value, str):
-        raise _invalid("title", "'title' must be a string or null")
-    value = _SPACES_RE.sub(" ", value).strip() if not _CONTROL_RE.search(value) else None
-    if value is None:
-        raise _invalid("title", "'title' must not contain control characters")
-    if len(value) > MAX_TITLE_CHARS:
-        raise _invalid("title", f"'title' is longer than {MAX_TITLE_CHARS} characters")
-    return (value, False) if value else (None, True)
-
-
-def _description(value: Any) -> str:
-    if not isinstance(value, str):
-        raise _invalid("description", "'description' must be a string")
-    if _DESCRIPTION_CONTROL_RE.search(value):
-        raise _invalid("description", "'description' must not contain control characters")
-    value = value.strip()
-    if len(value) > MAX_DESCRIPTION_CHARS:
-        raise _invalid(
-            "description", f"'description' is longer than {MAX_DESCRIPTION_CHARS} characters"
-        )
-    return value
-
-
 def normalise_tag(value: Any) -> str:
     """One tag as stored and searched: trimmed, single-spaced, lower case."""
     if not isinstance(value, str):
         raise _invalid("tags", "each tag must be a string")
-    if _CONTROL_RE.search(value):
+    if CONTROL_RE.search(value):
         raise _invalid("tags", "a tag must not contain control characters")
-    tag = _SPACES_RE.sub(" ", value).strip().lower()
+    tag = SPACES_RE.sub(" ", value).strip().lower()
     if not tag:
         raise _invalid("tags", "a tag must not be empty")
     if len(tag) > MAX_TAG_CHARS:

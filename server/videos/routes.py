@@ -13,8 +13,9 @@ from server import appkeys
 from server.audit.model import Actor
 from server.audit.origin import origin_of
 from server.auth.middleware import current_user
+from server.bodies import read_body
 from server.errors import NotFound
-from server.http import external_url, path_uuid, query_int, read_json_object
+from server.http import external_url, path_uuid, query_int
 from server.jobs.serializers import thumbnail_links
 from server.openapi.components import SERVE_PARAMS, SERVED
 from server.openapi.spec import (
@@ -36,8 +37,8 @@ from server.serving.claims import claims_of, stored_file_of
 from server.serving.cors import preflight_for, signed_media
 from server.serving.serve import Offload, StoredFile, accel_expires, serve_stored_file
 from server.serving.signing import playback_seconds
-from server.videos.metadata import parse_metadata_patch
 from server.videos.model import Video
+from server.videos.schemas import MetadataBody
 from server.videos.serializers import content_path, video_json
 
 # A bearer request's account check younger than this is taken as it is.
@@ -112,11 +113,7 @@ async def get_video(request: web.Request) -> web.Response:
     RouteSpec(
         summary="Change a video's title, description or tags",
         tag="videos",
-        body=obj(
-            title={"type": ["string", "null"], "maxLength": 200},
-            description={"type": "string", "maxLength": 5000},
-            tags={"type": "array", "maxItems": 20, "items": {"type": "string", "maxLength": 40}},
-        ),
+        body=MetadataBody,
         ok={200: Answer("The video", ref("Video"))},
         errors={
             400: "`invalid_json` or `invalid_field` naming the field",
@@ -127,7 +124,7 @@ async def get_video(request: web.Request) -> web.Response:
 async def patch_video(request: web.Request) -> web.Response:
     """Title, description and tags; absent fields are left as they are."""
     video_id = path_uuid(request)
-    patch = parse_metadata_patch(await read_json_object(request))
+    patch = (await read_body(request, MetadataBody)).patch()
     video = await request.app[appkeys.VIDEOS].update_metadata(
         current_user(request).id, video_id, patch
     )
