@@ -5,6 +5,7 @@ the server is down, never with injected headers, and only logged without SMTP.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -207,6 +208,25 @@ async def test_stop_ends_the_loop_even_when_a_wake_up_comes_with_it() -> None:
     stopping = asyncio.create_task(loop.stop())
     # A hang guard, not a timing assertion (stop() swallows a cancel, so no timeout()).
     done, _ = await asyncio.wait({stopping}, timeout=10)
+    assert stopping in done, "the loop went on after stop()"
+
+
+async def test_stop_ends_the_loop_even_when_run_once_swallows_the_cancel() -> None:
+    """Whatever runs under run_once (a mail client, a driver) may lose a cancel;
+    stop() cancels again until the task has ended, and the loop ends at its next turn."""
+    started = asyncio.Event()
+
+    async def run_once() -> int:
+        started.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(60)  # the cancel is swallowed here, as a buggy library might
+        return 10  # "a full batch": the loop would go round at once
+
+    loop = DrainLoop("test-drain", run_once, batch=10, poll_seconds=60.0)
+    loop.start()
+    await started.wait()
+    stopping = asyncio.create_task(loop.stop())
+    done, _ = await asyncio.wait({stopping}, timeout=10)  # a hang guard
     assert stopping in done, "the loop went on after stop()"
 
 

@@ -103,10 +103,7 @@ async def _owned_video(request: web.Request) -> Video:
     )
 )
 async def get_video(request: web.Request) -> web.Response:
-    body = video_json(await _owned_video(request))
-    # The same shape as in the list, thumbnail link included.
-    await _add_thumbnails(request, current_user(request).id, [body])
-    return web.json_response(body, headers={"Cache-Control": "no-store"})
+    return web.json_response(video_json(await _owned_video(request)))
 
 
 @described(
