@@ -118,6 +118,11 @@ class Settings:
     s3_part_size: int = _setting(
         8 * MiB, "Part size of S3 multipart uploads in bytes (S3 minimum is 5 MiB)."
     )
+    s3_parts_in_flight: int = _setting(
+        2,
+        "Parts of one S3 upload sent at the same time (1-16); an upload holds this many "
+        "parts plus the one filling in memory.",
+    )
 
     # --- redis ---------------------------------------------------------------
     redis_url: str = _setting(
@@ -631,6 +636,7 @@ def _validate(s: Settings) -> None:
         "needs a database URL to go with it (the embedded PostgreSQL takes none)",
     )
     need(s.s3_part_size >= 5 * MiB, "s3_part_size", "S3 parts must be at least 5 MiB")
+    need(1 <= s.s3_parts_in_flight <= 16, "s3_parts_in_flight", "must be between 1 and 16")
     need(s.max_upload_bytes > 0, "max_upload_bytes", "must be positive")
     need(s.batch_max_jobs >= 1, "batch_max_jobs", "must be at least 1")
     need(s.presets_per_user >= 1, "presets_per_user", "must be at least 1")

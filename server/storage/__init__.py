@@ -55,6 +55,7 @@ async def _open_backend(settings: Settings) -> Storage:
     storage = await S3Storage.connect(
         bucket=settings.s3_bucket,
         part_size=settings.s3_part_size,
+        parts_in_flight=settings.s3_parts_in_flight,
         # local_path() copies for ffmpeg; under the data dir so they land on a
         # disk the operator sized for media, not on a small /tmp.
         tmp_dir=data_dirs.s3_copies_dir(settings.data_dir),

@@ -1,8 +1,11 @@
 """Objects in an S3 bucket (AWS, MinIO, R2, ...) through one long-lived aioboto3 client.
 
-Uploads are multipart with fixed-size parts, streamed: at most one part is on
-the wire while the next one fills, so an upload holds at most ~2 parts in
-memory whatever the object's size. Objects smaller than a part skip the
+Uploads are multipart with fixed-size parts, streamed: at most
+`parts_in_flight` parts (FRAMEFLOW_S3_PARTS_IN_FLIGHT, default 2) are on the
+wire while the next one fills, so an upload holds at most parts_in_flight + 1
+parts in memory whatever the object's size. One part at a time left the
+upload at the pace of one connection (0.71-0.78 of boto3's `upload_file`,
+which sends 10 at once, bench/s3_bench.py). Objects smaller than a part skip the
 multipart machinery and go up with a single PutObject. Reads are ranged
 GetObjects streamed chunk by chunk, sent to a presigned URL reused per key
 (`s3_get`): botocore's per-call work cost more than the request itself.
@@ -11,6 +14,7 @@ GetObjects streamed chunk by chunk, sent to a presigned URL reused per key
 from __future__ import annotations
 
 import asyncio
+import collections
 import io
 import re
 import shutil
@@ -111,7 +115,9 @@ class S3Writer:
         # pytest fails on, raw bytes bodies over 1 MiB.
         self._buf = io.BytesIO()
         self._create: asyncio.Future[str] | None = None
-        self._inflight: asyncio.Task[dict[str, Any]] | None = None
+        # Oldest first; finished parts move to _parts in order, so part numbers ascend.
+        self._inflight: collections.deque[asyncio.Task[dict[str, Any]]] = collections.deque()
+        self._shipped = 0
         self._parts: list[dict[str, Any]] = []
         self._state = _OPEN
         self.bytes_written = 0
@@ -137,8 +143,9 @@ class S3Writer:
             view = view[room:]
 
     async def _ship_part(self) -> None:
-        await self._wait_inflight()  # keeps at most one part on the wire
-        number = len(self._parts) + 1
+        while len(self._inflight) >= self._storage.parts_in_flight:
+            await self._wait_oldest()  # keeps at most parts_in_flight parts on the wire
+        number = self._shipped + 1
         if number > _MAX_PARTS:
             raise StorageError(
                 f"{self._key!r} needs more than {_MAX_PARTS} parts; raise FRAMEFLOW_S3_PART_SIZE"
@@ -146,15 +153,17 @@ class S3Writer:
         upload_id = await self._upload_id()
         body, self._buf = self._buf, io.BytesIO()
         body.seek(0)
-        self._inflight = asyncio.create_task(self._upload_part(upload_id, number, body))
+        self._shipped = number
+        self._inflight.append(asyncio.create_task(self._upload_part(upload_id, number, body)))
+
+    async def _wait_oldest(self) -> None:
+        part = await self._inflight[0]  # re-raises a failed upload on every later call
+        self._inflight.popleft()
+        self._parts.append(part)
 
     async def _wait_inflight(self) -> None:
-        task = self._inflight
-        if task is None:
-            return
-        part = await task  # re-raises a failed upload on every later call
-        self._inflight = None
-        self._parts.append(part)
+        while self._inflight:
+            await self._wait_oldest()
 
     async def _upload_id(self) -> str:
         if self._create is None:
@@ -211,10 +220,12 @@ class S3Writer:
             return
         self._state = _ABORTED
         self._buf = io.BytesIO()
-        task, self._inflight = self._inflight, None
-        if task is not None:
+        tasks, self._inflight = list(self._inflight), collections.deque()
+        for task in tasks:
             task.cancel()
-            await asyncio.wait([task])
+        if tasks:
+            await asyncio.wait(tasks)
+        for task in tasks:
             if not task.cancelled():
                 task.exception()  # mark retrieved; the upload is going away anyway
         if self._create is None:
@@ -240,6 +251,7 @@ class S3Storage:
         tmp_dir: Path,
         check_timeout: float,
         max_attempts: int = 5,
+        parts_in_flight: int = 2,
     ) -> None:
         self.client = client  # aiobotocore S3 client, entered for our lifetime
         self._exit_stack = exit_stack
@@ -256,6 +268,7 @@ class S3Storage:
         self.bucket = bucket
         self.region = region
         self.part_size = part_size
+        self.parts_in_flight = parts_in_flight
         self.tmp_dir = tmp_dir  # where local_path() puts its copies
         self.check_timeout = check_timeout
 
@@ -266,6 +279,7 @@ class S3Storage:
         bucket: str,
         part_size: int,
         tmp_dir: Path,
+        parts_in_flight: int = 2,
         endpoint_url: str = "",
         region: str = "us-east-1",
         access_key_id: str = "",
@@ -317,6 +331,7 @@ class S3Storage:
             tmp_dir=tmp_dir,
             check_timeout=check_timeout,
             max_attempts=max_attempts,
+            parts_in_flight=parts_in_flight,
         )
 
     async def ensure_bucket(self) -> None:
