@@ -31,7 +31,6 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiofiles
 import asyncpg
 
 from server.db import generations as generations_db
@@ -50,6 +49,7 @@ from server.jobs.operations.ffmpeg_run import run_ffmpeg_with_progress
 from server.jobs.operations.protocol import OperationFailed
 from server.jobs.service import JobService
 from server.live.publisher import EventPublisher
+from server.localfiles import file_chunks
 from server.logs import get_logger
 from server.object_keys import source_key
 from server.uploads.service import UploadService
@@ -314,7 +314,5 @@ def _spec(generation: Generation, image: Path | None, content_type: str | None) 
     )
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with aiofiles.open(path, "rb") as f:
-        while chunk := await f.read(CHUNK):
-            yield chunk
+def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    return file_chunks(path, CHUNK)

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import aiofiles
-
 from config.settings import Settings
 from server.errors import ServiceUnavailable, Unprocessable
+from server.localfiles import file_chunks
 from server.logs import get_logger
 from server.scanning.clamd import ClamdClient, ClamdError, parse_address
 
@@ -62,7 +61,5 @@ class ScanService:
             )
 
 
-async def _file_chunks(path: Path) -> AsyncIterator[bytes]:
-    async with aiofiles.open(path, "rb") as f:
-        while chunk := await f.read(SCAN_CHUNK_BYTES):
-            yield chunk
+def _file_chunks(path: Path) -> AsyncIterator[bytes]:
+    return file_chunks(path, SCAN_CHUNK_BYTES)

@@ -22,11 +22,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import aiofiles
-
 from config.settings import Settings
 from server.data_dirs import image_scratch_dir
 from server.errors import Unprocessable
+from server.localfiles import file_chunks
 from server.logs import get_logger
 from server.media.images import (
     PILLOW_FORMATS,
@@ -144,8 +143,8 @@ class ImageIntake:
     async def _put(self, key: str, path: Path, content_type: str) -> int:
         size = 0
         writer_cm = self._storage.writer(key, content_type)
-        async with writer_cm as writer, aiofiles.open(path, "rb") as f:
-            while chunk := await f.read(_COPY_CHUNK):
+        async with writer_cm as writer:
+            async for chunk in file_chunks(path, _COPY_CHUNK):
                 size += len(chunk)
                 await writer.write(chunk)
             await writer.commit()

@@ -6,10 +6,9 @@ import asyncio
 import mimetypes
 from pathlib import Path
 
-import aiofiles
-
 from server.jobs.context import JobContext
 from server.jobs.model import OutputFile
+from server.localfiles import file_chunks
 
 COPY_CHUNK = 1024 * 1024
 
@@ -34,8 +33,8 @@ async def store_file(
     key = ctx.output_key(name)
     content_type = content_type or guess_content_type(name)
     size = 0
-    async with ctx.storage.writer(key, content_type) as writer, aiofiles.open(path, "rb") as f:
-        while chunk := await f.read(COPY_CHUNK):
+    async with ctx.storage.writer(key, content_type) as writer:
+        async for chunk in file_chunks(path, COPY_CHUNK):
             size += len(chunk)
             await writer.write(chunk)
             ctx.touch()
