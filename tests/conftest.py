@@ -143,10 +143,20 @@ def app(settings: Settings) -> web.Application:
 
 
 async def truncate_all(app: web.Application) -> None:
-    async with app[appkeys.POOL].acquire() as conn:
-        await conn.execute(
-            "TRUNCATE users, refresh_tokens, videos, jobs, job_outputs, job_events CASCADE"
-        )
+    # The app has started: its first job claim or start-up sweep may hold a table the
+    # TRUNCATE needs while it waits for one the TRUNCATE holds. PostgreSQL then aborts
+    # one side (deadlock detected); the other has gone on by the next try.
+    for attempt in range(5):
+        try:
+            async with app[appkeys.POOL].acquire() as conn:
+                await conn.execute(
+                    "TRUNCATE users, refresh_tokens, videos, jobs, job_outputs, job_events CASCADE"
+                )
+            return
+        except asyncpg.DeadlockDetectedError:
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.1)
 
 
 @pytest.fixture
