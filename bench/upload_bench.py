@@ -9,7 +9,9 @@ user through the API and uploads a real MP4 padded to the requested size with
 curl, which is what users do. The baseline is a bare aiohttp server (below,
 started from this same file) that writes the request body to disk and does
 nothing else: the ratio says what sniffing, hashing, storage, probing and
-the database cost on top of aiohttp itself.
+the database cost on top of aiohttp itself. Beside each Frameflow `curl -T`
+(local storage), `dd conv=fsync` copies the same file into the same directory:
+the disk's own pace in that moment, which a raw upload should keep.
 
 The S3 backend talks to moto's S3 server on loopback, which keeps objects in
 memory and is itself slow (~50 MB/s), so its numbers measure moto as much as
@@ -22,8 +24,10 @@ import argparse
 import itertools
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,7 +62,7 @@ from _common import (
 )
 from aiohttp import BodyPartReader, web
 
-CHUNK = 256 * 1024  # the same read size as Frameflow's default upload_chunk_bytes
+CHUNK = 1024 * 1024  # the same read size as Frameflow's default upload_chunk_bytes
 METHODS = ("put", "multipart")
 
 
@@ -209,6 +213,22 @@ def bench_bare(work_dir: Path, path: Path, repeat: int) -> list[Run]:
     return runs
 
 
+def measured_dd(work_dir: Path, path: Path) -> Run:
+    """`dd conv=fsync` of the same file into the same directory: the disk's own pace,
+    measured just before a Frameflow upload so both meet the same disk."""
+    out = work_dir / "dd.out"
+    os.sync()
+    started = time.perf_counter()
+    subprocess.run(
+        ["dd", f"if={path}", f"of={out}", "bs=1M", "conv=fsync", "status=none"], check=True
+    )
+    seconds = time.perf_counter() - started
+    out.unlink()
+    run = Run("dd", "disk", "put", path.stat().st_size, seconds, 0, 0)
+    log(f"  dd conv=fsync        {run.mib_per_s:7.1f} MiB/s")
+    return run
+
+
 def bench_frameflow(
     work_dir: Path,
     backend: str,
@@ -238,6 +258,8 @@ def bench_frameflow(
             delete_video(server.base_url, token, result.json()["id"])
         for _ in range(repeat):
             for method in METHODS:
+                if backend == "local" and method == "put":
+                    runs.append(measured_dd(work_dir, path))
                 run, result = measured_upload(
                     "frameflow", backend, server.base_url, server.proc.pid, method, path, token
                 )
@@ -275,7 +297,7 @@ def summarize(runs: list[Run]) -> tuple[Table, list[dict[str, Any]]]:
     )
     summary: list[dict[str, Any]] = []
     # Largest file first; at each size the baselines, then Frameflow.
-    order = {"bare": 0, "bare+fsync": 1, "frameflow": 2}
+    order = {"bare": 0, "bare+fsync": 1, "dd": 2, "frameflow": 3}
     keys = sorted(groups, key=lambda k: (-k[3], order.get(k[0], 9), k[1], METHODS.index(k[2])))
     for target, backend, method, size in keys:
         group = groups[(target, backend, method, size)]
@@ -287,9 +309,9 @@ def summarize(runs: list[Run]) -> tuple[Table, list[dict[str, Any]]]:
         baseline = min(r.rss_baseline for r in group)
         growth = max(r.rss_peak - r.rss_baseline for r in group)
         table.add(
-            target,
+            "dd conv=fsync" if target == "dd" else target,
             backend,
-            "curl -T" if method == "put" else "curl -F (multipart)",
+            "" if target == "dd" else "curl -T" if method == "put" else "curl -F (multipart)",
             f"{size // MiB} MiB",
             f"{speed:.0f}",
             f"{ratio:.2f}",
@@ -379,6 +401,16 @@ def main() -> None:
     # lasts a second or two, so a stall of the machine moves a median of each a lot.
     for backend in sorted({r.backend for r in runs if r.target == "frameflow"}):
         mine = [r for r in runs if (r.target, r.backend) == ("frameflow", backend)]
+        if backend == "local":
+            # The issue's other local goal: a raw upload at the disk's pace.
+            disk = [r for r in runs if r.target == "dd"]
+            puts = [r for r in mine if r.method == "put"]
+            paced = [put.mib_per_s / dd.mib_per_s for dd, put in zip(disk, puts, strict=True)]
+            print(
+                "frameflow local: curl -T / the dd conv=fsync just before it: "
+                + ", ".join(f"{ratio:.2f}" for ratio in paced)
+                + f" (median {median(paced):.2f})"
+            )
         pairs = [
             multipart.mib_per_s / put.mib_per_s
             for put, multipart in itertools.pairwise(mine)

@@ -234,7 +234,9 @@ class Settings:
         "again (0: every request asks; at most 5, so a deleted account is refused within it).",
     )
     upload_chunk_bytes: int = _setting(
-        256 * 1024, "Read size when streaming request bodies (memory per upload ~ this)."
+        1024 * 1024,
+        "Read size when streaming request bodies (memory per upload ~ twice this: one chunk "
+        "stored while the next is read).",
     )
 
     # --- images -----------------------------------------------------------------

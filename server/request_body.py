@@ -73,29 +73,33 @@ async def body_chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:
     consumer checks before pulling (declared size, quota) is checked first.
     """
     await send_continue(request)
-    # A read returns what has arrived, often a fraction of `size`: fill a chunk
-    # first, so storage gets few, large writes (one thread hop each on local disk).
-    buf = bytearray()
+    # A read returns what has arrived, often a fraction of `size`: gather a chunk
+    # first, so storage gets few, large writes (one thread hop each on local
+    # disk), joined once (a bytearray grown and then copied out was two copies).
+    parts: list[bytes] = []
+    have = 0
     first = True
     while True:
         try:
-            chunk = await within_idle_deadline(request, request.content.read(size - len(buf)))
+            chunk = await within_idle_deadline(request, request.content.read(size - have))
         except RequestPayloadError:
             raise BadRequest("The request body is malformed", code="invalid_body") from None
         if not chunk:
-            if buf:
-                yield bytes(buf)
+            if parts:
+                yield b"".join(parts)
             return
-        if first or (not buf and len(chunk) == size):
+        if first or (not parts and len(chunk) == size):
             # The first bytes go at once (sniffing, and the upload starts), and a
             # whole chunk needs no copy.
             first = False
             yield chunk
             continue
-        buf += chunk
-        if len(buf) >= size:
-            yield bytes(buf)
-            buf.clear()
+        parts.append(chunk)
+        have += len(chunk)
+        if have >= size:
+            yield parts[0] if len(parts) == 1 else b"".join(parts)
+            parts = []
+            have = 0
 
 
 async def read_at_most(request: web.Request, limit: int) -> bytes:

@@ -120,12 +120,9 @@ async def test_local_handles_cannot_name_other_files(tmp_path: Path) -> None:
         await store.discard_append(bad)
 
 
-async def test_local_writeback_starts_in_the_background_and_owns_its_fd(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Writeback is asked for range after range off the write path, on a duplicate fd
-    that the worker closes: the appender's own file can close whatever it does."""
-    from server.storage import local_append
+def record_writeback(monkeypatch: pytest.MonkeyPatch) -> tuple[list[tuple[int, int]], list[int]]:
+    """Every `sync_file_range` asked for, as (offset, size), and the fds it was given."""
+    from server.storage import writeback
 
     ranges: list[tuple[int, int]] = []
     fds: list[int] = []
@@ -135,19 +132,55 @@ async def test_local_writeback_starts_in_the_background_and_owns_its_fd(
         ranges.append((offset.value, size.value))
         return 0
 
-    monkeypatch.setattr(local_append, "_sync_file_range", fake_sync_file_range)
-    store = await LocalStorage.open(tmp_path)
-    data = payload(5 * local_append.WRITEBACK_BYTES + 12_345)
-    state = await store.start_append(KEY, "video/mp4", SCRATCH)
-    state = await append(store, state, data, final=True, chunk=256 * 1024)
-    await asyncio.sleep(0.2)  # let the last one finish
+    monkeypatch.setattr(writeback, "_sync_file_range", fake_sync_file_range)
+    return ranges, fds
+
+
+def assert_writeback_covered(ranges: list[tuple[int, int]], fds: list[int], size: int) -> None:
+    from server.storage.writeback import WRITEBACK_BYTES
+
     # Contiguous from 0, each at least WRITEBACK_BYTES, never past what was written.
     assert ranges and ranges[0][0] == 0
     assert all(a + n == b for (a, n), (b, _) in itertools.pairwise(ranges))
-    assert all(n >= local_append.WRITEBACK_BYTES for _, n in ranges)
-    assert ranges[-1][0] + ranges[-1][1] <= len(data)
+    assert all(n >= WRITEBACK_BYTES for _, n in ranges)
+    assert ranges[-1][0] + ranges[-1][1] <= size
     for fd in fds:
         with pytest.raises(OSError):
             os.fstat(fd)  # closed by the worker (unless reused since: not here)
+
+
+async def test_local_writeback_starts_in_the_background_and_owns_its_fd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writeback is asked for range after range off the write path, on a duplicate fd
+    that the worker closes: the appender's own file can close whatever it does."""
+    from server.storage.writeback import WRITEBACK_BYTES
+
+    ranges, fds = record_writeback(monkeypatch)
+    store = await LocalStorage.open(tmp_path)
+    data = payload(5 * WRITEBACK_BYTES + 12_345)
+    state = await store.start_append(KEY, "video/mp4", SCRATCH)
+    state = await append(store, state, data, final=True, chunk=256 * 1024)
+    await asyncio.sleep(0.2)  # let the last one finish
+    assert_writeback_covered(ranges, fds, len(data))
     await store.finish_append(state)
+    assert await read_all(store, KEY) == data
+
+
+async def test_local_writer_starts_writeback_so_commit_has_little_left(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain upload's writer asks for writeback as the file grows, as the appender
+    does: the fsync at commit then waits for the last range, not the whole file."""
+    from server.storage.writeback import WRITEBACK_BYTES
+
+    ranges, fds = record_writeback(monkeypatch)
+    store = await LocalStorage.open(tmp_path)
+    data = payload(4 * WRITEBACK_BYTES + 777)
+    async with store.writer(KEY) as writer:
+        for start in range(0, len(data), 256 * 1024):
+            await writer.write(data[start : start + 256 * 1024])
+        await asyncio.sleep(0.2)  # let the last one finish
+        await writer.commit()
+    assert_writeback_covered(ranges, fds, len(data))
     assert await read_all(store, KEY) == data

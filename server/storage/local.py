@@ -41,6 +41,7 @@ from server.storage.base import (
     validate_key,
     validate_prefix,
 )
+from server.storage.writeback import Writeback
 
 _OPEN, _COMMITTED, _ABORTED = "open", "committed", "aborted"
 
@@ -55,6 +56,7 @@ class LocalWriter:
         self._file = file  # a plain binary file; writes go to a worker thread
         self._state = _OPEN
         self.bytes_written = 0
+        self._writeback = Writeback(file, 0)
 
     async def write(self, chunk: bytes) -> None:
         if self._state != _OPEN:
@@ -64,6 +66,7 @@ class LocalWriter:
         except OSError as exc:  # disk full, I/O error
             raise StorageError(f"writing {self._key!r}: {exc}") from exc
         self.bytes_written += len(chunk)
+        self._writeback.wrote(self.bytes_written)
 
     async def commit(self) -> ObjectInfo:
         if self._state != _OPEN:

@@ -7,20 +7,13 @@ fsync and the caller's commit, a chunk whose checksum failed) are dropped
 before anything else is appended. A state is handed back only after fsync,
 so a recorded size never counts bytes the disk does not hold.
 
-Writeback is started early, off the write path: after each `WRITEBACK_BYTES`
-appended, a worker thread asks the kernel to start writing the new range out
-(`sync_file_range`, PostgreSQL's "writeback_flush_after"), so the fdatasync
-that ends a PATCH finds little left to wait for — as a plain upload's single
-fsync does after background writeback. It is not awaited: done inline (it
-was, per 256 KiB chunk) it blocked the body's next read whenever the disk
-or the filesystem journal was busy. It is no durability step; fdatasync is.
+Writeback is started early, off the write path (`server/storage/writeback.py`),
+so the fdatasync that ends a PATCH finds little left to wait for.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import ctypes.util
 import dataclasses
 import os
 import re
@@ -40,46 +33,17 @@ from server.storage.base import (
     validate_prefix,
 )
 from server.storage.local import _flush_and_sync, _replace_into_place
+from server.storage.writeback import Writeback
 
 if TYPE_CHECKING:
     from server.storage.local import LocalStorage
 
 _HANDLE = re.compile(r"append-[0-9a-f]{32}")
-_SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback, do not wait for it
-# Start writing out every this many appended bytes (in the background).
-WRITEBACK_BYTES = 1024 * 1024
-
-
-def _load_sync_file_range() -> Any:
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        return libc.sync_file_range  # Linux only
-    except (OSError, AttributeError, TypeError):
-        return None
-
-
-_sync_file_range = _load_sync_file_range()
 
 
 def _append(file: Any, chunk: bytes) -> None:
     file.write(chunk)
     file.flush()  # in the kernel's page cache: what writeback and fdatasync see
-
-
-def _start_writeback(fd: int, offset: int, size: int) -> None:
-    """Have the kernel start writing a range out, without waiting for it. `fd` is a
-    duplicate owned (and closed) here, so closing the appender's file never races
-    with this call. Not a durability step (fdatasync is): its result is ignored."""
-    try:
-        if _sync_file_range is not None:
-            _sync_file_range(
-                fd,
-                ctypes.c_int64(offset),
-                ctypes.c_int64(size),
-                ctypes.c_uint(_SYNC_FILE_RANGE_WRITE),
-            )
-    finally:
-        os.close(fd)
 
 
 def _flush_and_datasync(file: Any) -> None:
@@ -96,8 +60,7 @@ class LocalAppender:
         self._checkpoint_bytes = checkpoint_bytes
         self._synced = state.size
         self.size = state.size
-        self._writeback_from = state.size  # where the next writeback starts
-        self._writeback: asyncio.Future[None] | None = None
+        self._writeback = Writeback(file, state.size)
 
     async def write(self, chunk: bytes) -> AppendState | None:
         try:
@@ -105,26 +68,10 @@ class LocalAppender:
         except OSError as exc:  # disk full, I/O error
             raise StorageError(f"appending to {self._state.key!r}: {exc}") from exc
         self.size += len(chunk)
-        self._start_writeback()
+        self._writeback.wrote(self.size)
         if self.size - self._synced >= self._checkpoint_bytes:
             return await self.sync()
         return None
-
-    def _start_writeback(self) -> None:
-        if _sync_file_range is None or self.size - self._writeback_from < WRITEBACK_BYTES:
-            return
-        if self._writeback is not None and not self._writeback.done():
-            return  # still starting the last range; the next call covers this one too
-        start, self._writeback_from = self._writeback_from, self.size
-        try:
-            fd = os.dup(self._file.fileno())
-        except OSError:
-            return
-        self._writeback = asyncio.get_running_loop().run_in_executor(
-            None, _start_writeback, fd, start, self.size - start
-        )
-        # Never awaited: a failure is only ever an optimisation not made.
-        self._writeback.add_done_callback(_ignore_outcome)
 
     async def sync(self, *, final: bool = False) -> AppendState:
         if self.size != self._synced:
@@ -134,11 +81,6 @@ class LocalAppender:
                 raise StorageError(f"syncing {self._state.key!r}: {exc}") from exc
             self._synced = self.size
         return dataclasses.replace(self._state, size=self.size)
-
-
-def _ignore_outcome(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()  # retrieved, so asyncio logs nothing
 
 
 def _path(storage: LocalStorage, state: AppendState) -> Path:

@@ -44,9 +44,43 @@ def multipart_errors() -> Iterator[None]:
         raise malformed() from None
 
 
-def _copy(buf: bytearray, start: int, end: int) -> bytes:
-    with memoryview(buf) as view:
-        return bytes(view[start:end])
+class DelimiterScanner:
+    """Where a part's body ends, in a stream of reads, without copying the reads.
+
+    `feed` hands back each read's bytes that are certainly the part's (the read
+    itself, not a copy, in the common case) and, once the delimiter is seen,
+    whatever followed it. Only an end of a read that could be the start of the
+    delimiter is held back until the next read says what it was: for random
+    media bytes that is rare and a few bytes long.
+    """
+
+    def __init__(self, delimiter: bytes) -> None:
+        self._delimiter = delimiter
+        self._carry = b""  # held back: a possible start of the delimiter
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes | None]:
+        """(the part's bytes in `data`, the bytes after the delimiter or None if not seen)."""
+        if self._carry:
+            data = self._carry + data
+            self._carry = b""
+        found = data.find(self._delimiter)
+        if found >= 0:
+            return data[:found], data[found + len(self._delimiter) :]
+        held = self._possible_start(data)
+        if held:
+            self._carry = data[-held:]
+            return data[:-held], None
+        return data, None
+
+    def _possible_start(self, data: bytes) -> int:
+        """The length of the longest end of `data` that begins the delimiter (0 if none)."""
+        delimiter = self._delimiter
+        at = data.find(delimiter[:1], max(0, len(data) - len(delimiter) + 1))
+        while at >= 0:
+            if delimiter.startswith(data[at:]):
+                return len(data) - at
+            at = data.find(delimiter[:1], at + 1)
+        return 0
 
 
 class UploadForm:
@@ -96,39 +130,36 @@ class UploadForm:
         """The file part's bytes, read straight from the request stream.
 
         aiohttp's `read_chunk` copies a window of two chunks per call to look for
-        the boundary and hands out whatever arrived; here each read is searched
-        once, only a boundary's length is carried over, and chunks are filled up
-        to `chunk_size`, so storage gets as few, as large writes as a raw PUT's
-        (bench/upload_bench.py: multipart went from ~0.6x to ~parity with PUT).
+        the boundary and hands out whatever arrived. Here each read is searched
+        where it lies (`DelimiterScanner`), and reads are gathered into chunks
+        of `chunk_size` with one join, as a raw PUT's body is: the file's bytes
+        are copied once on their way to storage (bench/upload_bench.py).
         """
         assert self._file is not None, "fields() first"
-        delimiter = b"\r\n--" + self._boundary()
-        keep = len(delimiter) - 1  # a tail that may be the start of the delimiter
+        scanner = DelimiterScanner(b"\r\n--" + self._boundary())
         content = self._request.content
-        buf = bytearray()  # read, not yet handed out
-        searched = 0  # buf[:searched] holds no delimiter start that fits in buf
+        parts: list[bytes] = []
+        have = 0
         while True:
-            # Fill buf to a chunk plus a possible delimiter start, no further: each
-            # chunk is then one copy out of buf (a slice of a bytearray, then
-            # bytes() of it, was two), and exactly `chunk_size` long.
-            want = self._chunk_size + keep - len(buf)
             with multipart_errors():
-                data = await within_idle_deadline(self._request, content.read(want))
+                data = await within_idle_deadline(
+                    self._request, content.read(max(1, self._chunk_size - have))
+                )
             if not data:
                 raise malformed()  # the body ended before the closing boundary
-            buf += data
-            found = buf.find(delimiter, searched)
-            if found >= 0:
-                if found:
-                    yield _copy(buf, 0, found)
-                await self._after_file(_copy(buf, found + len(delimiter), len(buf)))
+            body, rest = scanner.feed(data)
+            if body:
+                parts.append(body)
+                have += len(body)
+            if rest is not None:
+                if parts:
+                    yield b"".join(parts)
+                await self._after_file(rest)
                 return
-            searched = max(0, len(buf) - keep)
-            if searched >= self._chunk_size:
-                chunk = _copy(buf, 0, searched)
-                del buf[:searched]
-                searched = 0
-                yield chunk
+            if have >= self._chunk_size:
+                yield parts[0] if len(parts) == 1 else b"".join(parts)
+                parts = []
+                have = 0
 
     async def _after_file(self, rest: bytes) -> None:
         """After the file's delimiter: `--` ends the form; anything else is a field

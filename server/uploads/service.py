@@ -486,6 +486,9 @@ class UploadService:
         try:
             async with self._storage.writer(key, sniffed.content_type) as writer:
                 self.tracker.add(writer)
+                # Chunk N is hashed and written while chunk N+1 is read from the
+                # socket: two chunks in memory, network and disk busy at once.
+                stored: asyncio.Future[None] | None = None
                 try:
                     pending: bytes | None = head
                     while pending is not None:
@@ -493,18 +496,18 @@ class UploadService:
                         limits.check(size)
                         if sniffed.kind == "image":
                             self._images.check_size(size)
-                        digest.update(pending)
-                        if spool is None:
-                            await writer.write(pending)
-                        else:
-                            await asyncio.gather(
-                                writer.write(pending), asyncio.to_thread(spool.write, pending)
-                            )
+                        if stored is not None:
+                            await stored
+                        stored = asyncio.ensure_future(_store_chunk(writer, digest, pending, spool))
                         pending = await anext(chunks, None)
+                    if stored is not None:
+                        await stored
                     if spool is not None:
                         await asyncio.to_thread(spool.flush)
                     await writer.commit()
                 finally:
+                    if stored is not None:
+                        await _settle(stored)
                     self.tracker.discard(writer)
         finally:
             self._metrics.uploads_in_flight.dec()
@@ -710,3 +713,23 @@ async def _local_copy(storage: Storage, key: str, spooled: Path | None) -> Async
         return
     async with storage.local_path(key) as path:
         yield path
+
+
+async def _store_chunk(
+    writer: ObjectWriter, digest: hashlib._Hash, chunk: bytes, spool: BinaryIO | None
+) -> None:
+    """Store one chunk: hashed in a worker thread while the writer writes it
+    (SHA-256 and file writes both release the GIL, so they use both cores)."""
+    steps: list[Awaitable[object]] = [asyncio.to_thread(digest.update, chunk), writer.write(chunk)]
+    if spool is not None:
+        steps.append(asyncio.to_thread(spool.write, chunk))
+    await asyncio.gather(*steps)
+
+
+async def _settle(step: asyncio.Future[None]) -> None:
+    """Wait for a chunk's store to end (a thread cannot be stopped halfway) before
+    the writer is aborted under it; its own error, if any, is not the one to raise."""
+    if not step.done():
+        await asyncio.wait([step])
+    if not step.cancelled():
+        step.exception()
