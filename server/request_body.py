@@ -71,6 +71,8 @@ async def body_chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:
 
     The deferred `100 Continue` is sent at the first pull, so whatever the
     consumer checks before pulling (declared size, quota) is checked first.
+    When the body breaks off, the bytes gathered so far are yielded before the
+    error is raised.
     """
     await send_continue(request)
     # A read returns what has arrived, often a fraction of `size`: gather a chunk
@@ -81,9 +83,20 @@ async def body_chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:
     first = True
     while True:
         try:
-            chunk = await within_idle_deadline(request, request.content.read(size - have))
-        except RequestPayloadError:
-            raise BadRequest("The request body is malformed", code="invalid_body") from None
+            try:
+                chunk = await within_idle_deadline(request, request.content.read(size - have))
+            except RequestPayloadError:
+                raise BadRequest("The request body is malformed", code="invalid_body") from None
+        except (Exception, asyncio.CancelledError):
+            # The body broke off (a hang-up, a stall, broken framing; a hang-up
+            # cancels the handler): what was gathered arrived whole, so it goes out
+            # before the error does — a resumable upload keeps it; a plain one is
+            # aborted either way. The error, cancellation included, is raised at
+            # the next pull.
+            if parts:
+                pending, parts = b"".join(parts), []
+                yield pending
+            raise
         if not chunk:
             if parts:
                 yield b"".join(parts)

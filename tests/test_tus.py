@@ -14,6 +14,7 @@ from aiohttp.test_utils import TestClient
 from yarl import URL
 
 from server import appkeys
+from server.storage.base import AppendState
 from tests.conftest import User, leftovers
 
 TUS = {"Tus-Resumable": "1.0.0"}
@@ -406,27 +407,28 @@ async def test_a_completion_cut_short_is_finished_by_the_next_head(
     assert len(calls) == 2
 
 
-async def test_a_request_cut_during_a_write_keeps_the_hash_honest(
+async def test_a_chunk_being_written_when_the_body_breaks_off_counts_and_is_hashed(
     client: TestClient[Any, Any],
     user: User,
     sample_mp4: Path,
     monkeypatch: pytest.MonkeyPatch,
     backend: str,
 ) -> None:
-    """The cut lands while a chunk is being written: the chunk is on disk but not
-    counted, and the SHA-256 of the video must still be the file's."""
+    """A chunk is written while the next is read; the body breaks off while one is
+    still being written. That chunk arrived whole: its write is finished, counted
+    and hashed before the PATCH ends, and the SHA-256 of the video is the file's."""
     if backend != "local":
         pytest.skip("the local appender's write is the one with a thread hop to cut into")
     from server.storage.local_append import LocalAppender
 
     calls: list[int] = []
+    original_write = LocalAppender.write
 
-    async def slow_write(self: LocalAppender, chunk: bytes) -> None:
+    async def slow_write(self: LocalAppender, chunk: bytes) -> AppendState | None:
         calls.append(len(chunk))
-        await asyncio.to_thread(self._file.write, chunk)  # the bytes reach the file...
         if len(calls) > 1:
-            await asyncio.sleep(5)  # ...and the request is cut here, before they count
-        self.size += len(chunk)
+            await asyncio.sleep(1)  # the body breaks off while this chunk is being written
+        return await original_write(self, chunk)
 
     data = sample_mp4.read_bytes()
     url = await create(client, user, len(data))
@@ -448,11 +450,15 @@ async def test_a_request_cut_during_a_write_keeps_the_hash_honest(
     await writer.drain()
     await asyncio.sleep(0.3)
     writer.transport.abort()
-    await asyncio.sleep(0.5)
+    offset = 0
+    for _ in range(100):  # the interrupted PATCH records what it kept, then ends
+        resp = await head(client, user, url)
+        offset = int(resp.headers["Upload-Offset"])
+        if offset:
+            break
+        await asyncio.sleep(0.1)
     monkeypatch.undo()
-    resp = await head(client, user, url)
-    offset = int(resp.headers["Upload-Offset"])
-    assert len(calls) >= 2 and offset == calls[0]  # the chunk cut mid-write does not count
+    assert len(calls) == 2 and offset == 25_000  # both chunks, the one in flight too
     resp = await patch(client, user, url, offset, data[offset:])
     assert resp.status == 204, await resp.text()
     resp = await client.get(

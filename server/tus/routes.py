@@ -13,6 +13,7 @@ from server.errors import HTTPError, PreconditionFailed, UnsupportedMediaType
 from server.http import external_url, path_uuid
 from server.limits import policy
 from server.openapi.spec import Answer, Param, RouteSpec, described
+from server.request_body import body_chunks
 from server.serving.disposition import sanitize_filename
 from server.tus import headers, serializers
 
@@ -51,8 +52,12 @@ def _body(request: web.Request) -> AsyncIterator[bytes] | None:
         raise UnsupportedMediaType(
             f"Send the bytes as {headers.OFFSET_CONTENT_TYPE}", code="expected_offset_octet_stream"
         )
-    chunk = request.app[appkeys.SETTINGS].upload_chunk_bytes
-    return request.content.iter_chunked(chunk).__aiter__()
+    # Gathered into chunks (few, large appends), never larger than a checkpoint so
+    # a crash still loses at most `tus_checkpoint_bytes`; each read is under the
+    # body idle deadline: a PATCH that stalls gets a 408 and keeps what arrived,
+    # instead of holding its upload's lock and a database connection.
+    settings = request.app[appkeys.SETTINGS]
+    return body_chunks(request, min(settings.upload_chunk_bytes, settings.tus_checkpoint_bytes))
 
 
 async def options(request: web.Request) -> web.Response:

@@ -75,11 +75,13 @@ from server.errors import (
     Locked,
     NotFound,
     PayloadTooLarge,
+    RequestTimeout,
 )
+from server.inflight import settled
 from server.logs import get_logger
 from server.object_keys import source_key, tus_scratch_prefix
 from server.quota.ledger import QuotaLedger
-from server.storage.base import AppendState, ObjectNotFound, Storage
+from server.storage.base import Appender, AppendState, ObjectNotFound, Storage
 from server.tus import state
 from server.tus.hashes import RunningHashes
 from server.tus.headers import Checksum, no_chunks
@@ -324,6 +326,18 @@ class TusService:
         received = 0
         hashed = upload.upload_offset  # bytes the running hash covers
         hash_known = True  # False while a chunk's hashing may or may not have happened
+        # Chunk N is written (and hashed, in a worker thread) while chunk N+1 is read
+        # from the socket, as a plain upload's are: two chunks in memory. A write
+        # that made a checkpoint records it at once, not when the next chunk comes.
+        store: asyncio.Future[None] | None = None
+        store_bytes = 0
+
+        async def store_chunk(appender: Appender, chunk: bytes) -> None:
+            nonlocal upload, recorded
+            durable = await _append_chunk(appender, running, chunk)
+            if durable is not None and check is None:
+                upload, recorded = await self._record(conn, upload, recorded, durable)
+
         try:
             async with self._storage.open_append(
                 recorded, checkpoint_bytes=self._settings.tus_checkpoint_bytes
@@ -339,41 +353,52 @@ class TusService:
                             )
                         if check is not None:
                             check.update(chunk)
-                        if running is None:
-                            durable = await appender.write(chunk)
-                        else:
-                            # Hashed in a worker thread while the chunk is written
-                            # (both let go of the GIL): the hash no longer waits for the
-                            # write on the loop. Cut short (cancelled), either may or may
-                            # not have happened, and the hash must not guess.
-                            hash_known = False
-                            hashing = asyncio.ensure_future(
-                                asyncio.to_thread(running.update, chunk)
-                            )
-                            durable = await appender.write(chunk)
-                            await hashing
-                            hashed += len(chunk)
+                        if store is not None:
+                            await store
+                            store = None
+                            hashed += store_bytes
                             hash_known = True
-                        if durable is not None and check is None:
-                            upload, recorded = await self._record(conn, upload, recorded, durable)
+                        # Cut short (cancelled), the hash may or may not have happened,
+                        # and it must not guess.
+                        hash_known = running is None
+                        store_bytes = len(chunk)
+                        store = asyncio.ensure_future(store_chunk(appender, chunk))
+                    if store is not None:
+                        await store
+                        store = None
+                        hashed += store_bytes
+                        hash_known = True
                 except (
                     ConnectionResetError,
                     HttpProcessingError,
                     PayloadTooLarge,
+                    RequestTimeout,
+                    BadRequest,
                     asyncio.CancelledError,
                 ) as exc:
                     # The body broke off (or the request was cancelled: a server that
                     # cancels handlers of lost connections, a shutdown): keep what
                     # arrived, unless a checksum had to cover it — then none of it counts.
+                    if store is not None and await settled(store):
+                        hashed += store_bytes
+                        hash_known = True
+                    store = None
                     if check is None:
                         durable = await appender.sync()
                         upload, recorded = await self._record(conn, upload, recorded, durable)
                         if hash_known and hashed == durable.size:  # else: hashed at the end
                             self._hashes.put(upload.id, durable.size, running)
                     log.info("tus_patch_interrupted", upload_id=str(upload.id), kept=check is None)
-                    if isinstance(exc, PayloadTooLarge | asyncio.CancelledError):
+                    if isinstance(
+                        exc, PayloadTooLarge | RequestTimeout | BadRequest | asyncio.CancelledError
+                    ):
                         raise
                     raise ClientClosedRequest() from None
+                finally:
+                    # Any other way out (a malformed body, a stall, a storage error):
+                    # the chunk in flight ends before the appender closes under it.
+                    if store is not None:
+                        await settled(store)
                 if checksum is not None and check is not None and check.digest() != checksum.digest:
                     self._hashes.put(upload.id, upload.upload_offset, before)
                     raise ChecksumMismatch(
@@ -599,3 +624,14 @@ class TusService:
                 yield conn
             finally:
                 await tus_db.unlock(conn, upload_id)
+
+
+async def _append_chunk(appender: Appender, running: Any, chunk: bytes) -> AppendState | None:
+    """Append one chunk, hashing it in a worker thread meanwhile (both let go of the GIL)."""
+    if running is None:
+        return await appender.write(chunk)
+    hashing = asyncio.ensure_future(asyncio.to_thread(running.update, chunk))
+    try:
+        return await appender.write(chunk)
+    finally:
+        await settled(hashing)

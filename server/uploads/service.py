@@ -56,6 +56,7 @@ from server.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
+from server.inflight import settled
 from server.jobs.model import Job
 from server.jobs.operations.protocol import Operation
 from server.jobs.service import JobService, PlannedJob, RequestedJob
@@ -507,7 +508,7 @@ class UploadService:
                     await writer.commit()
                 finally:
                     if stored is not None:
-                        await _settle(stored)
+                        await settled(stored)
                     self.tracker.discard(writer)
         finally:
             self._metrics.uploads_in_flight.dec()
@@ -724,12 +725,3 @@ async def _store_chunk(
     if spool is not None:
         steps.append(asyncio.to_thread(spool.write, chunk))
     await asyncio.gather(*steps)
-
-
-async def _settle(step: asyncio.Future[None]) -> None:
-    """Wait for a chunk's store to end (a thread cannot be stopped halfway) before
-    the writer is aborted under it; its own error, if any, is not the one to raise."""
-    if not step.done():
-        await asyncio.wait([step])
-    if not step.cancelled():
-        step.exception()
