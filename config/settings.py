@@ -235,8 +235,8 @@ class Settings:
     )
     upload_chunk_bytes: int = _setting(
         1024 * 1024,
-        "Read size when streaming request bodies (memory per upload ~ twice this: one chunk "
-        "stored while the next is read).",
+        "Read size when streaming request bodies (memory per upload ~2-3x this: one chunk "
+        "stored while the next is gathered).",
     )
 
     # --- images -----------------------------------------------------------------

@@ -72,7 +72,9 @@ async def body_chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:
     The deferred `100 Continue` is sent at the first pull, so whatever the
     consumer checks before pulling (declared size, quota) is checked first.
     When the body breaks off, the bytes gathered so far are yielded before the
-    error is raised.
+    error is raised, at the next pull — a cancellation included: a consumer
+    that fails with an error of its own in between (a 413 on that chunk) ends
+    with that error instead of the cancellation.
     """
     await send_continue(request)
     # A read returns what has arrived, often a fraction of `size`: gather a chunk

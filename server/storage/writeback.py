@@ -70,9 +70,13 @@ class Writeback:
             fd = os.dup(self._file.fileno())
         except (OSError, ValueError):  # closed meanwhile
             return
-        self._pending = asyncio.get_running_loop().run_in_executor(
-            None, _start_writeback, fd, start, size - start
-        )
+        try:
+            self._pending = asyncio.get_running_loop().run_in_executor(
+                None, _start_writeback, fd, start, size - start
+            )
+        except RuntimeError:  # the executor is shut down: the server is stopping
+            os.close(fd)
+            return
         self._pending.add_done_callback(_ignore_outcome)
 
 

@@ -77,7 +77,7 @@ from server.errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
-from server.inflight import settled
+from server.inflight import InFlight
 from server.logs import get_logger
 from server.object_keys import source_key, tus_scratch_prefix
 from server.quota.ledger import QuotaLedger
@@ -329,7 +329,7 @@ class TusService:
         # Chunk N is written (and hashed, in a worker thread) while chunk N+1 is read
         # from the socket, as a plain upload's are: two chunks in memory. A write
         # that made a checkpoint records it at once, not when the next chunk comes.
-        store: asyncio.Future[None] | None = None
+        store = InFlight("tus_chunk_store")
         store_bytes = 0
 
         async def store_chunk(appender: Appender, chunk: bytes) -> None:
@@ -353,19 +353,17 @@ class TusService:
                             )
                         if check is not None:
                             check.update(chunk)
-                        if store is not None:
-                            await store
-                            store = None
+                        if store.pending:
+                            await store.finish()
                             hashed += store_bytes
                             hash_known = True
                         # Cut short (cancelled), the hash may or may not have happened,
                         # and it must not guess.
                         hash_known = running is None
                         store_bytes = len(chunk)
-                        store = asyncio.ensure_future(store_chunk(appender, chunk))
-                    if store is not None:
-                        await store
-                        store = None
+                        store.start(store_chunk(appender, chunk))
+                    if store.pending:
+                        await store.finish()
                         hashed += store_bytes
                         hash_known = True
                 except (
@@ -379,10 +377,9 @@ class TusService:
                     # The body broke off (or the request was cancelled: a server that
                     # cancels handlers of lost connections, a shutdown): keep what
                     # arrived, unless a checksum had to cover it — then none of it counts.
-                    if store is not None and await settled(store):
+                    if store.pending and await store.settle():
                         hashed += store_bytes
                         hash_known = True
-                    store = None
                     if check is None:
                         durable = await appender.sync()
                         upload, recorded = await self._record(conn, upload, recorded, durable)
@@ -395,10 +392,9 @@ class TusService:
                         raise
                     raise ClientClosedRequest() from None
                 finally:
-                    # Any other way out (a malformed body, a stall, a storage error):
-                    # the chunk in flight ends before the appender closes under it.
-                    if store is not None:
-                        await settled(store)
+                    # Any other way out (a storage error, a conflict): the chunk in
+                    # flight ends before the appender closes under it.
+                    await store.settle()
                 if checksum is not None and check is not None and check.digest() != checksum.digest:
                     self._hashes.put(upload.id, upload.upload_offset, before)
                     raise ChecksumMismatch(
@@ -630,8 +626,9 @@ async def _append_chunk(appender: Appender, running: Any, chunk: bytes) -> Appen
     """Append one chunk, hashing it in a worker thread meanwhile (both let go of the GIL)."""
     if running is None:
         return await appender.write(chunk)
-    hashing = asyncio.ensure_future(asyncio.to_thread(running.update, chunk))
+    hashing = InFlight("tus_chunk_hash")
+    hashing.start(asyncio.to_thread(running.update, chunk))
     try:
         return await appender.write(chunk)
     finally:
-        await settled(hashing)
+        await hashing.settle()

@@ -56,7 +56,7 @@ from server.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
-from server.inflight import settled
+from server.inflight import InFlight
 from server.jobs.model import Job
 from server.jobs.operations.protocol import Operation
 from server.jobs.service import JobService, PlannedJob, RequestedJob
@@ -488,8 +488,8 @@ class UploadService:
             async with self._storage.writer(key, sniffed.content_type) as writer:
                 self.tracker.add(writer)
                 # Chunk N is hashed and written while chunk N+1 is read from the
-                # socket: two chunks in memory, network and disk busy at once.
-                stored: asyncio.Future[None] | None = None
+                # socket: network and disk busy at once.
+                stored = InFlight("upload_chunk_store")
                 try:
                     pending: bytes | None = head
                     while pending is not None:
@@ -497,18 +497,15 @@ class UploadService:
                         limits.check(size)
                         if sniffed.kind == "image":
                             self._images.check_size(size)
-                        if stored is not None:
-                            await stored
-                        stored = asyncio.ensure_future(_store_chunk(writer, digest, pending, spool))
+                        await stored.finish()
+                        stored.start(_store_chunk(writer, digest, pending, spool))
                         pending = await anext(chunks, None)
-                    if stored is not None:
-                        await stored
+                    await stored.finish()
                     if spool is not None:
                         await asyncio.to_thread(spool.flush)
                     await writer.commit()
                 finally:
-                    if stored is not None:
-                        await settled(stored)
+                    await stored.settle()
                     self.tracker.discard(writer)
         finally:
             self._metrics.uploads_in_flight.dec()
@@ -724,4 +721,8 @@ async def _store_chunk(
     steps: list[Awaitable[object]] = [asyncio.to_thread(digest.update, chunk), writer.write(chunk)]
     if spool is not None:
         steps.append(asyncio.to_thread(spool.write, chunk))
-    await asyncio.gather(*steps)
+    # Every step ends before this does (a thread cannot be stopped halfway): the
+    # spool and the writer are closed only after their last write.
+    for outcome in await asyncio.gather(*steps, return_exceptions=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
