@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -459,6 +460,10 @@ async def test_a_chunk_being_written_when_the_body_breaks_off_counts_and_is_hash
         await asyncio.sleep(0.1)
     monkeypatch.undo()
     assert len(calls) == 2 and offset == 25_000  # both chunks, the one in flight too
+    # The running hash was put back covering both: completion need not read the file again.
+    hashes = client.app[appkeys.TUS]._hashes._entries
+    upload_id = uuid.UUID(url.rstrip("/").rsplit("/", 1)[1])
+    assert hashes[upload_id][0] == 25_000
     resp = await patch(client, user, url, offset, data[offset:])
     assert resp.status == 204, await resp.text()
     resp = await client.get(
