@@ -91,7 +91,9 @@ async def test_page_resumes_a_tus_upload_after_a_reload(
                     break
                 await asyncio.sleep(0.1)
         stopped_at = rows[0]["upload_offset"]
-        assert 0 < stopped_at < size
+        # At most all of it: a cut that lands while the last chunk is being stored
+        # keeps every byte, and the next HEAD completes the upload.
+        assert 0 < stopped_at <= size
 
         proxy.bytes_per_second = None
         await page.set_input_files("#file-input", str(clip))  # the same file again

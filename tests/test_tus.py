@@ -57,6 +57,26 @@ async def head(client: TestClient[Any, Any], user: User, url: str) -> Any:
     return await client.head(url, headers={**user.headers, **TUS})
 
 
+async def raw_patch(
+    client: TestClient[Any, Any], user: User, url: str, length: int, first: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A PATCH at offset 0 announcing `length` body bytes, sent over a raw socket with
+    only `first` of them: the test decides what comes next (more bytes, a stall, a cut)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    head_lines = [
+        f"PATCH {url} HTTP/1.1",
+        "Host: 127.0.0.1",
+        f"Authorization: {user.headers['Authorization']}",
+        "Tus-Resumable: 1.0.0",
+        "Content-Type: application/offset+octet-stream",
+        "Upload-Offset: 0",
+        f"Content-Length: {length}",
+    ]
+    writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode() + first)
+    await writer.drain()
+    return reader, writer
+
+
 async def used_bytes(app: web.Application, user: User) -> int:
     async with app[appkeys.POOL].acquire() as conn:
         return int(await conn.fetchval("SELECT used_bytes FROM users WHERE id = $1::uuid", user.id))
@@ -309,18 +329,7 @@ async def test_a_body_that_breaks_off_keeps_what_arrived(
     data = sample_mp4.read_bytes()
     url = await create(client, user, len(data))
     # A raw socket: the first 25,000 bytes surely leave, then the connection is cut.
-    _reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    head_lines = [
-        f"PATCH {url} HTTP/1.1",
-        "Host: 127.0.0.1",
-        f"Authorization: {user.headers['Authorization']}",
-        "Tus-Resumable: 1.0.0",
-        "Content-Type: application/offset+octet-stream",
-        "Upload-Offset: 0",
-        f"Content-Length: {len(data)}",
-    ]
-    writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode() + data[:25_000])
-    await writer.drain()
+    _reader, writer = await raw_patch(client, user, url, len(data), data[:25_000])
     await asyncio.sleep(0.3)
     writer.transport.abort()
     async with asyncio.timeout(10):
@@ -434,18 +443,7 @@ async def test_a_chunk_being_written_when_the_body_breaks_off_counts_and_is_hash
     data = sample_mp4.read_bytes()
     url = await create(client, user, len(data))
     monkeypatch.setattr(LocalAppender, "write", slow_write)
-    _reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    head_lines = [
-        f"PATCH {url} HTTP/1.1",
-        "Host: 127.0.0.1",
-        f"Authorization: {user.headers['Authorization']}",
-        "Tus-Resumable: 1.0.0",
-        "Content-Type: application/offset+octet-stream",
-        "Upload-Offset: 0",
-        f"Content-Length: {len(data)}",
-    ]
-    writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode() + data[:10_000])
-    await writer.drain()
+    _reader, writer = await raw_patch(client, user, url, len(data), data[:10_000])
     await asyncio.sleep(0.3)
     writer.write(data[10_000:25_000])
     await writer.drain()
@@ -469,6 +467,56 @@ async def test_a_chunk_being_written_when_the_body_breaks_off_counts_and_is_hash
     resp = await client.get(
         f"/api/v1/videos/{resp.headers['Frameflow-Video-Id']}", headers=user.headers
     )
+    assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
+
+
+async def test_a_break_while_the_last_chunk_is_stored_leaves_it_to_complete(
+    client: TestClient[Any, Any],
+    user: User,
+    sample_mp4: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
+) -> None:
+    """Every byte has arrived and the last chunk is still being written when the
+    request is cut: the upload is recorded as complete, not as an upload at its full
+    length that no client would ever PATCH again, and the next HEAD finishes it."""
+    if backend != "local":
+        pytest.skip("the local appender's write is the one with a thread hop to cut into")
+    from server.storage.local_append import LocalAppender
+
+    original_write = LocalAppender.write
+    written: list[int] = []
+    last_chunk = asyncio.Event()
+
+    async def slow_write(self: LocalAppender, chunk: bytes) -> AppendState | None:
+        written.append(len(chunk))
+        if sum(written) == len(data):
+            last_chunk.set()
+            await asyncio.sleep(1)  # the last chunk: the client goes away meanwhile
+        return await original_write(self, chunk)
+
+    data = sample_mp4.read_bytes()
+    url = await create(client, user, len(data))
+    monkeypatch.setattr(LocalAppender, "write", slow_write)
+    _reader, writer = await raw_patch(client, user, url, len(data), data)
+    async with asyncio.timeout(10):
+        await last_chunk.wait()
+    writer.transport.abort()
+    video_id = None
+    for _ in range(100):  # the cut PATCH records what it kept; a HEAD then completes it
+        resp = await head(client, user, url)
+        assert resp.status == 200
+        async with client.app[appkeys.POOL].acquire() as conn:
+            video_id = await conn.fetchval(
+                "SELECT video_id FROM tus_uploads WHERE status = 'completed'"
+            )
+        if video_id is not None:
+            break
+        await asyncio.sleep(0.1)
+    monkeypatch.undo()
+    assert video_id is not None
+    assert int(resp.headers["Upload-Offset"]) == len(data)
+    resp = await client.get(f"/api/v1/videos/{video_id}", headers=user.headers)
     assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
 
 

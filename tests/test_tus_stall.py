@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 
 from config.settings import Settings
 from tests.conftest import User
-from tests.test_tus import create, head, patch
+from tests.test_tus import create, head, patch, raw_patch
 
 IDLE = 1.0
 
@@ -33,19 +33,8 @@ async def test_a_stalled_patch_gets_408_and_keeps_what_arrived(
 ) -> None:
     data = sample_mp4.read_bytes()
     url = await create(client, user, len(data))
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    head_lines = [
-        f"PATCH {url} HTTP/1.1",
-        "Host: 127.0.0.1",
-        f"Authorization: {user.headers['Authorization']}",
-        "Tus-Resumable: 1.0.0",
-        "Content-Type: application/offset+octet-stream",
-        "Upload-Offset: 0",
-        f"Content-Length: {len(data)}",
-    ]
     sent = 30_000
-    writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode() + data[:sent])
-    await writer.drain()
+    reader, writer = await raw_patch(client, user, url, len(data), data[:sent])
     # Then nothing: the server answers once the idle deadline has passed.
     async with asyncio.timeout(IDLE + 10):
         status_line = await reader.readline()

@@ -381,8 +381,17 @@ class TusService:
                         hashed += store_bytes
                         hash_known = True
                     if check is None:
-                        durable = await appender.sync()
-                        upload, recorded = await self._record(conn, upload, recorded, durable)
+                        # Every byte may be in (the break came while the last chunk was
+                        # being stored): then it is recorded as complete, and the next
+                        # HEAD or PATCH finishes it, as after a crash while completing.
+                        final = (
+                            upload.upload_length is not None
+                            and appender.size == upload.upload_length
+                        )
+                        durable = await appender.sync(final=final)
+                        upload, recorded = await self._record(
+                            conn, upload, recorded, durable, final=final
+                        )
                         if hash_known and hashed == durable.size:  # else: hashed at the end
                             self._hashes.put(upload.id, durable.size, running)
                     log.info("tus_patch_interrupted", upload_id=str(upload.id), kept=check is None)
