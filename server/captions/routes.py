@@ -25,6 +25,7 @@ from server.openapi.spec import (
     obj,
     page_of,
 )
+from server.request_body import read_at_most
 from server.serving.cors import preflight_for, signed_media
 
 CAPTION = obj(
@@ -52,12 +53,11 @@ def _json(request: web.Request, caption: Caption) -> dict[str, object]:
 async def _read_limited(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"Caption files are limited to {limit} bytes", limit=limit)
-    data = bytearray()
-    async for chunk in request.content.iter_chunked(64 * 1024):
-        data += chunk
-        if len(data) > limit:
-            raise PayloadTooLarge(f"Caption files are limited to {limit} bytes", limit=limit)
-    return bytes(data)
+    # Each read under the body idle deadline: a stalled caption upload gets a 408.
+    data = await read_at_most(request, limit + 1)
+    if len(data) > limit:
+        raise PayloadTooLarge(f"Caption files are limited to {limit} bytes", limit=limit)
+    return data
 
 
 @described(

@@ -24,7 +24,7 @@ from server.request_body import body_chunks, defer_continue
 from server.serving.disposition import sanitize_filename
 from server.tus import headers as tus_headers
 from server.tus import serializers as tus_serializers
-from server.tus.routes import TUS_ERRORS, TUS_HEADERS, tus_endpoint
+from server.tus.routes import TUS_ERRORS, TUS_HEADERS, patch_body, tus_endpoint
 from server.videos.serializers import video_json
 
 _DIRECT_UPLOAD = obj(
@@ -354,12 +354,7 @@ async def tus_patch(request: web.Request) -> web.Response:
                 f"Send the bytes as {tus_headers.OFFSET_CONTENT_TYPE}",
                 code="expected_offset_octet_stream",
             )
-        chunk = request.app[appkeys.SETTINGS].upload_chunk_bytes
-        body = (
-            request.content.iter_chunked(chunk).__aiter__()
-            if request.body_exists
-            else tus_headers.no_chunks()
-        )
+        body = patch_body(request) or tus_headers.no_chunks()
         upload = await service.tus_append(
             token,
             path_uuid(request),

@@ -44,7 +44,7 @@ def _url_for(request: web.Request) -> Callable[[str], str]:
     return functools.partial(external_url, request)
 
 
-def _body(request: web.Request) -> AsyncIterator[bytes] | None:
+def patch_body(request: web.Request) -> AsyncIterator[bytes] | None:
     """The PATCH-style body, or None when the request has none."""
     if not request.body_exists:
         return None
@@ -111,7 +111,7 @@ async def create(request: web.Request) -> web.Response:
         length=length,
         metadata=metadata,
         filename=sanitize_filename(metadata.get("filename") or "upload"),
-        body=_body(request),
+        body=patch_body(request),
         content_length=request.content_length,
         checksum=headers.parse_checksum(request.headers.get("Upload-Checksum")),
     )
@@ -148,7 +148,7 @@ async def patch(request: web.Request) -> web.Response:
     offset = headers.parse_size("Upload-Offset", request.headers.get("Upload-Offset"))
     if offset is None:
         raise headers.missing("Upload-Offset")
-    body = _body(request)
+    body = patch_body(request)
     if body is None and request.content_type != headers.OFFSET_CONTENT_TYPE:
         raise UnsupportedMediaType(
             f"Send the bytes as {headers.OFFSET_CONTENT_TYPE}", code="expected_offset_octet_stream"
