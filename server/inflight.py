@@ -7,12 +7,15 @@ may be in a worker thread, which cannot be stopped halfway, so:
 - on the way out (`settle`) a store still in flight is waited for before the
   writer or appender under it is aborted or closed; its error is logged, since
   the request is already ending with another one.
+
+`together` runs the parts of one store side by side (the hash and the write,
+each letting go of the GIL) and returns only when every part has ended.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine
 from typing import Any
 
 from server.logs import get_logger
@@ -61,3 +64,14 @@ class InFlight:
             log.warning(f"{self._what}_failed", error=f"{type(error).__name__}: {error}")
             return False
         return True
+
+
+async def together(*steps: Awaitable[Any]) -> list[Any]:
+    """Run `steps` at once; their results, once every one has ended (a thread cannot be
+    stopped halfway, so a file is never closed under a write still running). The first
+    error is raised after that."""
+    outcomes = await asyncio.gather(*steps, return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+    return outcomes

@@ -85,11 +85,8 @@ async def body_chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:
     first = True
     while True:
         try:
-            try:
-                chunk = await within_idle_deadline(request, request.content.read(size - have))
-            except RequestPayloadError:
-                raise BadRequest("The request body is malformed", code="invalid_body") from None
-        except (Exception, asyncio.CancelledError):
+            chunk = await within_idle_deadline(request, request.content.read(size - have))
+        except (Exception, asyncio.CancelledError) as exc:
             # The body broke off (a hang-up, a stall, broken framing; a hang-up
             # cancels the handler): what was gathered arrived whole, so it goes out
             # before the error does — a resumable upload keeps it; a plain one is
@@ -98,6 +95,8 @@ async def body_chunks(request: web.Request, size: int) -> AsyncIterator[bytes]:
             if parts:
                 pending, parts = b"".join(parts), []
                 yield pending
+            if isinstance(exc, RequestPayloadError):
+                raise BadRequest("The request body is malformed", code="invalid_body") from None
             raise
         if not chunk:
             if parts:

@@ -22,7 +22,7 @@ from config.settings import Settings
 from tests.conftest import User
 from tests.test_direct_uploads import create_direct
 from tests.test_jobs_e2e import upload
-from tests.test_tus import create, head, patch, raw_patch
+from tests.test_tus import create, head, patch, raw_patch, raw_request
 
 IDLE = 1.0
 
@@ -61,10 +61,7 @@ async def stalled_status(
 ) -> bytes:
     """Send a request head announcing `length` body bytes, then only `first`; the status
     the server answers with once it gives up waiting."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
-    lines = [*head_lines, "Host: 127.0.0.1", f"Content-Length: {length}"]
-    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + first)
-    await writer.drain()
+    reader, writer = await raw_request(client, head_lines, length, first)
     try:
         async with asyncio.timeout(IDLE + 10):
             return (await reader.readline()).split()[1]

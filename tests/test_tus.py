@@ -57,24 +57,30 @@ async def head(client: TestClient[Any, Any], user: User, url: str) -> Any:
     return await client.head(url, headers={**user.headers, **TUS})
 
 
+async def raw_request(
+    client: TestClient[Any, Any], head_lines: list[str], length: int, first: bytes
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A request announcing `length` body bytes, sent over a raw socket with only `first`
+    of them: the test decides what comes next (more bytes, a stall, a cut)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    lines = [*head_lines, "Host: 127.0.0.1", f"Content-Length: {length}"]
+    writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + first)
+    await writer.drain()
+    return reader, writer
+
+
 async def raw_patch(
     client: TestClient[Any, Any], user: User, url: str, length: int, first: bytes
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A PATCH at offset 0 announcing `length` body bytes, sent over a raw socket with
-    only `first` of them: the test decides what comes next (more bytes, a stall, a cut)."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
+    """A tus PATCH at offset 0 over a raw socket (`raw_request`)."""
     head_lines = [
         f"PATCH {url} HTTP/1.1",
-        "Host: 127.0.0.1",
         f"Authorization: {user.headers['Authorization']}",
         "Tus-Resumable: 1.0.0",
         "Content-Type: application/offset+octet-stream",
         "Upload-Offset: 0",
-        f"Content-Length: {length}",
     ]
-    writer.write(("\r\n".join(head_lines) + "\r\n\r\n").encode() + first)
-    await writer.drain()
-    return reader, writer
+    return await raw_request(client, head_lines, length, first)
 
 
 async def used_bytes(app: web.Application, user: User) -> int:

@@ -56,7 +56,7 @@ import uuid
 from collections.abc import AsyncIterator, Collection
 from contextlib import aclosing, asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 from aiohttp.http_exceptions import HttpProcessingError
@@ -77,7 +77,7 @@ from server.errors import (
     PayloadTooLarge,
     RequestTimeout,
 )
-from server.inflight import InFlight
+from server.inflight import InFlight, together
 from server.logs import get_logger
 from server.object_keys import source_key, tus_scratch_prefix
 from server.quota.ledger import QuotaLedger
@@ -635,9 +635,5 @@ async def _append_chunk(appender: Appender, running: Any, chunk: bytes) -> Appen
     """Append one chunk, hashing it in a worker thread meanwhile (both let go of the GIL)."""
     if running is None:
         return await appender.write(chunk)
-    hashing = InFlight("tus_chunk_hash")
-    hashing.start(asyncio.to_thread(running.update, chunk))
-    try:
-        return await appender.write(chunk)
-    finally:
-        await hashing.settle()
+    _, durable = await together(asyncio.to_thread(running.update, chunk), appender.write(chunk))
+    return cast(AppendState | None, durable)

@@ -56,7 +56,7 @@ from server.errors import (
     Unprocessable,
     UnsupportedMediaType,
 )
-from server.inflight import InFlight
+from server.inflight import InFlight, together
 from server.jobs.model import Job
 from server.jobs.operations.protocol import Operation
 from server.jobs.service import JobService, PlannedJob, RequestedJob
@@ -721,8 +721,4 @@ async def _store_chunk(
     steps: list[Awaitable[object]] = [asyncio.to_thread(digest.update, chunk), writer.write(chunk)]
     if spool is not None:
         steps.append(asyncio.to_thread(spool.write, chunk))
-    # Every step ends before this does (a thread cannot be stopped halfway): the
-    # spool and the writer are closed only after their last write.
-    for outcome in await asyncio.gather(*steps, return_exceptions=True):
-        if isinstance(outcome, BaseException):
-            raise outcome
+    await together(*steps)
