@@ -9,7 +9,9 @@ user through the API and uploads a real MP4 padded to the requested size with
 curl, which is what users do. The baseline is a bare aiohttp server (below,
 started from this same file) that writes the request body to disk and does
 nothing else: the ratio says what sniffing, hashing, storage, probing and
-the database cost on top of aiohttp itself. Beside each Frameflow `curl -T`
+the database cost on top of aiohttp itself. The same server run with fsync,
+and with fsync and SHA-256, does the work no upload can skip; the ratio to
+that says what Frameflow costs beyond it. Beside each Frameflow `curl -T`
 (local storage), `dd conv=fsync` copies the same file into the same directory:
 the disk's own pace in that moment, which a raw upload should keep.
 
@@ -21,6 +23,7 @@ Frameflow; it uses a smaller file by default.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import itertools
 import os
 import shutil
@@ -64,6 +67,12 @@ from aiohttp import BodyPartReader, web
 
 CHUNK = 1024 * 1024  # the same read size as Frameflow's default upload_chunk_bytes
 METHODS = ("put", "multipart")
+# The baselines: the body to disk; also fsynced; also fsynced and hashed (SHA-256).
+BARE_TARGETS = (
+    ("bare", ""),
+    ("bare+fsync", "?fsync=1"),
+    ("bare+fsync+sha256", "?fsync=1&sha256=1"),
+)
 
 
 # --- the baseline: a bare aiohttp server that writes the body to disk ---------------
@@ -74,11 +83,17 @@ def bare_app(upload_dir: Path) -> web.Application:
 
     `?fsync=1` also fsyncs the file before answering, as Frameflow's local
     storage does before it commits an object: that is the price of an upload
-    that survives a power cut, so it gets a baseline of its own.
+    that survives a power cut, so it gets a baseline of its own. `&sha256=1`
+    also hashes the body as it goes, as Frameflow does for every upload (the
+    video's `sha256` and ETag): with both, the bare server does the same
+    essential work, and what is left between the two is Frameflow's own cost.
     """
 
     def target() -> Path:
         return upload_dir / f"{uuid.uuid4().hex}.bin"
+
+    def hasher(request: web.Request) -> Any:
+        return hashlib.sha256() if request.query.get("sha256") == "1" else None
 
     def finish(request: web.Request, out: BinaryIO) -> None:
         if request.query.get("fsync") == "1":
@@ -87,10 +102,13 @@ def bare_app(upload_dir: Path) -> web.Application:
 
     async def put(request: web.Request) -> web.Response:
         size = 0
+        digest = hasher(request)
         # Blocking writes into the page cache: the cheapest way to get the
         # bytes onto disk, which is what makes this an upper bound.
         with target().open("wb") as out:
             async for chunk in request.content.iter_chunked(CHUNK):
+                if digest is not None:
+                    digest.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
             finish(request, out)
@@ -102,8 +120,11 @@ def bare_app(upload_dir: Path) -> web.Application:
         if not isinstance(part, BodyPartReader):
             raise web.HTTPBadRequest(text="expected a file part")
         size = 0
+        digest = hasher(request)
         with target().open("wb") as out:
             while chunk := await part.read_chunk(CHUNK):
+                if digest is not None:
+                    digest.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
             finish(request, out)
@@ -202,7 +223,7 @@ def bench_bare(work_dir: Path, path: Path, repeat: int) -> list[Run]:
         for method in METHODS:
             upload(bare.base_url, method, path, "", timeout_for(path.stat().st_size))
         for _ in range(repeat):
-            for target, query in (("bare", ""), ("bare+fsync", "?fsync=1")):
+            for target, query in BARE_TARGETS:
                 for method in METHODS:
                     run, _ = measured_upload(
                         target, "disk", bare.base_url, bare.pid, method, path, "", query
@@ -291,13 +312,14 @@ def summarize(runs: list[Run]) -> tuple[Table, list[dict[str, Any]]]:
             "MiB/s (median)",
             "vs bare",
             "vs bare+fsync",
+            "vs bare+fsync+sha256",
             "RSS before",
             "RSS peak growth",
         ]
     )
     summary: list[dict[str, Any]] = []
     # Largest file first; at each size the baselines, then Frameflow.
-    order = {"bare": 0, "bare+fsync": 1, "dd": 2, "frameflow": 3}
+    order = {"bare": 0, "bare+fsync": 1, "bare+fsync+sha256": 2, "dd": 3, "frameflow": 4}
     keys = sorted(groups, key=lambda k: (-k[3], order.get(k[0], 9), k[1], METHODS.index(k[2])))
     for target, backend, method, size in keys:
         group = groups[(target, backend, method, size)]
@@ -306,6 +328,8 @@ def summarize(runs: list[Run]) -> tuple[Table, list[dict[str, Any]]]:
         ratio = speed / bare if bare else float("nan")
         synced = bare_speed.get(("bare+fsync", method, size))
         ratio_synced = speed / synced if synced else float("nan")
+        hashed = bare_speed.get(("bare+fsync+sha256", method, size))
+        ratio_hashed = speed / hashed if hashed else float("nan")
         baseline = min(r.rss_baseline for r in group)
         growth = max(r.rss_peak - r.rss_baseline for r in group)
         table.add(
@@ -316,6 +340,7 @@ def summarize(runs: list[Run]) -> tuple[Table, list[dict[str, Any]]]:
             f"{speed:.0f}",
             f"{ratio:.2f}",
             f"{ratio_synced:.2f}",
+            f"{ratio_hashed:.2f}",
             f"{baseline / MiB:.0f} MiB",
             f"{growth / MiB:.1f} MiB",
         )
@@ -329,6 +354,7 @@ def summarize(runs: list[Run]) -> tuple[Table, list[dict[str, Any]]]:
                 "mib_per_s_median": speed,
                 "ratio_vs_bare": ratio,
                 "ratio_vs_bare_fsync": ratio_synced,
+                "ratio_vs_bare_fsync_sha256": ratio_hashed,
                 "rss_baseline_bytes": baseline,
                 "rss_peak_growth_bytes": growth,
             }

@@ -108,6 +108,12 @@ class Settings:
 
     # --- storage -------------------------------------------------------------
     storage: str = _setting("local", "Object storage backend: `local` (data dir) or `s3`.")
+    local_direct_io: bool = _setting(
+        True,
+        "Local storage: write new objects with O_DIRECT, around the page cache (the bytes are "
+        "copied once, and nothing is left for the commit's fsync); a filesystem without it "
+        "gets buffered writes anyway. Off: every write goes through the page cache.",
+    )
     s3_endpoint_url: str = _setting(
         "", "S3 endpoint (MinIO, R2, ...); empty means AWS for the region."
     )

@@ -170,12 +170,13 @@ async def test_local_writeback_starts_in_the_background_and_owns_its_fd(
 async def test_local_writer_starts_writeback_so_commit_has_little_left(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A plain upload's writer asks for writeback as the file grows, as the appender
+    """Writing through the page cache (direct I/O off, or a filesystem without it), a
+    plain upload's writer asks for writeback as the file grows, as the appender
     does: the fsync at commit then waits for the last range, not the whole file."""
     from server.storage.writeback import WRITEBACK_BYTES
 
     ranges, fds = record_writeback(monkeypatch)
-    store = await LocalStorage.open(tmp_path)
+    store = await LocalStorage.open(tmp_path, direct_io=False)
     data = payload(4 * WRITEBACK_BYTES + 777)
     async with store.writer(KEY) as writer:
         for start in range(0, len(data), 256 * 1024):
@@ -183,4 +184,26 @@ async def test_local_writer_starts_writeback_so_commit_has_little_left(
         await asyncio.sleep(0.2)  # let the last one finish
         await writer.commit()
     assert_writeback_covered(ranges, fds, len(data))
+    assert await read_all(store, KEY) == data
+
+
+async def test_a_direct_writer_asks_for_no_writeback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With O_DIRECT nothing is left dirty in the page cache: no writeback to start."""
+    from server.storage.direct import DirectFile
+
+    probe = DirectFile.create(tmp_path / "probe")
+    supported = probe.direct
+    probe.close()
+    if not supported:
+        pytest.skip(f"no O_DIRECT on the filesystem of {tmp_path}")
+    ranges, _fds = record_writeback(monkeypatch)
+    store = await LocalStorage.open(tmp_path)
+    data = payload(4 * 1024 * 1024 + 777)
+    async with store.writer(KEY) as writer:
+        for start in range(0, len(data), 256 * 1024):
+            await writer.write(data[start : start + 256 * 1024])
+        await writer.commit()
+    assert ranges == []
     assert await read_all(store, KEY) == data

@@ -51,7 +51,7 @@ async def open_storage(settings: Settings) -> Storage:
 
 async def _open_backend(settings: Settings) -> Storage:
     if settings.storage == "local":
-        return await LocalStorage.open(settings.data_dir)
+        return await LocalStorage.open(settings.data_dir, direct_io=settings.local_direct_io)
     storage = await S3Storage.connect(
         bucket=settings.s3_bucket,
         part_size=settings.s3_part_size,

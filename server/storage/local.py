@@ -41,6 +41,7 @@ from server.storage.base import (
     validate_key,
     validate_prefix,
 )
+from server.storage.direct import DirectFile
 from server.storage.writeback import Writeback
 
 _OPEN, _COMMITTED, _ABORTED = "open", "committed", "aborted"
@@ -49,11 +50,11 @@ _OPEN, _COMMITTED, _ABORTED = "open", "committed", "aborted"
 class LocalWriter:
     """Streams one object into a temp file; `commit()` renames it into place."""
 
-    def __init__(self, storage: LocalStorage, key: str, tmp_path: Path, file: Any) -> None:
+    def __init__(self, storage: LocalStorage, key: str, tmp_path: Path, file: DirectFile) -> None:
         self._storage = storage
         self._key = key
         self._tmp_path = tmp_path
-        self._file = file  # a plain binary file; writes go to a worker thread
+        self._file = file  # writes go to a worker thread
         self._state = _OPEN
         self.bytes_written = 0
         self._writeback = Writeback(file, 0)
@@ -66,7 +67,8 @@ class LocalWriter:
         except OSError as exc:  # disk full, I/O error
             raise StorageError(f"writing {self._key!r}: {exc}") from exc
         self.bytes_written += len(chunk)
-        self._writeback.wrote(self.bytes_written)
+        if not self._file.direct:  # direct writes leave nothing dirty to write back
+            self._writeback.wrote(self.bytes_written)
 
     async def commit(self) -> ObjectInfo:
         if self._state != _OPEN:
@@ -141,14 +143,15 @@ def _replace_into_place(tmp: Path, final: Path) -> None:
 class LocalStorage:
     name = "local"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, direct_io: bool = True) -> None:
         self.root = root  # <data_dir>/objects
         self.tmp_dir = root / RESERVED_TOP_LEVEL
+        self.direct_io = direct_io  # new objects written with O_DIRECT (server/storage/direct.py)
 
     @classmethod
-    async def open(cls, data_dir: Path) -> LocalStorage:
+    async def open(cls, data_dir: Path, *, direct_io: bool = True) -> LocalStorage:
         root = await asyncio.to_thread(_make_root, Path(data_dir))
-        return cls(root)
+        return cls(root, direct_io=direct_io)
 
     def path_of(self, key: str) -> Path:
         return self.root / validate_key(key)
@@ -169,7 +172,7 @@ class LocalStorage:
         try:
             # Opened on the loop (microseconds): an open() handed to a thread
             # still completes if this task is cancelled, and its file leaks.
-            file = open(tmp_path, "xb")  # noqa: ASYNC230, SIM115
+            file = DirectFile.create(tmp_path, direct=self.direct_io)
         except OSError as exc:  # objects dir gone, read-only, out of inodes...
             raise StorageUnavailable(f"cannot start writing {key!r}: {exc}") from exc
         return LocalWriter(self, key, tmp_path, file)
