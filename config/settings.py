@@ -110,9 +110,10 @@ class Settings:
     storage: str = _setting("local", "Object storage backend: `local` (data dir) or `s3`.")
     local_direct_io: bool = _setting(
         True,
-        "Local storage: write new objects with O_DIRECT, around the page cache (the bytes are "
-        "copied once, and nothing is left for the commit's fsync); a filesystem without it "
-        "gets buffered writes anyway. Off: every write goes through the page cache.",
+        "Local storage: write objects and resumable uploads with O_DIRECT, around the page "
+        "cache (the bytes are copied once; nothing is left for the fsync); a filesystem "
+        "without it gets buffered writes anyway. Turn it off on NFS and other network "
+        "filesystems, where every direct write is a synchronous round trip.",
     )
     s3_endpoint_url: str = _setting(
         "", "S3 endpoint (MinIO, R2, ...); empty means AWS for the region."

@@ -152,12 +152,13 @@ def assert_writeback_covered(ranges: list[tuple[int, int]], fds: list[int], size
 async def test_local_writeback_starts_in_the_background_and_owns_its_fd(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Writeback is asked for range after range off the write path, on a duplicate fd
-    that the worker closes: the appender's own file can close whatever it does."""
+    """Through the page cache (direct I/O off, or a filesystem without it), writeback
+    is asked for range after range off the write path, on a duplicate fd that the
+    worker closes: the appender's own file can close whatever it does."""
     from server.storage.writeback import WRITEBACK_BYTES
 
     ranges, fds = record_writeback(monkeypatch)
-    store = await LocalStorage.open(tmp_path)
+    store = await LocalStorage.open(tmp_path, direct_io=False)
     data = payload(5 * WRITEBACK_BYTES + 12_345)
     state = await store.start_append(KEY, "video/mp4", SCRATCH)
     state = await append(store, state, data, final=True, chunk=256 * 1024)

@@ -7,8 +7,11 @@ fsync and the caller's commit, a chunk whose checksum failed) are dropped
 before anything else is appended. A state is handed back only after fsync,
 so a recorded size never counts bytes the disk does not hold.
 
-Writeback is started early, off the write path (`server/storage/writeback.py`),
-so the fdatasync that ends a PATCH finds little left to wait for.
+Bytes are appended with O_DIRECT through an aligned buffer where the
+filesystem has it (`server/storage/direct.py`): whole blocks go straight to
+the device, so the fdatasync that ends a PATCH or a checkpoint finds little
+left to wait for. Without it, writeback is started early, off the write path
+(`server/storage/writeback.py`), to the same end.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from server.storage.base import (
     validate_key,
     validate_prefix,
 )
+from server.storage.direct import DirectFile
 from server.storage.local import _flush_and_sync, _replace_into_place
 from server.storage.writeback import Writeback
 
@@ -41,12 +45,7 @@ if TYPE_CHECKING:
 _HANDLE = re.compile(r"append-[0-9a-f]{32}")
 
 
-def _append(file: Any, chunk: bytes) -> None:
-    file.write(chunk)
-    file.flush()  # in the kernel's page cache: what writeback and fdatasync see
-
-
-def _flush_and_datasync(file: Any) -> None:
+def _flush_and_datasync(file: DirectFile) -> None:
     # fdatasync still writes the new file size (needed to read the data back),
     # but not the timestamps: enough for the bytes and the length to survive.
     file.flush()
@@ -54,9 +53,9 @@ def _flush_and_datasync(file: Any) -> None:
 
 
 class LocalAppender:
-    def __init__(self, state: AppendState, file: Any, checkpoint_bytes: int) -> None:
+    def __init__(self, state: AppendState, file: DirectFile, checkpoint_bytes: int) -> None:
         self._state = state
-        self._file = file  # a plain binary file; writes go to a worker thread
+        self._file = file  # writes go to a worker thread
         self._checkpoint_bytes = checkpoint_bytes
         self._synced = state.size
         self.size = state.size
@@ -64,11 +63,12 @@ class LocalAppender:
 
     async def write(self, chunk: bytes) -> AppendState | None:
         try:
-            await asyncio.to_thread(_append, self._file, chunk)
+            await asyncio.to_thread(self._file.write, chunk)
         except OSError as exc:  # disk full, I/O error
             raise StorageError(f"appending to {self._state.key!r}: {exc}") from exc
         self.size += len(chunk)
-        self._writeback.wrote(self.size)
+        if not self._file.direct:  # direct writes leave nothing dirty to write back
+            self._writeback.wrote(self.size)
         if self.size - self._synced >= self._checkpoint_bytes:
             return await self.sync()
         return None
@@ -115,21 +115,16 @@ async def start(storage: LocalStorage, key: str, scratch_prefix: str) -> AppendS
     return state
 
 
-def _truncate_to(file: Any, size: int) -> None:
-    file.truncate(size)
-    file.seek(size)
-
-
 @asynccontextmanager
 async def open_append(
     storage: LocalStorage, state: AppendState, checkpoint_bytes: int
 ) -> AsyncIterator[LocalAppender]:
     try:
-        file = open(_path(storage, state), "r+b")  # noqa: ASYNC230, SIM115
+        file = DirectFile.open_existing(_path(storage, state), direct=storage.direct_io)
     except FileNotFoundError:
         raise ObjectNotFound(f"append of {state.key!r}") from None
     try:
-        await asyncio.to_thread(_truncate_to, file, state.size)
+        await asyncio.to_thread(file.resume_at, state.size)
         yield LocalAppender(state, file, checkpoint_bytes)
     finally:
         # Closed on the loop: a close sent to a thread can be cancelled and leak.
