@@ -11,7 +11,7 @@ from typing import Any
 
 import bcrypt
 import pytest
-from aiohttp import web
+from aiohttp import WSMsgType, web
 from aiohttp.test_utils import TestClient, make_mocked_request
 
 from config.settings import Settings
@@ -326,6 +326,55 @@ async def test_logout_ends_rotated_tokens_of_the_family_too(client: Client, user
     resp = await client.post(LOGOUT, json={"refresh_token": user.refresh_token})
     assert resp.status == 204
     await _error(await _refresh(client, rotated["refresh_token"]), 401, "invalid_token")
+
+
+async def test_logout_ends_that_sessions_access_tokens_too(client: Client, user: User) -> None:
+    """Not only its refresh tokens: an access token of the session is refused at once
+    (`session_ended`), while another session of the same account goes on."""
+    other = await _login(client, user.email)
+    assert (await _bearer(client, user.access_token)).status == 200  # cached as live
+    resp = await client.post(LOGOUT, json={"refresh_token": user.refresh_token})
+    assert resp.status == 204
+    await _error(await _bearer(client, user.access_token), 401, "session_ended")
+    assert (await _bearer(client, other["access_token"])).status == 200
+    # A WebSocket cannot authenticate with it either (the same check).
+    async with client.ws_connect("/api/v1/ws") as ws:
+        await ws.send_json({"type": "auth", "token": user.access_token})
+        msg = await ws.receive(timeout=10)
+        assert (msg.type, msg.data, msg.extra) == (WSMsgType.CLOSE, 4401, "session_ended")
+
+
+async def test_a_replayed_refresh_token_ends_the_sessions_access_tokens(
+    client: Client, user: User
+) -> None:
+    rotated = await (await _refresh(client, user.refresh_token)).json()
+    assert (await _bearer(client, rotated["access_token"])).status == 200
+    await _error(await _refresh(client, user.refresh_token), 401, "token_reused")
+    await _error(await _bearer(client, rotated["access_token"]), 401, "session_ended")
+    await _error(await _bearer(client, user.access_token), 401, "session_ended")
+
+
+async def test_ended_sessions_are_forgotten_once_their_tokens_expired(
+    client: Client, user: User
+) -> None:
+    """The refusal lasts as long as an access token can: the sweep then drops it."""
+    resp = await client.post(LOGOUT, json={"refresh_token": user.refresh_token})
+    assert resp.status == 204
+    app = _app(client)
+    async with app[appkeys.POOL].acquire() as conn:
+        until = await conn.fetchval(
+            "SELECT until - now() FROM ended_sessions WHERE user_id = $1::uuid", user.id
+        )
+        ttl = app[appkeys.SETTINGS].access_token_ttl_seconds
+        assert timedelta(seconds=ttl - 60) < until <= timedelta(seconds=ttl)
+        await conn.execute(
+            "UPDATE ended_sessions SET until = now() - interval '1 second' "
+            "WHERE user_id = $1::uuid",
+            user.id,
+        )
+        assert await refresh_tokens.delete_ended(conn) >= 1
+        left = "SELECT count(*) FROM ended_sessions WHERE user_id = $1::uuid"
+        assert await conn.fetchval(left, user.id) == 0
 
 
 async def test_logout_with_an_invalid_token_is_401(client: Client, user: User) -> None:

@@ -53,10 +53,14 @@ class Access(NamedTuple):
     email_verified: bool
     session_generation: int = 0
     session_kept: uuid.UUID | None = None
+    sessions_ended: frozenset[uuid.UUID] = frozenset()  # by a logout or a replay
 
     def admits(self, generation: int, session_id: uuid.UUID | None) -> bool:
         """Whether an access token of `generation`, issued in `session_id`, is still good:
-        a password reset or change, or a disable, ended every session it did not keep."""
+        a password reset or change, or a disable, ended every session it did not keep;
+        a logout, or a refresh token replayed, ended its own."""
+        if session_id is not None and session_id in self.sessions_ended:
+            return False
         return generation >= self.session_generation or (
             session_id is not None and session_id == self.session_kept
         )

@@ -8,9 +8,10 @@ Every access token is checked against the accounts that still exist
 (`authenticate`): a token outliving its account is a 401 everywhere, not a
 foreign-key error or an empty list. Access tokens name their family (`sid`);
 when one ends, `on_session_ended` is told after the commit, so live
-connections of that session close at once. They also carry the account's
-session generation (`gen`): the account check that reads role and disabled
-reads it too, and refuses tokens of sessions ended in bulk (`users.end_sessions`).
+connections of that session close at once, and its access tokens are refused
+from then on (`ended_sessions`). They also carry the account's session
+generation (`gen`): the account check that reads role and disabled reads it
+too, and refuses tokens of sessions ended in bulk (`users.end_sessions`).
 """
 
 from __future__ import annotations
@@ -233,6 +234,7 @@ class AuthService:
                 # A replay. The revocation must commit, so the 401 is raised only
                 # after the transaction block has ended (pair stays None).
                 await refresh_tokens.revoke_family(conn, row.family_id)
+                await self._end_access(conn, row.user_id, row.family_id)
             else:
                 user = await users.get_user(conn, row.user_id)
                 if user is None:
@@ -266,6 +268,7 @@ class AuthService:
                 conn, claims.family_id, user_id=claims.user_id
             )
             if ended:  # a repeated logout ends nothing and records nothing
+                await self._end_access(conn, claims.user_id, claims.family_id)
                 await self.audit.record(
                     "auth.logout",
                     actor=Actor.user(claims.user_id),
@@ -276,7 +279,19 @@ class AuthService:
                 )
         self._session_ended(claims.user_id, claims.family_id)
 
+    async def _end_access(
+        self, conn: asyncpg.Connection, user_id: uuid.UUID, session_id: uuid.UUID
+    ) -> None:
+        """The session's access tokens are refused from now on, not only its refresh
+        tokens: `Access.sessions_ended`, read by the per-request account check."""
+        await refresh_tokens.end_access(
+            conn, user_id, session_id, self.settings.access_token_ttl_seconds
+        )
+
     def _session_ended(self, user_id: uuid.UUID, session_id: uuid.UUID) -> None:
+        # This process's account check asks again at once; another instance's
+        # within `account_check_cache_seconds`.
+        self.access_cache.forget(user_id)
         if self.on_session_ended is not None:
             self.on_session_ended(user_id, session_id)
 

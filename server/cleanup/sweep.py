@@ -256,6 +256,8 @@ class _Sweep:
         deleted = await account_tokens_db.delete_expired(self.conn, before)
         self.report.account_tokens_deleted += deleted
         self.report.refresh_tokens_deleted += await refresh_tokens_db.delete_expired(self.conn)
+        # Ended sessions whose access tokens have all run out need no refusing.
+        await refresh_tokens_db.delete_ended(self.conn)
 
     async def forget_dead_workers(self) -> None:
         """Heartbeat rows of runners killed without a clean stop, a day on."""

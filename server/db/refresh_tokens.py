@@ -112,6 +112,29 @@ async def session_is_live(
     return live
 
 
+async def end_access(
+    conn: asyncpg.Connection, user_id: uuid.UUID, family_id: uuid.UUID, ttl_seconds: int
+) -> None:
+    """The session's access tokens are refused from now until the last of them has
+    expired (`ttl_seconds` on): read by `users.access_of`."""
+    await conn.execute(
+        """
+        INSERT INTO ended_sessions (user_id, session_id, until)
+        VALUES ($1, $2, now() + make_interval(secs => $3))
+        ON CONFLICT (user_id, session_id) DO UPDATE SET until = GREATEST(
+            ended_sessions.until, EXCLUDED.until)
+        """,
+        user_id,
+        family_id,
+        float(ttl_seconds),
+    )
+
+
+async def delete_ended(conn: asyncpg.Connection) -> int:
+    """Drops ended sessions whose access tokens have all expired."""
+    return _count(await conn.execute("DELETE FROM ended_sessions WHERE until < now()"))
+
+
 async def delete_expired(conn: asyncpg.Connection) -> int:
     """Drops rows past their expiry: their JWT `exp` already rejects such tokens."""
     status = await conn.execute("DELETE FROM refresh_tokens WHERE expires_at < now()")

@@ -32,17 +32,21 @@ async def user_exists(conn: asyncpg.Connection, user_id: uuid.UUID) -> bool:
 
 async def access_of(conn: asyncpg.Connection, user_id: uuid.UUID) -> Access | None:
     """Role, disabled, email-verified and session generation of an account, None when
-    it is gone: one index probe, called for every request that carries an access token
-    (so a role change, a disable, a verification or ended sessions apply at once, not
-    when the token expires)."""
+    it is gone: one index probe (and one into `ended_sessions`, usually empty), called
+    for every request that carries an access token (so a role change, a disable, a
+    verification or ended sessions apply at once, not when the token expires)."""
     row = await conn.fetchrow(
         """SELECT role, disabled_at IS NOT NULL AS disabled,
                   email_verified_at IS NOT NULL AS email_verified,
-                  session_generation, session_kept
+                  session_generation, session_kept,
+                  ARRAY(SELECT session_id FROM ended_sessions e
+                        WHERE e.user_id = users.id AND e.until > now()) AS sessions_ended
            FROM users WHERE id = $1""",
         user_id,
     )
-    return None if row is None else Access(**dict(row))
+    if row is None:
+        return None
+    return Access(**{**dict(row), "sessions_ended": frozenset(row["sessions_ended"])})
 
 
 async def end_sessions(
