@@ -57,11 +57,12 @@ async def head(client: TestClient[Any, Any], user: User, url: str) -> Any:
     return await client.head(url, headers={**user.headers, **TUS})
 
 
-async def raw_request(
+async def open_request(
     client: TestClient[Any, Any], head_lines: list[str], length: int, first: bytes
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """A request announcing `length` body bytes, sent over a raw socket with only `first`
-    of them: the test decides what comes next (more bytes, a stall, a cut)."""
+    of them, the connection left open: the test decides what comes next (more bytes, a
+    stall, a cut). `tests/edge_helpers.raw_request` sends a whole request instead."""
     reader, writer = await asyncio.open_connection("127.0.0.1", client.server.port)
     lines = [*head_lines, "Host: 127.0.0.1", f"Content-Length: {length}"]
     writer.write(("\r\n".join(lines) + "\r\n\r\n").encode() + first)
@@ -72,7 +73,7 @@ async def raw_request(
 async def raw_patch(
     client: TestClient[Any, Any], user: User, url: str, length: int, first: bytes
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """A tus PATCH at offset 0 over a raw socket (`raw_request`)."""
+    """A tus PATCH at offset 0 over a raw socket (`open_request`)."""
     head_lines = [
         f"PATCH {url} HTTP/1.1",
         f"Authorization: {user.headers['Authorization']}",
@@ -80,7 +81,22 @@ async def raw_patch(
         "Content-Type: application/offset+octet-stream",
         "Upload-Offset: 0",
     ]
-    return await raw_request(client, head_lines, length, first)
+    return await open_request(client, head_lines, length, first)
+
+
+async def stored_sha256(client: TestClient[Any, Any], user: User, video_id: str) -> str:
+    resp = await client.get(f"/api/v1/videos/{video_id}", headers=user.headers)
+    assert resp.status == 200, await resp.text()
+    return str((await resp.json())["sha256"])
+
+
+async def finish(
+    client: TestClient[Any, Any], user: User, url: str, offset: int, data: bytes
+) -> str:
+    """PATCH the rest of `data` from `offset` (204 expected): the video's stored sha256."""
+    resp = await patch(client, user, url, offset, data[offset:])
+    assert resp.status == 204, await resp.text()
+    return await stored_sha256(client, user, resp.headers["Frameflow-Video-Id"])
 
 
 async def used_bytes(app: web.Application, user: User) -> int:
@@ -218,8 +234,7 @@ async def test_checksum_match_and_mismatch(
     resp = await patch(client, user, url, 20_000, rest, **{"Upload-Checksum": checksum(rest)})
     assert resp.status == 204, await resp.text()
     video_id = resp.headers["Frameflow-Video-Id"]
-    resp = await client.get(f"/api/v1/videos/{video_id}", headers=user.headers)
-    assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
+    assert await stored_sha256(client, user, video_id) == hashlib.sha256(data).hexdigest()
 
 
 async def test_unknown_checksum_algorithm_is_400(client: TestClient[Any, Any], user: User) -> None:
@@ -345,12 +360,7 @@ async def test_a_body_that_breaks_off_keeps_what_arrived(
                 break
             await asyncio.sleep(0.05)
     assert offset == 25_000
-    resp = await patch(client, user, url, offset, data[offset:])
-    assert resp.status == 204, await resp.text()
-    resp = await client.get(
-        f"/api/v1/videos/{resp.headers['Frameflow-Video-Id']}", headers=user.headers
-    )
-    assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
+    assert await finish(client, user, url, offset, data) == hashlib.sha256(data).hexdigest()
 
 
 async def test_a_file_that_is_not_a_video_is_refused_at_the_end(
@@ -414,8 +424,7 @@ async def test_a_completion_cut_short_is_finished_by_the_next_head(
     resp = await head(client, user, url)
     assert resp.status == 200, await resp.text()
     video_id = resp.headers["Frameflow-Video-Id"]
-    resp = await client.get(f"/api/v1/videos/{video_id}", headers=user.headers)
-    assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
+    assert await stored_sha256(client, user, video_id) == hashlib.sha256(data).hexdigest()
     assert await used_bytes(client.app, user) == len(data)
     # The last PATCH repeated (its answer was lost) names the same video.
     resp = await patch(client, user, url, len(data), b"")
@@ -468,12 +477,7 @@ async def test_a_chunk_being_written_when_the_body_breaks_off_counts_and_is_hash
     hashes = client.app[appkeys.TUS]._hashes._entries
     upload_id = uuid.UUID(url.rstrip("/").rsplit("/", 1)[1])
     assert hashes[upload_id][0] == 25_000
-    resp = await patch(client, user, url, offset, data[offset:])
-    assert resp.status == 204, await resp.text()
-    resp = await client.get(
-        f"/api/v1/videos/{resp.headers['Frameflow-Video-Id']}", headers=user.headers
-    )
-    assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
+    assert await finish(client, user, url, offset, data) == hashlib.sha256(data).hexdigest()
 
 
 async def test_a_break_while_the_last_chunk_is_stored_leaves_it_to_complete(
@@ -522,8 +526,7 @@ async def test_a_break_while_the_last_chunk_is_stored_leaves_it_to_complete(
     monkeypatch.undo()
     assert video_id is not None
     assert int(resp.headers["Upload-Offset"]) == len(data)
-    resp = await client.get(f"/api/v1/videos/{video_id}", headers=user.headers)
-    assert (await resp.json())["sha256"] == hashlib.sha256(data).hexdigest()
+    assert await stored_sha256(client, user, video_id) == hashlib.sha256(data).hexdigest()
 
 
 async def test_a_database_failure_at_completion_keeps_the_bytes(

@@ -67,8 +67,7 @@ class LocalWriter:
         except OSError as exc:  # disk full, I/O error
             raise StorageError(f"writing {self._key!r}: {exc}") from exc
         self.bytes_written += len(chunk)
-        if not self._file.direct:  # direct writes leave nothing dirty to write back
-            self._writeback.wrote(self.bytes_written)
+        self._writeback.wrote(self.bytes_written)
 
     async def commit(self) -> ObjectInfo:
         if self._state != _OPEN:

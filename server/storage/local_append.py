@@ -67,8 +67,7 @@ class LocalAppender:
         except OSError as exc:  # disk full, I/O error
             raise StorageError(f"appending to {self._state.key!r}: {exc}") from exc
         self.size += len(chunk)
-        if not self._file.direct:  # direct writes leave nothing dirty to write back
-            self._writeback.wrote(self.size)
+        self._writeback.wrote(self.size)
         if self.size - self._synced >= self._checkpoint_bytes:
             return await self.sync()
         return None

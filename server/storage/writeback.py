@@ -16,7 +16,10 @@ import asyncio
 import ctypes
 import ctypes.util
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from server.storage.direct import DirectFile
 
 _SYNC_FILE_RANGE_WRITE = 2  # <linux/fs.h>: start writeback, do not wait for it
 # Start writing out every this many new bytes.
@@ -51,17 +54,19 @@ def _start_writeback(fd: int, offset: int, size: int) -> None:
 
 
 class Writeback:
-    """Background writeback for one file that grows from `start` bytes."""
+    """Background writeback for one file that grows from `start` bytes, while it is
+    written through the page cache: direct writes (`DirectFile.direct`) leave
+    nothing dirty to write back."""
 
-    def __init__(self, file: Any, start: int, every: int = WRITEBACK_BYTES) -> None:
+    def __init__(self, file: DirectFile, start: int, every: int = WRITEBACK_BYTES) -> None:
         self._file = file
         self._from = start  # where the next writeback starts
         self._every = every
         self._pending: asyncio.Future[None] | None = None
 
     def wrote(self, size: int) -> None:
-        """The file now holds `size` bytes in the kernel (flushed out of Python's buffer)."""
-        if _sync_file_range is None or size - self._from < self._every:
+        """The file now holds `size` bytes (in the kernel, or staged for a direct write)."""
+        if _sync_file_range is None or self._file.direct or size - self._from < self._every:
             return
         if self._pending is not None and not self._pending.done():
             return  # still starting the last range; the next call covers this one too
